@@ -1,0 +1,3 @@
+//! Synapse-compatible admin endpoints that ops tools and Complement rely on.
+
+pub mod register;

@@ -1,0 +1,70 @@
+//! `GET /devices`, `GET/PUT/DELETE /devices/{deviceId}`, `POST /delete_devices`
+//! (spec: "Device management"). Device objects always carry `last_seen_ip` and `last_seen_ts`.
+
+use ruma::api::client::device::{delete_device, delete_devices, get_device, get_devices, update_device};
+use serde_json::{Value, json};
+
+use super::login::uia_reauth;
+use crate::api::ruma::{RawJson, Ruma};
+use crate::error::{Error, Result};
+use crate::services::State;
+use crate::storage::records::DeviceRecord;
+use crate::users::devices;
+
+fn device_json(device_id: &str, r: &DeviceRecord) -> Value {
+    json!({
+        "device_id": device_id,
+        "display_name": r.display_name,
+        "last_seen_ip": r.last_seen_ip,
+        "last_seen_ts": r.last_seen_ts,
+    })
+}
+
+/// `GET /_matrix/client/v3/devices`
+pub async fn list(s: State, r: Ruma<get_devices::v3::Request>) -> Result<RawJson> {
+    let uid = r.auth()?.user_id.clone();
+    let list = s.db.blocking(move |db| devices::list(db, &uid)).await?;
+    Ok(RawJson(json!({ "devices": list.iter().map(|(id, d)| device_json(id, d)).collect::<Vec<_>>() })))
+}
+
+/// `GET /_matrix/client/v3/devices/{deviceId}`
+pub async fn get(s: State, r: Ruma<get_device::v3::Request>) -> Result<RawJson> {
+    let uid = r.auth()?.user_id.clone();
+    let device_id = r.body.device_id;
+    let did = device_id.clone();
+    let record = s.db.blocking(move |db| devices::get(db, &uid, &did)).await?;
+    let record = record.ok_or_else(|| Error::not_found("Unknown device"))?;
+    Ok(RawJson(device_json(device_id.as_str(), &record)))
+}
+
+/// `PUT /_matrix/client/v3/devices/{deviceId}`
+pub async fn update(s: State, r: Ruma<update_device::v3::Request>) -> Result<update_device::v3::Response> {
+    let uid = r.auth()?.user_id.clone();
+    let (device_id, name) = (r.body.device_id, r.body.display_name);
+    s.db.blocking(move |db| devices::set_display_name(db, &uid, &device_id, name)).await?;
+    Ok(update_device::v3::Response::new())
+}
+
+/// `DELETE /_matrix/client/v3/devices/{deviceId}` (User-Interactive Auth)
+pub async fn delete(s: State, r: Ruma<delete_device::v3::Request>) -> Result<delete_device::v3::Response> {
+    let uid = r.auth()?.user_id.clone();
+    let device_id = r.body.device_id;
+    let (u, d) = (uid.clone(), device_id.clone());
+    if s.db.blocking(move |db| devices::get(db, &u, &d)).await?.is_none() {
+        return Err(Error::not_found("Unknown device"));
+    }
+    uia_reauth(&s, r.body.auth.as_ref(), &uid).await?;
+    s.db.blocking(move |db| devices::delete(db, &uid, &[&device_id])).await?;
+    Ok(delete_device::v3::Response::new())
+}
+
+/// `POST /_matrix/client/v3/delete_devices` (User-Interactive Auth)
+pub async fn delete_many(s: State, r: Ruma<delete_devices::v3::Request>) -> Result<delete_devices::v3::Response> {
+    let uid = r.auth()?.user_id.clone();
+    uia_reauth(&s, r.body.auth.as_ref(), &uid).await?;
+    let ids = r.body.devices;
+    s.db
+        .blocking(move |db| devices::delete(db, &uid, &ids.iter().map(|d| d.as_ref()).collect::<Vec<_>>()))
+        .await?;
+    Ok(delete_devices::v3::Response::new())
+}

@@ -1,0 +1,59 @@
+//! Client-Server API handlers, one spec area per file. [`routes`] registers each from its
+//! ruma request type's metadata.
+
+pub mod account;
+pub mod account_data;
+pub mod devices;
+pub mod discovery;
+pub mod login;
+pub mod profile;
+pub mod register;
+pub mod session;
+
+use axum::Router;
+use ruma::api::client as c;
+use ruma::api::federation::discovery::discover_homeserver as fed_discovery;
+
+use super::ruma::route;
+use crate::services::State;
+
+pub fn routes(r: Router<State>) -> Router<State> {
+    let r = route::<c::discovery::get_supported_versions::Request, _, _, _>(r, discovery::versions);
+    let r = route::<c::discovery::get_capabilities::v3::Request, _, _, _>(r, discovery::capabilities);
+    let r = route::<c::discovery::discover_homeserver::Request, _, _, _>(r, discovery::well_known_client);
+    let r = route::<fed_discovery::Request, _, _, _>(r, discovery::well_known_server);
+
+    let r = route::<c::account::register::v3::Request, _, _, _>(r, register::register);
+    let r = route::<c::account::get_username_availability::v3::Request, _, _, _>(r, register::available);
+    let r = route::<c::account::check_registration_token_validity::v1::Request, _, _, _>(r, register::token_validity);
+
+    let r = route::<c::session::get_login_types::v3::Request, _, _, _>(r, login::login_types);
+    let r = route::<c::session::login::v3::Request, _, _, _>(r, login::login);
+    let r = route::<c::session::get_login_token::v1::Request, _, _, _>(r, login::get_token);
+    let r = route::<c::session::refresh_token::v3::Request, _, _, _>(r, session::refresh);
+    let r = route::<c::session::logout::v3::Request, _, _, _>(r, session::logout);
+    let r = route::<c::session::logout_all::v3::Request, _, _, _>(r, session::logout_all);
+    let r = route::<c::account::whoami::v3::Request, _, _, _>(r, session::whoami);
+
+    let r = route::<c::account::change_password::v3::Request, _, _, _>(r, account::change_password);
+    let r = route::<c::account::deactivate::v3::Request, _, _, _>(r, account::deactivate);
+    let r = route::<c::account::get_3pids::v3::Request, _, _, _>(r, account::threepids);
+
+    let r = route::<c::device::get_devices::v3::Request, _, _, _>(r, devices::list);
+    let r = route::<c::device::get_device::v3::Request, _, _, _>(r, devices::get);
+    let r = route::<c::device::update_device::v3::Request, _, _, _>(r, devices::update);
+    let r = route::<c::device::delete_device::v3::Request, _, _, _>(r, devices::delete);
+    let r = route::<c::device::delete_devices::v3::Request, _, _, _>(r, devices::delete_many);
+
+    let r = route::<c::profile::get_profile::v3::Request, _, _, _>(r, profile::get_all);
+    let r = route::<c::profile::get_profile_field::v3::Request, _, _, _>(r, profile::get_field);
+    let r = route::<c::profile::set_profile_field::v3::Request, _, _, _>(r, profile::set_field);
+    let r = route::<c::profile::delete_profile_field::v3::Request, _, _, _>(r, profile::delete_field);
+
+    let r = route::<c::config::get_global_account_data::v3::Request, _, _, _>(r, account_data::get_global);
+    let r = route::<c::config::set_global_account_data::v3::Request, _, _, _>(r, account_data::set_global);
+    let r = route::<c::config::get_room_account_data::v3::Request, _, _, _>(r, account_data::get_room);
+    let r = route::<c::config::set_room_account_data::v3::Request, _, _, _>(r, account_data::set_room);
+    let r = route::<c::filter::create_filter::v3::Request, _, _, _>(r, account_data::create_filter);
+    route::<c::filter::get_filter::v3::Request, _, _, _>(r, account_data::get_filter)
+}

@@ -1,0 +1,43 @@
+//! `GET /profile/{userId}`, `GET/PUT/DELETE /profile/{userId}/{keyName}`
+//! (spec: "Profiles", with v1.16 extended profile fields).
+
+use ruma::api::client::profile::{delete_profile_field, get_profile, get_profile_field, set_profile_field};
+use serde_json::{Value, json};
+
+use super::account::ensure_self;
+use crate::api::ruma::{RawJson, Ruma};
+use crate::error::Result;
+use crate::services::State;
+use crate::users::profile;
+
+/// `GET /_matrix/client/v3/profile/{userId}`
+pub async fn get_all(s: State, r: Ruma<get_profile::v3::Request>) -> Result<RawJson> {
+    let uid = r.body.user_id;
+    let map = s.db.blocking(move |db| profile::get_all(db, &uid)).await?;
+    Ok(RawJson(Value::Object(map)))
+}
+
+/// `GET /_matrix/client/v3/profile/{userId}/{keyName}`
+pub async fn get_field(s: State, r: Ruma<get_profile_field::v3::Request>) -> Result<RawJson> {
+    let (uid, field) = (r.body.user_id, r.body.field.as_str().to_owned());
+    let key = field.clone();
+    let value = s.db.blocking(move |db| profile::get_field(db, &uid, &key)).await?;
+    Ok(RawJson(json!({ field: value })))
+}
+
+/// `PUT /_matrix/client/v3/profile/{userId}/{keyName}`
+pub async fn set_field(s: State, r: Ruma<set_profile_field::v3::Request>) -> Result<set_profile_field::v3::Response> {
+    ensure_self(&r.auth()?.user_id, &r.body.user_id, "the profile")?;
+    let uid = r.body.user_id;
+    let (field, value) = (r.body.value.field_name().as_str().to_owned(), r.body.value.value().into_owned());
+    s.db.blocking(move |db| profile::set_field(db, &uid, &field, value)).await?;
+    Ok(set_profile_field::v3::Response::new())
+}
+
+/// `DELETE /_matrix/client/v3/profile/{userId}/{keyName}`
+pub async fn delete_field(s: State, r: Ruma<delete_profile_field::v3::Request>) -> Result<delete_profile_field::v3::Response> {
+    ensure_self(&r.auth()?.user_id, &r.body.user_id, "the profile")?;
+    let (uid, field) = (r.body.user_id, r.body.field.as_str().to_owned());
+    s.db.blocking(move |db| profile::delete_field(db, &uid, &field)).await?;
+    Ok(delete_profile_field::v3::Response::new())
+}

@@ -1,0 +1,85 @@
+//! The HTTP layer: axum routers, middleware, and the handlers under `client/` and `admin/`.
+//! Handlers parse, authorize, call a service and shape the response; nothing here touches
+//! RocksDB directly.
+
+pub mod admin;
+pub mod client;
+pub mod ops;
+pub mod ruma;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, Request, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::{Error, ErrorKind};
+use crate::services::State;
+
+/// Request ids: a per-process random prefix and a counter.
+#[derive(Clone)]
+struct RequestIds {
+    prefix: String,
+    next: std::sync::Arc<AtomicU64>,
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n}", self.prefix)).ok().map(RequestId::new)
+    }
+}
+
+/// CORS exactly as the spec's "Web Browser Clients" section asks.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS])
+        .allow_headers([HeaderName::from_static("x-requested-with"), header::CONTENT_TYPE, header::AUTHORIZATION])
+}
+
+/// The client listener's router (Client-Server API, Synapse admin API, `/health`).
+pub fn client_router(state: State) -> Router {
+    let x_request_id = HeaderName::from_static("x-request-id");
+    let ids = RequestIds { prefix: crate::users::random_string(6), next: Default::default() };
+    let router = client::routes(Router::new())
+        .route("/_synapse/admin/v1/register", get(admin::register::nonce).post(admin::register::register))
+        .route("/health", get(ops::health))
+        .fallback(|| async { Error::new(ErrorKind::Unrecognized { method_not_allowed: false }, "Unrecognized request") })
+        .method_not_allowed_fallback(|| async {
+            Error::new(ErrorKind::Unrecognized { method_not_allowed: true }, "Unrecognized request: method not allowed")
+        })
+        .with_state(state);
+    router
+        .layer(axum::middleware::from_fn(ops::track))
+        .layer(DefaultBodyLimit::disable())
+        .layer(CatchPanicLayer::custom(|_| Error::internal("handler panicked").into_response()))
+        .layer(cors())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    // The path only: query strings may carry access tokens.
+                    tracing::info_span!("request", id, method = %req.method(), path = req.uri().path())
+                })
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(SetRequestIdLayer::new(x_request_id, ids))
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(300)))
+}
+
+/// The private metrics listener's router.
+pub fn metrics_router(state: State, handle: PrometheusHandle) -> Router {
+    Router::new().route("/metrics", get(ops::metrics)).with_state((state, handle))
+}

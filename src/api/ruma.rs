@@ -1,0 +1,213 @@
+//! Routes from ruma's request metadata: each endpoint is registered on every path its ruma
+//! request type declares, with the method, authentication and rate limiting it declares.
+//!
+//! [`route`] wraps a handler `async fn(State, Ruma<Req>) -> Result<Req::OutgoingResponse>`:
+//! it reads the body (capped), authenticates, rate-limits, parses with ruma, and turns the
+//! result or the [`Error`] into the HTTP response.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::panic::AssertUnwindSafe;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request, State as AxState};
+use axum::http::{Method, request::Parts};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, on};
+use ruma::api::auth_scheme::{AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional, NoAccessToken, NoAuthentication};
+use ruma::api::error::{DeserializationError, FromHttpRequestError};
+use ruma::api::path_builder::PathBuilder;
+use ruma::api::{IncomingRequest, IncomingRequestExt, OutgoingResponse};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::ratelimit::Class;
+use crate::services::State;
+use crate::users::tokens::{self, Auth};
+
+/// A parsed request with who sent it.
+pub struct Ruma<T> {
+    pub body: T,
+    /// The authenticated requester, when the endpoint takes an access token and one was given.
+    pub auth: Option<Auth>,
+    pub client_ip: Option<IpAddr>,
+}
+
+impl<T> Ruma<T> {
+    /// The requester of an endpoint that requires authentication.
+    pub fn auth(&self) -> Result<&Auth> {
+        self.auth.as_ref().ok_or_else(|| Error::new(ErrorKind::MissingToken, "Missing access token"))
+    }
+}
+
+/// How an endpoint authenticates, from its ruma `Authentication` type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Required,
+    Optional,
+    None,
+}
+
+pub trait AuthPolicy {
+    const POLICY: Policy;
+}
+
+macro_rules! policy {
+    ($($t:ty => $p:ident),* $(,)?) => { $(impl AuthPolicy for $t { const POLICY: Policy = Policy::$p; })* };
+}
+policy!(
+    AccessToken => Required,
+    AccessTokenOptional => Optional,
+    AppserviceToken => Required,
+    AppserviceTokenOptional => Optional,
+    NoAuthentication => None,
+    NoAccessToken => None,
+);
+
+/// Register `handler` for every path of request type `T`.
+pub fn route<T, F, Fut, R>(mut router: Router<State>, handler: F) -> Router<State>
+where
+    T: IncomingRequest + Send + 'static,
+    T::Authentication: AuthPolicy,
+    F: Fn(State, Ruma<T>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<R>> + Send + 'static,
+    R: Reply,
+{
+    let Ok(filter) = MethodFilter::try_from(T::METHOD) else {
+        tracing::error!(method = %T::METHOD, "ruma method has no axum filter; route skipped");
+        return router;
+    };
+    for path in T::PATH_BUILDER.all_paths() {
+        let class = T::RATE_LIMITED.then(|| rate_class(path));
+        let handler = handler.clone();
+        let endpoint = move |AxState(s): AxState<State>, req: Request| {
+            let handler = handler.clone();
+            async move {
+                let prepared = prepare::<T>(&s, req, T::Authentication::POLICY, class).await;
+                match prepared {
+                    Ok(r) => match handler(s, r).await {
+                        Ok(response) => response.into_reply(),
+                        Err(e) => e.into_response(),
+                    },
+                    Err(e) => e.into_response(),
+                }
+            }
+        };
+        router = router.route(path, on(filter, endpoint));
+    }
+    router
+}
+
+fn rate_class(path: &str) -> Class {
+    if path.contains("/login") {
+        Class::Login
+    } else if path.contains("/register") {
+        Class::Register
+    } else {
+        Class::Client
+    }
+}
+
+/// What a handler may answer: a ruma response type, or [`RawJson`] where ruma's type cannot say
+/// what the spec requires (e.g. `null` values it would omit).
+pub trait Reply {
+    fn into_reply(self) -> Response;
+}
+
+impl<T: OutgoingResponse> Reply for T {
+    fn into_reply(self) -> Response {
+        match self.try_into_http_response::<Vec<u8>>() {
+            Ok(r) => r.map(Body::from).into_response(),
+            Err(e) => Error::internal(format!("serialising response: {e}")).into_response(),
+        }
+    }
+}
+
+/// A 200 response with this JSON body.
+pub struct RawJson(pub serde_json::Value);
+
+impl Reply for RawJson {
+    fn into_reply(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// The access token from `Authorization: Bearer` or the deprecated `access_token` query parameter.
+fn access_token(parts: &Parts) -> Result<Option<String>> {
+    if let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+        let value = value.to_str().unwrap_or_default();
+        return match value.strip_prefix("Bearer ") {
+            Some(token) => Ok(Some(token.trim().to_owned())),
+            None => Err(Error::new(ErrorKind::MissingToken, "Invalid Authorization header")),
+        };
+    }
+    let query = parts.uri.query().unwrap_or_default();
+    Ok(form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "access_token").map(|(_, v)| v.into_owned()))
+}
+
+async fn prepare<T: IncomingRequest>(s: &State, req: Request, policy: Policy, rate: Option<Class>) -> Result<Ruma<T>> {
+    let (mut parts, body) = req.into_parts();
+    let params = RawPathParams::from_request_parts(&mut parts, s)
+        .await
+        .map_err(|e| Error::invalid_param(format!("Invalid path parameter: {}", e.body_text())))?;
+    let path_args: Vec<String> = params.iter().map(|(_, v)| v.to_owned()).collect();
+    let client_ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+
+    let token = if policy == Policy::None { None } else { access_token(&parts)? };
+    let auth = match (policy, token) {
+        (Policy::Required, None) => return Err(Error::new(ErrorKind::MissingToken, "Missing access token")),
+        (_, Some(token)) => Some(s.db.blocking(move |db| tokens::authenticate(db, &token)).await?),
+        (_, None) => None,
+    };
+    if let Some(class) = rate {
+        let key = match (&auth, client_ip) {
+            (Some(a), _) if class == Class::Client => a.user_id.to_string(),
+            (_, Some(ip)) => ip.to_string(),
+            _ => String::new(),
+        };
+        s.rate_limiter.check(class, &key)?;
+    }
+
+    let limit = s.config.server.max_request_bytes;
+    let mut bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| Error::new(ErrorKind::TooLarge, format!("Request body exceeds {limit} bytes")))?;
+    if bytes.is_empty() && matches!(parts.method, Method::POST | Method::PUT) {
+        bytes = bytes::Bytes::from_static(b"{}");
+    }
+    if !bytes.is_empty() && parts.method != Method::GET && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+        return Err(Error::new(ErrorKind::NotJson, "Content not JSON."));
+    }
+
+    let args: Vec<&str> = path_args.iter().map(String::as_str).collect();
+    let http_request = axum::http::Request::from_parts(parts, bytes.as_ref());
+    // Some ruma deserialisers index JSON maps and panic on malformed input: that is bad JSON.
+    let parsed = std::panic::catch_unwind(AssertUnwindSafe(|| T::try_from_http_request(http_request, &args)));
+    let body = match parsed {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => return Err(parse_error(e)),
+        Err(_) => return Err(Error::bad_json("Malformed request body")),
+    };
+
+    if let Some(a) = &auth {
+        s.device_seen(&a.user_id, &a.device_id, client_ip).await?;
+    }
+    Ok(Ruma { body, auth, client_ip })
+}
+
+/// Map ruma's parse failures to the spec's codes.
+fn parse_error(e: FromHttpRequestError) -> Error {
+    let missing = |m: &str| m.contains("missing field");
+    match e {
+        FromHttpRequestError::Deserialization(DeserializationError::Json(e)) => {
+            let m = e.to_string();
+            if missing(&m) { Error::new(ErrorKind::MissingParam, m) } else { Error::bad_json(m) }
+        }
+        FromHttpRequestError::Deserialization(DeserializationError::Query(e)) => {
+            let m = e.to_string();
+            if missing(&m) { Error::new(ErrorKind::MissingParam, m) } else { Error::invalid_param(m) }
+        }
+        FromHttpRequestError::Deserialization(e) => Error::invalid_param(e.to_string()),
+        other => Error::bad_json(other.to_string()),
+    }
+}

@@ -1,0 +1,152 @@
+//! Configuration: one TOML file, every key overridable by `TRELLIS_<SECTION>__<KEY>`.
+//!
+//! Each section is declared in [`sections`] with its documented defaults; `conf/trellis.toml`
+//! is the annotated example and must list every key declared there.
+
+mod lenient;
+mod sections;
+
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+pub use sections::*;
+
+/// The whole configuration. Top-level keys first, then one struct per `[section]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The server name in user IDs (`@alice:server_name`). Cannot change once users exist.
+    pub server_name: String,
+    pub server: ServerSection,
+    pub listen: ListenSection,
+    pub tls: TlsSection,
+    pub database: DatabaseSection,
+    pub logging: LoggingSection,
+    pub registration: RegistrationSection,
+    pub login: LoginSection,
+    pub jwt: JwtSection,
+    pub password_policy: PasswordPolicySection,
+    pub rate_limits: RateLimitsSection,
+    pub media: MediaSection,
+    pub voip: VoipSection,
+    pub metrics: MetricsSection,
+    pub well_known: WellKnownSection,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server_name: "localhost".into(),
+            server: Default::default(),
+            listen: Default::default(),
+            tls: Default::default(),
+            database: Default::default(),
+            logging: Default::default(),
+            registration: Default::default(),
+            login: Default::default(),
+            jwt: Default::default(),
+            password_policy: Default::default(),
+            rate_limits: Default::default(),
+            media: Default::default(),
+            voip: Default::default(),
+            metrics: Default::default(),
+            well_known: Default::default(),
+        }
+    }
+}
+
+/// A configuration that could not be loaded; its message names the offending key.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Config {
+    /// Embedded defaults, then the TOML file (if any), then `TRELLIS_*` environment variables.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = path {
+            if !path.exists() {
+                return Err(ConfigError(format!("config file {} does not exist", path.display())));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed("TRELLIS_").split("__"));
+        let config: Config = figment.extract().map_err(|e| {
+            // figment reports every problem; the first one, with its key, is the clear line.
+            let first = e.into_iter().next();
+            ConfigError(first.map_or_else(|| "invalid configuration".into(), |e| e.to_string()))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks that cannot be expressed in the types; each error names its key.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("invalid value for key \"{key}\": {why}")));
+        if ruma::ServerName::parse(&self.server_name).is_err() {
+            return bad("server_name", "not a valid Matrix server name");
+        }
+        if self.server.max_request_bytes < 1024 {
+            return bad("server.max_request_bytes", "must be at least 1024");
+        }
+        if self.jwt.enabled {
+            if self.jwt.secret.is_none() && self.jwt.public_key.is_none() {
+                return bad("jwt.secret", "jwt.enabled needs jwt.secret or jwt.public_key");
+            }
+            if crate::users::jwt::algorithm(&self.jwt.algorithm).is_none() {
+                return bad("jwt.algorithm", "unknown algorithm (HS256, HS384, HS512, RS256, ES256, EdDSA...)");
+            }
+        }
+        if self.registration.token.as_deref() == Some("") {
+            return bad("registration.token", "must not be empty; remove the key to disable it");
+        }
+        for (key, limit) in [
+            ("rate_limits.login", &self.rate_limits.login),
+            ("rate_limits.register", &self.rate_limits.register),
+            ("rate_limits.client", &self.rate_limits.client),
+        ] {
+            if limit.per_second <= 0.0 || limit.burst == 0 {
+                return bad(key, "per_second and burst must be positive");
+            }
+        }
+        if !matches!(self.logging.format.as_str(), "pretty" | "json") {
+            return bad("logging.format", "must be \"pretty\" or \"json\"");
+        }
+        Ok(())
+    }
+
+    /// The example configuration file, written by `trellis generate-config`.
+    pub fn example_toml() -> &'static str {
+        include_str!("../../conf/trellis.toml")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_parses_to_the_defaults() {
+        let example: Config = toml::from_str(Config::example_toml()).expect("example parses");
+        let defaults = Config::default();
+        assert_eq!(
+            serde_json::to_value(&example).unwrap(),
+            serde_json::to_value(&defaults).unwrap(),
+            "conf/trellis.toml must state exactly the embedded defaults"
+        );
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().expect("defaults valid");
+        assert_eq!(Config::default().listen.client.to_string(), "127.0.0.1:8008");
+    }
+}

@@ -1,0 +1,290 @@
+//! The `[section]`s of the configuration, each documented where it is declared.
+//! Defaults here are the embedded defaults; `conf/trellis.toml` repeats them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::lenient;
+
+/// `[server]`: behaviour of the HTTP front.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// Show internal error details to clients. Never in production.
+    pub dev_mode: bool,
+    /// Largest request body accepted on JSON endpoints, in bytes (larger → 413 `M_TOO_LARGE`).
+    pub max_request_bytes: usize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection { dev_mode: false, max_request_bytes: 1024 * 1024 }
+    }
+}
+
+/// `[listen]`: where the listeners bind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenSection {
+    /// Client-Server API, plain HTTP (put a TLS proxy in front for the internet). Port 0 picks one.
+    pub client: SocketAddr,
+    /// Server-Server API over TLS. Unused until federation lands.
+    pub federation: SocketAddr,
+}
+
+impl Default for ListenSection {
+    fn default() -> Self {
+        ListenSection {
+            client: SocketAddr::from(([127, 0, 0, 1], 8008)),
+            federation: SocketAddr::from(([127, 0, 0, 1], 8448)),
+        }
+    }
+}
+
+/// `[tls]`: certificate for the federation listener (PEM files).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSection {
+    pub certificate: Option<PathBuf>,
+    pub private_key: Option<PathBuf>,
+}
+
+/// `[database]`: the RocksDB store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSection {
+    /// Directory of the RocksDB database (created if missing).
+    pub path: PathBuf,
+    /// Shared block cache size in MiB.
+    pub cache_mb: usize,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        DatabaseSection { path: PathBuf::from("./trellis-data"), cache_mb: 64 }
+    }
+}
+
+/// `[logging]`: structured logs on standard error.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingSection {
+    /// "pretty" for people, "json" for log collectors.
+    pub format: String,
+    /// A tracing filter, e.g. "info" or "trellis=debug,tower_http=info". `RUST_LOG` wins if set.
+    pub level: String,
+}
+
+impl Default for LoggingSection {
+    fn default() -> Self {
+        LoggingSection { format: "pretty".into(), level: "info".into() }
+    }
+}
+
+/// `[registration]`: who may create accounts (spec: "Account registration and management").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrationSection {
+    /// Open `POST /register` to the public. Off: 403 `M_FORBIDDEN` (admins still can).
+    pub enabled: bool,
+    /// If set, registration needs this token (`m.login.registration_token`).
+    #[serde(deserialize_with = "lenient::opt_string", skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// If set, Synapse-style shared-secret registration `/_synapse/admin/v1/register` is on.
+    #[serde(deserialize_with = "lenient::opt_string", skip_serializing_if = "Option::is_none")]
+    pub shared_secret: Option<String>,
+    /// Allow `kind=guest` registration.
+    pub allow_guests: bool,
+    /// Localpart prefixes reserved for the server and bridges (→ `M_EXCLUSIVE`).
+    pub reserved_prefixes: Vec<String>,
+}
+
+impl Default for RegistrationSection {
+    fn default() -> Self {
+        RegistrationSection {
+            enabled: true,
+            token: None,
+            shared_secret: None,
+            allow_guests: false,
+            reserved_prefixes: Vec::new(),
+        }
+    }
+}
+
+/// `[login]`: login methods and token lifetimes (spec: "Login", "Refreshing access tokens").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginSection {
+    /// `m.login.password`.
+    pub password: bool,
+    /// `m.login.token` and `POST /login/get_token`.
+    pub token: bool,
+    /// Lifetime of a login token from `/login/get_token`, in ms.
+    pub login_token_lifetime_ms: u64,
+    /// Lifetime of access tokens of clients that asked for a refresh token, in ms.
+    pub refreshable_access_token_lifetime_ms: u64,
+    /// Lifetime of other access tokens, in ms; 0 means they do not expire.
+    pub access_token_lifetime_ms: u64,
+}
+
+impl Default for LoginSection {
+    fn default() -> Self {
+        LoginSection {
+            password: true,
+            token: true,
+            login_token_lifetime_ms: 120_000,
+            refreshable_access_token_lifetime_ms: 300_000,
+            access_token_lifetime_ms: 0,
+        }
+    }
+}
+
+/// `[jwt]`: `org.matrix.login.jwt` login with a JSON Web Token whose `sub` is the localpart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtSection {
+    pub enabled: bool,
+    /// HMAC secret (HS* algorithms).
+    #[serde(deserialize_with = "lenient::opt_string", skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// PEM public key (RS*, PS*, ES*, EdDSA): the key itself or a path to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    pub algorithm: String,
+    /// Required `iss`, if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Accepted `aud` values; if non-empty the token must carry one of them.
+    pub audiences: Vec<String>,
+    /// Create the account on first login when it does not exist.
+    pub create_users: bool,
+}
+
+impl Default for JwtSection {
+    fn default() -> Self {
+        JwtSection {
+            enabled: false,
+            secret: None,
+            public_key: None,
+            algorithm: "HS256".into(),
+            issuer: None,
+            audiences: Vec::new(),
+            create_users: true,
+        }
+    }
+}
+
+/// `[password_policy]`: what a new password must contain (→ `M_WEAK_PASSWORD`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordPolicySection {
+    pub minimum_length: usize,
+    pub require_digit: bool,
+    pub require_symbol: bool,
+    pub require_uppercase: bool,
+    pub require_lowercase: bool,
+}
+
+impl Default for PasswordPolicySection {
+    fn default() -> Self {
+        PasswordPolicySection {
+            minimum_length: 8,
+            require_digit: false,
+            require_symbol: false,
+            require_uppercase: false,
+            require_lowercase: false,
+        }
+    }
+}
+
+/// One token bucket: `burst` requests at once, refilled at `per_second`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+/// `[rate_limits]`: over the limit → 429 `M_LIMIT_EXCEEDED` with `retry_after_ms`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitsSection {
+    /// Off for tests and benchmarks.
+    pub enabled: bool,
+    /// `POST /login`, per client IP.
+    pub login: RateLimit,
+    /// `POST /register` and registration checks, per client IP.
+    pub register: RateLimit,
+    /// Other rate-limited endpoints, per user (per IP when unauthenticated).
+    pub client: RateLimit,
+}
+
+impl Default for RateLimitsSection {
+    fn default() -> Self {
+        RateLimitsSection {
+            enabled: true,
+            login: RateLimit { per_second: 0.17, burst: 3 },
+            register: RateLimit { per_second: 0.17, burst: 3 },
+            client: RateLimit { per_second: 10.0, burst: 50 },
+        }
+    }
+}
+
+/// `[media]`: uploads (the media repository lands in a later issue).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSection {
+    pub max_upload_bytes: u64,
+}
+
+impl Default for MediaSection {
+    fn default() -> Self {
+        MediaSection { max_upload_bytes: 50 * 1024 * 1024 }
+    }
+}
+
+/// `[voip]`: TURN servers handed to clients (coturn `use-auth-secret` style).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VoipSection {
+    pub turn_uris: Vec<String>,
+    #[serde(deserialize_with = "lenient::opt_string", skip_serializing_if = "Option::is_none")]
+    pub turn_shared_secret: Option<String>,
+    /// Lifetime of TURN credentials, in seconds.
+    pub turn_ttl_secs: u64,
+}
+
+impl Default for VoipSection {
+    fn default() -> Self {
+        VoipSection { turn_uris: Vec::new(), turn_shared_secret: None, turn_ttl_secs: 86_400 }
+    }
+}
+
+/// `[metrics]`: Prometheus text on its own listener, never on the public one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    pub enabled: bool,
+    /// Address of the metrics listener (`GET /metrics`). Keep it private.
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection { enabled: false, listen: SocketAddr::from(([127, 0, 0, 1], 9090)) }
+    }
+}
+
+/// `[well_known]`: what `/.well-known/matrix/*` announce.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WellKnownSection {
+    /// Public base URL of the client API; default `http://<listen.client>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// Delegated federation `host:port`; default `<server_name>:<federation port>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+}

@@ -1,0 +1,203 @@
+//! The one error type of Trellis: every failure maps to a Matrix `errcode` and an HTTP status.
+//!
+//! Spec: Client-Server API, "Standard error response".
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A Matrix error code (`M_*`), with the HTTP status it is returned with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Forbidden,
+    UnknownToken { soft_logout: bool },
+    MissingToken,
+    BadJson,
+    NotJson,
+    NotFound,
+    LimitExceeded { retry_after_ms: u64 },
+    Unrecognized { method_not_allowed: bool },
+    Unknown,
+    UserInUse,
+    InvalidUsername,
+    Exclusive,
+    InvalidParam,
+    MissingParam,
+    WeakPassword,
+    UserDeactivated,
+    GuestAccessForbidden,
+    TooLarge,
+    ProfileTooLarge,
+    KeyTooLarge,
+    Unauthorized,
+}
+
+impl ErrorKind {
+    pub fn errcode(self) -> &'static str {
+        use ErrorKind::*;
+        match self {
+            Forbidden => "M_FORBIDDEN",
+            UnknownToken { .. } => "M_UNKNOWN_TOKEN",
+            MissingToken => "M_MISSING_TOKEN",
+            BadJson => "M_BAD_JSON",
+            NotJson => "M_NOT_JSON",
+            NotFound => "M_NOT_FOUND",
+            LimitExceeded { .. } => "M_LIMIT_EXCEEDED",
+            Unrecognized { .. } => "M_UNRECOGNIZED",
+            Unknown => "M_UNKNOWN",
+            UserInUse => "M_USER_IN_USE",
+            InvalidUsername => "M_INVALID_USERNAME",
+            Exclusive => "M_EXCLUSIVE",
+            InvalidParam => "M_INVALID_PARAM",
+            MissingParam => "M_MISSING_PARAM",
+            WeakPassword => "M_WEAK_PASSWORD",
+            UserDeactivated => "M_USER_DEACTIVATED",
+            GuestAccessForbidden => "M_GUEST_ACCESS_FORBIDDEN",
+            TooLarge => "M_TOO_LARGE",
+            ProfileTooLarge => "M_PROFILE_TOO_LARGE",
+            KeyTooLarge => "M_KEY_TOO_LARGE",
+            Unauthorized => "M_UNAUTHORIZED",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        use ErrorKind::*;
+        match self {
+            Forbidden | UserDeactivated | GuestAccessForbidden => StatusCode::FORBIDDEN,
+            UnknownToken { .. } | MissingToken | Unauthorized => StatusCode::UNAUTHORIZED,
+            NotFound => StatusCode::NOT_FOUND,
+            LimitExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Unrecognized { method_not_allowed: true } => StatusCode::METHOD_NOT_ALLOWED,
+            Unrecognized { method_not_allowed: false } => StatusCode::NOT_FOUND,
+            Unknown => StatusCode::INTERNAL_SERVER_ERROR,
+            TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// An error on its way to the client (or to the log, for internal failures).
+#[derive(Debug)]
+pub enum Error {
+    /// A Matrix error the client caused or must know about.
+    Matrix { kind: ErrorKind, message: String, status: Option<StatusCode> },
+    /// User-Interactive Authentication must continue: 401 with the UIA body
+    /// (spec: "User-Interactive Authentication API").
+    Uiaa(Value),
+    /// A failure on our side; details are logged and shown to the client only in dev mode.
+    Internal(String),
+}
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error::Matrix { kind, message: message.into(), status: None }
+    }
+
+    /// The same error code with a status other than the default for it.
+    pub fn with_status(self, status: StatusCode) -> Self {
+        match self {
+            Error::Matrix { kind, message, .. } => Error::Matrix { kind, message, status: Some(status) },
+            other => other,
+        }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+    pub fn bad_json(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadJson, message)
+    }
+    pub fn invalid_param(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidParam, message)
+    }
+    pub fn internal(context: impl std::fmt::Display) -> Self {
+        Error::Internal(context.to_string())
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Matrix { kind, .. } => *kind,
+            Error::Uiaa(_) => ErrorKind::Unauthorized,
+            Error::Internal(_) => ErrorKind::Unknown,
+        }
+    }
+
+    /// The JSON body and status of this error. `dev_mode` reveals internal details.
+    pub fn to_parts(&self, dev_mode: bool) -> (StatusCode, Value) {
+        match self {
+            Error::Matrix { kind, message, status } => {
+                let mut body = json!({ "errcode": kind.errcode(), "error": message });
+                match kind {
+                    ErrorKind::UnknownToken { soft_logout: true } => {
+                        body["soft_logout"] = json!(true);
+                    }
+                    ErrorKind::LimitExceeded { retry_after_ms } => {
+                        body["retry_after_ms"] = json!(retry_after_ms);
+                    }
+                    _ => {}
+                }
+                (status.unwrap_or_else(|| kind.status()), body)
+            }
+            Error::Uiaa(body) => (StatusCode::UNAUTHORIZED, body.clone()),
+            Error::Internal(detail) => {
+                let message = if dev_mode { detail.as_str() } else { "Internal server error" };
+                (StatusCode::INTERNAL_SERVER_ERROR, json!({ "errcode": "M_UNKNOWN", "error": message }))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Matrix { kind, message, .. } => write!(f, "{}: {message}", kind.errcode()),
+            Error::Uiaa(_) => write!(f, "user-interactive authentication required"),
+            Error::Internal(detail) => write!(f, "internal error: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<rocksdb::Error> for Error {
+    fn from(e: rocksdb::Error) -> Self {
+        Error::Internal(format!("database: {e}"))
+    }
+}
+
+/// Whether internal error details go to clients; set once at start-up from `server.dev_mode`.
+pub static DEV_MODE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        if let Error::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
+        }
+        let dev = DEV_MODE.load(std::sync::atomic::Ordering::Relaxed);
+        let (status, body) = self.to_parts(dev);
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Error::Matrix { kind: ErrorKind::LimitExceeded { retry_after_ms }, .. } = self {
+            let secs = retry_after_ms.div_ceil(1000).max(1);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}
+
+/// Attach context to internal failures: `.ctx("reading user")?`.
+pub trait Context<T> {
+    fn ctx(self, what: &str) -> Result<T>;
+}
+
+impl<T, E: std::fmt::Display> Context<T> for std::result::Result<T, E> {
+    fn ctx(self, what: &str) -> Result<T> {
+        self.map_err(|e| Error::Internal(format!("{what}: {e}")))
+    }
+}

@@ -1,0 +1,97 @@
+//! Trellis, a Matrix homeserver. See `docs/architecture.md` for the map of this crate.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod ratelimit;
+pub mod server_keys;
+pub mod services;
+pub mod storage;
+pub mod uiaa;
+pub mod users;
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+use config::Config;
+use services::{Services, StartError};
+
+/// Set up `tracing` from `[logging]` (`RUST_LOG` overrides the level). Logs go to stderr.
+pub fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.logging.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = if config.logging.format == "json" { builder.json().try_init() } else { builder.try_init() };
+    if let Err(e) = result {
+        eprintln!("trellis: logging already initialised: {e}");
+    }
+}
+
+/// Bind a listener; the error names the config key.
+async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {key} = \"{addr}\": {e}"))
+}
+
+/// Run the server until SIGINT or SIGTERM. Prints one `listening` line per listener to stdout.
+pub async fn serve(config: Config) -> Result<(), String> {
+    let metrics = config.metrics.clone();
+    let client_addr = config.listen.client;
+    let state = Services::new(config).map_err(|e: StartError| e.to_string())?;
+
+    let client = bind(client_addr, "listen.client").await?;
+    let bound = client.local_addr().map_err(|e| e.to_string())?;
+    let _ = state.client_base_url.set(format!("http://{bound}"));
+    announce(&format!("client API listening on http://{bound}"));
+
+    let mut tasks = tokio::task::JoinSet::new();
+    if metrics.enabled {
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .map_err(|e| format!("cannot start metrics: {e}"))?;
+        let listener = bind(metrics.listen, "metrics.listen").await?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        announce(&format!("metrics listening on http://{addr}/metrics"));
+        let router = api::metrics_router(state.clone(), handle);
+        tasks.spawn(async move { axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await });
+    }
+    let router = api::client_router(state);
+    tasks.spawn(async move {
+        axum::serve(client, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
+    while let Some(result) = tasks.join_next().await {
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("listener failed: {e}")),
+            Err(e) => return Err(format!("listener task failed: {e}")),
+        }
+    }
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// A line on stdout for people and test harnesses ("trellis: ... listening on http://...").
+fn announce(line: &str) {
+    tracing::info!("{line}");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "trellis: {line}");
+    let _ = out.flush();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,115 @@
+//! The shared state every handler receives: configuration, storage and the services built on it.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ruma::{OwnedDeviceId, OwnedServerName, OwnedUserId, UserId};
+
+use crate::config::{Config, ConfigError};
+use crate::error::{Error, Result};
+use crate::ratelimit::RateLimiter;
+use crate::server_keys::{self, SigningKey};
+use crate::storage::Storage;
+use crate::uiaa::Uiaa;
+use crate::users::jwt::JwtVerifier;
+use crate::users::tokens::Lifetimes;
+use crate::users::{devices, now_ms};
+
+pub type State = Arc<Services>;
+
+pub struct Services {
+    pub config: Config,
+    pub server_name: OwnedServerName,
+    pub db: Storage,
+    pub uiaa: Uiaa,
+    pub rate_limiter: RateLimiter,
+    pub jwt: Option<JwtVerifier>,
+    pub signing_key: SigningKey,
+    /// Nonces handed out by `GET /_synapse/admin/v1/register`, with when they were issued.
+    pub registration_nonces: Mutex<HashMap<String, Instant>>,
+    /// `http://host:port` of the client listener once bound (for `/.well-known/matrix/client`).
+    pub client_base_url: std::sync::OnceLock<String>,
+    /// When each device's last-seen record was last written (throttles those writes).
+    last_seen_written: Mutex<HashMap<(OwnedUserId, OwnedDeviceId), (Option<IpAddr>, Instant)>>,
+}
+
+/// Why start-up failed.
+#[derive(Debug)]
+pub enum StartError {
+    Config(ConfigError),
+    Storage(Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "invalid configuration: {e}"),
+            StartError::Storage(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Rewrite a device's last-seen record at most this often (or when its IP changes).
+const LAST_SEEN_EVERY: Duration = Duration::from_secs(10);
+
+impl Services {
+    pub fn new(config: Config) -> Result<State, StartError> {
+        let server_name = OwnedServerName::try_from(config.server_name.as_str())
+            .map_err(|_| StartError::Config(ConfigError("invalid value for key \"server_name\"".into())))?;
+        let jwt = JwtVerifier::from_config(&config.jwt).map_err(StartError::Config)?;
+        let db = Storage::open(&config.database.path, config.database.cache_mb).map_err(StartError::Storage)?;
+        let signing_key = server_keys::load_or_generate(&db).map_err(StartError::Storage)?;
+        crate::error::DEV_MODE.store(config.server.dev_mode, std::sync::atomic::Ordering::Relaxed);
+        Ok(Arc::new(Services {
+            rate_limiter: RateLimiter::new(&config.rate_limits),
+            server_name,
+            db,
+            uiaa: Uiaa::default(),
+            jwt,
+            signing_key,
+            registration_nonces: Mutex::new(HashMap::new()),
+            client_base_url: std::sync::OnceLock::new(),
+            last_seen_written: Mutex::new(HashMap::new()),
+            config,
+        }))
+    }
+
+    /// A local user ID from a localpart or a full `@local:server` ID.
+    pub fn resolve_user(&self, user: &str) -> Result<OwnedUserId> {
+        let parsed = if user.starts_with('@') {
+            UserId::parse(user)
+        } else {
+            UserId::parse_with_server_name(user.to_lowercase(), &self.server_name)
+        };
+        parsed.map_err(|_| Error::invalid_param(format!("Invalid user ID: {user}")))
+    }
+
+    pub fn is_local(&self, user_id: &UserId) -> bool {
+        user_id.server_name() == self.server_name
+    }
+
+    pub fn token_lifetimes(&self) -> Lifetimes {
+        Lifetimes {
+            refreshable_ms: self.config.login.refreshable_access_token_lifetime_ms,
+            plain_ms: self.config.login.access_token_lifetime_ms,
+        }
+    }
+
+    /// Note that a device made a request (spec: devices' `last_seen_ip`, `last_seen_ts`).
+    pub async fn device_seen(&self, user_id: &UserId, device_id: &OwnedDeviceId, ip: Option<IpAddr>) -> Result<()> {
+        {
+            let mut written = self.last_seen_written.lock().unwrap_or_else(PoisonError::into_inner);
+            let key = (user_id.to_owned(), device_id.clone());
+            if let Some((last_ip, at)) = written.get(&key) {
+                if *last_ip == ip && at.elapsed() < LAST_SEEN_EVERY {
+                    return Ok(());
+                }
+            }
+            written.insert(key, (ip, Instant::now()));
+        }
+        let (user_id, device_id) = (user_id.to_owned(), device_id.clone());
+        self.db.blocking(move |db| devices::touch(db, &user_id, &device_id, ip.map(|i| i.to_string()), now_ms())).await
+    }
+}

@@ -1,0 +1,83 @@
+//! The catalog: every table (RocksDB column family) with its key and value layout.
+//! `docs/storage.md` repeats this list; keep both in step.
+//!
+//! Key notation: `a | b` is the tuple codec of [`super::codec`] (strings `00 00`-terminated,
+//! integers 8-byte big-endian). Hashes are lowercase hex SHA-256 of the secret.
+
+use std::marker::PhantomData;
+
+use super::codec::Counter;
+use super::records::*;
+
+/// A typed handle on one column family.
+pub struct Table<K, V> {
+    pub name: &'static str,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Clone for Table<K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K, V> Copy for Table<K, V> {}
+
+impl<K, V> Table<K, V> {
+    const fn new(name: &'static str) -> Self {
+        Table { name, _types: PhantomData }
+    }
+}
+
+/// `name` → u64. Merged with `max`, so concurrent writers never move a counter back.
+/// Keys: `stream_position`, `shortid`.
+pub const COUNTERS: Table<String, Counter> = Table::new("counters");
+/// `key_id` (e.g. `ed25519:a1b2c3`) → [`SigningKeyRecord`].
+pub const SERVER_SIGNING_KEYS: Table<String, SigningKeyRecord> = Table::new("server_signing_keys");
+/// Long identifier (room id, event id, `type|state_key`) → short numeric id.
+pub const SHORTIDS: Table<String, Counter> = Table::new("shortids");
+/// Short numeric id → long identifier.
+pub const SHORTID_STRINGS: Table<u64, String> = Table::new("shortid_strings");
+/// `user_id` → [`UserRecord`].
+pub const USERS: Table<String, UserRecord> = Table::new("users");
+/// `medium | address` (address lowercased) → `user_id`.
+pub const THREEPIDS: Table<(String, String), String> = Table::new("threepids");
+/// `user_id | medium | address` → `added_ts` (the reverse of `threepids`).
+pub const USER_THREEPIDS: Table<(String, String, String), serde_json::Value> = Table::new("user_threepids");
+/// `user_id | device_id` → [`DeviceRecord`].
+pub const DEVICES: Table<(String, String), DeviceRecord> = Table::new("devices");
+/// `sha256(access_token)` → [`AccessTokenRecord`].
+pub const ACCESS_TOKENS: Table<String, AccessTokenRecord> = Table::new("access_tokens");
+/// `sha256(refresh_token)` → [`RefreshTokenRecord`].
+pub const REFRESH_TOKENS: Table<String, RefreshTokenRecord> = Table::new("refresh_tokens");
+/// `sha256(login_token)` → [`LoginTokenRecord`].
+pub const LOGIN_TOKENS: Table<String, LoginTokenRecord> = Table::new("login_tokens");
+/// `user_id | field` → JSON value (`displayname`, `avatar_url`, extended fields like `m.tz`).
+pub const PROFILES: Table<(String, String), serde_json::Value> = Table::new("profiles");
+/// `user_id | room_id ("" for global) | type` → [`AccountDataRecord`].
+pub const ACCOUNT_DATA: Table<(String, String, String), AccountDataRecord> = Table::new("account_data");
+/// `user_id | stream_pos` → [`AccountDataChange`]: the index `/sync` reads after a token.
+pub const ACCOUNT_DATA_CHANGES: Table<(String, u64), AccountDataChange> = Table::new("account_data_changes");
+/// `user_id | filter_id` → filter JSON.
+pub const FILTERS: Table<(String, String), serde_json::Value> = Table::new("filters");
+
+/// Every column family, opened at start-up.
+pub const ALL: &[&str] = &[
+    COUNTERS.name,
+    SERVER_SIGNING_KEYS.name,
+    SHORTIDS.name,
+    SHORTID_STRINGS.name,
+    USERS.name,
+    THREEPIDS.name,
+    USER_THREEPIDS.name,
+    DEVICES.name,
+    ACCESS_TOKENS.name,
+    REFRESH_TOKENS.name,
+    LOGIN_TOKENS.name,
+    PROFILES.name,
+    ACCOUNT_DATA.name,
+    ACCOUNT_DATA_CHANGES.name,
+    FILTERS.name,
+];
+
+/// Column families merged with `max` over big-endian u64 values.
+pub const MAX_MERGED: &[&str] = &[COUNTERS.name];

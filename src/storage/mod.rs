@@ -1,0 +1,245 @@
+//! The storage layer: the only code that touches RocksDB.
+//!
+//! Tables are declared in [`catalog`]; keys and values are typed through [`codec`]. Related
+//! writes go in one [`Batch`] (one atomic RocksDB `WriteBatch`, written to the WAL, so an
+//! acknowledged write survives `kill -9`). Services call [`Storage::blocking`] to run
+//! RocksDB work off the async workers.
+
+pub mod catalog;
+pub mod codec;
+pub mod records;
+pub mod stream;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Direction, IteratorMode, MergeOperands, Options, WriteBatch};
+
+use crate::error::{Context, Error, Result};
+use catalog::Table;
+use codec::{Counter, KeyCodec, ValueCodec};
+pub use stream::{PendingPosition, StreamCounter};
+
+#[derive(Clone)]
+pub struct Storage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: DB,
+    stream: Arc<StreamCounter>,
+    shortid_next: AtomicU64,
+    shortid_lock: Mutex<()>,
+}
+
+const STREAM_POSITION: &str = "stream_position";
+const SHORTID: &str = "shortid";
+
+fn merge_max(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
+    let decode = |b: &[u8]| <[u8; 8]>::try_from(b).map(u64::from_be_bytes).unwrap_or(0);
+    let max = operands.iter().map(decode).chain(existing.map(decode)).max().unwrap_or(0);
+    Some(max.to_be_bytes().to_vec())
+}
+
+impl Storage {
+    /// Open (or create) the database at `path` with every table of the catalog.
+    pub fn open(path: &Path, cache_mb: usize) -> Result<Storage> {
+        std::fs::create_dir_all(path).ctx(&format!("creating {}", path.display()))?;
+        let cache = Cache::new_lru_cache(cache_mb.max(1) * 1024 * 1024);
+        let mut table_opts = BlockBasedOptions::default();
+        table_opts.set_block_cache(&cache);
+        table_opts.set_bloom_filter(10.0, false);
+
+        let cf_opts = |name: &str| {
+            let mut o = Options::default();
+            o.set_block_based_table_factory(&table_opts);
+            o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            if catalog::MAX_MERGED.contains(&name) {
+                o.set_merge_operator_associative("max_u64", merge_max);
+            }
+            o
+        };
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_open_files(256);
+        db_opts.set_keep_log_file_num(3);
+        db_opts.set_max_log_file_size(8 * 1024 * 1024);
+
+        let cfs = catalog::ALL.iter().map(|name| ColumnFamilyDescriptor::new(*name, cf_opts(name)));
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs)
+            .map_err(|e| Error::internal(format!("opening database at {}: {e}", path.display())))?;
+
+        let read_counter = |name: &str| -> Result<u64> {
+            let cf = db.cf_handle(catalog::COUNTERS.name).ok_or_else(|| Error::internal("no counters table"))?;
+            Ok(match db.get_cf(cf, name.to_string().encode())? {
+                Some(v) => Counter::decode(&v)?.0,
+                None => 0,
+            })
+        };
+        let stream = StreamCounter::new(read_counter(STREAM_POSITION)?);
+        let shortid_next = AtomicU64::new(read_counter(SHORTID)? + 1);
+        Ok(Storage { inner: Arc::new(Inner { db, stream, shortid_next, shortid_lock: Mutex::new(()) }) })
+    }
+
+    fn cf<K, V>(&self, table: Table<K, V>) -> Result<&rocksdb::ColumnFamily> {
+        self.inner.db.cf_handle(table.name).ok_or_else(|| Error::internal(format!("missing table {}", table.name)))
+    }
+
+    /// Run blocking storage work on the blocking pool.
+    pub async fn blocking<R, F>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&Storage) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || f(&this)).await.map_err(|e| Error::internal(format!("storage task: {e}")))?
+    }
+
+    pub fn get<K: KeyCodec, V: ValueCodec>(&self, table: Table<K, V>, key: &K) -> Result<Option<V>> {
+        match self.inner.db.get_pinned_cf(self.cf(table)?, key.encode())? {
+            Some(bytes) => Ok(Some(V::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every entry whose key starts with the encoding of `prefix` (e.g. a `user_id` for
+    /// `(user_id, device_id)` keys), in key order.
+    pub fn scan_prefix<K: KeyCodec, V: ValueCodec, P: KeyCodec>(&self, table: Table<K, V>, prefix: &P) -> Result<Vec<(K, V)>> {
+        let prefix = prefix.encode();
+        let iter = self.inner.db.iterator_cf(self.cf(table)?, IteratorMode::From(&prefix, Direction::Forward));
+        let mut out = Vec::new();
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            out.push((K::decode(&k)?, V::decode(&v)?));
+        }
+        Ok(out)
+    }
+
+    pub fn batch(&self) -> Batch<'_> {
+        Batch { storage: self, inner: WriteBatch::default() }
+    }
+
+    /// The global stream counter (see [`stream`]).
+    pub fn stream(&self) -> &Arc<StreamCounter> {
+        &self.inner.stream
+    }
+
+    /// The short numeric id of a long identifier, allocating one on first use.
+    pub fn get_or_create_shortid(&self, long: &str) -> Result<u64> {
+        let key = long.to_string();
+        if let Some(Counter(id)) = self.get(catalog::SHORTIDS, &key)? {
+            return Ok(id);
+        }
+        let _guard = self.inner.shortid_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(Counter(id)) = self.get(catalog::SHORTIDS, &key)? {
+            return Ok(id);
+        }
+        let id = self.inner.shortid_next.fetch_add(1, Ordering::SeqCst);
+        let mut batch = self.batch();
+        batch.put(catalog::SHORTIDS, &key, &Counter(id))?;
+        batch.put(catalog::SHORTID_STRINGS, &id, &key)?;
+        batch.merge_counter(SHORTID, id)?;
+        batch.commit()?;
+        Ok(id)
+    }
+
+    /// The long identifier behind a short id.
+    pub fn shortid_string(&self, id: u64) -> Result<Option<String>> {
+        self.get(catalog::SHORTID_STRINGS, &id)
+    }
+
+    /// Approximate on-disk size of every table, for `/metrics`.
+    pub fn table_sizes(&self) -> Vec<(&'static str, u64)> {
+        catalog::ALL
+            .iter()
+            .filter_map(|name| {
+                let cf = self.inner.db.cf_handle(name)?;
+                let sst = self.inner.db.property_int_value_cf(cf, "rocksdb.total-sst-files-size").ok()??;
+                let mem = self.inner.db.property_int_value_cf(cf, "rocksdb.cur-size-all-mem-tables").ok()??;
+                Some((*name, sst + mem))
+            })
+            .collect()
+    }
+
+    /// Whether the database answers (for `/health`).
+    pub fn is_healthy(&self) -> bool {
+        self.inner.db.property_value("rocksdb.num-running-flushes").is_ok()
+    }
+}
+
+/// Writes that land together or not at all.
+pub struct Batch<'a> {
+    storage: &'a Storage,
+    inner: WriteBatch,
+}
+
+impl Batch<'_> {
+    pub fn put<K: KeyCodec, V: ValueCodec>(&mut self, table: Table<K, V>, key: &K, value: &V) -> Result<()> {
+        self.inner.put_cf(self.storage.cf(table)?, key.encode(), value.encode());
+        Ok(())
+    }
+
+    pub fn delete<K: KeyCodec, V: ValueCodec>(&mut self, table: Table<K, V>, key: &K) -> Result<()> {
+        self.inner.delete_cf(self.storage.cf(table)?, key.encode());
+        Ok(())
+    }
+
+    fn merge_counter(&mut self, name: &str, value: u64) -> Result<()> {
+        self.inner.merge_cf(self.storage.cf(catalog::COUNTERS)?, name.to_string().encode(), Counter(value).encode());
+        Ok(())
+    }
+
+    /// Record that this batch uses stream position `pos` (persists the counter's high mark).
+    pub fn stream_position(&mut self, pos: &PendingPosition) -> Result<()> {
+        self.merge_counter(STREAM_POSITION, pos.pos())
+    }
+
+    pub fn commit(self) -> Result<()> {
+        self.storage.inner.db.write(self.inner)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_shortids_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Storage::open(dir.path(), 8).unwrap();
+            assert_eq!(s.get_or_create_shortid("!room:x").unwrap(), 1);
+            assert_eq!(s.get_or_create_shortid("$event").unwrap(), 2);
+            assert_eq!(s.get_or_create_shortid("!room:x").unwrap(), 1);
+            let (a, b) = (s.stream().allocate(), s.stream().allocate());
+            let mut batch = s.batch();
+            batch.stream_position(&b).unwrap();
+            batch.stream_position(&a).unwrap();
+            batch.commit().unwrap();
+        }
+        let s = Storage::open(dir.path(), 8).unwrap();
+        assert_eq!(s.stream().committed(), 2, "max of merged positions, not the last written");
+        assert_eq!(s.get_or_create_shortid("$new").unwrap(), 3);
+        assert_eq!(s.shortid_string(1).unwrap().as_deref(), Some("!room:x"));
+    }
+
+    #[test]
+    fn prefix_scan_stays_inside_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path(), 8).unwrap();
+        let mut b = s.batch();
+        for (u, d) in [("@a:x", "D1"), ("@a:x", "D2"), ("@a:xy", "D3"), ("@b:x", "D4")] {
+            b.put(catalog::FILTERS, &(u.to_string(), d.to_string()), &serde_json::json!(d)).unwrap();
+        }
+        b.commit().unwrap();
+        let found = s.scan_prefix(catalog::FILTERS, &"@a:x".to_string()).unwrap();
+        let ids: Vec<_> = found.iter().map(|((_, d), _)| d.as_str()).collect();
+        assert_eq!(ids, ["D1", "D2"]);
+    }
+}

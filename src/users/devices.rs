@@ -1,0 +1,83 @@
+//! Devices: one per login session, each with its tokens (spec: "Device management").
+//! Blocking functions; call them inside [`Storage::blocking`].
+
+use ruma::{DeviceId, UserId};
+
+use crate::error::{Error, Result};
+use crate::storage::catalog::{ACCESS_TOKENS, DEVICES, REFRESH_TOKENS};
+use crate::storage::records::DeviceRecord;
+use crate::storage::{Batch, Storage};
+
+fn key(user_id: &UserId, device_id: &DeviceId) -> (String, String) {
+    (user_id.to_string(), device_id.to_string())
+}
+
+pub fn list(db: &Storage, user_id: &UserId) -> Result<Vec<(String, DeviceRecord)>> {
+    Ok(db.scan_prefix(DEVICES, &user_id.to_string())?.into_iter().map(|((_, d), r)| (d, r)).collect())
+}
+
+pub fn get(db: &Storage, user_id: &UserId, device_id: &DeviceId) -> Result<Option<DeviceRecord>> {
+    db.get(DEVICES, &key(user_id, device_id))
+}
+
+fn not_found() -> Error {
+    Error::not_found("Unknown device")
+}
+
+pub fn set_display_name(db: &Storage, user_id: &UserId, device_id: &DeviceId, name: Option<String>) -> Result<()> {
+    let mut record = get(db, user_id, device_id)?.ok_or_else(not_found)?;
+    record.display_name = name;
+    let mut batch = db.batch();
+    batch.put(DEVICES, &key(user_id, device_id), &record)?;
+    batch.commit()
+}
+
+/// Record where and when the device was last seen (called as it makes requests).
+pub fn touch(db: &Storage, user_id: &UserId, device_id: &DeviceId, ip: Option<String>, now: u64) -> Result<()> {
+    let Some(mut record) = get(db, user_id, device_id)? else { return Ok(()) };
+    record.last_seen_ip = ip;
+    record.last_seen_ts = Some(now);
+    let mut batch = db.batch();
+    batch.put(DEVICES, &key(user_id, device_id), &record)?;
+    batch.commit()
+}
+
+/// Add the deletion of one device and its tokens to `batch`.
+pub fn delete_in(batch: &mut Batch<'_>, user_id: &UserId, device_id: &str, record: &DeviceRecord) -> Result<()> {
+    if let Some(h) = &record.access_token_hash {
+        batch.delete(ACCESS_TOKENS, h)?;
+    }
+    if let Some(h) = &record.refresh_token_hash {
+        batch.delete(REFRESH_TOKENS, h)?;
+    }
+    batch.delete(DEVICES, &(user_id.to_string(), device_id.to_owned()))
+}
+
+/// Add the deletion of every device of the user (but `except`) to `batch`.
+pub fn delete_all_in(db: &Storage, batch: &mut Batch<'_>, user_id: &UserId, except: Option<&DeviceId>) -> Result<()> {
+    for (device_id, record) in list(db, user_id)? {
+        if except.is_some_and(|e| e.as_str() == device_id) {
+            continue;
+        }
+        delete_in(batch, user_id, &device_id, &record)?;
+    }
+    Ok(())
+}
+
+/// Delete devices (and so log them out). Unknown device IDs are skipped, as the spec allows.
+pub fn delete(db: &Storage, user_id: &UserId, device_ids: &[&DeviceId]) -> Result<()> {
+    let mut batch = db.batch();
+    for device_id in device_ids {
+        if let Some(record) = get(db, user_id, device_id)? {
+            delete_in(&mut batch, user_id, device_id.as_str(), &record)?;
+        }
+    }
+    batch.commit()
+}
+
+/// Delete every device of the user except `except` (`/logout/all`, password change).
+pub fn delete_all(db: &Storage, user_id: &UserId, except: Option<&DeviceId>) -> Result<()> {
+    let mut batch = db.batch();
+    delete_all_in(db, &mut batch, user_id, except)?;
+    batch.commit()
+}

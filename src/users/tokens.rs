@@ -1,0 +1,161 @@
+//! Access, refresh and login tokens: opaque random strings, stored only as SHA-256 hashes.
+//! Spec: "Using access tokens", "Refreshing access tokens", "Login" (`m.login.token`).
+//! Blocking functions; call them inside [`Storage::blocking`].
+
+use ruma::{DeviceId, OwnedDeviceId, OwnedUserId, UserId};
+use sha2::{Digest, Sha256};
+
+use super::{accounts, now_ms, random_string};
+use crate::error::{Error, ErrorKind, Result};
+use crate::storage::Storage;
+use crate::storage::catalog::{ACCESS_TOKENS, DEVICES, LOGIN_TOKENS, REFRESH_TOKENS};
+use crate::storage::records::{AccessTokenRecord, DeviceRecord, LoginTokenRecord, RefreshTokenRecord};
+
+pub fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Who a valid access token belongs to.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub user_id: OwnedUserId,
+    pub device_id: OwnedDeviceId,
+    pub is_guest: bool,
+}
+
+/// Resolve an access token: unknown or revoked → `M_UNKNOWN_TOKEN`; expired → the same with
+/// `soft_logout: true` (the client may refresh).
+pub fn authenticate(db: &Storage, token: &str) -> Result<Auth> {
+    let unknown = || Error::new(ErrorKind::UnknownToken { soft_logout: false }, "Unknown access token");
+    let record = db.get(ACCESS_TOKENS, &hash(token))?.ok_or_else(unknown)?;
+    if record.expires_at.is_some_and(|at| at <= now_ms()) {
+        return Err(Error::new(ErrorKind::UnknownToken { soft_logout: true }, "Access token has expired"));
+    }
+    let user_id = UserId::parse(&record.user_id).map_err(|_| unknown())?;
+    let user = accounts::get(db, &user_id)?.ok_or_else(unknown)?;
+    if user.deactivated {
+        return Err(unknown());
+    }
+    let device_id = record.device_id.as_str().into();
+    Ok(Auth { user_id, device_id, is_guest: user.is_guest })
+}
+
+/// Token lifetimes from `[login]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    pub refreshable_ms: u64,
+    /// 0: tokens without a refresh token never expire.
+    pub plain_ms: u64,
+}
+
+/// What a login or registration hands to the client.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub device_id: OwnedDeviceId,
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub expires_in_ms: Option<u64>,
+}
+
+/// Give the device a fresh token pair (creating the device if new), revoking its old tokens.
+pub fn create_session(
+    db: &Storage,
+    user_id: &UserId,
+    device_id: Option<&DeviceId>,
+    display_name: Option<String>,
+    want_refresh: bool,
+    lifetimes: Lifetimes,
+    ip: Option<String>,
+) -> Result<Session> {
+    let device_id: OwnedDeviceId = match device_id {
+        Some(d) => d.to_owned(),
+        None => random_string(10).to_uppercase().as_str().into(),
+    };
+    let now = now_ms();
+    let existing = super::devices::get(db, user_id, &device_id)?;
+    let mut record = existing.clone().unwrap_or(DeviceRecord { created_ts: now, ..Default::default() });
+    if existing.is_none() || display_name.is_some() {
+        record.display_name = display_name.or(record.display_name);
+    }
+    record.last_seen_ip = ip;
+    record.last_seen_ts = Some(now);
+    let mut batch = db.batch();
+    let session = issue_tokens(&mut batch, user_id, &device_id, &mut record, want_refresh, lifetimes, now)?;
+    batch.commit()?;
+    Ok(session)
+}
+
+/// Revoke the device's tokens and write a new pair into `batch` (the device record included).
+fn issue_tokens(
+    batch: &mut crate::storage::Batch<'_>,
+    user_id: &UserId,
+    device_id: &DeviceId,
+    record: &mut DeviceRecord,
+    want_refresh: bool,
+    lifetimes: Lifetimes,
+    now: u64,
+) -> Result<Session> {
+    if let Some(old) = record.access_token_hash.take() {
+        batch.delete(ACCESS_TOKENS, &old)?;
+    }
+    if let Some(old) = record.refresh_token_hash.take() {
+        batch.delete(REFRESH_TOKENS, &old)?;
+    }
+    let lifetime = if want_refresh { Some(lifetimes.refreshable_ms) } else { Some(lifetimes.plain_ms).filter(|&ms| ms > 0) };
+    let access_token = format!("trl_{}", random_string(40));
+    let access = AccessTokenRecord {
+        user_id: user_id.to_string(),
+        device_id: device_id.to_string(),
+        expires_at: lifetime.map(|ms| now + ms),
+    };
+    record.access_token_hash = Some(hash(&access_token));
+    batch.put(ACCESS_TOKENS, &hash(&access_token), &access)?;
+    let refresh_token = if want_refresh {
+        let token = format!("trr_{}", random_string(40));
+        record.refresh_token_hash = Some(hash(&token));
+        let r = RefreshTokenRecord { user_id: user_id.to_string(), device_id: device_id.to_string() };
+        batch.put(REFRESH_TOKENS, &hash(&token), &r)?;
+        Some(token)
+    } else {
+        None
+    };
+    batch.put(DEVICES, &(user_id.to_string(), device_id.to_string()), record)?;
+    Ok(Session { device_id: device_id.to_owned(), access_token, refresh_token, expires_in_ms: lifetime })
+}
+
+/// Exchange a refresh token for a new pair; the old access and refresh tokens stop working.
+pub fn refresh(db: &Storage, refresh_token: &str, lifetimes: Lifetimes) -> Result<Session> {
+    let unknown = || Error::new(ErrorKind::UnknownToken { soft_logout: false }, "Unknown refresh token");
+    let r = db.get(REFRESH_TOKENS, &hash(refresh_token))?.ok_or_else(unknown)?;
+    let user_id = UserId::parse(&r.user_id).map_err(|_| unknown())?;
+    let device_id: OwnedDeviceId = r.device_id.as_str().into();
+    let mut record = super::devices::get(db, &user_id, &device_id)?.ok_or_else(unknown)?;
+    let mut batch = db.batch();
+    let session = issue_tokens(&mut batch, &user_id, &device_id, &mut record, true, lifetimes, now_ms())?;
+    batch.commit()?;
+    Ok(session)
+}
+
+/// A one-time `m.login.token` for the user.
+pub fn create_login_token(db: &Storage, user_id: &UserId, lifetime_ms: u64) -> Result<String> {
+    let token = random_string(32);
+    let record = LoginTokenRecord { user_id: user_id.to_string(), expires_at: now_ms() + lifetime_ms };
+    let mut batch = db.batch();
+    batch.put(LOGIN_TOKENS, &hash(&token), &record)?;
+    batch.commit()?;
+    Ok(token)
+}
+
+/// Use up a login token: `M_FORBIDDEN` if unknown, used or expired.
+pub fn consume_login_token(db: &Storage, token: &str) -> Result<OwnedUserId> {
+    let key = hash(token);
+    let invalid = || Error::forbidden("Invalid login token");
+    let record = db.get(LOGIN_TOKENS, &key)?.ok_or_else(invalid)?;
+    let mut batch = db.batch();
+    batch.delete(LOGIN_TOKENS, &key)?;
+    batch.commit()?;
+    if record.expires_at <= now_ms() {
+        return Err(invalid());
+    }
+    UserId::parse(&record.user_id).map_err(|_| invalid())
+}
