@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ruma::api::client::uiaa::{AuthData, UserIdentifier};
 use ruma::{OwnedUserId, UserId};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::services::Services;
@@ -135,5 +135,5 @@ fn challenge(flows: &[&[&str]], session: &str, completed: &[String], error: Opti
         body["errcode"] = err["errcode"].clone();
         body["error"] = err["error"].clone();
     }
-    Error::Uiaa(Value::Object(body.as_object().cloned().unwrap_or_default()))
+    Error::Uiaa(body)
 }

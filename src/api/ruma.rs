@@ -18,7 +18,7 @@ use axum::routing::{MethodFilter, on};
 use ruma::api::auth_scheme::{AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional, NoAccessToken, NoAuthentication};
 use ruma::api::error::{DeserializationError, FromHttpRequestError};
 use ruma::api::path_builder::PathBuilder;
-use ruma::api::{IncomingRequest, IncomingRequestExt, OutgoingResponse};
+use ruma::api::{IncomingRequest, IncomingRequestExt, OutgoingResponse, OutgoingResponseExt};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::ratelimit::Class;

@@ -78,11 +78,18 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment.merge(Env::prefixed("TRELLIS_").split("__"));
+        // `TRELLIS_CONFIG` names the file (see `--config`); it is not a key.
+        figment = figment.merge(Env::prefixed("TRELLIS_").ignore(&["config"]).split("__"));
         let config: Config = figment.extract().map_err(|e| {
             // figment reports every problem; the first one, with its key, is the clear line.
-            let first = e.into_iter().next();
-            ConfigError(first.map_or_else(|| "invalid configuration".into(), |e| e.to_string()))
+            match e.into_iter().next() {
+                Some(e) => {
+                    let key = e.path.join(".").to_lowercase();
+                    let source = e.metadata.as_ref().map(|m| format!(" (from {})", m.name)).unwrap_or_default();
+                    ConfigError(format!("invalid value for key \"{key}\": {}{source}", e.kind))
+                }
+                None => ConfigError("invalid configuration".into()),
+            }
         })?;
         config.validate()?;
         Ok(config)

@@ -98,8 +98,8 @@ impl<A: KeyCodec, B: KeyCodec, C: KeyCodec> KeyCodec for (A, B, C) {
 
 /// Values: JSON for records (readable with `ldb`, tolerant of added fields), raw BE for counters.
 pub trait ValueCodec: Sized {
-    fn encode(&self) -> Vec<u8>;
-    fn decode(bytes: &[u8]) -> Result<Self>;
+    fn encode_value(&self) -> Vec<u8>;
+    fn decode_value(bytes: &[u8]) -> Result<Self>;
 }
 
 /// Marker for types stored as JSON.
@@ -109,11 +109,11 @@ impl JsonValue for serde_json::Value {}
 impl JsonValue for String {}
 
 impl<T: JsonValue> ValueCodec for T {
-    fn encode(&self) -> Vec<u8> {
+    fn encode_value(&self) -> Vec<u8> {
         // Serialising our own records cannot fail: they have string keys only.
         serde_json::to_vec(self).unwrap_or_default()
     }
-    fn decode(bytes: &[u8]) -> Result<Self> {
+    fn decode_value(bytes: &[u8]) -> Result<Self> {
         serde_json::from_slice(bytes).map_err(|e| Error::internal(format!("value codec: {e}")))
     }
 }
@@ -123,10 +123,10 @@ impl<T: JsonValue> ValueCodec for T {
 pub struct Counter(pub u64);
 
 impl ValueCodec for Counter {
-    fn encode(&self) -> Vec<u8> {
+    fn encode_value(&self) -> Vec<u8> {
         self.0.to_be_bytes().to_vec()
     }
-    fn decode(bytes: &[u8]) -> Result<Self> {
+    fn decode_value(bytes: &[u8]) -> Result<Self> {
         let arr: [u8; 8] = bytes.try_into().map_err(|_| Error::internal("counter: not 8 bytes"))?;
         Ok(Counter(u64::from_be_bytes(arr)))
     }
@@ -160,6 +160,6 @@ mod tests {
         assert_ne!(a.encode(), b.encode());
         assert_eq!(<(String, String)>::decode(&a.encode()).unwrap(), a);
         assert_eq!(<(String, String)>::decode(&b.encode()).unwrap(), b);
-        assert!(String::decode(b"abc").is_err());
+        assert!(<String as KeyCodec>::decode(b"abc").is_err());
     }
 }

@@ -73,8 +73,8 @@ impl Storage {
 
         let read_counter = |name: &str| -> Result<u64> {
             let cf = db.cf_handle(catalog::COUNTERS.name).ok_or_else(|| Error::internal("no counters table"))?;
-            Ok(match db.get_cf(cf, name.to_string().encode())? {
-                Some(v) => Counter::decode(&v)?.0,
+            Ok(match db.get_cf(cf, KeyCodec::encode(&name.to_string()))? {
+                Some(v) => Counter::decode_value(&v)?.0,
                 None => 0,
             })
         };
@@ -99,7 +99,7 @@ impl Storage {
 
     pub fn get<K: KeyCodec, V: ValueCodec>(&self, table: Table<K, V>, key: &K) -> Result<Option<V>> {
         match self.inner.db.get_pinned_cf(self.cf(table)?, key.encode())? {
-            Some(bytes) => Ok(Some(V::decode(&bytes)?)),
+            Some(bytes) => Ok(Some(V::decode_value(&bytes)?)),
             None => Ok(None),
         }
     }
@@ -115,7 +115,7 @@ impl Storage {
             if !k.starts_with(&prefix) {
                 break;
             }
-            out.push((K::decode(&k)?, V::decode(&v)?));
+            out.push((K::decode(&k)?, V::decode_value(&v)?));
         }
         Ok(out)
     }
@@ -180,7 +180,7 @@ pub struct Batch<'a> {
 
 impl Batch<'_> {
     pub fn put<K: KeyCodec, V: ValueCodec>(&mut self, table: Table<K, V>, key: &K, value: &V) -> Result<()> {
-        self.inner.put_cf(self.storage.cf(table)?, key.encode(), value.encode());
+        self.inner.put_cf(self.storage.cf(table)?, key.encode(), value.encode_value());
         Ok(())
     }
 
@@ -190,7 +190,7 @@ impl Batch<'_> {
     }
 
     fn merge_counter(&mut self, name: &str, value: u64) -> Result<()> {
-        self.inner.merge_cf(self.storage.cf(catalog::COUNTERS)?, name.to_string().encode(), Counter(value).encode());
+        self.inner.merge_cf(self.storage.cf(catalog::COUNTERS)?, KeyCodec::encode(&name.to_string()), Counter(value).encode_value());
         Ok(())
     }
 

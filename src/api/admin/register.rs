@@ -3,9 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, State as AxState};
+use axum::extract::{ConnectInfo, Request, State as AxState};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::json;
@@ -54,8 +53,13 @@ struct Body {
 }
 
 /// `POST /_synapse/admin/v1/register`
-pub async fn register(AxState(s): AxState<State>, connect: Option<ConnectInfo<std::net::SocketAddr>>, body: Bytes) -> Response {
-    let ip = connect.map(|c| c.0.ip().to_string());
+pub async fn register(AxState(s): AxState<State>, req: Request) -> Response {
+    let ip = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
+    let limit = s.config.server.max_request_bytes;
+    let body = match axum::body::to_bytes(req.into_body(), limit).await {
+        Ok(b) => b,
+        Err(_) => return Error::new(ErrorKind::TooLarge, "Request body too large").into_response(),
+    };
     match register_inner(&s, &body, ip).await {
         Ok(v) => axum::Json(v).into_response(),
         Err(e) => e.into_response(),
