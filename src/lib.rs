@@ -43,7 +43,10 @@ pub async fn serve(config: Config) -> Result<(), String> {
 
     let client = bind(client_addr, "listen.client").await?;
     let bound = client.local_addr().map_err(|e| e.to_string())?;
-    let _ = state.client_base_url.set(format!("http://{bound}"));
+    if !bound.ip().is_unspecified() {
+        // On 0.0.0.0 the public address is unknown: set `well_known.client`.
+        let _ = state.client_base_url.set(format!("http://{bound}"));
+    }
     announce(&format!("client API listening on http://{bound}"));
 
     let mut tasks = tokio::task::JoinSet::new();

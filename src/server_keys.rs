@@ -30,7 +30,7 @@ impl SigningKey {
 /// Load the newest unexpired key, or generate and persist one.
 pub fn load_or_generate(db: &Storage) -> Result<SigningKey> {
     let existing = db
-        .scan_prefix(SERVER_SIGNING_KEYS, &String::new())?
+        .scan_all(SERVER_SIGNING_KEYS)?
         .into_iter()
         .filter(|(_, r)| r.expired_ts.is_none())
         .max_by_key(|(_, r)| r.created_ts);
@@ -49,4 +49,20 @@ pub fn load_or_generate(db: &Storage) -> Result<SigningKey> {
     batch.commit()?;
     tracing::info!(key_id = %format!("ed25519:{version}"), "generated a new signing key");
     Ok(SigningKey { key_pair })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_generate(&Storage::open(dir.path(), 8).unwrap()).unwrap();
+        let db = Storage::open(dir.path(), 8).unwrap();
+        let second = load_or_generate(&db).unwrap();
+        assert_eq!(first.key_id(), second.key_id());
+        assert_eq!(first.public_key_base64(), second.public_key_base64());
+        assert_eq!(db.scan_all(SERVER_SIGNING_KEYS).unwrap().len(), 1);
+    }
 }

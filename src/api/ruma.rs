@@ -178,6 +178,10 @@ async fn prepare<T: IncomingRequest>(s: &State, req: Request, policy: Policy, ra
     if !bytes.is_empty() && parts.method != Method::GET && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
         return Err(Error::new(ErrorKind::NotJson, "Content not JSON."));
     }
+    // Every Client-Server JSON body is an object; serde would accept `[]` as a struct.
+    if parts.method != Method::GET && bytes.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|&b| b != b'{') {
+        return Err(Error::bad_json("Request body must be a JSON object"));
+    }
 
     let args: Vec<&str> = path_args.iter().map(String::as_str).collect();
     let http_request = axum::http::Request::from_parts(parts, bytes.as_ref());

@@ -78,8 +78,17 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        // `TRELLIS_CONFIG` names the file (see `--config`); it is not a key.
-        figment = figment.merge(Env::prefixed("TRELLIS_").ignore(&["config"]).split("__"));
+        // Only variables naming a known key or section are configuration: `TRELLIS_CONFIG`
+        // (see `--config`) and tools' own `TRELLIS_*` variables are left alone.
+        let known: Vec<String> = match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        let env = Env::prefixed("TRELLIS_").filter(move |key| {
+            let top = key.as_str().split("__").next().unwrap_or_default();
+            known.iter().any(|k| k.eq_ignore_ascii_case(top))
+        });
+        figment = figment.merge(env.split("__"));
         let config: Config = figment.extract().map_err(|e| {
             // figment reports every problem; the first one, with its key, is the clear line.
             match e.into_iter().next() {

@@ -87,7 +87,8 @@ impl Default for LoggingSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistrationSection {
-    /// Open `POST /register` to the public. Off: 403 `M_FORBIDDEN` (admins still can).
+    /// Open `POST /register` to the public. Off: 403 `M_FORBIDDEN`; shared-secret registration
+    /// and `trellis user create` still work.
     pub enabled: bool,
     /// If set, registration needs this token (`m.login.registration_token`).
     #[serde(deserialize_with = "lenient::opt_string", skip_serializing_if = "Option::is_none")]

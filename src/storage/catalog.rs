@@ -45,6 +45,8 @@ pub const THREEPIDS: Table<(String, String), String> = Table::new("threepids");
 pub const USER_THREEPIDS: Table<(String, String, String), serde_json::Value> = Table::new("user_threepids");
 /// `user_id | device_id` → [`DeviceRecord`].
 pub const DEVICES: Table<(String, String), DeviceRecord> = Table::new("devices");
+/// `user_id | device_id` → [`LastSeenRecord`] (written as the device makes requests).
+pub const DEVICE_LAST_SEEN: Table<(String, String), LastSeenRecord> = Table::new("device_last_seen");
 /// `sha256(access_token)` → [`AccessTokenRecord`].
 pub const ACCESS_TOKENS: Table<String, AccessTokenRecord> = Table::new("access_tokens");
 /// `sha256(refresh_token)` → [`RefreshTokenRecord`].
@@ -70,6 +72,7 @@ pub const ALL: &[&str] = &[
     THREEPIDS.name,
     USER_THREEPIDS.name,
     DEVICES.name,
+    DEVICE_LAST_SEEN.name,
     ACCESS_TOKENS.name,
     REFRESH_TOKENS.name,
     LOGIN_TOKENS.name,

@@ -107,12 +107,20 @@ impl Storage {
     /// Every entry whose key starts with the encoding of `prefix` (e.g. a `user_id` for
     /// `(user_id, device_id)` keys), in key order.
     pub fn scan_prefix<K: KeyCodec, V: ValueCodec, P: KeyCodec>(&self, table: Table<K, V>, prefix: &P) -> Result<Vec<(K, V)>> {
-        let prefix = prefix.encode();
-        let iter = self.inner.db.iterator_cf(self.cf(table)?, IteratorMode::From(&prefix, Direction::Forward));
+        self.scan_bytes(table, &prefix.encode())
+    }
+
+    /// Every entry of a (small) table, in key order.
+    pub fn scan_all<K: KeyCodec, V: ValueCodec>(&self, table: Table<K, V>) -> Result<Vec<(K, V)>> {
+        self.scan_bytes(table, &[])
+    }
+
+    fn scan_bytes<K: KeyCodec, V: ValueCodec>(&self, table: Table<K, V>, prefix: &[u8]) -> Result<Vec<(K, V)>> {
+        let iter = self.inner.db.iterator_cf(self.cf(table)?, IteratorMode::From(prefix, Direction::Forward));
         let mut out = Vec::new();
         for item in iter {
             let (k, v) = item?;
-            if !k.starts_with(&prefix) {
+            if !k.starts_with(prefix) {
                 break;
             }
             out.push((K::decode(&k)?, V::decode_value(&v)?));

@@ -23,13 +23,19 @@ pub struct UserRecord {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DeviceRecord {
     pub display_name: Option<String>,
-    pub last_seen_ip: Option<String>,
-    pub last_seen_ts: Option<u64>,
     pub created_ts: u64,
     /// Hash of the device's current access token (to revoke it with the device).
     pub access_token_hash: Option<String>,
     /// Hash of the device's current refresh token, if it has one.
     pub refresh_token_hash: Option<String>,
+}
+
+/// `device_last_seen` value. Kept apart from [`DeviceRecord`] so that the frequent last-seen
+/// writes never race with token rotation on the device record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LastSeenRecord {
+    pub ip: Option<String>,
+    pub ts: u64,
 }
 
 /// `access_tokens` value.
@@ -83,6 +89,7 @@ pub struct SigningKeyRecord {
 
 impl JsonValue for UserRecord {}
 impl JsonValue for DeviceRecord {}
+impl JsonValue for LastSeenRecord {}
 impl JsonValue for AccessTokenRecord {}
 impl JsonValue for RefreshTokenRecord {}
 impl JsonValue for LoginTokenRecord {}

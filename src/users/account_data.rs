@@ -1,6 +1,8 @@
 //! Account data (spec: "Client Config") and filters (spec: "Filtering").
 //! Blocking functions; call them inside [`Storage::blocking`].
 
+use std::sync::{Mutex, PoisonError};
+
 use ruma::{RoomId, UserId};
 use serde_json::Value;
 
@@ -25,9 +27,13 @@ pub fn get(db: &Storage, user_id: &UserId, room_id: Option<&RoomId>, data_type: 
         .ok_or_else(|| Error::not_found("Account data not found"))
 }
 
+/// Serialises read-modify-write of the change index (one change row per entry).
+static SET_LOCK: Mutex<()> = Mutex::new(());
+
 /// Store account data under a new stream position, indexed for `/sync`.
 pub fn set(db: &Storage, user_id: &UserId, room_id: Option<&RoomId>, data_type: &str, content: Value) -> Result<()> {
     let k = key(user_id, room_id, data_type);
+    let _guard = SET_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
     let old = db.get(ACCOUNT_DATA, &k)?;
     let pos = db.stream().allocate();
     let mut batch = db.batch();

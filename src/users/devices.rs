@@ -4,8 +4,8 @@
 use ruma::{DeviceId, UserId};
 
 use crate::error::{Error, Result};
-use crate::storage::catalog::{ACCESS_TOKENS, DEVICES, REFRESH_TOKENS};
-use crate::storage::records::DeviceRecord;
+use crate::storage::catalog::{ACCESS_TOKENS, DEVICE_LAST_SEEN, DEVICES, REFRESH_TOKENS};
+use crate::storage::records::{DeviceRecord, LastSeenRecord};
 use crate::storage::{Batch, Storage};
 
 fn key(user_id: &UserId, device_id: &DeviceId) -> (String, String) {
@@ -14,6 +14,34 @@ fn key(user_id: &UserId, device_id: &DeviceId) -> (String, String) {
 
 pub fn list(db: &Storage, user_id: &UserId) -> Result<Vec<(String, DeviceRecord)>> {
     Ok(db.scan_prefix(DEVICES, &user_id.to_string())?.into_iter().map(|((_, d), r)| (d, r)).collect())
+}
+
+/// A device as clients see it (spec: the `Device` object).
+#[derive(Debug, Clone)]
+pub struct DeviceView {
+    pub device_id: String,
+    pub display_name: Option<String>,
+    pub last_seen_ip: Option<String>,
+    pub last_seen_ts: Option<u64>,
+}
+
+fn view(db: &Storage, user_id: &UserId, device_id: String, record: DeviceRecord) -> Result<DeviceView> {
+    let seen = db.get(DEVICE_LAST_SEEN, &(user_id.to_string(), device_id.clone()))?;
+    Ok(DeviceView {
+        display_name: record.display_name,
+        last_seen_ip: seen.as_ref().and_then(|s| s.ip.clone()),
+        last_seen_ts: seen.map(|s| s.ts),
+        device_id,
+    })
+}
+
+/// Every device of the user with its last-seen data.
+pub fn list_views(db: &Storage, user_id: &UserId) -> Result<Vec<DeviceView>> {
+    list(db, user_id)?.into_iter().map(|(id, r)| view(db, user_id, id, r)).collect()
+}
+
+pub fn get_view(db: &Storage, user_id: &UserId, device_id: &DeviceId) -> Result<Option<DeviceView>> {
+    get(db, user_id, device_id)?.map(|r| view(db, user_id, device_id.to_string(), r)).transpose()
 }
 
 pub fn get(db: &Storage, user_id: &UserId, device_id: &DeviceId) -> Result<Option<DeviceRecord>> {
@@ -34,12 +62,13 @@ pub fn set_display_name(db: &Storage, user_id: &UserId, device_id: &DeviceId, na
 
 /// Record where and when the device was last seen (called as it makes requests).
 pub fn touch(db: &Storage, user_id: &UserId, device_id: &DeviceId, ip: Option<String>, now: u64) -> Result<()> {
-    let Some(mut record) = get(db, user_id, device_id)? else { return Ok(()) };
-    record.last_seen_ip = ip;
-    record.last_seen_ts = Some(now);
     let mut batch = db.batch();
-    batch.put(DEVICES, &key(user_id, device_id), &record)?;
+    touch_in(&mut batch, user_id, device_id, ip, now)?;
     batch.commit()
+}
+
+pub fn touch_in(batch: &mut Batch<'_>, user_id: &UserId, device_id: &DeviceId, ip: Option<String>, now: u64) -> Result<()> {
+    batch.put(DEVICE_LAST_SEEN, &key(user_id, device_id), &LastSeenRecord { ip, ts: now })
 }
 
 /// Add the deletion of one device and its tokens to `batch`.
@@ -50,6 +79,7 @@ pub fn delete_in(batch: &mut Batch<'_>, user_id: &UserId, device_id: &str, recor
     if let Some(h) = &record.refresh_token_hash {
         batch.delete(REFRESH_TOKENS, h)?;
     }
+    batch.delete(DEVICE_LAST_SEEN, &(user_id.to_string(), device_id.to_owned()))?;
     batch.delete(DEVICES, &(user_id.to_string(), device_id.to_owned()))
 }
 

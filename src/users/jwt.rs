@@ -35,7 +35,9 @@ impl JwtVerifier {
         }
         let bad = |key: &str, why: String| ConfigError(format!("invalid value for key \"{key}\": {why}"));
         let alg = algorithm(&c.algorithm).ok_or_else(|| bad("jwt.algorithm", "unknown algorithm".into()))?;
-        let key = if let Some(secret) = c.secret.as_deref().filter(|_| matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)) {
+        let hmac = matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
+        let key = if hmac {
+            let secret = c.secret.as_deref().ok_or_else(|| bad("jwt.secret", format!("{alg:?} needs jwt.secret")))?;
             DecodingKey::from_secret(secret.as_bytes())
         } else {
             let spec = c.public_key.as_deref().ok_or_else(|| bad("jwt.public_key", format!("{alg:?} needs a public key")))?;

@@ -3,6 +3,8 @@
 //! Blocking functions; call them inside [`Storage::blocking`].
 
 use ruma::{DeviceId, OwnedDeviceId, OwnedUserId, UserId};
+use std::sync::{Mutex, PoisonError};
+
 use sha2::{Digest, Sha256};
 
 use super::{accounts, now_ms, random_string};
@@ -27,7 +29,8 @@ pub struct Auth {
 /// `soft_logout: true` (the client may refresh).
 pub fn authenticate(db: &Storage, token: &str) -> Result<Auth> {
     let unknown = || Error::new(ErrorKind::UnknownToken { soft_logout: false }, "Unknown access token");
-    let record = db.get(ACCESS_TOKENS, &hash(token))?.ok_or_else(unknown)?;
+    let token_hash = hash(token);
+    let record = db.get(ACCESS_TOKENS, &token_hash)?.ok_or_else(unknown)?;
     if record.expires_at.is_some_and(|at| at <= now_ms()) {
         return Err(Error::new(ErrorKind::UnknownToken { soft_logout: true }, "Access token has expired"));
     }
@@ -36,7 +39,13 @@ pub fn authenticate(db: &Storage, token: &str) -> Result<Auth> {
     if user.deactivated {
         return Err(unknown());
     }
-    let device_id = record.device_id.as_str().into();
+    let device_id: OwnedDeviceId = record.device_id.as_str().into();
+    // The device must still hold this very token: a token that lost a race with logout or
+    // rotation is dead even if its row lingered.
+    let device = super::devices::get(db, &user_id, &device_id)?.ok_or_else(unknown)?;
+    if device.access_token_hash.as_deref() != Some(token_hash.as_str()) {
+        return Err(unknown());
+    }
     Ok(Auth { user_id, device_id, is_guest: user.is_guest })
 }
 
@@ -77,9 +86,8 @@ pub fn create_session(
     if existing.is_none() || display_name.is_some() {
         record.display_name = display_name.or(record.display_name);
     }
-    record.last_seen_ip = ip;
-    record.last_seen_ts = Some(now);
     let mut batch = db.batch();
+    super::devices::touch_in(&mut batch, user_id, &device_id, ip, now)?;
     let session = issue_tokens(&mut batch, user_id, &device_id, &mut record, want_refresh, lifetimes, now)?;
     batch.commit()?;
     Ok(session)
@@ -146,10 +154,14 @@ pub fn create_login_token(db: &Storage, user_id: &UserId, lifetime_ms: u64) -> R
     Ok(token)
 }
 
+/// Serialises consumption so a login token is used at most once.
+static CONSUME_LOCK: Mutex<()> = Mutex::new(());
+
 /// Use up a login token: `M_FORBIDDEN` if unknown, used or expired.
 pub fn consume_login_token(db: &Storage, token: &str) -> Result<OwnedUserId> {
     let key = hash(token);
     let invalid = || Error::forbidden("Invalid login token");
+    let _guard = CONSUME_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
     let record = db.get(LOGIN_TOKENS, &key)?.ok_or_else(invalid)?;
     let mut batch = db.batch();
     batch.delete(LOGIN_TOKENS, &key)?;

@@ -58,8 +58,7 @@ def server():
         pytest.fail(f"trellis binary not found at {binary}: run `cargo build` or set TRELLIS_BIN")
 
     workdir = tempfile.TemporaryDirectory(prefix="trellis-nio-")
-    # The server treats every TRELLIS_* variable as configuration and rejects unknown keys,
-    # so pass on none of ours (TRELLIS_BIN, ...), only the ones below.
+    # Hermetic: none of the caller's TRELLIS_* configuration, only the keys below.
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRELLIS_")}
     env.update(
         TRELLIS_SERVER_NAME=SERVER_NAME,

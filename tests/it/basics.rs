@@ -110,7 +110,8 @@ async fn cors_as_the_spec_asks() {
 
 #[tokio::test]
 async fn health() {
-    let s = TestServer::start();
+    // Tools' own TRELLIS_* variables that name no configuration key are left alone.
+    let s = TestServer::start_with(&[("TRELLIS_SOME_TOOL_SETTING", "1")]);
     let r = send(client().get(format!("{}/health", s.url))).await;
     assert_eq!(r.status, 200);
 }
@@ -178,4 +179,60 @@ fn generate_config_writes_the_documented_example() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("server_name = \"localhost\""));
     assert!(text.contains("[rate_limits.login]"));
+}
+
+/// Garbage against every endpoint, with and without a token: never a 5xx; every 4xx carries an
+/// `M_` code (or is a User-Interactive Auth challenge).
+#[tokio::test]
+async fn garbage_never_gives_5xx() {
+    let s = TestServer::start_with(&[("TRELLIS_REGISTRATION__SHARED_SECRET", "x")]);
+    let a = s.register("alice", "password1").await;
+    let endpoints: &[(Method, &str)] = &[
+        (Method::POST, "/_matrix/client/v3/register"),
+        (Method::POST, "/_matrix/client/v3/login"),
+        (Method::POST, "/_matrix/client/v3/refresh"),
+        (Method::POST, "/_matrix/client/v3/logout"),
+        (Method::POST, "/_matrix/client/v3/logout/all"),
+        (Method::POST, "/_matrix/client/v1/login/get_token"),
+        (Method::POST, "/_matrix/client/v3/account/password"),
+        (Method::POST, "/_matrix/client/v3/account/deactivate"),
+        (Method::POST, "/_matrix/client/v3/delete_devices"),
+        (Method::PUT, "/_matrix/client/v3/devices/D%00EV"),
+        (Method::DELETE, "/_matrix/client/v3/devices/DEV"),
+        (Method::PUT, "/_matrix/client/v3/profile/@alice:localhost/displayname"),
+        (Method::PUT, "/_matrix/client/v3/profile/@alice:localhost/m.tz"),
+        (Method::PUT, "/_matrix/client/v3/user/@alice:localhost/account_data/a%00b"),
+        (Method::PUT, "/_matrix/client/v3/user/@alice:localhost/rooms/!r:localhost/account_data/t"),
+        (Method::POST, "/_matrix/client/v3/user/@alice:localhost/filter"),
+        (Method::POST, "/_synapse/admin/v1/register"),
+    ];
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let bodies: Vec<Vec<u8>> = vec![
+        b"garbage".to_vec(),
+        b"[]".to_vec(),
+        b"{\"auth\": {\"type\": 7}}".to_vec(),
+        b"{\"auth\": {\"type\": \"m.login.password\"}}".to_vec(),
+        b"{\"auth\": \"x\", \"devices\": [1], \"new_password\": {}}".to_vec(),
+        b"{\"nonce\": 1, \"mac\": \"zz\"}".to_vec(),
+        b"{\"a\": 1e999}".to_vec(),
+        deep.into_bytes(),
+        vec![0xff, 0xfe, 0x00],
+    ];
+    let http = client();
+    for (method, path) in endpoints {
+        for body in &bodies {
+            for token in [None, Some(a.access_token.as_str())] {
+                let mut req = http.request(method.clone(), format!("{}{path}", s.url)).body(body.clone());
+                if let Some(t) = token {
+                    req = req.bearer_auth(t);
+                }
+                let r = send(req).await;
+                let shown = String::from_utf8_lossy(&body[..body.len().min(40)]).into_owned();
+                assert!(r.status < 500, "{method} {path} {shown:?} -> {} {:?}", r.status, r.body);
+                let uia = r.status == 401 && r.body["flows"].is_array();
+                assert!(r.status < 400 || uia || r.errcode().starts_with("M_"), "{method} {path} {shown:?}: {:?}", r.body);
+            }
+        }
+    }
+    assert_eq!(s.login("alice", "password1").await.status, 200, "the account survived the barrage");
 }

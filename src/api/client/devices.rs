@@ -8,33 +8,30 @@ use super::login::uia_reauth;
 use crate::api::ruma::{RawJson, Ruma};
 use crate::error::{Error, Result};
 use crate::services::State;
-use crate::storage::records::DeviceRecord;
-use crate::users::devices;
+use crate::users::devices::{self, DeviceView};
 
-fn device_json(device_id: &str, r: &DeviceRecord) -> Value {
+fn device_json(d: &DeviceView) -> Value {
     json!({
-        "device_id": device_id,
-        "display_name": r.display_name,
-        "last_seen_ip": r.last_seen_ip,
-        "last_seen_ts": r.last_seen_ts,
+        "device_id": d.device_id,
+        "display_name": d.display_name,
+        "last_seen_ip": d.last_seen_ip,
+        "last_seen_ts": d.last_seen_ts,
     })
 }
 
 /// `GET /_matrix/client/v3/devices`
 pub async fn list(s: State, r: Ruma<get_devices::v3::Request>) -> Result<RawJson> {
     let uid = r.auth()?.user_id.clone();
-    let list = s.db.blocking(move |db| devices::list(db, &uid)).await?;
-    Ok(RawJson(json!({ "devices": list.iter().map(|(id, d)| device_json(id, d)).collect::<Vec<_>>() })))
+    let list = s.db.blocking(move |db| devices::list_views(db, &uid)).await?;
+    Ok(RawJson(json!({ "devices": list.iter().map(device_json).collect::<Vec<_>>() })))
 }
 
 /// `GET /_matrix/client/v3/devices/{deviceId}`
 pub async fn get(s: State, r: Ruma<get_device::v3::Request>) -> Result<RawJson> {
     let uid = r.auth()?.user_id.clone();
     let device_id = r.body.device_id;
-    let did = device_id.clone();
-    let record = s.db.blocking(move |db| devices::get(db, &uid, &did)).await?;
-    let record = record.ok_or_else(|| Error::not_found("Unknown device"))?;
-    Ok(RawJson(device_json(device_id.as_str(), &record)))
+    let device = s.db.blocking(move |db| devices::get_view(db, &uid, &device_id)).await?;
+    Ok(RawJson(device_json(&device.ok_or_else(|| Error::not_found("Unknown device"))?)))
 }
 
 /// `PUT /_matrix/client/v3/devices/{deviceId}`

@@ -59,7 +59,13 @@ pub async fn login(s: State, r: Ruma<LoginRequest>) -> Result<LoginResponse> {
         }
         LoginInfo::Token(t) if s.config.login.token => {
             let token = t.token.clone();
-            s.db.blocking(move |db| tokens::consume_login_token(db, &token)).await?
+            s.db
+                .blocking(move |db| {
+                    let user_id = tokens::consume_login_token(db, &token)?;
+                    accounts::get_active(db, &user_id)?;
+                    Ok(user_id)
+                })
+                .await?
         }
         LoginInfo::_Custom(_) if body.login_info.login_type() == jwt::LOGIN_TYPE && s.jwt.is_some() => {
             jwt_user(&s, &body.login_info).await?
