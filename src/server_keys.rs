@@ -43,7 +43,8 @@ pub fn load_or_generate(db: &Storage) -> Result<SigningKey> {
     let der = Ed25519KeyPair::generate();
     let version = random_string(6);
     let key_pair = Ed25519KeyPair::from_der(&der, version.clone()).ctx("parsing new signing key")?;
-    let record = SigningKeyRecord { pkcs8: STANDARD_NO_PAD.encode(der.as_slice()), created_ts: now_ms(), expired_ts: None };
+    let record =
+        SigningKeyRecord { pkcs8: STANDARD_NO_PAD.encode(der.as_slice()), created_ts: now_ms(), expired_ts: None };
     let mut batch = db.batch();
     batch.put(SERVER_SIGNING_KEYS, &format!("ed25519:{version}"), &record)?;
     batch.commit()?;

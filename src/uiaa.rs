@@ -37,7 +37,13 @@ struct Session {
 impl Uiaa {
     /// Let the request through once `auth` completes one of `flows`, else 401 with the UIA body.
     /// `user_id` is the authenticated requester (for the password stage), if any.
-    pub async fn check(&self, s: &Services, auth: Option<&AuthData>, flows: &[&[&str]], user_id: Option<&UserId>) -> Result<()> {
+    pub async fn check(
+        &self,
+        s: &Services,
+        auth: Option<&AuthData>,
+        flows: &[&[&str]],
+        user_id: Option<&UserId>,
+    ) -> Result<()> {
         let Some(auth) = auth else {
             let session = self.new_session(user_id);
             return Err(challenge(flows, &session, &[], None));
@@ -71,7 +77,8 @@ impl Uiaa {
         let id = random_string(24);
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
         sessions.retain(|_, s| s.created.elapsed() < SESSION_LIFETIME);
-        let session = Session { user_id: user_id.map(ToOwned::to_owned), completed: Vec::new(), created: Instant::now() };
+        let session =
+            Session { user_id: user_id.map(ToOwned::to_owned), completed: Vec::new(), created: Instant::now() };
         sessions.insert(id.clone(), session);
         id
     }
@@ -88,7 +95,13 @@ impl Uiaa {
     }
 
     /// Validate one stage; returns its type.
-    async fn run_stage(&self, s: &Services, auth: &AuthData, flows: &[&[&str]], user_id: Option<&UserId>) -> Result<&'static str> {
+    async fn run_stage(
+        &self,
+        s: &Services,
+        auth: &AuthData,
+        flows: &[&[&str]],
+        user_id: Option<&UserId>,
+    ) -> Result<&'static str> {
         let offered = |stage: &str| flows.iter().any(|f| f.contains(&stage));
         match auth {
             AuthData::Dummy(_) if offered(DUMMY) => Ok(DUMMY),
@@ -116,7 +129,10 @@ impl Uiaa {
                 };
                 if ok { Ok(PASSWORD) } else { Err(Error::forbidden("Invalid password")) }
             }
-            _ => Err(Error::new(crate::error::ErrorKind::Unrecognized { method_not_allowed: false }, "Unsupported authentication stage")),
+            _ => Err(Error::new(
+                crate::error::ErrorKind::Unrecognized { method_not_allowed: false },
+                "Unsupported authentication stage",
+            )),
         }
     }
 }

@@ -54,7 +54,9 @@ pub fn client_router(state: State) -> Router {
     let router = client::routes(Router::new())
         .route("/_synapse/admin/v1/register", get(admin::register::nonce).post(admin::register::register))
         .route("/health", get(ops::health))
-        .fallback(|| async { Error::new(ErrorKind::Unrecognized { method_not_allowed: false }, "Unrecognized request") })
+        .fallback(|| async {
+            Error::new(ErrorKind::Unrecognized { method_not_allowed: false }, "Unrecognized request")
+        })
         .method_not_allowed_fallback(|| async {
             Error::new(ErrorKind::Unrecognized { method_not_allowed: true }, "Unrecognized request: method not allowed")
         })
@@ -76,7 +78,10 @@ pub fn client_router(state: State) -> Router {
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, ids))
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(300)))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            Duration::from_secs(300),
+        ))
 }
 
 /// The private metrics listener's router.

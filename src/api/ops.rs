@@ -13,7 +13,11 @@ use crate::services::State;
 
 /// `GET /health`: 200 while the database answers.
 pub async fn health(AxState(s): AxState<State>) -> Response {
-    if s.db.is_healthy() { (StatusCode::OK, "OK").into_response() } else { (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response() }
+    if s.db.is_healthy() {
+        (StatusCode::OK, "OK").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+    }
 }
 
 /// Count every request by route template and status, and time it.

@@ -15,7 +15,9 @@ use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request, State
 use axum::http::{Method, request::Parts};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
-use ruma::api::auth_scheme::{AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional, NoAccessToken, NoAuthentication};
+use ruma::api::auth_scheme::{
+    AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional, NoAccessToken, NoAuthentication,
+};
 use ruma::api::error::{DeserializationError, FromHttpRequestError};
 use ruma::api::path_builder::PathBuilder;
 use ruma::api::{IncomingRequest, IncomingRequestExt, OutgoingResponse, OutgoingResponseExt};
@@ -175,7 +177,10 @@ async fn prepare<T: IncomingRequest>(s: &State, req: Request, policy: Policy, ra
     if bytes.is_empty() && matches!(parts.method, Method::POST | Method::PUT) {
         bytes = bytes::Bytes::from_static(b"{}");
     }
-    if !bytes.is_empty() && parts.method != Method::GET && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+    if !bytes.is_empty()
+        && parts.method != Method::GET
+        && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err()
+    {
         return Err(Error::new(ErrorKind::NotJson, "Content not JSON."));
     }
     // Every Client-Server JSON body is an object; serde would accept `[]` as a struct.

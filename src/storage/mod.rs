@@ -14,7 +14,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Direction, IteratorMode, MergeOperands, Options, WriteBatch};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Direction, IteratorMode, MergeOperands, Options, WriteBatch,
+};
 
 use crate::error::{Context, Error, Result};
 use catalog::Table;
@@ -94,7 +96,9 @@ impl Storage {
         R: Send + 'static,
     {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || f(&this)).await.map_err(|e| Error::internal(format!("storage task: {e}")))?
+        tokio::task::spawn_blocking(move || f(&this))
+            .await
+            .map_err(|e| Error::internal(format!("storage task: {e}")))?
     }
 
     pub fn get<K: KeyCodec, V: ValueCodec>(&self, table: Table<K, V>, key: &K) -> Result<Option<V>> {
@@ -106,7 +110,11 @@ impl Storage {
 
     /// Every entry whose key starts with the encoding of `prefix` (e.g. a `user_id` for
     /// `(user_id, device_id)` keys), in key order.
-    pub fn scan_prefix<K: KeyCodec, V: ValueCodec, P: KeyCodec>(&self, table: Table<K, V>, prefix: &P) -> Result<Vec<(K, V)>> {
+    pub fn scan_prefix<K: KeyCodec, V: ValueCodec, P: KeyCodec>(
+        &self,
+        table: Table<K, V>,
+        prefix: &P,
+    ) -> Result<Vec<(K, V)>> {
         self.scan_bytes(table, &prefix.encode())
     }
 
@@ -198,7 +206,11 @@ impl Batch<'_> {
     }
 
     fn merge_counter(&mut self, name: &str, value: u64) -> Result<()> {
-        self.inner.merge_cf(self.storage.cf(catalog::COUNTERS)?, KeyCodec::encode(&name.to_string()), Counter(value).encode_value());
+        self.inner.merge_cf(
+            self.storage.cf(catalog::COUNTERS)?,
+            KeyCodec::encode(&name.to_string()),
+            Counter(value).encode_value(),
+        );
         Ok(())
     }
 

@@ -67,7 +67,13 @@ pub fn touch(db: &Storage, user_id: &UserId, device_id: &DeviceId, ip: Option<St
     batch.commit()
 }
 
-pub fn touch_in(batch: &mut Batch<'_>, user_id: &UserId, device_id: &DeviceId, ip: Option<String>, now: u64) -> Result<()> {
+pub fn touch_in(
+    batch: &mut Batch<'_>,
+    user_id: &UserId,
+    device_id: &DeviceId,
+    ip: Option<String>,
+    now: u64,
+) -> Result<()> {
     batch.put(DEVICE_LAST_SEEN, &key(user_id, device_id), &LastSeenRecord { ip, ts: now })
 }
 

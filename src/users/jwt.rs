@@ -40,7 +40,8 @@ impl JwtVerifier {
             let secret = c.secret.as_deref().ok_or_else(|| bad("jwt.secret", format!("{alg:?} needs jwt.secret")))?;
             DecodingKey::from_secret(secret.as_bytes())
         } else {
-            let spec = c.public_key.as_deref().ok_or_else(|| bad("jwt.public_key", format!("{alg:?} needs a public key")))?;
+            let spec =
+                c.public_key.as_deref().ok_or_else(|| bad("jwt.public_key", format!("{alg:?} needs a public key")))?;
             let pem = if spec.trim_start().starts_with("-----BEGIN") {
                 spec.as_bytes().to_vec()
             } else {

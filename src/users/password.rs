@@ -1,7 +1,7 @@
 //! Password hashing (argon2id, PHC strings) and the configurable password policy.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::RngCore;
 
 use crate::config::PasswordPolicySection;

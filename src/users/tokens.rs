@@ -109,7 +109,8 @@ fn issue_tokens(
     if let Some(old) = record.refresh_token_hash.take() {
         batch.delete(REFRESH_TOKENS, &old)?;
     }
-    let lifetime = if want_refresh { Some(lifetimes.refreshable_ms) } else { Some(lifetimes.plain_ms).filter(|&ms| ms > 0) };
+    let lifetime =
+        if want_refresh { Some(lifetimes.refreshable_ms) } else { Some(lifetimes.plain_ms).filter(|&ms| ms > 0) };
     let access_token = format!("trl_{}", random_string(40));
     let access = AccessTokenRecord {
         user_id: user_id.to_string(),

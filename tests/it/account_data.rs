@@ -18,12 +18,20 @@ async fn global_and_room_account_data() {
     let room = "/_matrix/client/v3/user/@alice:localhost/rooms/!abc:localhost/account_data/m.tag.x";
     assert_eq!(s.put(room, a.token(), json!({ "pinned": true })).await.status, 200);
     assert_eq!(s.get(room, a.token()).await.body, json!({ "pinned": true }));
-    let r = s.get("/_matrix/client/v3/user/@alice:localhost/rooms/!other:localhost/account_data/m.tag.x", a.token()).await;
+    let r =
+        s.get("/_matrix/client/v3/user/@alice:localhost/rooms/!other:localhost/account_data/m.tag.x", a.token()).await;
     assert_eq!(r.status, 404, "room data is per room");
 
-    let r = s.put("/_matrix/client/v3/user/@alice:localhost/account_data/m.fully_read", a.token(), json!({ "event_id": "$x" })).await;
+    let r = s
+        .put(
+            "/_matrix/client/v3/user/@alice:localhost/account_data/m.fully_read",
+            a.token(),
+            json!({ "event_id": "$x" }),
+        )
+        .await;
     assert_eq!((r.status, r.errcode()), (405, "M_BAD_JSON"));
-    let r = s.put("/_matrix/client/v3/user/@alice:localhost/rooms/not-a-room/account_data/x", a.token(), json!({})).await;
+    let r =
+        s.put("/_matrix/client/v3/user/@alice:localhost/rooms/not-a-room/account_data/x", a.token(), json!({})).await;
     assert_eq!((r.status, r.errcode()), (400, "M_INVALID_PARAM"));
 
     let b = s.register("bob", "password1").await;

@@ -126,8 +126,17 @@ async fn registration_errors() {
 
 #[tokio::test]
 async fn password_policy_is_configurable() {
-    let s = TestServer::start_with(&[("TRELLIS_PASSWORD_POLICY__REQUIRE_DIGIT", "true"), ("TRELLIS_PASSWORD_POLICY__REQUIRE_UPPERCASE", "true")]);
-    let r = s.post(REGISTER, None, json!({ "username": "eve", "password": "longbutweak", "auth": { "type": "m.login.dummy" } })).await;
+    let s = TestServer::start_with(&[
+        ("TRELLIS_PASSWORD_POLICY__REQUIRE_DIGIT", "true"),
+        ("TRELLIS_PASSWORD_POLICY__REQUIRE_UPPERCASE", "true"),
+    ]);
+    let r = s
+        .post(
+            REGISTER,
+            None,
+            json!({ "username": "eve", "password": "longbutweak", "auth": { "type": "m.login.dummy" } }),
+        )
+        .await;
     assert_eq!((r.status, r.errcode()), (400, "M_WEAK_PASSWORD"));
     s.register("eve", "Longer1pass").await;
 }
@@ -135,12 +144,16 @@ async fn password_policy_is_configurable() {
 #[tokio::test]
 async fn closed_registration_and_registration_tokens() {
     let s = TestServer::start_with(&[("TRELLIS_REGISTRATION__ENABLED", "false")]);
-    let r = s.post(REGISTER, None, json!({ "username": "x1", "password": "password1", "auth": { "type": "m.login.dummy" } })).await;
+    let r = s
+        .post(REGISTER, None, json!({ "username": "x1", "password": "password1", "auth": { "type": "m.login.dummy" } }))
+        .await;
     assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"));
     drop(s);
 
     let s = TestServer::start_with(&[("TRELLIS_REGISTRATION__TOKEN", "12345678")]);
-    let r = s.post(REGISTER, None, json!({ "username": "x1", "password": "password1", "auth": { "type": "m.login.dummy" } })).await;
+    let r = s
+        .post(REGISTER, None, json!({ "username": "x1", "password": "password1", "auth": { "type": "m.login.dummy" } }))
+        .await;
     assert_eq!(r.status, 401, "dummy is not enough with a token configured");
     assert_eq!(r.body["flows"], json!([{ "stages": ["m.login.registration_token"] }]));
     let session = r.body["session"].as_str().unwrap().to_owned();
@@ -179,11 +192,29 @@ async fn change_password_with_uia_logs_out_other_devices() {
     assert_eq!(r.body["flows"], json!([{ "stages": ["m.login.password"] }]));
     let session = r.body["session"].as_str().unwrap().to_owned();
     let auth = |pw: &str| json!({ "type": "m.login.password", "identifier": { "type": "m.id.user", "user": "alice" }, "password": pw, "session": session });
-    let r = s.post("/_matrix/client/v3/account/password", a.token(), json!({ "new_password": "password2", "auth": auth("bad") })).await;
+    let r = s
+        .post(
+            "/_matrix/client/v3/account/password",
+            a.token(),
+            json!({ "new_password": "password2", "auth": auth("bad") }),
+        )
+        .await;
     assert_eq!((r.status, r.errcode()), (401, "M_FORBIDDEN"));
-    let r = s.post("/_matrix/client/v3/account/password", a.token(), json!({ "new_password": "x", "auth": auth("password1") })).await;
+    let r = s
+        .post(
+            "/_matrix/client/v3/account/password",
+            a.token(),
+            json!({ "new_password": "x", "auth": auth("password1") }),
+        )
+        .await;
     assert_eq!(r.errcode(), "M_WEAK_PASSWORD");
-    let r = s.post("/_matrix/client/v3/account/password", a.token(), json!({ "new_password": "password2", "auth": auth("password1") })).await;
+    let r = s
+        .post(
+            "/_matrix/client/v3/account/password",
+            a.token(),
+            json!({ "new_password": "password2", "auth": auth("password1") }),
+        )
+        .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
 
     assert_eq!(s.get("/_matrix/client/v3/account/whoami", a.token()).await.status, 200, "this device stays");
@@ -203,7 +234,13 @@ async fn deactivation() {
     assert_eq!(s.get("/_matrix/client/v3/account/whoami", a.token()).await.errcode(), "M_UNKNOWN_TOKEN");
     let r = s.login("alice", "password1").await;
     assert_eq!((r.status, r.errcode()), (403, "M_USER_DEACTIVATED"));
-    let r = s.post(REGISTER, None, json!({ "username": "alice", "password": "password1", "auth": { "type": "m.login.dummy" } })).await;
+    let r = s
+        .post(
+            REGISTER,
+            None,
+            json!({ "username": "alice", "password": "password1", "auth": { "type": "m.login.dummy" } }),
+        )
+        .await;
     assert_eq!(r.errcode(), "M_USER_IN_USE", "deactivated IDs are never reused");
     let r = s.get("/_matrix/client/v3/profile/@alice:localhost", None).await;
     assert_eq!(r.body, json!({}), "erase dropped the profile");
@@ -237,8 +274,14 @@ async fn login_by_email_for_an_account_created_with_the_cli() {
     assert_eq!(r.body["threepids"][0]["medium"], "email");
 
     s.stop();
-    for args in [&["user", "reset-password", "frank", "password9"][..], &["user", "deactivate", "@frank:localhost"][..]] {
-        let out = Command::new(BIN).args(args).env_clear().env("TRELLIS_DATABASE__PATH", s.data_dir().join("db")).output().unwrap();
+    for args in [&["user", "reset-password", "frank", "password9"][..], &["user", "deactivate", "@frank:localhost"][..]]
+    {
+        let out = Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("TRELLIS_DATABASE__PATH", s.data_dir().join("db"))
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
     s.restart();
@@ -253,7 +296,10 @@ fn mac(secret: &str, nonce: &str, user: &str, password: &str, admin: bool) -> St
 
 #[tokio::test]
 async fn shared_secret_registration() {
-    let s = TestServer::start_with(&[("TRELLIS_REGISTRATION__SHARED_SECRET", "s3cret"), ("TRELLIS_REGISTRATION__ENABLED", "false")]);
+    let s = TestServer::start_with(&[
+        ("TRELLIS_REGISTRATION__SHARED_SECRET", "s3cret"),
+        ("TRELLIS_REGISTRATION__ENABLED", "false"),
+    ]);
     let nonce = s.get("/_synapse/admin/v1/register", None).await.body["nonce"].as_str().unwrap().to_owned();
     let body = json!({ "nonce": nonce, "username": "admin1", "password": "pw", "admin": true, "mac": mac("s3cret", &nonce, "admin1", "pw", true) });
     let r = s.post("/_synapse/admin/v1/register", None, body.clone()).await;

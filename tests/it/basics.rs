@@ -46,7 +46,9 @@ async fn malformed_bodies_never_give_5xx() {
     let s = TestServer::start();
     let r = s.raw(Method::POST, "/_matrix/client/v3/login", None, b"this is not json").await;
     assert_eq!((r.status, r.errcode()), (400, "M_NOT_JSON"));
-    let r = s.raw(Method::POST, "/_matrix/client/v3/login", None, b"{\"type\": \"m.login.password\", \"password\": 5}").await;
+    let r = s
+        .raw(Method::POST, "/_matrix/client/v3/login", None, b"{\"type\": \"m.login.password\", \"password\": 5}")
+        .await;
     assert_eq!((r.status, r.errcode()), (400, "M_BAD_JSON"), "{:?}", r.body);
     // ruma's login parser indexes `type` and would panic without our guard.
     let r = s.raw(Method::POST, "/_matrix/client/v3/login", None, b"{\"password\": \"x\"}").await;
@@ -103,7 +105,8 @@ async fn cors_as_the_spec_asks() {
     for hd in ["x-requested-with", "content-type", "authorization"] {
         assert!(h("access-control-allow-headers").contains(hd));
     }
-    let r = send(client().get(format!("{}/_matrix/client/versions", s.url)).header("Origin", "https://x.example")).await;
+    let r =
+        send(client().get(format!("{}/_matrix/client/versions", s.url)).header("Origin", "https://x.example")).await;
     assert_eq!(r.headers.get("access-control-allow-origin").unwrap(), "*");
     assert!(r.headers.get("x-request-id").is_some(), "every response carries its request id");
 }
@@ -230,7 +233,11 @@ async fn garbage_never_gives_5xx() {
                 let shown = String::from_utf8_lossy(&body[..body.len().min(40)]).into_owned();
                 assert!(r.status < 500, "{method} {path} {shown:?} -> {} {:?}", r.status, r.body);
                 let uia = r.status == 401 && r.body["flows"].is_array();
-                assert!(r.status < 400 || uia || r.errcode().starts_with("M_"), "{method} {path} {shown:?}: {:?}", r.body);
+                assert!(
+                    r.status < 400 || uia || r.errcode().starts_with("M_"),
+                    "{method} {path} {shown:?}: {:?}",
+                    r.body
+                );
             }
         }
     }

@@ -58,14 +58,23 @@ async fn delete_several_devices() {
     let b = Session::from(&s.login("alice", "password1").await.body);
     let c = Session::from(&s.login("alice", "password1").await.body);
     let auth = json!({ "type": "m.login.password", "identifier": { "type": "m.id.user", "user": "@alice:localhost" }, "password": "password1" });
-    let r = s.post("/_matrix/client/v3/delete_devices", a.token(), json!({ "devices": [b.device_id, c.device_id, "UNKNOWN"], "auth": auth })).await;
+    let r = s
+        .post(
+            "/_matrix/client/v3/delete_devices",
+            a.token(),
+            json!({ "devices": [b.device_id, c.device_id, "UNKNOWN"], "auth": auth }),
+        )
+        .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let r = s.get("/_matrix/client/v3/devices", a.token()).await;
-    let ids: Vec<&str> = r.body["devices"].as_array().unwrap().iter().map(|d| d["device_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> =
+        r.body["devices"].as_array().unwrap().iter().map(|d| d["device_id"].as_str().unwrap()).collect();
     assert_eq!(ids, [a.device_id.as_str()]);
 
     let mallory = s.register("mallory", "password1").await;
     let auth = json!({ "type": "m.login.password", "identifier": { "type": "m.id.user", "user": "alice" }, "password": "password1" });
-    let r = s.post("/_matrix/client/v3/delete_devices", mallory.token(), json!({ "devices": [a.device_id], "auth": auth })).await;
+    let r = s
+        .post("/_matrix/client/v3/delete_devices", mallory.token(), json!({ "devices": [a.device_id], "auth": auth }))
+        .await;
     assert_eq!((r.status, r.errcode()), (401, "M_FORBIDDEN"), "UIA must name the requester");
 }

@@ -26,7 +26,8 @@ async fn jwt_login() {
     let types = s.get("/_matrix/client/v3/login", None).await.body;
     assert!(types["flows"].as_array().unwrap().iter().any(|f| f["type"] == "org.matrix.login.jwt"));
 
-    let login = |t: String| s.post("/_matrix/client/v3/login", None, json!({ "type": "org.matrix.login.jwt", "token": t }));
+    let login =
+        |t: String| s.post("/_matrix/client/v3/login", None, json!({ "type": "org.matrix.login.jwt", "token": t }));
     let good = json!({ "sub": "jwtuser", "aud": "trellis-test", "iss": "https://issuer.test", "exp": now() + 300 });
 
     let r = login(token(good.clone(), SECRET)).await;
@@ -55,7 +56,11 @@ async fn jwt_login() {
 
 #[tokio::test]
 async fn jwt_without_account_creation() {
-    let s = TestServer::start_with(&[("TRELLIS_JWT__ENABLED", "true"), ("TRELLIS_JWT__SECRET", SECRET), ("TRELLIS_JWT__CREATE_USERS", "false")]);
+    let s = TestServer::start_with(&[
+        ("TRELLIS_JWT__ENABLED", "true"),
+        ("TRELLIS_JWT__SECRET", SECRET),
+        ("TRELLIS_JWT__CREATE_USERS", "false"),
+    ]);
     let t = token(json!({ "sub": "ghost", "exp": now() + 60 }), SECRET);
     let r = s.post("/_matrix/client/v3/login", None, json!({ "type": "org.matrix.login.jwt", "token": t })).await;
     assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"));

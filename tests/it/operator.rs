@@ -8,11 +8,15 @@ use crate::server::{TestServer, client, send};
 async fn everything_survives_a_restart_and_kill_9() {
     let mut s = TestServer::start();
     let a = s.register("alice", "password1").await;
-    s.put("/_matrix/client/v3/profile/@alice:localhost/displayname", a.token(), json!({ "displayname": "Alice" })).await;
+    s.put("/_matrix/client/v3/profile/@alice:localhost/displayname", a.token(), json!({ "displayname": "Alice" }))
+        .await;
     s.put("/_matrix/client/v3/profile/@alice:localhost/m.tz", a.token(), json!({ "m.tz": "UTC" })).await;
     s.put("/_matrix/client/v3/user/@alice:localhost/account_data/org.example", a.token(), json!({ "k": 1 })).await;
     s.put(&format!("/_matrix/client/v3/devices/{}", a.device_id), a.token(), json!({ "display_name": "laptop" })).await;
-    let filter_id = s.post("/_matrix/client/v3/user/@alice:localhost/filter", a.token(), json!({ "room": { "rooms": [] } })).await.body["filter_id"]
+    let filter_id = s
+        .post("/_matrix/client/v3/user/@alice:localhost/filter", a.token(), json!({ "room": { "rooms": [] } }))
+        .await
+        .body["filter_id"]
         .as_str()
         .unwrap()
         .to_owned();

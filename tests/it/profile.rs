@@ -13,7 +13,10 @@ async fn displayname_avatar_and_extended_fields() {
 
     let base = "/_matrix/client/v3/profile/@alice:localhost";
     assert_eq!(s.put(&format!("{base}/displayname"), a.token(), json!({ "displayname": "Alice" })).await.status, 200);
-    assert_eq!(s.put(&format!("{base}/avatar_url"), a.token(), json!({ "avatar_url": "mxc://localhost/abc" })).await.status, 200);
+    assert_eq!(
+        s.put(&format!("{base}/avatar_url"), a.token(), json!({ "avatar_url": "mxc://localhost/abc" })).await.status,
+        200
+    );
     assert_eq!(s.put(&format!("{base}/m.tz"), a.token(), json!({ "m.tz": "Europe/Berlin" })).await.status, 200);
     let r = s.get(&format!("{base}/displayname"), None).await;
     assert_eq!(r.body, json!({ "displayname": "Alice" }));
@@ -27,7 +30,8 @@ async fn displayname_avatar_and_extended_fields() {
     let long_key = "k".repeat(256);
     let r = s.put(&format!("{base}/{long_key}"), a.token(), json!({ long_key.clone(): 1 })).await;
     assert_eq!((r.status, r.errcode()), (400, "M_KEY_TOO_LARGE"));
-    let r = s.put(&format!("{base}/org.example.bio"), a.token(), json!({ "org.example.bio": "x".repeat(70_000) })).await;
+    let r =
+        s.put(&format!("{base}/org.example.bio"), a.token(), json!({ "org.example.bio": "x".repeat(70_000) })).await;
     assert_eq!((r.status, r.errcode()), (400, "M_PROFILE_TOO_LARGE"));
 
     let b = s.register("bob", "password1").await;

@@ -47,13 +47,22 @@ impl TestServer {
         let dir = tmp.path().to_path_buf();
         let mut all = vec![("TRELLIS_RATE_LIMITS__ENABLED".to_owned(), "false".to_owned())];
         all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let mut s = TestServer { child: None, url: String::new(), metrics_url: None, dir, _tmp: Some(tmp), env: all, http: client() };
+        let mut s = TestServer {
+            child: None,
+            url: String::new(),
+            metrics_url: None,
+            dir,
+            _tmp: Some(tmp),
+            env: all,
+            http: client(),
+        };
         s.spawn();
         s
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("server.log")).expect("log file");
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("server.log")).expect("log file");
         let mut cmd = Command::new(BIN);
         cmd.current_dir(&self.dir)
             .env_clear()
@@ -140,7 +149,11 @@ impl TestServer {
     }
 
     pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, body: &'static [u8]) -> Resp {
-        let mut req = self.http.request(method, format!("{}{}", self.url, path)).header("content-type", "application/json").body(body);
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.url, path))
+            .header("content-type", "application/json")
+            .body(body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }

@@ -19,12 +19,14 @@ async fn refresh_rotates_and_invalidates_the_old_pair() {
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["expires_in_ms"], json!(300_000));
-    let (access1, refresh1) = (r.body["access_token"].as_str().unwrap().to_owned(), r.body["refresh_token"].as_str().unwrap().to_owned());
+    let (access1, refresh1) =
+        (r.body["access_token"].as_str().unwrap().to_owned(), r.body["refresh_token"].as_str().unwrap().to_owned());
     let device = r.body["device_id"].as_str().unwrap().to_owned();
 
     let r = s.post("/_matrix/client/v3/refresh", None, json!({ "refresh_token": refresh1 })).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let (access2, refresh2) = (r.body["access_token"].as_str().unwrap().to_owned(), r.body["refresh_token"].as_str().unwrap().to_owned());
+    let (access2, refresh2) =
+        (r.body["access_token"].as_str().unwrap().to_owned(), r.body["refresh_token"].as_str().unwrap().to_owned());
     assert_ne!(access1, access2);
     assert_ne!(refresh1, refresh2);
     assert_eq!(r.body["expires_in_ms"], json!(300_000));

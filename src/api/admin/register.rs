@@ -33,11 +33,10 @@ pub async fn nonce(AxState(s): AxState<State>) -> Response {
 }
 
 fn enabled(s: &State) -> Result<&str> {
-    s.config
-        .registration
-        .shared_secret
-        .as_deref()
-        .ok_or_else(|| Error::new(ErrorKind::Unknown, "Shared secret registration is not enabled").with_status(axum::http::StatusCode::BAD_REQUEST))
+    s.config.registration.shared_secret.as_deref().ok_or_else(|| {
+        Error::new(ErrorKind::Unknown, "Shared secret registration is not enabled")
+            .with_status(axum::http::StatusCode::BAD_REQUEST)
+    })
 }
 
 #[derive(Deserialize)]
@@ -68,7 +67,8 @@ pub async fn register(AxState(s): AxState<State>, req: Request) -> Response {
 
 async fn register_inner(s: &State, body: &[u8], ip: Option<String>) -> Result<serde_json::Value> {
     let secret = enabled(s)?.to_owned();
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| Error::new(ErrorKind::NotJson, "Content not JSON."))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| Error::new(ErrorKind::NotJson, "Content not JSON."))?;
     let body: Body = serde_json::from_value(value).map_err(|e| {
         let m = e.to_string();
         if m.contains("missing field") { Error::new(ErrorKind::MissingParam, m) } else { Error::bad_json(m) }
@@ -78,7 +78,9 @@ async fn register_inner(s: &State, body: &[u8], ip: Option<String>) -> Result<se
         nonces.remove(&body.nonce).is_some_and(|at| at.elapsed() < NONCE_LIFETIME)
     };
     if !fresh {
-        return Err(Error::new(ErrorKind::Unknown, "unrecognised nonce").with_status(axum::http::StatusCode::BAD_REQUEST));
+        return Err(
+            Error::new(ErrorKind::Unknown, "unrecognised nonce").with_status(axum::http::StatusCode::BAD_REQUEST)
+        );
     }
     let mut mac = Hmac::<Sha1>::new_from_slice(secret.as_bytes()).map_err(Error::internal)?;
     mac.update(body.nonce.as_bytes());
@@ -97,11 +99,15 @@ async fn register_inner(s: &State, body: &[u8], ip: Option<String>) -> Result<se
 
     let user_id = checked_user_id(s, &body.username.to_lowercase())?;
     let hash = password::hash(body.password).await?;
-    let new = NewAccount { password_hash: Some(hash), admin: body.admin, displayname: body.displayname, ..Default::default() };
+    let new = NewAccount {
+        password_hash: Some(hash),
+        admin: body.admin,
+        displayname: body.displayname,
+        ..Default::default()
+    };
     let (uid, lifetimes) = (user_id.clone(), s.token_lifetimes());
-    let session = s
-        .db
-        .blocking(move |db| {
+    let session =
+        s.db.blocking(move |db| {
             accounts::create(db, &uid, new)?;
             tokens::create_session(db, &uid, None, None, false, lifetimes, ip)
         })

@@ -18,15 +18,14 @@ pub async fn change_password(s: State, r: Ruma<change_password::v3::Request>) ->
     uia_reauth(&s, r.body.auth.as_ref(), &auth.user_id).await?;
     let hash = password::hash(r.body.new_password).await?;
     let logout_devices = r.body.logout_devices;
-    s.db
-        .blocking(move |db| {
-            accounts::set_password(db, &auth.user_id, hash)?;
-            if logout_devices {
-                devices::delete_all(db, &auth.user_id, Some(&auth.device_id))?;
-            }
-            Ok(())
-        })
-        .await?;
+    s.db.blocking(move |db| {
+        accounts::set_password(db, &auth.user_id, hash)?;
+        if logout_devices {
+            devices::delete_all(db, &auth.user_id, Some(&auth.device_id))?;
+        }
+        Ok(())
+    })
+    .await?;
     Ok(change_password::v3::Response::new())
 }
 
@@ -49,7 +48,13 @@ pub async fn threepids(s: State, r: Ruma<get_3pids::v3::Request>) -> Result<get_
     let threepids = list
         .into_iter()
         .map(|(medium, address, added)| {
-            ThirdPartyIdentifierInit { address, medium: medium.as_str().into(), validated_at: ts(added), added_at: ts(added) }.into()
+            ThirdPartyIdentifierInit {
+                address,
+                medium: medium.as_str().into(),
+                validated_at: ts(added),
+                added_at: ts(added),
+            }
+            .into()
         })
         .collect();
     Ok(get_3pids::v3::Response::new(threepids))

@@ -2,7 +2,9 @@
 //! (spec: "Client Config"); `POST /user/{userId}/filter`, `GET /user/{userId}/filter/{filterId}`
 //! (spec: "Filtering").
 
-use ruma::api::client::config::{get_global_account_data, get_room_account_data, set_global_account_data, set_room_account_data};
+use ruma::api::client::config::{
+    get_global_account_data, get_room_account_data, set_global_account_data, set_room_account_data,
+};
 use ruma::api::client::filter::{create_filter, get_filter};
 use ruma::{RoomId, UserId};
 use serde_json::Value;
@@ -39,7 +41,10 @@ pub async fn get_global(s: State, r: Ruma<get_global_account_data::v3::Request>)
 }
 
 /// `PUT /_matrix/client/v3/user/{userId}/account_data/{type}`
-pub async fn set_global(s: State, r: Ruma<set_global_account_data::v3::Request>) -> Result<set_global_account_data::v3::Response> {
+pub async fn set_global(
+    s: State,
+    r: Ruma<set_global_account_data::v3::Request>,
+) -> Result<set_global_account_data::v3::Response> {
     ensure_self(&r.auth()?.user_id, &r.body.user_id, "account data")?;
     set(&s, &r.body.user_id, None, r.body.event_type.to_string(), r.body.data.json().get()).await?;
     Ok(set_global_account_data::v3::Response::new())
@@ -52,7 +57,10 @@ pub async fn get_room(s: State, r: Ruma<get_room_account_data::v3::Request>) -> 
 }
 
 /// `PUT /_matrix/client/v3/user/{userId}/rooms/{roomId}/account_data/{type}`
-pub async fn set_room(s: State, r: Ruma<set_room_account_data::v3::Request>) -> Result<set_room_account_data::v3::Response> {
+pub async fn set_room(
+    s: State,
+    r: Ruma<set_room_account_data::v3::Request>,
+) -> Result<set_room_account_data::v3::Response> {
     ensure_self(&r.auth()?.user_id, &r.body.user_id, "account data")?;
     let data_type = r.body.event_type.to_string();
     set(&s, &r.body.user_id, Some(&r.body.room_id), data_type, r.body.data.json().get()).await?;

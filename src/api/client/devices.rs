@@ -60,8 +60,6 @@ pub async fn delete_many(s: State, r: Ruma<delete_devices::v3::Request>) -> Resu
     let uid = r.auth()?.user_id.clone();
     uia_reauth(&s, r.body.auth.as_ref(), &uid).await?;
     let ids = r.body.devices;
-    s.db
-        .blocking(move |db| devices::delete(db, &uid, &ids.iter().map(|d| d.as_ref()).collect::<Vec<_>>()))
-        .await?;
+    s.db.blocking(move |db| devices::delete(db, &uid, &ids.iter().map(|d| d.as_ref()).collect::<Vec<_>>())).await?;
     Ok(delete_devices::v3::Response::new())
 }

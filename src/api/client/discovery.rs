@@ -15,8 +15,8 @@ use crate::services::State;
 /// Spec versions whose client-server endpoints we serve (to the extent built so far; see
 /// `docs/architecture.md`). Element and the SDKs need v1.1 or newer.
 const SUPPORTED_VERSIONS: &[&str] = &[
-    "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11", "v1.12", "v1.13",
-    "v1.14", "v1.15", "v1.16",
+    "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11", "v1.12",
+    "v1.13", "v1.14", "v1.15", "v1.16",
 ];
 
 /// Room versions the server accepts; `default_room_version` is created by default.
@@ -24,8 +24,12 @@ pub const ROOM_VERSIONS: &[&str] = &["1", "2", "3", "4", "5", "6", "7", "8", "9"
 pub const DEFAULT_ROOM_VERSION: &str = "12";
 
 /// `GET /_matrix/client/versions`
-pub async fn versions(_s: State, _r: Ruma<get_supported_versions::Request>) -> Result<get_supported_versions::Response> {
-    let mut response = get_supported_versions::Response::new(SUPPORTED_VERSIONS.iter().map(|v| v.to_string()).collect());
+pub async fn versions(
+    _s: State,
+    _r: Ruma<get_supported_versions::Request>,
+) -> Result<get_supported_versions::Response> {
+    let mut response =
+        get_supported_versions::Response::new(SUPPORTED_VERSIONS.iter().map(|v| v.to_string()).collect());
     response.unstable_features = BTreeMap::from([("uk.tcpip.msc4133.stable".to_owned(), true)]);
     Ok(response)
 }

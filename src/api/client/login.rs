@@ -59,27 +59,29 @@ pub async fn login(s: State, r: Ruma<LoginRequest>) -> Result<LoginResponse> {
         }
         LoginInfo::Token(t) if s.config.login.token => {
             let token = t.token.clone();
-            s.db
-                .blocking(move |db| {
-                    let user_id = tokens::consume_login_token(db, &token)?;
-                    accounts::get_active(db, &user_id)?;
-                    Ok(user_id)
-                })
-                .await?
+            s.db.blocking(move |db| {
+                let user_id = tokens::consume_login_token(db, &token)?;
+                accounts::get_active(db, &user_id)?;
+                Ok(user_id)
+            })
+            .await?
         }
         LoginInfo::_Custom(_) if body.login_info.login_type() == jwt::LOGIN_TYPE && s.jwt.is_some() => {
             jwt_user(&s, &body.login_info).await?
         }
-        other => return Err(Error::new(ErrorKind::Unknown, format!("Unknown login type {}", other.login_type()))
-            .with_status(axum::http::StatusCode::BAD_REQUEST)),
+        other => {
+            return Err(Error::new(ErrorKind::Unknown, format!("Unknown login type {}", other.login_type()))
+                .with_status(axum::http::StatusCode::BAD_REQUEST));
+        }
     };
 
     let (device_id, display_name, refresh) = (body.device_id, body.initial_device_display_name, body.refresh_token);
     let (lifetimes, ip) = (s.token_lifetimes(), r.client_ip.map(|i| i.to_string()));
     let uid = user_id.clone();
-    let session = s
-        .db
-        .blocking(move |db| tokens::create_session(db, &uid, device_id.as_deref(), display_name, refresh, lifetimes, ip))
+    let session =
+        s.db.blocking(move |db| {
+            tokens::create_session(db, &uid, device_id.as_deref(), display_name, refresh, lifetimes, ip)
+        })
         .await?;
     tracing::info!(%user_id, device_id = %session.device_id, "logged in");
     let mut response = LoginResponse::new(user_id, session.access_token, session.device_id);
@@ -107,7 +109,8 @@ async fn check_password(s: &State, user_id: &UserId, password: String) -> Result
 async fn jwt_user(s: &State, info: &LoginInfo) -> Result<OwnedUserId> {
     let verifier = s.jwt.as_ref().ok_or_else(|| Error::forbidden("JWT login is disabled"))?;
     let data = info.data();
-    let token = data.get("token").and_then(|t| t.as_str()).ok_or_else(|| Error::forbidden("Token field for JWT is missing"))?;
+    let token =
+        data.get("token").and_then(|t| t.as_str()).ok_or_else(|| Error::forbidden("Token field for JWT is missing"))?;
     let localpart = verifier.verify(token)?;
     let user_id = s.resolve_user(&localpart).map_err(|_| Error::forbidden("Invalid JWT subject"))?;
     if !s.is_local(&user_id) {
@@ -115,14 +118,13 @@ async fn jwt_user(s: &State, info: &LoginInfo) -> Result<OwnedUserId> {
     }
     let create = verifier.create_users;
     let uid = user_id.clone();
-    s.db
-        .blocking(move |db| match accounts::get(db, &uid)? {
-            Some(u) if u.deactivated => Err(Error::new(ErrorKind::UserDeactivated, "This account has been deactivated")),
-            Some(_) => Ok(()),
-            None if create => accounts::create(db, &uid, NewAccount::default()),
-            None => Err(Error::forbidden("User does not exist")),
-        })
-        .await?;
+    s.db.blocking(move |db| match accounts::get(db, &uid)? {
+        Some(u) if u.deactivated => Err(Error::new(ErrorKind::UserDeactivated, "This account has been deactivated")),
+        Some(_) => Ok(()),
+        None if create => accounts::create(db, &uid, NewAccount::default()),
+        None => Err(Error::forbidden("User does not exist")),
+    })
+    .await?;
     Ok(user_id)
 }
 

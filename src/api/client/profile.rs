@@ -35,7 +35,10 @@ pub async fn set_field(s: State, r: Ruma<set_profile_field::v3::Request>) -> Res
 }
 
 /// `DELETE /_matrix/client/v3/profile/{userId}/{keyName}`
-pub async fn delete_field(s: State, r: Ruma<delete_profile_field::v3::Request>) -> Result<delete_profile_field::v3::Response> {
+pub async fn delete_field(
+    s: State,
+    r: Ruma<delete_profile_field::v3::Request>,
+) -> Result<delete_profile_field::v3::Response> {
     ensure_self(&r.auth()?.user_id, &r.body.user_id, "the profile")?;
     let (uid, field) = (r.body.user_id, r.body.field.as_str().to_owned());
     s.db.blocking(move |db| profile::delete_field(db, &uid, &field)).await?;

@@ -36,7 +36,8 @@ pub async fn register(s: State, r: Ruma<register::Request>) -> Result<register::
         password::check_policy(pw, &s.config.password_policy)?;
     }
     if !guest {
-        let flows: &[&[&str]] = if s.config.registration.token.is_some() { &[&[REGISTRATION_TOKEN]] } else { &[&[DUMMY]] };
+        let flows: &[&[&str]] =
+            if s.config.registration.token.is_some() { &[&[REGISTRATION_TOKEN]] } else { &[&[DUMMY]] };
         s.uiaa.check(&s, body.auth.as_ref(), flows, None).await?;
     }
 
@@ -55,9 +56,10 @@ pub async fn register(s: State, r: Ruma<register::Request>) -> Result<register::
     }
     let (device_id, display_name, refresh) = (body.device_id, body.initial_device_display_name, body.refresh_token);
     let (lifetimes, ip) = (s.token_lifetimes(), r.client_ip.map(|i| i.to_string()));
-    let session = s
-        .db
-        .blocking(move |db| tokens::create_session(db, &user_id, device_id.as_deref(), display_name, refresh, lifetimes, ip))
+    let session =
+        s.db.blocking(move |db| {
+            tokens::create_session(db, &user_id, device_id.as_deref(), display_name, refresh, lifetimes, ip)
+        })
         .await?;
     response.access_token = Some(session.access_token);
     response.device_id = Some(session.device_id);
@@ -69,7 +71,8 @@ pub async fn register(s: State, r: Ruma<register::Request>) -> Result<register::
 /// A user ID for a requested localpart that passes the registration rules.
 pub fn checked_user_id(s: &State, localpart: &str) -> Result<OwnedUserId> {
     validate_localpart(localpart, s.server_name.as_str(), &s.config.registration.reserved_prefixes)?;
-    UserId::parse_with_server_name(localpart, &s.server_name).map_err(|_| Error::new(ErrorKind::InvalidUsername, "Invalid user ID"))
+    UserId::parse_with_server_name(localpart, &s.server_name)
+        .map_err(|_| Error::new(ErrorKind::InvalidUsername, "Invalid user ID"))
 }
 
 async fn ensure_available(s: &State, user_id: &UserId) -> Result<()> {
@@ -97,7 +100,10 @@ async fn fresh_user_id(s: &State, guest: bool) -> Result<OwnedUserId> {
 }
 
 /// `GET /_matrix/client/v3/register/available`
-pub async fn available(s: State, r: Ruma<get_username_availability::v3::Request>) -> Result<get_username_availability::v3::Response> {
+pub async fn available(
+    s: State,
+    r: Ruma<get_username_availability::v3::Request>,
+) -> Result<get_username_availability::v3::Response> {
     let user_id = checked_user_id(&s, &r.body.username)?;
     ensure_available(&s, &user_id).await?;
     Ok(get_username_availability::v3::Response::new(true))
