@@ -32,6 +32,9 @@ pub enum ErrorKind {
     ProfileTooLarge,
     KeyTooLarge,
     Unauthorized,
+    UnsupportedRoomVersion,
+    RoomInUse,
+    InvalidRoomState,
 }
 
 impl ErrorKind {
@@ -59,6 +62,9 @@ impl ErrorKind {
             ProfileTooLarge => "M_PROFILE_TOO_LARGE",
             KeyTooLarge => "M_KEY_TOO_LARGE",
             Unauthorized => "M_UNAUTHORIZED",
+            UnsupportedRoomVersion => "M_UNSUPPORTED_ROOM_VERSION",
+            RoomInUse => "M_ROOM_IN_USE",
+            InvalidRoomState => "M_INVALID_ROOM_STATE",
         }
     }
 

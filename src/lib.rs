@@ -4,6 +4,7 @@ pub mod api;
 pub mod config;
 pub mod error;
 pub mod ratelimit;
+pub mod rooms;
 pub mod server_keys;
 pub mod services;
 pub mod storage;

@@ -31,6 +31,10 @@ pub struct Services {
     pub registration_nonces: Mutex<HashMap<String, Instant>>,
     /// `http://host:port` of the client listener once bound (for `/.well-known/matrix/client`).
     pub client_base_url: std::sync::OnceLock<String>,
+    /// Recently loaded room states.
+    pub state_cache: crate::rooms::state::StateCache,
+    /// One lock per room: appends to a room are serialised, so a local room never forks.
+    room_locks: Mutex<HashMap<ruma::OwnedRoomId, Arc<Mutex<()>>>>,
     /// When each device's last-seen record was last written (throttles those writes).
     last_seen_written: Mutex<HashMap<(OwnedUserId, OwnedDeviceId), (Option<IpAddr>, Instant)>>,
 }
@@ -71,9 +75,27 @@ impl Services {
             signing_key,
             registration_nonces: Mutex::new(HashMap::new()),
             client_base_url: std::sync::OnceLock::new(),
+            state_cache: Default::default(),
+            room_locks: Mutex::new(HashMap::new()),
             last_seen_written: Mutex::new(HashMap::new()),
             config,
         }))
+    }
+
+    /// Run blocking service work (storage, room operations) on the blocking pool.
+    pub async fn blocking<R, F>(self: &Arc<Self>, f: F) -> Result<R>
+    where
+        F: FnOnce(&Services) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || f(&this)).await.map_err(|e| Error::internal(format!("blocking task: {e}")))?
+    }
+
+    /// The append lock of a room.
+    pub fn room_lock(&self, room_id: &ruma::RoomId) -> Arc<Mutex<()>> {
+        let mut locks = self.room_locks.lock().unwrap_or_else(PoisonError::into_inner);
+        locks.entry(room_id.to_owned()).or_default().clone()
     }
 
     /// A local user ID from a localpart or a full `@local:server` ID.

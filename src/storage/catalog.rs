@@ -29,7 +29,7 @@ impl<K, V> Table<K, V> {
 }
 
 /// `name` → u64. Merged with `max`, so concurrent writers never move a counter back.
-/// Keys: `stream_position`, `shortid`.
+/// Keys: `stream_position`, `shortid`, `state_group`.
 pub const COUNTERS: Table<String, Counter> = Table::new("counters");
 /// `key_id` (e.g. `ed25519:a1b2c3`) → [`SigningKeyRecord`].
 pub const SERVER_SIGNING_KEYS: Table<String, SigningKeyRecord> = Table::new("server_signing_keys");
@@ -62,6 +62,32 @@ pub const ACCOUNT_DATA_CHANGES: Table<(String, u64), AccountDataChange> = Table:
 /// `user_id | filter_id` → filter JSON.
 pub const FILTERS: Table<(String, String), serde_json::Value> = Table::new("filters");
 
+/// `room_id` → [`RoomRecord`].
+pub const ROOMS: Table<String, RoomRecord> = Table::new("rooms");
+/// `shorteventid` → the PDU as canonical JSON (federation format, without `event_id` for room
+/// versions 3+). Replaced by its redacted form when redacted; otherwise immutable.
+pub const PDUS: Table<u64, serde_json::Value> = Table::new("pdus");
+/// `shorteventid` → [`EventMeta`].
+pub const EVENT_META: Table<u64, EventMeta> = Table::new("event_meta");
+/// `shortroomid | stream_pos` → `shorteventid`: the timeline in stream order.
+pub const ROOM_TIMELINE: Table<(u64, u64), Counter> = Table::new("room_timeline");
+/// `shortroomid | depth | stream_pos` → `shorteventid`: the timeline in topological order.
+pub const ROOM_TOPOLOGY: Table<(u64, u64, u64), Counter> = Table::new("room_topology");
+/// `shortroomid | shorteventid` → `event_id`: the room's forward extremities.
+pub const FORWARD_EXTREMITIES: Table<(u64, u64), String> = Table::new("forward_extremities");
+/// `state_group` → [`StateGroupRecord`]: state snapshots as deltas on a parent.
+pub const STATE_GROUPS: Table<u64, StateGroupRecord> = Table::new("state_groups");
+/// `shortroomid | shortstatekey` → `shorteventid`: the current state index.
+pub const CURRENT_STATE: Table<(u64, u64), Counter> = Table::new("current_state");
+/// `room_id | user_id` → [`MembershipRecord`]: room → members.
+pub const ROOM_MEMBERSHIPS: Table<(String, String), MembershipRecord> = Table::new("room_memberships");
+/// `user_id | room_id` → [`MembershipRecord`]: user → rooms.
+pub const USER_MEMBERSHIPS: Table<(String, String), MembershipRecord> = Table::new("user_memberships");
+/// `user_id | device_id | txn_id` → `event_id`: idempotent `/send` and `/redact`.
+pub const TXN_IDS: Table<(String, String, String), String> = Table::new("txn_ids");
+/// `parent shorteventid | child shorteventid` → `[rel_type, event_type]` (`m.relates_to`).
+pub const RELATIONS: Table<(u64, u64), serde_json::Value> = Table::new("relations");
+
 /// Every column family, opened at start-up.
 pub const ALL: &[&str] = &[
     COUNTERS.name,
@@ -80,6 +106,18 @@ pub const ALL: &[&str] = &[
     ACCOUNT_DATA.name,
     ACCOUNT_DATA_CHANGES.name,
     FILTERS.name,
+    ROOMS.name,
+    PDUS.name,
+    EVENT_META.name,
+    ROOM_TIMELINE.name,
+    ROOM_TOPOLOGY.name,
+    FORWARD_EXTREMITIES.name,
+    STATE_GROUPS.name,
+    CURRENT_STATE.name,
+    ROOM_MEMBERSHIPS.name,
+    USER_MEMBERSHIPS.name,
+    TXN_IDS.name,
+    RELATIONS.name,
 ];
 
 /// Column families merged with `max` over big-endian u64 values.

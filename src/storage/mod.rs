@@ -33,10 +33,12 @@ struct Inner {
     stream: Arc<StreamCounter>,
     shortid_next: AtomicU64,
     shortid_lock: Mutex<()>,
+    state_group_next: AtomicU64,
 }
 
 const STREAM_POSITION: &str = "stream_position";
 const SHORTID: &str = "shortid";
+const STATE_GROUP: &str = "state_group";
 
 fn merge_max(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
     let decode = |b: &[u8]| <[u8; 8]>::try_from(b).map(u64::from_be_bytes).unwrap_or(0);
@@ -82,7 +84,9 @@ impl Storage {
         };
         let stream = StreamCounter::new(read_counter(STREAM_POSITION)?);
         let shortid_next = AtomicU64::new(read_counter(SHORTID)? + 1);
-        Ok(Storage { inner: Arc::new(Inner { db, stream, shortid_next, shortid_lock: Mutex::new(()) }) })
+        let state_group_next = AtomicU64::new(read_counter(STATE_GROUP)? + 1);
+        let inner = Inner { db, stream, shortid_next, shortid_lock: Mutex::new(()), state_group_next };
+        Ok(Storage { inner: Arc::new(inner) })
     }
 
     fn cf<K, V>(&self, table: Table<K, V>) -> Result<&rocksdb::ColumnFamily> {
@@ -116,6 +120,35 @@ impl Storage {
         prefix: &P,
     ) -> Result<Vec<(K, V)>> {
         self.scan_bytes(table, &prefix.encode())
+    }
+
+    /// Up to `limit` entries inside `prefix`, starting at `start` (inclusive) and walking forwards
+    /// or backwards (`reverse`) in key order. For pagination over `(room, position)` keys.
+    pub fn scan_from<K: KeyCodec, V: ValueCodec, P: KeyCodec>(
+        &self,
+        table: Table<K, V>,
+        prefix: &P,
+        start: &K,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<(K, V)>> {
+        let (prefix, start) = (prefix.encode(), start.encode());
+        let direction = if reverse { Direction::Reverse } else { Direction::Forward };
+        let iter = self.inner.db.iterator_cf(self.cf(table)?, IteratorMode::From(&start, direction));
+        let mut out = Vec::new();
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            out.push((K::decode(&k)?, V::decode_value(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// A fresh state group id (persist it with [`Batch::state_group`]).
+    pub fn allocate_state_group(&self) -> u64 {
+        self.inner.state_group_next.fetch_add(1, Ordering::SeqCst)
     }
 
     /// Every entry of a (small) table, in key order.
@@ -212,6 +245,11 @@ impl Batch<'_> {
             Counter(value).encode_value(),
         );
         Ok(())
+    }
+
+    /// Record that this batch writes state group `id` (persists the counter's high mark).
+    pub fn state_group(&mut self, id: u64) -> Result<()> {
+        self.merge_counter(STATE_GROUP, id)
     }
 
     /// Record that this batch uses stream position `pos` (persists the counter's high mark).

@@ -96,3 +96,70 @@ impl JsonValue for LoginTokenRecord {}
 impl JsonValue for AccountDataRecord {}
 impl JsonValue for AccountDataChange {}
 impl JsonValue for SigningKeyRecord {}
+
+/// `rooms` value: one room this server knows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoomRecord {
+    pub room_version: String,
+    pub shortroomid: u64,
+    /// State group of the room's current (resolved) state.
+    pub current_state_group: u64,
+    /// Largest depth of any event in the room.
+    pub max_depth: u64,
+}
+
+/// `event_meta` value: what we know about an event beyond its PDU.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventMeta {
+    pub event_id: String,
+    pub shortroomid: u64,
+    /// Stream position at which it was persisted (timeline order).
+    pub stream_pos: u64,
+    pub depth: u64,
+    /// State group of the state before the event.
+    pub state_before: u64,
+    /// State group after the event (differs only for accepted state events).
+    pub state_after: u64,
+    /// Persisted without its prev events known (federation: from `/state` or auth chains).
+    #[serde(default)]
+    pub outlier: bool,
+    /// Failed authorization: kept for the DAG, never served or used as state.
+    #[serde(default)]
+    pub rejected: bool,
+    /// Passed auth against its own state but not against the current state.
+    #[serde(default)]
+    pub soft_failed: bool,
+    /// The redaction event that redacted this one, if any.
+    #[serde(default)]
+    pub redacted_by: Option<String>,
+    /// `(device_id, txn_id)` of a local client send, for `unsigned.transaction_id`.
+    #[serde(default)]
+    pub txn: Option<(String, String)>,
+}
+
+/// `state_groups` value: a state snapshot stored as a delta on its parent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StateGroupRecord {
+    /// `None`: `added` is the whole state.
+    pub parent: Option<u64>,
+    /// `(shortstatekey, shorteventid)` pairs set by this group.
+    pub added: Vec<(u64, u64)>,
+    /// `shortstatekey`s removed relative to the parent.
+    #[serde(default)]
+    pub removed: Vec<u64>,
+    /// Number of deltas between this group and its full snapshot.
+    pub chain_len: u32,
+}
+
+/// `room_memberships` and `user_memberships` value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MembershipRecord {
+    pub membership: String,
+    pub event_id: String,
+    pub stream_pos: u64,
+}
+
+impl JsonValue for RoomRecord {}
+impl JsonValue for EventMeta {}
+impl JsonValue for StateGroupRecord {}
+impl JsonValue for MembershipRecord {}

@@ -1,0 +1,194 @@
+//! Persisting an authorized event: the PDU, its metadata, timeline and topological order,
+//! forward extremities, state groups, the current-state and membership indexes, relations,
+//! transaction IDs and redactions — all in one batch under one stream position.
+
+use ruma::canonical_json::redact;
+use ruma::{CanonicalJsonObject, DeviceId, OwnedEventId, RoomId, UserId};
+use serde_json::{Value, json};
+
+use super::build::{NewEvent, RoomCtx, StateBefore, authorize, build};
+use super::pdu::Pdu;
+use super::state::{self, ShortState};
+use super::{load, short};
+use crate::error::{Error, Result};
+use crate::services::Services;
+use crate::storage::catalog::{
+    CURRENT_STATE, EVENT_META, FORWARD_EXTREMITIES, PDUS, RELATIONS, ROOM_MEMBERSHIPS, ROOM_TIMELINE, ROOM_TOPOLOGY, ROOMS, TXN_IDS,
+    USER_MEMBERSHIPS,
+};
+use crate::storage::codec::Counter;
+use crate::storage::records::{EventMeta, MembershipRecord, RoomRecord};
+use crate::storage::{Batch, Storage};
+
+/// A client transaction (spec: "Transaction identifiers").
+#[derive(Debug, Clone)]
+pub struct Txn {
+    pub device_id: String,
+    pub txn_id: String,
+}
+
+/// Send a local event: under the room's lock (so a local room never forks), build on the
+/// forward extremities, authorize, persist. Idempotent per `(user, device, txn_id)`.
+pub fn send(s: &Services, room_id: &RoomId, sender: &UserId, new: NewEvent, txn: Option<Txn>) -> Result<OwnedEventId> {
+    let lock = s.room_lock(room_id);
+    let _guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(t) = &txn {
+        if let Some(existing) = s.db.get(TXN_IDS, &(sender.to_string(), t.device_id.clone(), t.txn_id.clone()))? {
+            return ruma::EventId::parse(existing).map_err(Error::internal);
+        }
+    }
+    let ctx = RoomCtx::current(s, room_id)?;
+    let (pdu, obj) = build(s, &ctx, sender, &new)?;
+    authorize(s, &ctx, &pdu)?;
+    append(s, &ctx, &pdu, obj, txn.as_ref())?;
+    Ok(pdu.event_id)
+}
+
+/// Persist an authorized event built on `ctx`. The caller holds the room lock.
+pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, txn: Option<&Txn>) -> Result<()> {
+    let db = &s.db;
+    let room_id = pdu.room()?;
+    let shortroomid = short::room(db, &room_id)?;
+    let sid = short::event(db, &pdu.event_id)?;
+    let pos = db.stream().allocate();
+    let mut batch = db.batch();
+
+    let state_before = match &ctx.state_before {
+        StateBefore::Group(g) => *g,
+        StateBefore::Empty => state::new_empty(db, &mut batch)?,
+        StateBefore::Resolved => state::new_full(db, &mut batch, &ctx.state)?,
+    };
+    let this_key = match &pdu.state_key {
+        Some(key) => Some(short::statekey(db, &pdu.kind.to_string(), key)?),
+        None => None,
+    };
+    let state_after = match (this_key, &ctx.state_before) {
+        (None, _) => state_before,
+        (Some(sk), StateBefore::Group(g)) => state::new_delta(db, &s.state_cache, &mut batch, *g, &[(sk, sid)], &[])?,
+        (Some(sk), _) => {
+            let mut after: ShortState = (*ctx.state).clone();
+            after.insert(sk, sid);
+            state::new_full(db, &mut batch, &after)?
+        }
+    };
+    // What changes in the current state: one key on the common path; a diff after resolution.
+    let (changed, removed) = match &ctx.state_before {
+        StateBefore::Resolved => {
+            let mut after: ShortState = (*ctx.state).clone();
+            after.extend(this_key.map(|k| (k, sid)));
+            let before = match db.get(ROOMS, &room_id.to_string())? {
+                Some(r) => state::load(db, &s.state_cache, r.current_state_group)?,
+                None => Default::default(),
+            };
+            let changed: Vec<(u64, u64)> = after.iter().filter(|(k, v)| before.get(k) != Some(v)).map(|(k, v)| (*k, *v)).collect();
+            let removed: Vec<u64> = before.keys().filter(|k| !after.contains_key(k)).copied().collect();
+            (changed, removed)
+        }
+        _ => (this_key.map(|k| (k, sid)).into_iter().collect(), Vec::new()),
+    };
+
+    batch.put(PDUS, &sid, &serde_json::to_value(&obj).map_err(Error::internal)?)?;
+    let meta = EventMeta {
+        event_id: pdu.event_id.to_string(),
+        shortroomid,
+        stream_pos: pos.pos(),
+        depth: pdu.depth,
+        state_before,
+        state_after,
+        outlier: false,
+        rejected: false,
+        soft_failed: false,
+        redacted_by: None,
+        txn: txn.map(|t| (t.device_id.clone(), t.txn_id.clone())),
+    };
+    batch.put(EVENT_META, &sid, &meta)?;
+    batch.put(ROOM_TIMELINE, &(shortroomid, pos.pos()), &Counter(sid))?;
+    batch.put(ROOM_TOPOLOGY, &(shortroomid, pdu.depth, pos.pos()), &Counter(sid))?;
+    for prev in &pdu.prev_events {
+        if let Some(p) = short::event_get(db, prev)? {
+            batch.delete(FORWARD_EXTREMITIES, &(shortroomid, p))?;
+        }
+    }
+    batch.put(FORWARD_EXTREMITIES, &(shortroomid, sid), &pdu.event_id.to_string())?;
+
+    update_current_state(s, &mut batch, &room_id, shortroomid, (&changed, &removed), pos.pos(), (sid, pdu))?;
+    let max_depth = s.db.get(ROOMS, &room_id.to_string())?.map_or(0, |r| r.max_depth).max(pdu.depth);
+    let record = RoomRecord { room_version: ctx.version.clone(), shortroomid, current_state_group: state_after, max_depth };
+    batch.put(ROOMS, &room_id.to_string(), &record)?;
+
+    if let Some(t) = txn {
+        batch.put(TXN_IDS, &(pdu.sender.to_string(), t.device_id.clone(), t.txn_id.clone()), &pdu.event_id.to_string())?;
+    }
+    let content = pdu.content_value();
+    if let Some(rel) = content.get("m.relates_to") {
+        let parent = rel.get("event_id").and_then(Value::as_str).and_then(|p| ruma::EventId::parse(p).ok());
+        let rel_type = rel.get("rel_type").and_then(Value::as_str);
+        if let (Some(parent), Some(rel_type)) = (parent, rel_type) {
+            if let Some(p) = short::event_get(db, &parent)? {
+                batch.put(RELATIONS, &(p, sid), &json!([rel_type, pdu.kind.to_string()]))?;
+            }
+        }
+    }
+    if pdu.kind == ruma::events::TimelineEventType::RoomRedaction {
+        if let Some(target) = &pdu.redacts {
+            apply_redaction(s, &mut batch, ctx, &room_id, target, &pdu.event_id)?;
+        }
+    }
+    batch.stream_position(&pos)?;
+    batch.commit()
+}
+
+/// Apply changed and removed keys to the current-state and membership indexes.
+fn update_current_state(
+    s: &Services,
+    batch: &mut Batch<'_>,
+    room_id: &RoomId,
+    shortroomid: u64,
+    (changed, removed): (&[(u64, u64)], &[u64]),
+    pos: u64,
+    (this_short, this): (u64, &Pdu),
+) -> Result<()> {
+    let db: &Storage = &s.db;
+    for (key, event) in changed {
+        batch.put(CURRENT_STATE, &(shortroomid, *key), &Counter(*event))?;
+        let (kind, state_key) = short::statekey_parts(db, *key)?;
+        if kind == "m.room.member" {
+            let event_id = short::event_id(db, *event)?;
+            // The event is either the one being appended (not readable yet) or a stored one.
+            let content = if *event == this_short {
+                this.content_value()
+            } else {
+                super::load_by_short(s, *event)?.map(|e| e.pdu.content_value()).unwrap_or_default()
+            };
+            let membership = content.get("membership").and_then(Value::as_str).unwrap_or("leave").to_owned();
+            let record = MembershipRecord { membership, event_id: event_id.to_string(), stream_pos: pos };
+            batch.put(ROOM_MEMBERSHIPS, &(room_id.to_string(), state_key.clone()), &record)?;
+            batch.put(USER_MEMBERSHIPS, &(state_key, room_id.to_string()), &record)?;
+        }
+    }
+    for key in removed {
+        batch.delete(CURRENT_STATE, &(shortroomid, *key))?;
+    }
+    Ok(())
+}
+
+/// Replace the target's stored JSON with its redacted form (room version's redaction
+/// algorithm) and mark it redacted. Events of other rooms are left alone.
+fn apply_redaction(s: &Services, batch: &mut Batch<'_>, ctx: &RoomCtx, room_id: &RoomId, target: &ruma::EventId, by: &ruma::EventId) -> Result<()> {
+    let Some(event) = load(s, target)? else { return Ok(()) };
+    if event.pdu.room()? != *room_id || event.meta.redacted_by.is_some() {
+        return Ok(());
+    }
+    let obj: CanonicalJsonObject = serde_json::from_value(event.json).map_err(Error::internal)?;
+    let redacted = redact(obj, &ctx.rules.redaction, None).map_err(|e| Error::internal(format!("redacting: {e}")))?;
+    let short = short::event(&s.db, target)?;
+    batch.put(PDUS, &short, &serde_json::to_value(&redacted).map_err(Error::internal)?)?;
+    let mut meta = event.meta;
+    meta.redacted_by = Some(by.to_string());
+    batch.put(EVENT_META, &short, &meta)
+}
+
+/// Convenience for tests and callers that only have a device: the `Txn` of a client send.
+pub fn txn(device_id: &DeviceId, txn_id: &str) -> Txn {
+    Txn { device_id: device_id.to_string(), txn_id: txn_id.to_owned() }
+}

@@ -1,0 +1,175 @@
+//! Building local events (spec: Server-Server API "PDUs", "Auth events selection", "Signing
+//! events", room versions' "Event IDs"): `prev_events` are the forward extremities, `auth_events`
+//! are selected from the state before the event, then hashes, signature and event ID; then the
+//! event is authorized before anything is written.
+
+use std::sync::Arc;
+
+use ruma::events::{StateEventType, TimelineEventType};
+use ruma::room_version_rules::RoomVersionRules;
+use ruma::signatures::{JsonError, hash_and_sign_event, reference_hash};
+use ruma::state_res::{auth_types_for_event, check_state_dependent_auth_rules, check_state_independent_auth_rules};
+use ruma::{CanonicalJsonObject, EventId, OwnedEventId, OwnedRoomId, RoomId, UserId};
+use serde_json::{Value, json};
+
+use super::pdu::{MAX_PDU_BYTES, Pdu};
+use super::state::{self, ShortState};
+use super::{load, load_by_short, resolve, room, rules_for, short, state_event};
+use crate::error::{Error, ErrorKind, Result};
+use crate::services::Services;
+use crate::storage::catalog::{EVENT_META, FORWARD_EXTREMITIES};
+use crate::users::now_ms;
+
+/// What a client wants to add to a room.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub kind: String,
+    pub content: Value,
+    pub state_key: Option<String>,
+    pub redacts: Option<OwnedEventId>,
+}
+
+impl NewEvent {
+    pub fn message(kind: &str, content: Value) -> Self {
+        NewEvent { kind: kind.to_owned(), content, state_key: None, redacts: None }
+    }
+    pub fn state(kind: &str, state_key: &str, content: Value) -> Self {
+        NewEvent { kind: kind.to_owned(), content, state_key: Some(state_key.to_owned()), redacts: None }
+    }
+}
+
+/// The group that holds the state before a new event.
+#[derive(Debug, Clone)]
+pub enum StateBefore {
+    /// Nothing yet: the event is a room's `m.room.create`.
+    Empty,
+    /// An existing group.
+    Group(u64),
+    /// State resolved from several forward extremities; `append` stores it as a new group.
+    Resolved,
+}
+
+/// Where a new event goes and what it builds on.
+pub struct RoomCtx {
+    /// `None` only while creating a v12 room (its ID comes from the create event).
+    pub room_id: Option<OwnedRoomId>,
+    pub version: String,
+    pub rules: RoomVersionRules,
+    pub state_before: StateBefore,
+    pub state: Arc<ShortState>,
+    /// `(event_id, depth)` of the events this one follows.
+    pub prev_events: Vec<(OwnedEventId, u64)>,
+}
+
+impl RoomCtx {
+    /// A brand-new room: empty state, no predecessors.
+    pub fn new_room(room_id: Option<OwnedRoomId>, version: &str) -> Result<RoomCtx> {
+        Ok(RoomCtx {
+            room_id,
+            version: version.to_owned(),
+            rules: rules_for(version)?,
+            state_before: StateBefore::Empty,
+            state: Arc::default(),
+            prev_events: Vec::new(),
+        })
+    }
+
+    /// The room as it stands: its forward extremities and the state after them (resolved
+    /// with the room version's algorithm when they disagree).
+    pub fn current(s: &Services, room_id: &RoomId) -> Result<RoomCtx> {
+        let record = room(s, room_id)?;
+        let rules = rules_for(&record.room_version)?;
+        let mut prev_events = Vec::new();
+        let mut states = Vec::new();
+        for ((_, short), event_id) in s.db.scan_prefix(FORWARD_EXTREMITIES, &record.shortroomid)? {
+            let meta = s.db.get(EVENT_META, &short)?.ok_or_else(|| Error::internal(format!("no meta for {event_id}")))?;
+            prev_events.push((EventId::parse(&event_id).map_err(Error::internal)?, meta.depth));
+            states.push(meta.state_after);
+        }
+        let (state_before, state) = if states.len() <= 1 {
+            let group = states.first().copied().unwrap_or(record.current_state_group);
+            (StateBefore::Group(group), state::load(&s.db, &s.state_cache, group)?)
+        } else {
+            let maps = states.iter().map(|g| state::load(&s.db, &s.state_cache, *g)).collect::<Result<Vec<_>>>()?;
+            (StateBefore::Resolved, Arc::new(resolve::resolve(s, &rules, &maps)?))
+        };
+        Ok(RoomCtx { room_id: Some(room_id.to_owned()), version: record.room_version, rules, state_before, state, prev_events })
+    }
+}
+
+/// Build and sign a PDU for `new` on top of `ctx`. Nothing is written.
+pub fn build(s: &Services, ctx: &RoomCtx, sender: &UserId, new: &NewEvent) -> Result<(Pdu, CanonicalJsonObject)> {
+    let mut content = new.content.clone();
+    if !content.is_object() {
+        return Err(Error::bad_json("Event content must be a JSON object"));
+    }
+    let kind = TimelineEventType::from(new.kind.as_str());
+    let content_raw = serde_json::value::to_raw_value(&content).map_err(|e| Error::bad_json(e.to_string()))?;
+    let auth_types = auth_types_for_event(&kind, sender, new.state_key.as_deref(), &content_raw, &ctx.rules.authorization)
+        .map_err(|e| Error::bad_json(format!("Invalid content for {kind}: {e}")))?;
+    let mut auth_events: Vec<String> = Vec::new();
+    for (ty, key) in auth_types {
+        if let Some(e) = state_event(s, &ctx.state, &ty.to_string(), &key)? {
+            if !auth_events.contains(&e.meta.event_id) {
+                auth_events.push(e.meta.event_id);
+            }
+        }
+    }
+    let depth = ctx.prev_events.iter().map(|(_, d)| *d).max().map_or(1, |d| d + 1);
+    let mut obj = json!({
+        "type": new.kind,
+        "sender": sender,
+        "origin_server_ts": now_ms(),
+        "depth": depth,
+        "prev_events": ctx.prev_events.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+        "auth_events": auth_events,
+    });
+    if let Some(room_id) = &ctx.room_id {
+        obj["room_id"] = json!(room_id);
+    }
+    if let Some(key) = &new.state_key {
+        obj["state_key"] = json!(key);
+    }
+    if let Some(redacts) = &new.redacts {
+        if ctx.rules.redaction.content_field_redacts {
+            content["redacts"] = json!(redacts);
+        } else {
+            obj["redacts"] = json!(redacts);
+        }
+    }
+    obj["content"] = content;
+    let mut canonical: CanonicalJsonObject =
+        serde_json::from_value(obj).map_err(|e| Error::bad_json(format!("Event is not canonical JSON: {e}")))?;
+    hash_and_sign_event(s.server_name.as_str(), &s.signing_key.key_pair, &mut canonical, &ctx.rules.redaction).map_err(|e| match e {
+        JsonError::PduTooLarge => Error::new(ErrorKind::TooLarge, "Event too large"),
+        other => Error::internal(format!("signing event: {other}")),
+    })?;
+    let json = serde_json::to_value(&canonical).map_err(Error::internal)?;
+    if serde_json::to_vec(&json).map_or(usize::MAX, |v| v.len()) > MAX_PDU_BYTES {
+        return Err(Error::new(ErrorKind::TooLarge, "Event exceeds 65536 bytes"));
+    }
+    let hash = reference_hash(&canonical, &ctx.rules).map_err(|e| Error::internal(format!("hashing event: {e}")))?;
+    let event_id = EventId::parse(format!("${hash}")).map_err(Error::internal)?;
+    let pdu = Pdu::from_json(event_id, &json, &ctx.rules)?;
+    Ok((pdu, canonical))
+}
+
+/// The authorization rules of the room version, against the event's `auth_events` and against
+/// the state before it. Failure is `M_FORBIDDEN` with ruma's reason.
+pub fn authorize(s: &Services, ctx: &RoomCtx, pdu: &Pdu) -> Result<()> {
+    let fetch_event = |id: &EventId| load(s, id).ok().flatten().map(|e| e.pdu);
+    check_state_independent_auth_rules(&ctx.rules.authorization, pdu, fetch_event)
+        .map_err(|e| Error::forbidden(format!("Event not authorized: {e}")))?;
+    let fetch_state = |ty: &StateEventType, key: &str| state_event(s, &ctx.state, &ty.to_string(), key).ok().flatten().map(|e| e.pdu);
+    check_state_dependent_auth_rules(&ctx.rules.authorization, pdu, fetch_state)
+        .map_err(|e| Error::forbidden(format!("Event not authorized: {e}")))
+}
+
+/// The event a state key maps to in `ctx`, parsed.
+pub fn ctx_state(s: &Services, ctx: &RoomCtx, kind: &str, state_key: &str) -> Result<Option<Pdu>> {
+    let Some(key) = short::statekey_get(&s.db, kind, state_key)? else { return Ok(None) };
+    match ctx.state.get(&key) {
+        Some(&short) => Ok(load_by_short(s, short)?.map(|e| e.pdu)),
+        None => Ok(None),
+    }
+}

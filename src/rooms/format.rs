@@ -1,0 +1,75 @@
+//! Events as clients see them (spec: Client-Server API "Room Events" and the `unsigned`
+//! object): `event_id`, `room_id`, `age`, `transaction_id` for the sending device,
+//! `prev_content` on state events, `redacted_because` on redacted events.
+
+use ruma::UserId;
+use serde_json::{Map, Value, json};
+
+use super::{StoredEvent, load, state, state_event};
+use crate::error::Result;
+use crate::services::Services;
+use crate::users::now_ms;
+
+/// Who is reading: their user and device (for `transaction_id`).
+#[derive(Debug, Clone, Copy)]
+pub struct Viewer<'a> {
+    pub user_id: &'a UserId,
+    pub device_id: Option<&'a str>,
+}
+
+/// The client-format JSON of a stored event.
+pub fn client_event(s: &Services, ev: &StoredEvent, viewer: Option<Viewer<'_>>) -> Result<Value> {
+    let mut out = bare(ev)?;
+    let mut unsigned = Map::new();
+    unsigned.insert("age".into(), json!(now_ms().saturating_sub(u64::from(ev.pdu.origin_server_ts.0))));
+    if let (Some(v), Some((device, txn_id))) = (viewer, &ev.meta.txn) {
+        if v.user_id == ev.pdu.sender && v.device_id == Some(device.as_str()) {
+            unsigned.insert("transaction_id".into(), json!(txn_id));
+        }
+    }
+    if let Some(key) = &ev.pdu.state_key {
+        let before = state::load(&s.db, &s.state_cache, ev.meta.state_before)?;
+        if let Some(prev) = state_event(s, &before, &ev.pdu.kind.to_string(), key)? {
+            unsigned.insert("prev_content".into(), prev.json.get("content").cloned().unwrap_or_else(|| json!({})));
+            unsigned.insert("prev_sender".into(), json!(prev.pdu.sender));
+            unsigned.insert("replaces_state".into(), json!(prev.meta.event_id));
+        }
+    }
+    if let Some(by) = &ev.meta.redacted_by {
+        if let Some(redaction) = ruma::EventId::parse(by).ok().and_then(|id| load(s, &id).ok().flatten()) {
+            unsigned.insert("redacted_because".into(), bare(&redaction)?);
+        }
+    }
+    out["unsigned"] = Value::Object(unsigned);
+    Ok(out)
+}
+
+/// The client fields of an event without `unsigned`.
+pub fn bare(ev: &StoredEvent) -> Result<Value> {
+    let j = &ev.json;
+    let mut out = json!({
+        "event_id": ev.meta.event_id,
+        "room_id": ev.pdu.room()?,
+        "sender": ev.pdu.sender,
+        "type": ev.pdu.kind.to_string(),
+        "origin_server_ts": j.get("origin_server_ts").cloned().unwrap_or(json!(0)),
+        "content": j.get("content").cloned().unwrap_or_else(|| json!({})),
+    });
+    if let Some(key) = &ev.pdu.state_key {
+        out["state_key"] = json!(key);
+    }
+    if let Some(redacts) = &ev.pdu.redacts {
+        out["redacts"] = json!(redacts);
+    }
+    Ok(out)
+}
+
+/// Stripped state for invites and knocks (spec: "Stripped state").
+pub fn stripped(ev: &StoredEvent) -> Value {
+    json!({
+        "type": ev.pdu.kind.to_string(),
+        "state_key": ev.pdu.state_key,
+        "sender": ev.pdu.sender,
+        "content": ev.json.get("content").cloned().unwrap_or_else(|| json!({})),
+    })
+}

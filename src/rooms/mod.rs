@@ -1,0 +1,106 @@
+//! Rooms: each an event-sourced DAG of signed PDUs (spec: "Rooms", "Room Versions",
+//! Server-Server API "PDUs", "Authorization rules", "State resolution").
+//!
+//! - [`build`] turns a client's intent into a signed, authorized PDU on top of the room's
+//!   forward extremities; [`append`] persists it (one batch) and updates every index.
+//! - [`state`] stores state snapshots as shared deltas; [`resolve`] feeds ruma's state resolution.
+//! - [`create`], [`membership`] and [`read`] implement the client-facing operations.
+//!
+//! All functions here are blocking: call them through [`Services::blocking`].
+
+pub mod append;
+pub mod build;
+pub mod create;
+pub mod format;
+pub mod membership;
+pub mod pdu;
+pub mod read;
+pub mod resolve;
+pub mod short;
+pub mod state;
+
+use std::sync::Arc;
+
+use ruma::room_version_rules::RoomVersionRules;
+use ruma::{EventId, RoomId, RoomVersionId};
+use serde_json::Value;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::services::Services;
+use crate::storage::catalog::{CURRENT_STATE, EVENT_META, PDUS, ROOMS};
+use crate::storage::codec::Counter;
+use crate::storage::records::{EventMeta, RoomRecord};
+use pdu::Pdu;
+use state::ShortState;
+
+/// A persisted event: parsed PDU, its stored JSON and its metadata.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub pdu: Pdu,
+    pub json: Value,
+    pub meta: EventMeta,
+}
+
+/// The rules of a room version we support; `M_UNSUPPORTED_ROOM_VERSION` otherwise.
+pub fn rules_for(version: &str) -> Result<RoomVersionRules> {
+    RoomVersionId::try_from(version)
+        .ok()
+        .and_then(|v| v.rules())
+        .ok_or_else(|| Error::new(ErrorKind::UnsupportedRoomVersion, format!("Unsupported room version {version}")))
+}
+
+/// The room's record, or `M_NOT_FOUND`.
+pub fn room(s: &Services, room_id: &RoomId) -> Result<RoomRecord> {
+    s.db.get(ROOMS, &room_id.to_string())?.ok_or_else(|| Error::not_found(format!("Unknown room {room_id}")))
+}
+
+pub fn load_by_short(s: &Services, short: u64) -> Result<Option<StoredEvent>> {
+    let (Some(json), Some(meta)) = (s.db.get(PDUS, &short)?, s.db.get(EVENT_META, &short)?) else { return Ok(None) };
+    let room_id = match json.get("room_id").and_then(Value::as_str) {
+        Some(r) => r.to_owned(),
+        None => format!("!{}", meta.event_id.trim_start_matches('$')),
+    };
+    let record = s.db.get(ROOMS, &room_id)?.ok_or_else(|| Error::internal(format!("event in unknown room {room_id}")))?;
+    let rules = rules_for(&record.room_version)?;
+    let event_id = EventId::parse(&meta.event_id).map_err(Error::internal)?;
+    let mut pdu = Pdu::from_json(event_id, &json, &rules)?;
+    pdu.rejected = meta.rejected;
+    Ok(Some(StoredEvent { pdu, json, meta }))
+}
+
+pub fn load(s: &Services, event_id: &EventId) -> Result<Option<StoredEvent>> {
+    match short::event_get(&s.db, event_id)? {
+        Some(short) => load_by_short(s, short),
+        None => Ok(None),
+    }
+}
+
+/// The room's current state (`shortstatekey → shorteventid`).
+pub fn current_state(s: &Services, room_id: &RoomId) -> Result<Arc<ShortState>> {
+    let record = room(s, room_id)?;
+    state::load(&s.db, &s.state_cache, record.current_state_group)
+}
+
+/// One event of a state map.
+pub fn state_event(s: &Services, state: &ShortState, kind: &str, state_key: &str) -> Result<Option<StoredEvent>> {
+    let Some(key) = short::statekey_get(&s.db, kind, state_key)? else { return Ok(None) };
+    match state.get(&key) {
+        Some(&event) => load_by_short(s, event),
+        None => Ok(None),
+    }
+}
+
+/// One event of the room's current state, via the current-state index.
+pub fn current_state_event(s: &Services, room_id: &RoomId, kind: &str, state_key: &str) -> Result<Option<StoredEvent>> {
+    let record = room(s, room_id)?;
+    let Some(key) = short::statekey_get(&s.db, kind, state_key)? else { return Ok(None) };
+    match s.db.get(CURRENT_STATE, &(record.shortroomid, key))? {
+        Some(Counter(event)) => load_by_short(s, event),
+        None => Ok(None),
+    }
+}
+
+/// The content of a current state event, if set.
+pub fn current_state_content(s: &Services, room_id: &RoomId, kind: &str, state_key: &str) -> Result<Option<Value>> {
+    Ok(current_state_event(s, room_id, kind, state_key)?.map(|e| e.pdu.content_value()))
+}

@@ -1,0 +1,101 @@
+//! State resolution (spec: room version 2's "State resolution", v2.1 for room version 12): our
+//! one module that feeds ruma's algorithm with events, auth chains and the conflicted state
+//! subgraph from storage.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use ruma::events::StateEventType;
+use ruma::room_version_rules::RoomVersionRules;
+use ruma::state_res::utils::event_id_set::EventIdSet;
+use ruma::state_res::{Event, StateMap};
+use ruma::{EventId, OwnedEventId};
+
+use super::state::ShortState;
+use super::{load, short};
+use crate::error::{Error, Result};
+use crate::services::Services;
+
+/// Resolve several states of one room into one.
+pub fn resolve(s: &Services, rules: &RoomVersionRules, states: &[Arc<ShortState>]) -> Result<ShortState> {
+    let v2 = rules
+        .state_res
+        .v2_rules()
+        .ok_or_else(|| Error::internal("state resolution v1 (room versions 1) is not supported"))?;
+    let mut maps = Vec::with_capacity(states.len());
+    for state in states {
+        let mut map = StateMap::new();
+        for (key, event) in state.iter() {
+            let (kind, state_key) = short::statekey_parts(&s.db, *key)?;
+            map.insert((StateEventType::from(kind), state_key), short::event_id(&s.db, *event)?);
+        }
+        maps.push(map);
+    }
+    let auth_chains = maps.iter().map(|m| auth_chain(s, m.values())).collect::<Result<Vec<_>>>()?;
+    let fetch_event = |id: &EventId| load(s, id).ok().flatten().map(|e| e.pdu);
+    let fetch_subgraph = |conflicted: &StateMap<Vec<OwnedEventId>>| conflicted_subgraph(s, conflicted).ok();
+    let resolved = ruma::state_res::resolve(&rules.authorization, v2, maps.iter(), auth_chains, fetch_event, fetch_subgraph)
+        .map_err(|e| Error::internal(format!("state resolution: {e}")))?;
+    let mut out = ShortState::new();
+    for ((kind, state_key), event_id) in resolved {
+        let key = short::statekey(&s.db, &kind.to_string(), &state_key)?;
+        let event = short::event_get(&s.db, &event_id)?.ok_or_else(|| Error::internal(format!("resolved to unknown {event_id}")))?;
+        out.insert(key, event);
+    }
+    Ok(out)
+}
+
+/// The full recursive set of `auth_events` of some events (spec: "auth chain").
+pub fn auth_chain<'a>(s: &Services, events: impl IntoIterator<Item = &'a OwnedEventId>) -> Result<EventIdSet<OwnedEventId>> {
+    let mut seen: HashSet<OwnedEventId> = HashSet::new();
+    let mut todo: Vec<OwnedEventId> = Vec::new();
+    for id in events {
+        if let Some(e) = load(s, id)? {
+            todo.extend(e.pdu.auth_events().cloned());
+        }
+    }
+    while let Some(id) = todo.pop() {
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        if let Some(e) = load(s, &id)? {
+            todo.extend(e.pdu.auth_events().cloned());
+        }
+    }
+    Ok(seen.into_iter().collect())
+}
+
+/// Room version 12's conflicted state subgraph: every event that is both an auth-ancestor of a
+/// conflicted state event and an auth-descendant of one (the conflicted events included).
+fn conflicted_subgraph(s: &Services, conflicted: &StateMap<Vec<OwnedEventId>>) -> Result<EventIdSet<OwnedEventId>> {
+    let conflicted: HashSet<OwnedEventId> = conflicted.values().flatten().cloned().collect();
+    // Ancestors (via auth_events) of every event reachable from the conflicted set.
+    let mut ancestors: HashMap<OwnedEventId, HashSet<OwnedEventId>> = HashMap::new();
+    fn ancestors_of(s: &Services, id: &OwnedEventId, memo: &mut HashMap<OwnedEventId, HashSet<OwnedEventId>>) -> Result<HashSet<OwnedEventId>> {
+        if let Some(a) = memo.get(id) {
+            return Ok(a.clone());
+        }
+        let mut out = HashSet::new();
+        if let Some(e) = load(s, id)? {
+            for parent in e.pdu.auth_events() {
+                out.insert(parent.clone());
+                out.extend(ancestors_of(s, parent, memo)?);
+            }
+        }
+        memo.insert(id.clone(), out.clone());
+        Ok(out)
+    }
+    let mut candidates: HashSet<OwnedEventId> = conflicted.clone();
+    for id in &conflicted {
+        candidates.extend(ancestors_of(s, id, &mut ancestors)?);
+    }
+    let mut subgraph = EventIdSet::new();
+    for x in candidates {
+        let up = ancestors_of(s, &x, &mut ancestors)?;
+        let descends_from_conflicted = conflicted.contains(&x) || up.iter().any(|a| conflicted.contains(a));
+        if descends_from_conflicted {
+            subgraph.insert(x);
+        }
+    }
+    Ok(subgraph)
+}
