@@ -89,7 +89,9 @@ impl Services {
         R: Send + 'static,
     {
         let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || f(&this)).await.map_err(|e| Error::internal(format!("blocking task: {e}")))?
+        tokio::task::spawn_blocking(move || f(&this))
+            .await
+            .map_err(|e| Error::internal(format!("blocking task: {e}")))?
     }
 
     /// The append lock of a room.

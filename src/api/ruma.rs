@@ -75,29 +75,48 @@ where
     Fut: Future<Output = Result<R>> + Send + 'static,
     R: Reply,
 {
-    let Ok(filter) = MethodFilter::try_from(T::METHOD) else {
+    if MethodFilter::try_from(T::METHOD).is_err() {
         tracing::error!(method = %T::METHOD, "ruma method has no axum filter; route skipped");
         return router;
-    };
+    }
     for path in T::PATH_BUILDER.all_paths() {
-        let class = T::RATE_LIMITED.then(|| rate_class(path));
-        let handler = handler.clone();
-        let endpoint = move |AxState(s): AxState<State>, req: Request| {
-            let handler = handler.clone();
-            async move {
-                let prepared = prepare::<T>(&s, req, T::Authentication::POLICY, class).await;
-                match prepared {
-                    Ok(r) => match handler(s, r).await {
-                        Ok(response) => response.into_reply(),
-                        Err(e) => e.into_response(),
-                    },
-                    Err(e) => e.into_response(),
-                }
-            }
-        };
-        router = router.route(path, on(filter, endpoint));
+        // Clients omit an empty state key (`/state/m.room.name` or `/state/m.room.name/`).
+        let mut variants = vec![(path.to_owned(), false)];
+        if let Some(base) = path.strip_suffix("/{state_key}") {
+            variants.push((base.to_owned(), true));
+            variants.push((format!("{base}/"), true));
+        }
+        for (path, empty_state_key) in variants {
+            router = add_route::<T, F, Fut, R>(router, &path, handler.clone(), empty_state_key);
+        }
     }
     router
+}
+
+fn add_route<T, F, Fut, R>(router: Router<State>, path: &str, handler: F, empty_state_key: bool) -> Router<State>
+where
+    T: IncomingRequest + Send + 'static,
+    T::Authentication: AuthPolicy,
+    F: Fn(State, Ruma<T>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<R>> + Send + 'static,
+    R: Reply,
+{
+    let Ok(filter) = MethodFilter::try_from(T::METHOD) else { return router };
+    let class = T::RATE_LIMITED.then(|| rate_class(path));
+    let endpoint = move |AxState(s): AxState<State>, req: Request| {
+        let handler = handler.clone();
+        async move {
+            let prepared = prepare::<T>(&s, req, T::Authentication::POLICY, class, empty_state_key).await;
+            match prepared {
+                Ok(r) => match handler(s, r).await {
+                    Ok(response) => response.into_reply(),
+                    Err(e) => e.into_response(),
+                },
+                Err(e) => e.into_response(),
+            }
+        }
+    };
+    router.route(path, on(filter, endpoint))
 }
 
 fn rate_class(path: &str) -> Class {
@@ -147,12 +166,21 @@ fn access_token(parts: &Parts) -> Result<Option<String>> {
     Ok(form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "access_token").map(|(_, v)| v.into_owned()))
 }
 
-async fn prepare<T: IncomingRequest>(s: &State, req: Request, policy: Policy, rate: Option<Class>) -> Result<Ruma<T>> {
+async fn prepare<T: IncomingRequest>(
+    s: &State,
+    req: Request,
+    policy: Policy,
+    rate: Option<Class>,
+    empty_state_key: bool,
+) -> Result<Ruma<T>> {
     let (mut parts, body) = req.into_parts();
     let params = RawPathParams::from_request_parts(&mut parts, s)
         .await
         .map_err(|e| Error::invalid_param(format!("Invalid path parameter: {}", e.body_text())))?;
-    let path_args: Vec<String> = params.iter().map(|(_, v)| v.to_owned()).collect();
+    let mut path_args: Vec<String> = params.iter().map(|(_, v)| v.to_owned()).collect();
+    if empty_state_key {
+        path_args.push(String::new());
+    }
     let client_ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
 
     let token = if policy == Policy::None { None } else { access_token(&parts)? };

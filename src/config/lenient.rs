@@ -25,6 +25,10 @@ impl Scalar {
     }
 }
 
+pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Scalar::deserialize(d).map(Scalar::into_string)
+}
+
 pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Option::<Scalar>::deserialize(d).map(|s| s.map(Scalar::into_string))
 }

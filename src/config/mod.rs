@@ -34,6 +34,7 @@ pub struct Config {
     pub voip: VoipSection,
     pub metrics: MetricsSection,
     pub well_known: WellKnownSection,
+    pub rooms: RoomsSection,
 }
 
 impl Default for Config {
@@ -54,6 +55,7 @@ impl Default for Config {
             voip: Default::default(),
             metrics: Default::default(),
             well_known: Default::default(),
+            rooms: Default::default(),
         }
     }
 }
@@ -132,6 +134,9 @@ impl Config {
             if limit.per_second <= 0.0 || limit.burst == 0 {
                 return bad(key, "per_second and burst must be positive");
             }
+        }
+        if !crate::rooms::create::creatable(&self.rooms.default_room_version) {
+            return bad("rooms.default_room_version", "not a room version this server creates (3 to 12)");
         }
         if !matches!(self.logging.format.as_str(), "pretty" | "json") {
             return bad("logging.format", "must be \"pretty\" or \"json\"");

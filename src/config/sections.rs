@@ -79,7 +79,7 @@ pub struct LoggingSection {
 
 impl Default for LoggingSection {
     fn default() -> Self {
-        LoggingSection { format: "pretty".into(), level: "info".into() }
+        LoggingSection { format: "pretty".into(), level: "info,ruma_state_res=warn".into() }
     }
 }
 
@@ -288,4 +288,19 @@ pub struct WellKnownSection {
     /// Delegated federation `host:port`; default `<server_name>:<federation port>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+}
+
+/// `[rooms]`: room defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoomsSection {
+    /// Version of rooms created without `room_version` (Synapse's default today is 12).
+    #[serde(deserialize_with = "lenient::string")]
+    pub default_room_version: String,
+}
+
+impl Default for RoomsSection {
+    fn default() -> Self {
+        RoomsSection { default_room_version: "12".into() }
+    }
 }

@@ -13,8 +13,8 @@ use super::{load, short};
 use crate::error::{Error, Result};
 use crate::services::Services;
 use crate::storage::catalog::{
-    CURRENT_STATE, EVENT_META, FORWARD_EXTREMITIES, PDUS, RELATIONS, ROOM_MEMBERSHIPS, ROOM_TIMELINE, ROOM_TOPOLOGY, ROOMS, TXN_IDS,
-    USER_MEMBERSHIPS,
+    CURRENT_STATE, EVENT_META, FORWARD_EXTREMITIES, PDUS, RELATIONS, ROOM_MEMBERSHIPS, ROOM_TIMELINE, ROOM_TOPOLOGY,
+    ROOMS, TXN_IDS, USER_MEMBERSHIPS,
 };
 use crate::storage::codec::Counter;
 use crate::storage::records::{EventMeta, MembershipRecord, RoomRecord};
@@ -80,7 +80,8 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
                 Some(r) => state::load(db, &s.state_cache, r.current_state_group)?,
                 None => Default::default(),
             };
-            let changed: Vec<(u64, u64)> = after.iter().filter(|(k, v)| before.get(k) != Some(v)).map(|(k, v)| (*k, *v)).collect();
+            let changed: Vec<(u64, u64)> =
+                after.iter().filter(|(k, v)| before.get(k) != Some(v)).map(|(k, v)| (*k, *v)).collect();
             let removed: Vec<u64> = before.keys().filter(|k| !after.contains_key(k)).copied().collect();
             (changed, removed)
         }
@@ -113,11 +114,16 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
 
     update_current_state(s, &mut batch, &room_id, shortroomid, (&changed, &removed), pos.pos(), (sid, pdu))?;
     let max_depth = s.db.get(ROOMS, &room_id.to_string())?.map_or(0, |r| r.max_depth).max(pdu.depth);
-    let record = RoomRecord { room_version: ctx.version.clone(), shortroomid, current_state_group: state_after, max_depth };
+    let record =
+        RoomRecord { room_version: ctx.version.clone(), shortroomid, current_state_group: state_after, max_depth };
     batch.put(ROOMS, &room_id.to_string(), &record)?;
 
     if let Some(t) = txn {
-        batch.put(TXN_IDS, &(pdu.sender.to_string(), t.device_id.clone(), t.txn_id.clone()), &pdu.event_id.to_string())?;
+        batch.put(
+            TXN_IDS,
+            &(pdu.sender.to_string(), t.device_id.clone(), t.txn_id.clone()),
+            &pdu.event_id.to_string(),
+        )?;
     }
     let content = pdu.content_value();
     if let Some(rel) = content.get("m.relates_to") {
@@ -174,7 +180,14 @@ fn update_current_state(
 
 /// Replace the target's stored JSON with its redacted form (room version's redaction
 /// algorithm) and mark it redacted. Events of other rooms are left alone.
-fn apply_redaction(s: &Services, batch: &mut Batch<'_>, ctx: &RoomCtx, room_id: &RoomId, target: &ruma::EventId, by: &ruma::EventId) -> Result<()> {
+fn apply_redaction(
+    s: &Services,
+    batch: &mut Batch<'_>,
+    ctx: &RoomCtx,
+    room_id: &RoomId,
+    target: &ruma::EventId,
+    by: &ruma::EventId,
+) -> Result<()> {
     let Some(event) = load(s, target)? else { return Ok(()) };
     if event.pdu.room()? != *room_id || event.meta.redacted_by.is_some() {
         return Ok(());

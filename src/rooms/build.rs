@@ -82,7 +82,8 @@ impl RoomCtx {
         let mut prev_events = Vec::new();
         let mut states = Vec::new();
         for ((_, short), event_id) in s.db.scan_prefix(FORWARD_EXTREMITIES, &record.shortroomid)? {
-            let meta = s.db.get(EVENT_META, &short)?.ok_or_else(|| Error::internal(format!("no meta for {event_id}")))?;
+            let meta =
+                s.db.get(EVENT_META, &short)?.ok_or_else(|| Error::internal(format!("no meta for {event_id}")))?;
             prev_events.push((EventId::parse(&event_id).map_err(Error::internal)?, meta.depth));
             states.push(meta.state_after);
         }
@@ -93,7 +94,14 @@ impl RoomCtx {
             let maps = states.iter().map(|g| state::load(&s.db, &s.state_cache, *g)).collect::<Result<Vec<_>>>()?;
             (StateBefore::Resolved, Arc::new(resolve::resolve(s, &rules, &maps)?))
         };
-        Ok(RoomCtx { room_id: Some(room_id.to_owned()), version: record.room_version, rules, state_before, state, prev_events })
+        Ok(RoomCtx {
+            room_id: Some(room_id.to_owned()),
+            version: record.room_version,
+            rules,
+            state_before,
+            state,
+            prev_events,
+        })
     }
 }
 
@@ -105,8 +113,9 @@ pub fn build(s: &Services, ctx: &RoomCtx, sender: &UserId, new: &NewEvent) -> Re
     }
     let kind = TimelineEventType::from(new.kind.as_str());
     let content_raw = serde_json::value::to_raw_value(&content).map_err(|e| Error::bad_json(e.to_string()))?;
-    let auth_types = auth_types_for_event(&kind, sender, new.state_key.as_deref(), &content_raw, &ctx.rules.authorization)
-        .map_err(|e| Error::bad_json(format!("Invalid content for {kind}: {e}")))?;
+    let auth_types =
+        auth_types_for_event(&kind, sender, new.state_key.as_deref(), &content_raw, &ctx.rules.authorization)
+            .map_err(|e| Error::bad_json(format!("Invalid content for {kind}: {e}")))?;
     let mut auth_events: Vec<String> = Vec::new();
     for (ty, key) in auth_types {
         if let Some(e) = state_event(s, &ctx.state, &ty.to_string(), &key)? {
@@ -140,10 +149,11 @@ pub fn build(s: &Services, ctx: &RoomCtx, sender: &UserId, new: &NewEvent) -> Re
     obj["content"] = content;
     let mut canonical: CanonicalJsonObject =
         serde_json::from_value(obj).map_err(|e| Error::bad_json(format!("Event is not canonical JSON: {e}")))?;
-    hash_and_sign_event(s.server_name.as_str(), &s.signing_key.key_pair, &mut canonical, &ctx.rules.redaction).map_err(|e| match e {
-        JsonError::PduTooLarge => Error::new(ErrorKind::TooLarge, "Event too large"),
-        other => Error::internal(format!("signing event: {other}")),
-    })?;
+    hash_and_sign_event(s.server_name.as_str(), &s.signing_key.key_pair, &mut canonical, &ctx.rules.redaction)
+        .map_err(|e| match e {
+            JsonError::PduTooLarge => Error::new(ErrorKind::TooLarge, "Event too large"),
+            other => Error::internal(format!("signing event: {other}")),
+        })?;
     let json = serde_json::to_value(&canonical).map_err(Error::internal)?;
     if serde_json::to_vec(&json).map_or(usize::MAX, |v| v.len()) > MAX_PDU_BYTES {
         return Err(Error::new(ErrorKind::TooLarge, "Event exceeds 65536 bytes"));
@@ -160,7 +170,8 @@ pub fn authorize(s: &Services, ctx: &RoomCtx, pdu: &Pdu) -> Result<()> {
     let fetch_event = |id: &EventId| load(s, id).ok().flatten().map(|e| e.pdu);
     check_state_independent_auth_rules(&ctx.rules.authorization, pdu, fetch_event)
         .map_err(|e| Error::forbidden(format!("Event not authorized: {e}")))?;
-    let fetch_state = |ty: &StateEventType, key: &str| state_event(s, &ctx.state, &ty.to_string(), key).ok().flatten().map(|e| e.pdu);
+    let fetch_state =
+        |ty: &StateEventType, key: &str| state_event(s, &ctx.state, &ty.to_string(), key).ok().flatten().map(|e| e.pdu);
     check_state_dependent_auth_rules(&ctx.rules.authorization, pdu, fetch_state)
         .map_err(|e| Error::forbidden(format!("Event not authorized: {e}")))
 }

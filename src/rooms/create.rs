@@ -1,1 +1,176 @@
-//! placeholder
+//! Room creation (spec: Client-Server API "Creation", `POST /createRoom`): the create event,
+//! the creator's join, power levels, aliases, the preset's rules, `initial_state`, name, topic
+//! and invites — each a signed, authorized event on the new room's DAG.
+
+use ruma::room_version_rules::RoomIdFormatVersion;
+use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
+use serde_json::{Map, Value, json};
+
+use super::append::{append, send};
+use super::build::{NewEvent, RoomCtx, authorize, build};
+use super::{membership, rules_for};
+use crate::error::{Error, ErrorKind, Result};
+use crate::services::Services;
+use crate::storage::catalog::PUBLISHED_ROOMS;
+use crate::users::random_string;
+
+/// What `POST /createRoom` asks for, in plain JSON terms.
+#[derive(Debug, Default, Clone)]
+pub struct CreateRoom {
+    pub room_version: Option<String>,
+    pub creation_content: Option<Value>,
+    pub preset: Option<String>,
+    pub public: bool,
+    pub name: Option<String>,
+    pub topic: Option<String>,
+    pub room_alias_name: Option<String>,
+    pub initial_state: Vec<NewEvent>,
+    pub power_level_content_override: Option<Value>,
+    pub invite: Vec<OwnedUserId>,
+    pub is_direct: bool,
+}
+
+/// Room versions we create rooms in (1 and 2 need the old `$id:server` event format).
+pub fn creatable(version: &str) -> bool {
+    !matches!(version, "1" | "2") && rules_for(version).is_ok()
+}
+
+pub fn create(s: &Services, creator: &UserId, req: CreateRoom) -> Result<OwnedRoomId> {
+    let version = req.room_version.clone().unwrap_or_else(|| s.config.rooms.default_room_version.clone());
+    if !creatable(&version) {
+        return Err(Error::new(
+            ErrorKind::UnsupportedRoomVersion,
+            format!("This server does not create rooms of version {version}"),
+        ));
+    }
+    let rules = rules_for(&version)?;
+    let v12 = rules.room_id_format == RoomIdFormatVersion::V2;
+    let alias = match &req.room_alias_name {
+        Some(name) => Some(super::alias::check_new(s, &format!("#{name}:{}", s.server_name))?),
+        None => None,
+    };
+    for user in &req.invite {
+        membership::ensure_local_user(s, user)?;
+    }
+    let preset =
+        req.preset.clone().unwrap_or_else(|| if req.public { "public_chat".into() } else { "private_chat".into() });
+    if !matches!(preset.as_str(), "private_chat" | "trusted_private_chat" | "public_chat") {
+        return Err(Error::bad_json(format!("Unknown preset {preset}")));
+    }
+    let trusted = preset == "trusted_private_chat";
+
+    // 1. m.room.create
+    let mut create_content = match req.creation_content.clone() {
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(Error::bad_json("creation_content must be an object")),
+        None => Map::new(),
+    };
+    create_content.insert("room_version".into(), json!(version));
+    if !rules.authorization.use_room_create_sender {
+        create_content.insert("creator".into(), json!(creator));
+    }
+    if v12 && trusted && !req.invite.is_empty() {
+        // Room version 12: trusted private chats make the invitees co-creators.
+        let mut extra: Vec<Value> =
+            create_content.get("additional_creators").and_then(Value::as_array).cloned().unwrap_or_default();
+        extra.extend(req.invite.iter().map(|u| json!(u)));
+        create_content.insert("additional_creators".into(), Value::Array(extra));
+    }
+    let room_id = if v12 {
+        None
+    } else {
+        Some(RoomId::parse(format!("!{}:{}", random_string(18), s.server_name)).map_err(Error::internal)?)
+    };
+    let ctx = RoomCtx::new_room(room_id, &version)?;
+    let (pdu, obj) = build(s, &ctx, creator, &NewEvent::state("m.room.create", "", Value::Object(create_content)))?;
+    authorize(s, &ctx, &pdu)?;
+    let room_id = pdu.room()?;
+    let lock = s.room_lock(&room_id);
+    {
+        let _guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        append(s, &ctx, &pdu, obj, None)?;
+    }
+
+    // 2. the creator joins
+    send(s, &room_id, creator, membership::member_event(s, creator, "join", None, false)?, None)?;
+
+    // 3. power levels (v12 creators have unlimited power and are not listed)
+    let mut users = Map::new();
+    if !v12 {
+        users.insert(creator.to_string(), json!(100));
+        if trusted {
+            for u in &req.invite {
+                users.insert(u.to_string(), json!(100));
+            }
+        }
+    }
+    let mut power = json!({
+        "users": users,
+        "users_default": 0,
+        "events": {
+            "m.room.name": 50, "m.room.power_levels": 100, "m.room.history_visibility": 100,
+            "m.room.canonical_alias": 50, "m.room.avatar": 50, "m.room.tombstone": 100,
+            "m.room.server_acl": 100, "m.room.encryption": 100
+        },
+        "events_default": 0,
+        "state_default": 50,
+        "ban": 50,
+        "kick": 50,
+        "redact": 50,
+        "invite": if preset == "public_chat" { 50 } else { 0 },
+        "notifications": { "room": 50 },
+    });
+    match &req.power_level_content_override {
+        Some(Value::Object(o)) => {
+            for (k, v) in o {
+                power[k] = v.clone();
+            }
+        }
+        Some(_) => return Err(Error::bad_json("power_level_content_override must be an object")),
+        None => {}
+    }
+    send(s, &room_id, creator, NewEvent::state("m.room.power_levels", "", power), None)?;
+
+    // 4. alias, 5. preset rules (unless initial_state sets them), 6. initial_state, 7. name, topic
+    if let Some(alias) = &alias {
+        super::alias::add(s, alias, &room_id, creator)?;
+        send(s, &room_id, creator, NewEvent::state("m.room.canonical_alias", "", json!({ "alias": alias })), None)?;
+    }
+    let overridden =
+        |kind: &str| req.initial_state.iter().any(|e| e.kind == kind && e.state_key.as_deref() == Some(""));
+    let (join_rule, guest_access) =
+        if preset == "public_chat" { ("public", "forbidden") } else { ("invite", "can_join") };
+    for (kind, content) in [
+        ("m.room.join_rules", json!({ "join_rule": join_rule })),
+        ("m.room.history_visibility", json!({ "history_visibility": "shared" })),
+        ("m.room.guest_access", json!({ "guest_access": guest_access })),
+    ] {
+        if !overridden(kind) {
+            send(s, &room_id, creator, NewEvent::state(kind, "", content), None)?;
+        }
+    }
+    for event in req.initial_state {
+        if matches!(event.kind.as_str(), "m.room.create" | "m.room.member") {
+            return Err(Error::bad_json(format!("{} cannot be set in initial_state", event.kind)));
+        }
+        send(s, &room_id, creator, event, None)?;
+    }
+    if let Some(name) = req.name {
+        send(s, &room_id, creator, NewEvent::state("m.room.name", "", json!({ "name": name })), None)?;
+    }
+    if let Some(topic) = req.topic {
+        send(s, &room_id, creator, NewEvent::state("m.room.topic", "", json!({ "topic": topic })), None)?;
+    }
+
+    // 8. invites
+    for invitee in &req.invite {
+        membership::invite(s, &room_id, creator, invitee, None, req.is_direct)?;
+    }
+    if req.public {
+        let mut batch = s.db.batch();
+        batch.put(PUBLISHED_ROOMS, &room_id.to_string(), &json!(true))?;
+        batch.commit()?;
+    }
+    tracing::info!(%room_id, %creator, version, "room created");
+    Ok(room_id)
+}

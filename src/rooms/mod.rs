@@ -8,12 +8,14 @@
 //!
 //! All functions here are blocking: call them through [`Services::blocking`].
 
+pub mod alias;
 pub mod append;
 pub mod build;
 pub mod create;
 pub mod format;
 pub mod membership;
 pub mod pdu;
+pub mod power;
 pub mod read;
 pub mod resolve;
 pub mod short;
@@ -60,7 +62,8 @@ pub fn load_by_short(s: &Services, short: u64) -> Result<Option<StoredEvent>> {
         Some(r) => r.to_owned(),
         None => format!("!{}", meta.event_id.trim_start_matches('$')),
     };
-    let record = s.db.get(ROOMS, &room_id)?.ok_or_else(|| Error::internal(format!("event in unknown room {room_id}")))?;
+    let record =
+        s.db.get(ROOMS, &room_id)?.ok_or_else(|| Error::internal(format!("event in unknown room {room_id}")))?;
     let rules = rules_for(&record.room_version)?;
     let event_id = EventId::parse(&meta.event_id).map_err(Error::internal)?;
     let mut pdu = Pdu::from_json(event_id, &json, &rules)?;

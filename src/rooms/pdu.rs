@@ -60,7 +60,8 @@ fn reference(v: &Value) -> Option<OwnedEventId> {
 impl Pdu {
     /// Parse a PDU's JSON (as stored or received) given its event ID.
     pub fn from_json(event_id: OwnedEventId, json: &Value, rules: &RoomVersionRules) -> Result<Pdu> {
-        let f: Fields = serde_json::from_value(json.clone()).map_err(|e| Error::bad_json(format!("invalid PDU: {e}")))?;
+        let f: Fields =
+            serde_json::from_value(json.clone()).map_err(|e| Error::bad_json(format!("invalid PDU: {e}")))?;
         let refs = |list: &[Value]| list.iter().map(reference).collect::<Option<Vec<_>>>();
         let prev_events = refs(&f.prev_events).ok_or_else(|| Error::bad_json("invalid prev_events"))?;
         let auth_events = refs(&f.auth_events).ok_or_else(|| Error::bad_json("invalid auth_events"))?;

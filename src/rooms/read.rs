@@ -1,1 +1,265 @@
-//! placeholder
+//! Reading rooms: history visibility, `/messages` pagination, `/context`, state and members
+//! (spec: Client-Server API "Getting events for a room", "Room history visibility").
+
+use std::sync::Arc;
+
+use ruma::{RoomId, UserId};
+use serde_json::Value;
+
+use super::state::{self, ShortState};
+use super::{StoredEvent, load_by_short, room, short, state_event};
+use crate::error::{Error, Result};
+use crate::services::Services;
+use crate::storage::catalog::{ACCOUNT_DATA, EVENT_META, ROOM_MEMBERSHIPS, ROOM_TIMELINE, ROOM_TOPOLOGY};
+use crate::storage::codec::Counter;
+
+/// A position between two events in topological order: just after event `(depth, stream)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TopoToken {
+    pub depth: u64,
+    pub stream: u64,
+}
+
+impl TopoToken {
+    pub fn encode(self) -> String {
+        format!("t{}_{}", self.depth, self.stream)
+    }
+
+    /// Parse `t<depth>_<stream>` or a sync token `s<stream>` (placed after the room's last event
+    /// at or before that stream position).
+    pub fn parse(s: &Services, shortroomid: u64, token: &str) -> Result<TopoToken> {
+        let bad = || Error::invalid_param(format!("Invalid pagination token {token}"));
+        if let Some(rest) = token.strip_prefix('t') {
+            let (d, st) = rest.split_once('_').ok_or_else(bad)?;
+            return Ok(TopoToken { depth: d.parse().map_err(|_| bad())?, stream: st.parse().map_err(|_| bad())? });
+        }
+        let pos: u64 =
+            token.strip_prefix('s').unwrap_or(token).split('_').next().unwrap_or("").parse().map_err(|_| bad())?;
+        let last = s.db.scan_from(ROOM_TIMELINE, &shortroomid, &(shortroomid, pos), true, 1)?;
+        match last.first() {
+            Some(((_, stream), Counter(sid))) => {
+                let meta = s.db.get(EVENT_META, sid)?.ok_or_else(|| Error::internal("event without meta"))?;
+                Ok(TopoToken { depth: meta.depth, stream: *stream })
+            }
+            None => Ok(TopoToken { depth: 0, stream: 0 }),
+        }
+    }
+}
+
+/// The `filter` of `/messages` and `/context` (spec: "RoomEventFilter"), the parts we apply.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub types: Option<Vec<String>>,
+    pub not_types: Vec<String>,
+    pub senders: Option<Vec<String>>,
+    pub not_senders: Vec<String>,
+    pub lazy_load_members: bool,
+    pub contains_url: Option<bool>,
+}
+
+fn type_matches(pattern: &str, kind: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => kind.starts_with(prefix),
+        None => pattern == kind,
+    }
+}
+
+impl EventFilter {
+    pub fn from_json(v: &Value) -> EventFilter {
+        let list = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect::<Vec<_>>())
+        };
+        EventFilter {
+            types: list("types"),
+            not_types: list("not_types").unwrap_or_default(),
+            senders: list("senders"),
+            not_senders: list("not_senders").unwrap_or_default(),
+            lazy_load_members: v.get("lazy_load_members").and_then(Value::as_bool).unwrap_or(false),
+            contains_url: v.get("contains_url").and_then(Value::as_bool),
+        }
+    }
+
+    pub fn allows(&self, ev: &StoredEvent) -> bool {
+        let kind = ev.pdu.kind.to_string();
+        let sender = ev.pdu.sender.as_str();
+        if self.not_types.iter().any(|p| type_matches(p, &kind)) || self.not_senders.iter().any(|s| s == sender) {
+            return false;
+        }
+        if let Some(types) = &self.types {
+            if !types.iter().any(|p| type_matches(p, &kind)) {
+                return false;
+            }
+        }
+        if let Some(senders) = &self.senders {
+            if !senders.iter().any(|s| s == sender) {
+                return false;
+            }
+        }
+        if let Some(want) = self.contains_url {
+            let has = ev.json.get("content").and_then(|c| c.get("url")).is_some();
+            if has != want {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Users the viewer ignores (`m.ignored_user_list` account data).
+pub fn ignored_users(s: &Services, viewer: &UserId) -> Result<Vec<String>> {
+    let key = (viewer.to_string(), String::new(), "m.ignored_user_list".to_owned());
+    Ok(s.db
+        .get(ACCOUNT_DATA, &key)?
+        .and_then(|r| r.content.get("ignored_users").and_then(Value::as_object).map(|m| m.keys().cloned().collect()))
+        .unwrap_or_default())
+}
+
+/// May `viewer` see `ev`? (spec: "History visibility"; evaluated at the event).
+pub fn can_see(s: &Services, viewer: &UserId, ev: &StoredEvent, current: Option<&str>) -> Result<bool> {
+    if ev.pdu.kind.to_string() == "m.room.member" && ev.pdu.state_key.as_deref() == Some(viewer.as_str()) {
+        return Ok(true);
+    }
+    let at = state::load(&s.db, &s.state_cache, ev.meta.state_after)?;
+    let visibility = state_event(s, &at, "m.room.history_visibility", "")?
+        .and_then(|e| e.pdu.content_value().get("history_visibility").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| "shared".into());
+    if visibility == "world_readable" {
+        return Ok(true);
+    }
+    let membership_at = state_event(s, &at, "m.room.member", viewer.as_str())?
+        .and_then(|e| e.pdu.content_value().get("membership").and_then(Value::as_str).map(str::to_owned));
+    Ok(match (membership_at.as_deref(), visibility.as_str()) {
+        (Some("join"), _) => true,
+        (Some("invite"), "invited" | "shared") => true,
+        (_, "shared") => current == Some("join"),
+        _ => false,
+    })
+}
+
+/// What a page of `/messages` returns.
+pub struct Page {
+    pub chunk: Vec<StoredEvent>,
+    pub start: String,
+    pub end: Option<String>,
+}
+
+/// Paginate the room in topological order (spec: `GET /rooms/{roomId}/messages`).
+#[allow(clippy::too_many_arguments)]
+pub fn messages(
+    s: &Services,
+    room_id: &RoomId,
+    viewer: &UserId,
+    from: Option<&str>,
+    to: Option<&str>,
+    backwards: bool,
+    limit: usize,
+    filter: &EventFilter,
+) -> Result<Page> {
+    let record = room(s, room_id)?;
+    let short = record.shortroomid;
+    let current = super::membership::membership_of(s, room_id, viewer)?;
+    let ignored = ignored_users(s, viewer)?;
+    let start = match from {
+        Some(t) => TopoToken::parse(s, short, t)?,
+        None if backwards => TopoToken { depth: u64::MAX, stream: u64::MAX },
+        None => TopoToken { depth: 0, stream: 0 },
+    };
+    let stop = to.map(|t| TopoToken::parse(s, short, t)).transpose()?;
+    let mut cursor = start;
+    let mut chunk = Vec::new();
+    let mut exhausted = false;
+    let batch = (limit * 2).clamp(20, 500);
+    while chunk.len() < limit && !exhausted {
+        let rows = if backwards {
+            s.db.scan_from(ROOM_TOPOLOGY, &short, &(short, cursor.depth, cursor.stream), true, batch)?
+        } else {
+            s.db.scan_from(
+                ROOM_TOPOLOGY,
+                &short,
+                &(short, cursor.depth, cursor.stream.saturating_add(1)),
+                false,
+                batch,
+            )?
+        };
+        exhausted = rows.len() < batch;
+        for ((_, depth, stream), Counter(sid)) in rows {
+            let here = TopoToken { depth, stream };
+            if let Some(stop) = stop {
+                if (backwards && here <= stop) || (!backwards && here > stop) {
+                    exhausted = true;
+                    break;
+                }
+            }
+            cursor = if backwards { before(here) } else { here };
+            let Some(ev) = load_by_short(s, sid)? else { continue };
+            if ev.meta.rejected || ev.meta.soft_failed || ignored.iter().any(|u| u == ev.pdu.sender.as_str()) {
+                continue;
+            }
+            if filter.allows(&ev) && can_see(s, viewer, &ev, current.as_deref())? {
+                chunk.push(ev);
+                if chunk.len() >= limit {
+                    break;
+                }
+            }
+        }
+    }
+    let start_token = if from.is_none() && backwards {
+        chunk.first().map(|e| TopoToken { depth: e.meta.depth, stream: e.meta.stream_pos }).unwrap_or(start).encode()
+    } else {
+        start.encode()
+    };
+    let end = if exhausted && chunk.len() < limit { None } else { Some(cursor.encode()) };
+    Ok(Page { chunk, start: start_token, end })
+}
+
+/// The position just before event `(depth, stream)`.
+fn before(t: TopoToken) -> TopoToken {
+    if t.stream > 0 {
+        TopoToken { depth: t.depth, stream: t.stream - 1 }
+    } else {
+        TopoToken { depth: t.depth.saturating_sub(1), stream: u64::MAX }
+    }
+}
+
+/// The state a user may read: the current state while joined (or the room is world-readable),
+/// else the state when they left. `M_FORBIDDEN` if they were never in the room.
+pub fn state_for(s: &Services, room_id: &RoomId, viewer: &UserId) -> Result<Arc<ShortState>> {
+    let record = room(s, room_id)?;
+    let current = state::load(&s.db, &s.state_cache, record.current_state_group)?;
+    let member = s.db.get(ROOM_MEMBERSHIPS, &(room_id.to_string(), viewer.to_string()))?;
+    match member {
+        Some(m) if m.membership == "join" => Ok(current),
+        _ if world_readable(s, &current)? => Ok(current),
+        Some(m) if m.membership == "leave" || m.membership == "ban" => {
+            let id = ruma::EventId::parse(&m.event_id).map_err(Error::internal)?;
+            let short = short::event_get(&s.db, &id)?.ok_or_else(|| Error::internal("membership event unknown"))?;
+            let meta = s.db.get(EVENT_META, &short)?.ok_or_else(|| Error::internal("membership event without meta"))?;
+            state::load(&s.db, &s.state_cache, meta.state_after)
+        }
+        _ => Err(Error::forbidden(format!("You are not allowed to see room {room_id}"))),
+    }
+}
+
+fn world_readable(s: &Services, state: &ShortState) -> Result<bool> {
+    Ok(state_event(s, state, "m.room.history_visibility", "")?.is_some_and(|e| {
+        e.pdu.content_value().get("history_visibility").and_then(Value::as_str) == Some("world_readable")
+    }))
+}
+
+/// Every event of a state map.
+pub fn state_events(s: &Services, state: &ShortState) -> Result<Vec<StoredEvent>> {
+    let mut out = Vec::with_capacity(state.len());
+    for sid in state.values() {
+        if let Some(e) = load_by_short(s, *sid)? {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+/// The member events of a state map.
+pub fn member_events(s: &Services, state: &ShortState) -> Result<Vec<StoredEvent>> {
+    Ok(state_events(s, state)?.into_iter().filter(|e| e.pdu.kind.to_string() == "m.room.member").collect())
+}

@@ -34,19 +34,24 @@ pub fn resolve(s: &Services, rules: &RoomVersionRules, states: &[Arc<ShortState>
     let auth_chains = maps.iter().map(|m| auth_chain(s, m.values())).collect::<Result<Vec<_>>>()?;
     let fetch_event = |id: &EventId| load(s, id).ok().flatten().map(|e| e.pdu);
     let fetch_subgraph = |conflicted: &StateMap<Vec<OwnedEventId>>| conflicted_subgraph(s, conflicted).ok();
-    let resolved = ruma::state_res::resolve(&rules.authorization, v2, maps.iter(), auth_chains, fetch_event, fetch_subgraph)
-        .map_err(|e| Error::internal(format!("state resolution: {e}")))?;
+    let resolved =
+        ruma::state_res::resolve(&rules.authorization, v2, maps.iter(), auth_chains, fetch_event, fetch_subgraph)
+            .map_err(|e| Error::internal(format!("state resolution: {e}")))?;
     let mut out = ShortState::new();
     for ((kind, state_key), event_id) in resolved {
         let key = short::statekey(&s.db, &kind.to_string(), &state_key)?;
-        let event = short::event_get(&s.db, &event_id)?.ok_or_else(|| Error::internal(format!("resolved to unknown {event_id}")))?;
+        let event = short::event_get(&s.db, &event_id)?
+            .ok_or_else(|| Error::internal(format!("resolved to unknown {event_id}")))?;
         out.insert(key, event);
     }
     Ok(out)
 }
 
 /// The full recursive set of `auth_events` of some events (spec: "auth chain").
-pub fn auth_chain<'a>(s: &Services, events: impl IntoIterator<Item = &'a OwnedEventId>) -> Result<EventIdSet<OwnedEventId>> {
+pub fn auth_chain<'a>(
+    s: &Services,
+    events: impl IntoIterator<Item = &'a OwnedEventId>,
+) -> Result<EventIdSet<OwnedEventId>> {
     let mut seen: HashSet<OwnedEventId> = HashSet::new();
     let mut todo: Vec<OwnedEventId> = Vec::new();
     for id in events {
@@ -71,7 +76,11 @@ fn conflicted_subgraph(s: &Services, conflicted: &StateMap<Vec<OwnedEventId>>) -
     let conflicted: HashSet<OwnedEventId> = conflicted.values().flatten().cloned().collect();
     // Ancestors (via auth_events) of every event reachable from the conflicted set.
     let mut ancestors: HashMap<OwnedEventId, HashSet<OwnedEventId>> = HashMap::new();
-    fn ancestors_of(s: &Services, id: &OwnedEventId, memo: &mut HashMap<OwnedEventId, HashSet<OwnedEventId>>) -> Result<HashSet<OwnedEventId>> {
+    fn ancestors_of(
+        s: &Services,
+        id: &OwnedEventId,
+        memo: &mut HashMap<OwnedEventId, HashSet<OwnedEventId>>,
+    ) -> Result<HashSet<OwnedEventId>> {
         if let Some(a) = memo.get(id) {
             return Ok(a.clone());
         }

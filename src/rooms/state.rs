@@ -91,7 +91,8 @@ pub fn new_delta(
     added: &[(u64, u64)],
     removed: &[u64],
 ) -> Result<u64> {
-    let parent_record = db.get(STATE_GROUPS, &parent)?.ok_or_else(|| Error::internal(format!("missing state group {parent}")))?;
+    let parent_record =
+        db.get(STATE_GROUPS, &parent)?.ok_or_else(|| Error::internal(format!("missing state group {parent}")))?;
     let chain_len = parent_record.chain_len + 1;
     let record = if chain_len >= SNAPSHOT_EVERY {
         let mut full = (*load(db, cache, parent)?).clone();
@@ -112,7 +113,12 @@ pub fn new_delta(
 /// A group holding exactly `state` (resolved state after a fork), as a snapshot.
 pub fn new_full(db: &Storage, batch: &mut Batch<'_>, state: &ShortState) -> Result<u64> {
     let id = db.allocate_state_group();
-    let record = StateGroupRecord { parent: None, added: state.iter().map(|(k, v)| (*k, *v)).collect(), removed: Vec::new(), chain_len: 0 };
+    let record = StateGroupRecord {
+        parent: None,
+        added: state.iter().map(|(k, v)| (*k, *v)).collect(),
+        removed: Vec::new(),
+        chain_len: 0,
+    };
     batch.put(STATE_GROUPS, &id, &record)?;
     batch.state_group(id)?;
     Ok(id)

@@ -88,6 +88,15 @@ pub const TXN_IDS: Table<(String, String, String), String> = Table::new("txn_ids
 /// `parent shorteventid | child shorteventid` → `[rel_type, event_type]` (`m.relates_to`).
 pub const RELATIONS: Table<(u64, u64), serde_json::Value> = Table::new("relations");
 
+/// `#alias:server` → `room_id` (local aliases).
+pub const ALIASES: Table<String, String> = Table::new("aliases");
+/// `room_id | #alias:server` → `user_id` of whoever created the alias.
+pub const ROOM_ALIASES: Table<(String, String), String> = Table::new("room_aliases");
+/// `room_id` → `true`: rooms published in the public room directory.
+pub const PUBLISHED_ROOMS: Table<String, serde_json::Value> = Table::new("published_rooms");
+/// `user_id | room_id` → `true`: rooms the user forgot.
+pub const FORGOTTEN_ROOMS: Table<(String, String), serde_json::Value> = Table::new("forgotten_rooms");
+
 /// Every column family, opened at start-up.
 pub const ALL: &[&str] = &[
     COUNTERS.name,
@@ -118,6 +127,10 @@ pub const ALL: &[&str] = &[
     USER_MEMBERSHIPS.name,
     TXN_IDS.name,
     RELATIONS.name,
+    ALIASES.name,
+    ROOM_ALIASES.name,
+    PUBLISHED_ROOMS.name,
+    FORGOTTEN_ROOMS.name,
 ];
 
 /// Column families merged with `max` over big-endian u64 values.

@@ -1,0 +1,125 @@
+//! `/join/{roomIdOrAlias}`, `/rooms/{roomId}/join`, `/invite`, `/leave`, `/forget`, `/kick`,
+//! `/ban`, `/unban`, `/knock/{roomIdOrAlias}`, `/joined_rooms` (spec: "Room membership").
+
+use ruma::api::client::knock::knock_room;
+use ruma::api::client::membership::{
+    ban_user, forget_room, invite_user, join_room_by_id, join_room_by_id_or_alias, joined_rooms, kick_user, leave_room, unban_user,
+};
+use ruma::{OwnedRoomId, RoomOrAliasId};
+
+use crate::api::ruma::Ruma;
+use crate::error::{Error, Result};
+use crate::rooms::{alias, membership};
+use crate::services::{Services, State};
+use crate::storage::catalog::USER_MEMBERSHIPS;
+
+/// A room ID, or the room a local alias points at (`M_NOT_FOUND` otherwise).
+pub fn resolve_room(s: &Services, target: &RoomOrAliasId) -> Result<OwnedRoomId> {
+    match <&ruma::RoomId>::try_from(target) {
+        Ok(room_id) => Ok(room_id.to_owned()),
+        Err(alias_id) => alias::resolve(s, alias_id)?.ok_or_else(|| Error::not_found(format!("Room alias {alias_id} not found"))),
+    }
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/join`
+pub async fn join_by_id(s: State, r: Ruma<join_room_by_id::v3::Request>) -> Result<join_room_by_id::v3::Response> {
+    let user = r.auth()?.user_id.clone();
+    let (room_id, reason) = (r.body.room_id, r.body.reason);
+    let rid = room_id.clone();
+    s.blocking(move |s| membership::join(s, &rid, &user, reason.as_deref())).await?;
+    Ok(join_room_by_id::v3::Response::new(room_id))
+}
+
+/// `POST /_matrix/client/v3/join/{roomIdOrAlias}`
+pub async fn join(s: State, r: Ruma<join_room_by_id_or_alias::v3::Request>) -> Result<join_room_by_id_or_alias::v3::Response> {
+    let user = r.auth()?.user_id.clone();
+    let (target, reason) = (r.body.room_id_or_alias, r.body.reason);
+    let room_id = s
+        .blocking(move |s| {
+            let room_id = resolve_room(s, &target)?;
+            membership::join(s, &room_id, &user, reason.as_deref())?;
+            Ok(room_id)
+        })
+        .await?;
+    Ok(join_room_by_id_or_alias::v3::Response::new(room_id))
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/invite`
+pub async fn invite(s: State, r: Ruma<invite_user::v3::Request>) -> Result<invite_user::v3::Response> {
+    let sender = r.auth()?.user_id.clone();
+    let invite_user::v3::InvitationRecipient::UserId(target) = r.body.recipient else {
+        return Err(Error::forbidden("Third-party invites are not supported"));
+    };
+    let room_id = r.body.room_id;
+    s.blocking(move |s| membership::invite(s, &room_id, &sender, &target.user_id, target.reason.as_deref(), false)).await?;
+    Ok(invite_user::v3::Response::new())
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/leave`
+pub async fn leave(s: State, r: Ruma<leave_room::v3::Request>) -> Result<leave_room::v3::Response> {
+    let user = r.auth()?.user_id.clone();
+    let (room_id, reason) = (r.body.room_id, r.body.reason);
+    s.blocking(move |s| membership::leave(s, &room_id, &user, reason.as_deref())).await?;
+    Ok(leave_room::v3::Response::new())
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/forget`
+pub async fn forget(s: State, r: Ruma<forget_room::v3::Request>) -> Result<forget_room::v3::Response> {
+    let user = r.auth()?.user_id.clone();
+    let room_id = r.body.room_id;
+    s.blocking(move |s| membership::forget(s, &room_id, &user)).await?;
+    Ok(forget_room::v3::Response::new())
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/kick`
+pub async fn kick(s: State, r: Ruma<kick_user::v3::Request>) -> Result<kick_user::v3::Response> {
+    let sender = r.auth()?.user_id.clone();
+    let b = r.body;
+    s.blocking(move |s| membership::kick(s, &b.room_id, &sender, &b.user_id, b.reason.as_deref())).await?;
+    Ok(kick_user::v3::Response::new())
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/ban`
+pub async fn ban(s: State, r: Ruma<ban_user::v3::Request>) -> Result<ban_user::v3::Response> {
+    let sender = r.auth()?.user_id.clone();
+    let b = r.body;
+    s.blocking(move |s| membership::ban(s, &b.room_id, &sender, &b.user_id, b.reason.as_deref())).await?;
+    Ok(ban_user::v3::Response::new())
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/unban`
+pub async fn unban(s: State, r: Ruma<unban_user::v3::Request>) -> Result<unban_user::v3::Response> {
+    let sender = r.auth()?.user_id.clone();
+    let b = r.body;
+    s.blocking(move |s| membership::unban(s, &b.room_id, &sender, &b.user_id, b.reason.as_deref())).await?;
+    Ok(unban_user::v3::Response::new())
+}
+
+/// `POST /_matrix/client/v3/knock/{roomIdOrAlias}`
+pub async fn knock(s: State, r: Ruma<knock_room::v3::Request>) -> Result<knock_room::v3::Response> {
+    let user = r.auth()?.user_id.clone();
+    let (target, reason) = (r.body.room_id_or_alias, r.body.reason);
+    let room_id = s
+        .blocking(move |s| {
+            let room_id = resolve_room(s, &target)?;
+            membership::knock(s, &room_id, &user, reason.as_deref())?;
+            Ok(room_id)
+        })
+        .await?;
+    Ok(knock_room::v3::Response::new(room_id))
+}
+
+/// `GET /_matrix/client/v3/joined_rooms`
+pub async fn joined_rooms(s: State, r: Ruma<joined_rooms::v3::Request>) -> Result<joined_rooms::v3::Response> {
+    let user = r.auth()?.user_id.to_string();
+    let rooms = s
+        .blocking(move |s| {
+            let rows = s.db.scan_prefix(USER_MEMBERSHIPS, &user)?;
+            rows.into_iter()
+                .filter(|(_, m)| m.membership == "join")
+                .map(|((_, room), _)| ruma::RoomId::parse(room).map_err(Error::internal))
+                .collect::<Result<Vec<_>>>()
+        })
+        .await?;
+    Ok(joined_rooms::v3::Response::new(rooms))
+}

@@ -1,0 +1,182 @@
+//! `GET /rooms/{roomId}/messages`, `/context/{eventId}`, `/members`, `/joined_members`
+//! (spec: "Getting events for a room", "Room membership").
+
+use std::collections::BTreeSet;
+
+use ruma::api::Direction;
+use ruma::api::client::context::get_context;
+use ruma::api::client::membership::{get_member_events, joined_members};
+use ruma::api::client::message::get_message_events;
+use ruma::{RoomId, UserId};
+use serde_json::{Map, Value, json};
+
+use crate::api::ruma::{RawJson, Ruma};
+use crate::error::{Error, Result};
+use crate::rooms::format::{Viewer, client_event};
+use crate::rooms::read::{self, EventFilter, TopoToken};
+use crate::rooms::{self as rooms_svc, StoredEvent, membership, state};
+use crate::services::{Services, State};
+use crate::storage::catalog::{EVENT_META, ROOM_TOPOLOGY};
+use crate::storage::codec::Counter;
+
+/// Most events one page returns.
+const MAX_LIMIT: usize = 1000;
+
+fn filter_of<T: serde::Serialize>(filter: &T) -> EventFilter {
+    serde_json::to_value(filter).map(|v| EventFilter::from_json(&v)).unwrap_or_default()
+}
+
+fn format_all(s: &Services, events: &[StoredEvent], viewer: Viewer<'_>) -> Result<Vec<Value>> {
+    events.iter().map(|e| client_event(s, e, Some(viewer))).collect()
+}
+
+/// Member events of the senders of `events` (lazy-loading members, spec: "Lazy-loading room members").
+fn lazy_members(s: &Services, room_id: &RoomId, events: &[StoredEvent]) -> Result<Vec<Value>> {
+    let senders: BTreeSet<&UserId> = events.iter().map(|e| e.pdu.sender.as_ref()).collect();
+    let mut out = Vec::new();
+    for sender in senders {
+        if let Some(ev) = rooms_svc::current_state_event(s, room_id, "m.room.member", sender.as_str())? {
+            out.push(client_event(s, &ev, None)?);
+        }
+    }
+    Ok(out)
+}
+
+/// `GET /_matrix/client/v3/rooms/{roomId}/messages`
+pub async fn messages(s: State, r: Ruma<get_message_events::v3::Request>) -> Result<RawJson> {
+    let auth = r.auth()?.clone();
+    let b = r.body;
+    let filter = filter_of(&b.filter);
+    let limit = usize::try_from(u64::from(b.limit)).unwrap_or(MAX_LIMIT).clamp(1, MAX_LIMIT);
+    let backwards = b.dir == Direction::Backward;
+    let value = s
+        .blocking(move |s| {
+            read::state_for(s, &b.room_id, &auth.user_id)?;
+            let page = read::messages(s, &b.room_id, &auth.user_id, b.from.as_deref(), b.to.as_deref(), backwards, limit, &filter)?;
+            let viewer = Viewer { user_id: &auth.user_id, device_id: Some(auth.device_id.as_str()) };
+            let mut out = json!({ "chunk": format_all(s, &page.chunk, viewer)?, "start": page.start });
+            if let Some(end) = page.end {
+                out["end"] = json!(end);
+            }
+            if filter.lazy_load_members {
+                out["state"] = json!(lazy_members(s, &b.room_id, &page.chunk)?);
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(RawJson(value))
+}
+
+/// `GET /_matrix/client/v3/rooms/{roomId}/context/{eventId}`
+pub async fn context(s: State, r: Ruma<get_context::v3::Request>) -> Result<RawJson> {
+    let auth = r.auth()?.clone();
+    let b = r.body;
+    let filter = filter_of(&b.filter);
+    let limit = usize::try_from(u64::from(b.limit)).unwrap_or(MAX_LIMIT).min(MAX_LIMIT);
+    let value = s
+        .blocking(move |s| {
+            read::state_for(s, &b.room_id, &auth.user_id)?;
+            let not_found = || Error::not_found("Event not found");
+            let ev = rooms_svc::load(s, &b.event_id)?.ok_or_else(not_found)?;
+            let current = membership::membership_of(s, &b.room_id, &auth.user_id)?;
+            if ev.pdu.room()? != b.room_id || ev.meta.rejected || !read::can_see(s, &auth.user_id, &ev, current.as_deref())? {
+                return Err(not_found());
+            }
+            let at = TopoToken { depth: ev.meta.depth, stream: ev.meta.stream_pos };
+            let before_token = TopoToken { depth: at.depth, stream: at.stream - 1 }.encode();
+            let half = limit / 2;
+            let (before, after) = if limit == 0 {
+                (read::Page { chunk: vec![], start: before_token.clone(), end: Some(before_token.clone()) }, read::Page {
+                    chunk: vec![],
+                    start: at.encode(),
+                    end: Some(at.encode()),
+                })
+            } else {
+                (
+                    read::messages(s, &b.room_id, &auth.user_id, Some(&before_token), None, true, half.max(1), &filter)?,
+                    read::messages(s, &b.room_id, &auth.user_id, Some(&at.encode()), None, false, (limit - half).max(1), &filter)?,
+                )
+            };
+            let viewer = Viewer { user_id: &auth.user_id, device_id: Some(auth.device_id.as_str()) };
+            let state_map = state::load(&s.db, &s.state_cache, ev.meta.state_after)?;
+            let state_events = if filter.lazy_load_members {
+                let mut all = before.chunk.clone();
+                all.extend(after.chunk.iter().cloned());
+                all.push(ev.clone());
+                let mut st: Vec<Value> = read::state_events(s, &state_map)?
+                    .iter()
+                    .filter(|e| e.pdu.kind.to_string() != "m.room.member")
+                    .map(|e| client_event(s, e, None))
+                    .collect::<Result<_>>()?;
+                st.extend(lazy_members(s, &b.room_id, &all)?);
+                st
+            } else {
+                read::state_events(s, &state_map)?.iter().map(|e| client_event(s, e, None)).collect::<Result<_>>()?
+            };
+            Ok(json!({
+                "event": client_event(s, &ev, Some(viewer))?,
+                "events_before": format_all(s, &before.chunk, viewer)?,
+                "events_after": format_all(s, &after.chunk, viewer)?,
+                "start": before.end.unwrap_or(before.start),
+                "end": after.end.unwrap_or(after.start),
+                "state": state_events,
+            }))
+        })
+        .await?;
+    Ok(RawJson(value))
+}
+
+/// `GET /_matrix/client/v3/rooms/{roomId}/members`
+pub async fn members(s: State, r: Ruma<get_member_events::v3::Request>) -> Result<RawJson> {
+    let user = r.auth()?.user_id.clone();
+    let b = r.body;
+    let value = s
+        .blocking(move |s| {
+            let mut st = read::state_for(s, &b.room_id, &user)?;
+            if let Some(at) = &b.at {
+                let record = rooms_svc::room(s, &b.room_id)?;
+                let t = TopoToken::parse(s, record.shortroomid, at)?;
+                let short = record.shortroomid;
+                if let Some((_, Counter(sid))) = s.db.scan_from(ROOM_TOPOLOGY, &short, &(short, t.depth, t.stream), true, 1)?.into_iter().next() {
+                    let meta = s.db.get(EVENT_META, &sid)?.ok_or_else(|| Error::internal("event without meta"))?;
+                    st = state::load(&s.db, &s.state_cache, meta.state_after)?;
+                }
+            }
+            let want = b.membership.map(|m| m.to_string());
+            let not = b.not_membership.map(|m| m.to_string());
+            let mut chunk = Vec::new();
+            for ev in read::member_events(s, &st)? {
+                let m = ev.pdu.content_value().get("membership").and_then(Value::as_str).unwrap_or("").to_owned();
+                if want.as_ref().is_some_and(|w| *w != m) || not.as_ref().is_some_and(|n| *n == m) {
+                    continue;
+                }
+                chunk.push(client_event(s, &ev, None)?);
+            }
+            Ok(json!({ "chunk": chunk }))
+        })
+        .await?;
+    Ok(RawJson(value))
+}
+
+/// `GET /_matrix/client/v3/rooms/{roomId}/joined_members`
+pub async fn joined(s: State, r: Ruma<joined_members::v3::Request>) -> Result<RawJson> {
+    let user = r.auth()?.user_id.clone();
+    let room_id = r.body.room_id;
+    let value = s
+        .blocking(move |s| {
+            membership::ensure_joined(s, &room_id, &user)?;
+            let current = rooms_svc::current_state(s, &room_id)?;
+            let mut joined = Map::new();
+            for ev in read::member_events(s, &current)? {
+                let c = ev.pdu.content_value();
+                if c.get("membership").and_then(Value::as_str) == Some("join") {
+                    if let Some(key) = &ev.pdu.state_key {
+                        joined.insert(key.clone(), json!({ "display_name": c.get("displayname"), "avatar_url": c.get("avatar_url") }));
+                    }
+                }
+            }
+            Ok(json!({ "joined": joined }))
+        })
+        .await?;
+    Ok(RawJson(value))
+}

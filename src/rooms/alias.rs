@@ -1,0 +1,55 @@
+//! Room aliases (spec: Client-Server API "Room aliases"): local `#alias:server` → room ID.
+
+use ruma::{OwnedRoomAliasId, RoomAliasId, RoomId, UserId};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::services::Services;
+use crate::storage::catalog::{ALIASES, ROOM_ALIASES};
+
+/// A well-formed local alias that is still free: `M_INVALID_PARAM` or `M_ROOM_IN_USE` otherwise.
+pub fn check_new(s: &Services, alias: &str) -> Result<OwnedRoomAliasId> {
+    let alias = RoomAliasId::parse(alias).map_err(|_| Error::invalid_param(format!("Invalid alias {alias}")))?;
+    if alias.server_name() != s.server_name {
+        return Err(Error::invalid_param("Aliases must be on this server"));
+    }
+    if alias.alias().contains([' ', ':']) || alias.alias().is_empty() {
+        return Err(Error::invalid_param("Invalid characters in alias"));
+    }
+    if s.db.get(ALIASES, &alias.to_string())?.is_some() {
+        return Err(Error::new(ErrorKind::RoomInUse, "Room alias already taken"));
+    }
+    Ok(alias)
+}
+
+pub fn add(s: &Services, alias: &RoomAliasId, room_id: &RoomId, creator: &UserId) -> Result<()> {
+    let mut batch = s.db.batch();
+    batch.put(ALIASES, &alias.to_string(), &room_id.to_string())?;
+    batch.put(ROOM_ALIASES, &(room_id.to_string(), alias.to_string()), &creator.to_string())?;
+    batch.commit()
+}
+
+pub fn resolve(s: &Services, alias: &RoomAliasId) -> Result<Option<ruma::OwnedRoomId>> {
+    match s.db.get(ALIASES, &alias.to_string())? {
+        Some(r) => Ok(Some(RoomId::parse(r).map_err(Error::internal)?)),
+        None => Ok(None),
+    }
+}
+
+pub fn remove(s: &Services, alias: &RoomAliasId) -> Result<()> {
+    let Some(room_id) = s.db.get(ALIASES, &alias.to_string())? else {
+        return Err(Error::not_found("Room alias not found"));
+    };
+    let mut batch = s.db.batch();
+    batch.delete(ALIASES, &alias.to_string())?;
+    batch.delete(ROOM_ALIASES, &(room_id, alias.to_string()))?;
+    batch.commit()
+}
+
+/// Who created an alias (they and room moderators may delete it).
+pub fn creator(s: &Services, room_id: &RoomId, alias: &RoomAliasId) -> Result<Option<String>> {
+    s.db.get(ROOM_ALIASES, &(room_id.to_string(), alias.to_string()))
+}
+
+pub fn list(s: &Services, room_id: &RoomId) -> Result<Vec<String>> {
+    Ok(s.db.scan_prefix(ROOM_ALIASES, &room_id.to_string())?.into_iter().map(|((_, a), _)| a).collect())
+}
