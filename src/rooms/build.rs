@@ -74,18 +74,33 @@ impl RoomCtx {
         })
     }
 
-    /// The room as it stands: its forward extremities and the state after them (resolved
-    /// with the room version's algorithm when they disagree).
+    /// The room as it stands: on its forward extremities.
     pub fn current(s: &Services, room_id: &RoomId) -> Result<RoomCtx> {
+        let record = room(s, room_id)?;
+        let extremities: Vec<OwnedEventId> =
+            s.db.scan_prefix(FORWARD_EXTREMITIES, &record.shortroomid)?
+                .into_iter()
+                .map(|(_, id)| EventId::parse(id).map_err(Error::internal))
+                .collect::<Result<_>>()?;
+        Self::at(s, room_id, &extremities)
+    }
+
+    /// A new event following `prev`: the state after them, resolved with the room version's
+    /// algorithm when they disagree.
+    pub fn at(s: &Services, room_id: &RoomId, prev: &[OwnedEventId]) -> Result<RoomCtx> {
         let record = room(s, room_id)?;
         let rules = rules_for(&record.room_version)?;
         let mut prev_events = Vec::new();
         let mut states = Vec::new();
-        for ((_, short), event_id) in s.db.scan_prefix(FORWARD_EXTREMITIES, &record.shortroomid)? {
+        for event_id in prev {
+            let short = short::event_get(&s.db, event_id)?
+                .ok_or_else(|| Error::not_found(format!("Unknown event {event_id}")))?;
             let meta =
                 s.db.get(EVENT_META, &short)?.ok_or_else(|| Error::internal(format!("no meta for {event_id}")))?;
-            prev_events.push((EventId::parse(&event_id).map_err(Error::internal)?, meta.depth));
-            states.push(meta.state_after);
+            prev_events.push((event_id.clone(), meta.depth));
+            if !states.contains(&meta.state_after) {
+                states.push(meta.state_after);
+            }
         }
         let (state_before, state) = if states.len() <= 1 {
             let group = states.first().copied().unwrap_or(record.current_state_group);

@@ -20,7 +20,8 @@ pub async fn create_room(s: State, r: Ruma<create_room::v3::Request>) -> Result<
     let mut initial_state = Vec::new();
     for raw in &b.initial_state {
         let v = raw_json(raw)?;
-        let kind = v.get("type").and_then(Value::as_str).ok_or_else(|| Error::bad_json("initial_state event without type"))?;
+        let kind =
+            v.get("type").and_then(Value::as_str).ok_or_else(|| Error::bad_json("initial_state event without type"))?;
         let state_key = v.get("state_key").and_then(Value::as_str).unwrap_or("");
         let content = v.get("content").cloned().unwrap_or_else(|| serde_json::json!({}));
         initial_state.push(NewEvent::state(kind, state_key, content));

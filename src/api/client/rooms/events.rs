@@ -26,7 +26,10 @@ fn content_of(raw: &str) -> Result<Value> {
 }
 
 /// `PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}`
-pub async fn send_message(s: State, r: Ruma<send_message_event::v3::Request>) -> Result<send_message_event::v3::Response> {
+pub async fn send_message(
+    s: State,
+    r: Ruma<send_message_event::v3::Request>,
+) -> Result<send_message_event::v3::Response> {
     let auth = r.auth()?.clone();
     let b = r.body;
     let content = content_of(b.body.json().get())?;
@@ -67,7 +70,11 @@ pub async fn get_state(s: State, r: Ruma<get_state_event_for_key::v3::Request>) 
             let state = read::state_for(s, &b.room_id, &user)?;
             let ev = state_event(s, &state, &b.event_type.to_string(), &b.state_key)?
                 .ok_or_else(|| Error::not_found(format!("No {} state with key {:?}", b.event_type, b.state_key)))?;
-            if full { client_event(s, &ev, None) } else { Ok(ev.json.get("content").cloned().unwrap_or_else(|| json!({}))) }
+            if full {
+                client_event(s, &ev, None)
+            } else {
+                Ok(ev.json.get("content").cloned().unwrap_or_else(|| json!({})))
+            }
         })
         .await?;
     Ok(RawJson(value))

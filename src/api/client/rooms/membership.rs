@@ -3,7 +3,8 @@
 
 use ruma::api::client::knock::knock_room;
 use ruma::api::client::membership::{
-    ban_user, forget_room, invite_user, join_room_by_id, join_room_by_id_or_alias, joined_rooms, kick_user, leave_room, unban_user,
+    ban_user, forget_room, invite_user, join_room_by_id, join_room_by_id_or_alias, joined_rooms, kick_user, leave_room,
+    unban_user,
 };
 use ruma::{OwnedRoomId, RoomOrAliasId};
 
@@ -17,7 +18,9 @@ use crate::storage::catalog::USER_MEMBERSHIPS;
 pub fn resolve_room(s: &Services, target: &RoomOrAliasId) -> Result<OwnedRoomId> {
     match <&ruma::RoomId>::try_from(target) {
         Ok(room_id) => Ok(room_id.to_owned()),
-        Err(alias_id) => alias::resolve(s, alias_id)?.ok_or_else(|| Error::not_found(format!("Room alias {alias_id} not found"))),
+        Err(alias_id) => {
+            alias::resolve(s, alias_id)?.ok_or_else(|| Error::not_found(format!("Room alias {alias_id} not found")))
+        }
     }
 }
 
@@ -31,7 +34,10 @@ pub async fn join_by_id(s: State, r: Ruma<join_room_by_id::v3::Request>) -> Resu
 }
 
 /// `POST /_matrix/client/v3/join/{roomIdOrAlias}`
-pub async fn join(s: State, r: Ruma<join_room_by_id_or_alias::v3::Request>) -> Result<join_room_by_id_or_alias::v3::Response> {
+pub async fn join(
+    s: State,
+    r: Ruma<join_room_by_id_or_alias::v3::Request>,
+) -> Result<join_room_by_id_or_alias::v3::Response> {
     let user = r.auth()?.user_id.clone();
     let (target, reason) = (r.body.room_id_or_alias, r.body.reason);
     let room_id = s
@@ -51,7 +57,8 @@ pub async fn invite(s: State, r: Ruma<invite_user::v3::Request>) -> Result<invit
         return Err(Error::forbidden("Third-party invites are not supported"));
     };
     let room_id = r.body.room_id;
-    s.blocking(move |s| membership::invite(s, &room_id, &sender, &target.user_id, target.reason.as_deref(), false)).await?;
+    s.blocking(move |s| membership::invite(s, &room_id, &sender, &target.user_id, target.reason.as_deref(), false))
+        .await?;
     Ok(invite_user::v3::Response::new())
 }
 

@@ -52,7 +52,16 @@ pub async fn messages(s: State, r: Ruma<get_message_events::v3::Request>) -> Res
     let value = s
         .blocking(move |s| {
             read::state_for(s, &b.room_id, &auth.user_id)?;
-            let page = read::messages(s, &b.room_id, &auth.user_id, b.from.as_deref(), b.to.as_deref(), backwards, limit, &filter)?;
+            let page = read::messages(
+                s,
+                &b.room_id,
+                &auth.user_id,
+                b.from.as_deref(),
+                b.to.as_deref(),
+                backwards,
+                limit,
+                &filter,
+            )?;
             let viewer = Viewer { user_id: &auth.user_id, device_id: Some(auth.device_id.as_str()) };
             let mut out = json!({ "chunk": format_all(s, &page.chunk, viewer)?, "start": page.start });
             if let Some(end) = page.end {
@@ -79,22 +88,42 @@ pub async fn context(s: State, r: Ruma<get_context::v3::Request>) -> Result<RawJ
             let not_found = || Error::not_found("Event not found");
             let ev = rooms_svc::load(s, &b.event_id)?.ok_or_else(not_found)?;
             let current = membership::membership_of(s, &b.room_id, &auth.user_id)?;
-            if ev.pdu.room()? != b.room_id || ev.meta.rejected || !read::can_see(s, &auth.user_id, &ev, current.as_deref())? {
+            if ev.pdu.room()? != b.room_id
+                || ev.meta.rejected
+                || !read::can_see(s, &auth.user_id, &ev, current.as_deref())?
+            {
                 return Err(not_found());
             }
             let at = TopoToken { depth: ev.meta.depth, stream: ev.meta.stream_pos };
             let before_token = TopoToken { depth: at.depth, stream: at.stream - 1 }.encode();
             let half = limit / 2;
             let (before, after) = if limit == 0 {
-                (read::Page { chunk: vec![], start: before_token.clone(), end: Some(before_token.clone()) }, read::Page {
-                    chunk: vec![],
-                    start: at.encode(),
-                    end: Some(at.encode()),
-                })
+                (
+                    read::Page { chunk: vec![], start: before_token.clone(), end: Some(before_token.clone()) },
+                    read::Page { chunk: vec![], start: at.encode(), end: Some(at.encode()) },
+                )
             } else {
                 (
-                    read::messages(s, &b.room_id, &auth.user_id, Some(&before_token), None, true, half.max(1), &filter)?,
-                    read::messages(s, &b.room_id, &auth.user_id, Some(&at.encode()), None, false, (limit - half).max(1), &filter)?,
+                    read::messages(
+                        s,
+                        &b.room_id,
+                        &auth.user_id,
+                        Some(&before_token),
+                        None,
+                        true,
+                        half.max(1),
+                        &filter,
+                    )?,
+                    read::messages(
+                        s,
+                        &b.room_id,
+                        &auth.user_id,
+                        Some(&at.encode()),
+                        None,
+                        false,
+                        (limit - half).max(1),
+                        &filter,
+                    )?,
                 )
             };
             let viewer = Viewer { user_id: &auth.user_id, device_id: Some(auth.device_id.as_str()) };
@@ -137,7 +166,9 @@ pub async fn members(s: State, r: Ruma<get_member_events::v3::Request>) -> Resul
                 let record = rooms_svc::room(s, &b.room_id)?;
                 let t = TopoToken::parse(s, record.shortroomid, at)?;
                 let short = record.shortroomid;
-                if let Some((_, Counter(sid))) = s.db.scan_from(ROOM_TOPOLOGY, &short, &(short, t.depth, t.stream), true, 1)?.into_iter().next() {
+                if let Some((_, Counter(sid))) =
+                    s.db.scan_from(ROOM_TOPOLOGY, &short, &(short, t.depth, t.stream), true, 1)?.into_iter().next()
+                {
                     let meta = s.db.get(EVENT_META, &sid)?.ok_or_else(|| Error::internal("event without meta"))?;
                     st = state::load(&s.db, &s.state_cache, meta.state_after)?;
                 }
@@ -171,7 +202,10 @@ pub async fn joined(s: State, r: Ruma<joined_members::v3::Request>) -> Result<Ra
                 let c = ev.pdu.content_value();
                 if c.get("membership").and_then(Value::as_str) == Some("join") {
                     if let Some(key) = &ev.pdu.state_key {
-                        joined.insert(key.clone(), json!({ "display_name": c.get("displayname"), "avatar_url": c.get("avatar_url") }));
+                        joined.insert(
+                            key.clone(),
+                            json!({ "display_name": c.get("displayname"), "avatar_url": c.get("avatar_url") }),
+                        );
                     }
                 }
             }
