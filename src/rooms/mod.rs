@@ -12,6 +12,7 @@ pub mod alias;
 pub mod append;
 pub mod build;
 pub mod create;
+pub mod directory;
 pub mod format;
 pub mod membership;
 pub mod pdu;
@@ -19,6 +20,7 @@ pub mod power;
 pub mod read;
 pub mod resolve;
 pub mod short;
+pub mod verify;
 pub mod state;
 
 use std::sync::Arc;

@@ -7,5 +7,6 @@ mod devices;
 mod jwt;
 mod operator;
 mod profile;
+mod rooms;
 mod server;
 mod tokens;

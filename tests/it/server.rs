@@ -234,3 +234,74 @@ pub async fn send(req: reqwest::RequestBuilder) -> Resp {
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     Resp { status, body, headers }
 }
+
+/// Room helpers shared by the room tests.
+impl TestServer {
+    pub async fn create_room(&self, token: &str, body: Value) -> String {
+        let r = self.post("/_matrix/client/v3/createRoom", Some(token), body).await;
+        assert_eq!(r.status, 200, "createRoom: {:?}", r.body);
+        r.body["room_id"].as_str().expect("room_id").to_owned()
+    }
+
+    /// Send `m.room.message` text; returns the event ID.
+    pub async fn send_text(&self, token: &str, room: &str, text: &str) -> String {
+        let txn = format!("t{}", rand_suffix());
+        let r = self
+            .put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}"), Some(token), json!({ "msgtype": "m.text", "body": text }))
+            .await;
+        assert_eq!(r.status, 200, "send: {:?}", r.body);
+        r.body["event_id"].as_str().expect("event_id").to_owned()
+    }
+
+    pub async fn join(&self, token: &str, room: &str) -> Resp {
+        self.post(&format!("/_matrix/client/v3/join/{}", urlencode(room)), Some(token), json!({})).await
+    }
+
+    pub async fn room_post(&self, token: &str, room: &str, action: &str, body: Value) -> Resp {
+        self.post(&format!("/_matrix/client/v3/rooms/{room}/{action}"), Some(token), body).await
+    }
+
+    pub async fn set_state(&self, token: &str, room: &str, kind: &str, key: &str, content: Value) -> Resp {
+        self.put(&format!("/_matrix/client/v3/rooms/{room}/state/{kind}/{key}"), Some(token), content).await
+    }
+
+    /// Bodies of `m.room.message` events visible to `token`, oldest first (paginates backwards).
+    pub async fn message_bodies(&self, token: &str, room: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut from: Option<String> = None;
+        for _ in 0..100 {
+            let mut path = format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=50");
+            if let Some(f) = &from {
+                path.push_str(&format!("&from={f}"));
+            }
+            let r = self.get(&path, Some(token)).await;
+            assert_eq!(r.status, 200, "messages: {:?}", r.body);
+            for e in r.body["chunk"].as_array().unwrap() {
+                if e["type"] == "m.room.message" {
+                    out.push(e["content"]["body"].as_str().unwrap_or("<redacted>").to_owned());
+                }
+            }
+            match r.body["end"].as_str() {
+                Some(end) => from = Some(end.to_owned()),
+                None => break,
+            }
+        }
+        out.reverse();
+        out
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed) * 1_000_003 + u64::from(std::process::id())
+}

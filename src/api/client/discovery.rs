@@ -19,9 +19,9 @@ const SUPPORTED_VERSIONS: &[&str] = &[
     "v1.13", "v1.14", "v1.15", "v1.16",
 ];
 
-/// Room versions the server accepts; `default_room_version` is created by default.
-pub const ROOM_VERSIONS: &[&str] = &["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"];
-pub const DEFAULT_ROOM_VERSION: &str = "12";
+/// Room versions `createRoom` accepts (events of versions 1 and 2 are authorized too, but we do
+/// not create rooms in their `$id:server` event format).
+const ROOM_VERSIONS: &[&str] = &["3", "4", "5", "6", "7", "8", "9", "10", "11", "12"];
 
 /// `GET /_matrix/client/versions`
 pub async fn versions(
@@ -40,7 +40,7 @@ pub async fn capabilities(s: State, _r: Ruma<get_capabilities::v3::Request>) -> 
     Ok(RawJson(json!({
         "capabilities": {
             "m.change_password": { "enabled": s.config.login.password },
-            "m.room_versions": { "default": DEFAULT_ROOM_VERSION, "available": available },
+            "m.room_versions": { "default": s.config.rooms.default_room_version, "available": available },
             "m.set_displayname": { "enabled": true },
             "m.set_avatar_url": { "enabled": true },
             "m.3pid_changes": { "enabled": false },

@@ -1,6 +1,7 @@
 //! Room endpoints of the Client-Server API, registered from ruma's metadata.
 
 pub mod create;
+pub mod directory;
 pub mod events;
 pub mod membership;
 pub mod read;
@@ -34,5 +35,14 @@ pub fn routes(r: Router<State>) -> Router<State> {
     let r = route::<c::message::get_message_events::v3::Request, _, _, _>(r, read::messages);
     let r = route::<c::context::get_context::v3::Request, _, _, _>(r, read::context);
     let r = route::<c::membership::get_member_events::v3::Request, _, _, _>(r, read::members);
-    route::<c::membership::joined_members::v3::Request, _, _, _>(r, read::joined)
+    let r = route::<c::membership::joined_members::v3::Request, _, _, _>(r, read::joined);
+
+    let r = route::<c::alias::get_alias::v3::Request, _, _, _>(r, directory::get);
+    let r = route::<c::alias::create_alias::v3::Request, _, _, _>(r, directory::put);
+    let r = route::<c::alias::delete_alias::v3::Request, _, _, _>(r, directory::delete);
+    let r = route::<c::room::aliases::v3::Request, _, _, _>(r, directory::list);
+    let r = route::<c::directory::get_room_visibility::v3::Request, _, _, _>(r, directory::get_visibility);
+    let r = route::<c::directory::set_room_visibility::v3::Request, _, _, _>(r, directory::set_visibility);
+    let r = route::<c::directory::get_public_rooms::v3::Request, _, _, _>(r, directory::public_rooms);
+    route::<c::directory::get_public_rooms_filtered::v3::Request, _, _, _>(r, directory::public_rooms_filtered)
 }

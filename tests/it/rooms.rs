@@ -1,0 +1,129 @@
+//! Rooms: creation, chat, versions, state, idempotent sends.
+
+use serde_json::json;
+
+use crate::server::{TestServer, urlencode};
+
+#[tokio::test]
+async fn create_a_room_and_chat() {
+    let s = TestServer::start();
+    let alice = s.register("alice", "password1").await;
+    let bob = s.register("bob", "password1").await;
+    let room = s
+        .create_room(&alice.access_token, json!({ "name": "Garden", "topic": "Plants", "preset": "public_chat", "room_alias_name": "garden" }))
+        .await;
+    assert!(room.starts_with('!') && !room.contains(':'), "v12 room IDs are hashes: {room}");
+
+    let r = s.get(&format!("/_matrix/client/v3/directory/room/{}", urlencode("#garden:localhost")), None).await;
+    assert_eq!(r.body["room_id"], json!(room));
+    let r = s.join(&bob.access_token, "#garden:localhost").await;
+    assert_eq!((r.status, r.body["room_id"].clone()), (200, json!(room)));
+
+    let m1 = s.send_text(&alice.access_token, &room, "hello bob").await;
+    s.send_text(&bob.access_token, &room, "hi alice").await;
+    assert_eq!(s.message_bodies(&bob.access_token, &room).await, ["hello bob", "hi alice"]);
+
+    let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.name/"), Some(&bob.access_token)).await;
+    assert_eq!(r.body, json!({ "name": "Garden" }));
+    let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.topic"), Some(&bob.access_token)).await;
+    assert_eq!(r.body, json!({ "topic": "Plants" }));
+    let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.avatar/"), Some(&bob.access_token)).await;
+    assert_eq!((r.status, r.errcode()), (404, "M_NOT_FOUND"));
+    let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/state"), Some(&bob.access_token)).await;
+    let types: Vec<&str> = r.body.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    for t in ["m.room.create", "m.room.power_levels", "m.room.join_rules", "m.room.name", "m.room.topic", "m.room.canonical_alias"] {
+        assert!(types.contains(&t), "{t} in {types:?}");
+    }
+
+    let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/joined_members"), Some(&alice.access_token)).await;
+    let joined = r.body["joined"].as_object().unwrap();
+    assert_eq!(joined.len(), 2);
+    assert_eq!(joined["@bob:localhost"]["display_name"], "bob");
+    let r = s.get("/_matrix/client/v3/joined_rooms", Some(&bob.access_token)).await;
+    assert_eq!(r.body["joined_rooms"], json!([room]));
+
+    let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/event/{m1}"), Some(&alice.access_token)).await;
+    assert_eq!(r.body["content"]["body"], "hello bob");
+    assert_eq!(r.body["sender"], "@alice:localhost");
+    assert!(r.body["unsigned"]["age"].as_u64().is_some());
+    assert!(r.body["unsigned"]["transaction_id"].is_string(), "sender's device sees its txn id");
+    let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/event/{m1}"), Some(&bob.access_token)).await;
+    assert!(r.body["unsigned"].get("transaction_id").is_none(), "others do not");
+    let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/event/$nope"), Some(&bob.access_token)).await;
+    assert_eq!((r.status, r.errcode()), (404, "M_NOT_FOUND"));
+
+    let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/members?membership=join"), Some(&bob.access_token)).await;
+    assert_eq!(r.body["chunk"].as_array().unwrap().len(), 2);
+    let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/members?not_membership=join"), Some(&bob.access_token)).await;
+    assert_eq!(r.body["chunk"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn sends_are_idempotent_per_transaction() {
+    let s = TestServer::start();
+    let a = s.register("alice", "password1").await;
+    let room = s.create_room(&a.access_token, json!({})).await;
+    let path = format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/txn1");
+    let first = s.put(&path, a.token(), json!({ "msgtype": "m.text", "body": "once" })).await;
+    let second = s.put(&path, a.token(), json!({ "msgtype": "m.text", "body": "once" })).await;
+    assert_eq!(first.body["event_id"], second.body["event_id"]);
+    assert_eq!(s.message_bodies(&a.access_token, &room).await, ["once"]);
+    let other_device = crate::server::Session::from(&s.login("alice", "password1").await.body);
+    let third = s.put(&path, other_device.token(), json!({ "msgtype": "m.text", "body": "once" })).await;
+    assert_ne!(third.body["event_id"], first.body["event_id"], "transaction IDs are per device");
+}
+
+#[tokio::test]
+async fn room_versions_and_errors() {
+    let s = TestServer::start();
+    let a = s.register("alice", "password1").await;
+    for v in ["10", "11", "12"] {
+        let room = s.create_room(&a.access_token, json!({ "room_version": v })).await;
+        let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.create/"), a.token()).await;
+        assert_eq!(r.body["room_version"], json!(v));
+        assert_eq!(room.contains(":localhost"), v != "12", "{room}");
+        if v == "10" {
+            assert_eq!(r.body["creator"], "@alice:localhost");
+        }
+    }
+    for bad in ["1", "99"] {
+        let r = s.post("/_matrix/client/v3/createRoom", a.token(), json!({ "room_version": bad })).await;
+        assert_eq!((r.status, r.errcode()), (400, "M_UNSUPPORTED_ROOM_VERSION"), "{bad}");
+    }
+    let r = s.post("/_matrix/client/v3/createRoom", a.token(), json!({ "room_alias_name": "x y" })).await;
+    assert_eq!((r.status, r.errcode()), (400, "M_INVALID_PARAM"));
+    s.create_room(&a.access_token, json!({ "room_alias_name": "taken" })).await;
+    let r = s.post("/_matrix/client/v3/createRoom", a.token(), json!({ "room_alias_name": "taken" })).await;
+    assert_eq!((r.status, r.errcode()), (400, "M_ROOM_IN_USE"));
+    let r = s.post("/_matrix/client/v3/createRoom", a.token(), json!({ "preset": "party" })).await;
+    assert_eq!(r.status, 400);
+
+    let room = s.create_room(&a.access_token, json!({})).await;
+    let r = s.set_state(&a.access_token, &room, "m.room.name", "", json!({ "name": 42 })).await;
+    assert_eq!((r.status, r.errcode()), (400, "M_BAD_JSON"), "malformed state content");
+    let r = s.get("/_matrix/client/v3/rooms/!unknown:localhost/messages?dir=b", a.token()).await;
+    assert_eq!((r.status, r.errcode()), (404, "M_NOT_FOUND"));
+    let r = s.put("/_matrix/client/v3/rooms/!unknown:localhost/send/m.room.message/x", a.token(), json!({ "body": "x" })).await;
+    assert_eq!((r.status, r.errcode()), (404, "M_NOT_FOUND"));
+
+    let caps = s.get("/_matrix/client/v3/capabilities", a.token()).await;
+    let available = caps.body["capabilities"]["m.room_versions"]["available"].as_object().unwrap().clone();
+    assert!(available.contains_key("12") && available.contains_key("3") && !available.contains_key("1"), "{available:?}");
+}
+
+#[tokio::test]
+async fn outsiders_cannot_send_or_read() {
+    let s = TestServer::start();
+    let a = s.register("alice", "password1").await;
+    let eve = s.register("eve", "password1").await;
+    let room = s.create_room(&a.access_token, json!({ "preset": "private_chat" })).await;
+    s.send_text(&a.access_token, &room, "secret").await;
+    let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/1"), eve.token(), json!({ "body": "x" })).await;
+    assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"));
+    let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b"), eve.token()).await;
+    assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"));
+    let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/state"), eve.token()).await;
+    assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"));
+    let r = s.join(&eve.access_token, &room).await;
+    assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "invite-only");
+}
