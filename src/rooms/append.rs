@@ -20,11 +20,20 @@ use crate::storage::codec::Counter;
 use crate::storage::records::{EventMeta, MembershipRecord, RoomRecord};
 use crate::storage::{Batch, Storage};
 
-/// A client transaction (spec: "Transaction identifiers").
+/// A client transaction (spec: "Transaction identifiers"). Idempotency is per device and per
+/// request path (`scope`), as in Synapse: the same `txn_id` in two rooms is two events.
 #[derive(Debug, Clone)]
 pub struct Txn {
     pub device_id: String,
     pub txn_id: String,
+    /// The endpoint and its path arguments, e.g. `send/!room/m.room.message`.
+    pub scope: String,
+}
+
+impl Txn {
+    fn key(&self, sender: &UserId) -> (String, String, String) {
+        (sender.to_string(), self.device_id.clone(), format!("{}/{}", self.scope, self.txn_id))
+    }
 }
 
 /// Send a local event: under the room's lock (so a local room never forks), build on the
@@ -33,7 +42,7 @@ pub fn send(s: &Services, room_id: &RoomId, sender: &UserId, new: NewEvent, txn:
     let lock = s.room_lock(room_id);
     let _guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(t) = &txn {
-        if let Some(existing) = s.db.get(TXN_IDS, &(sender.to_string(), t.device_id.clone(), t.txn_id.clone()))? {
+        if let Some(existing) = s.db.get(TXN_IDS, &t.key(sender))? {
             return ruma::EventId::parse(existing).map_err(Error::internal);
         }
     }
@@ -119,11 +128,7 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
     batch.put(ROOMS, &room_id.to_string(), &record)?;
 
     if let Some(t) = txn {
-        batch.put(
-            TXN_IDS,
-            &(pdu.sender.to_string(), t.device_id.clone(), t.txn_id.clone()),
-            &pdu.event_id.to_string(),
-        )?;
+        batch.put(TXN_IDS, &t.key(&pdu.sender), &pdu.event_id.to_string())?;
     }
     let content = pdu.content_value();
     if let Some(rel) = content.get("m.relates_to") {
@@ -201,7 +206,7 @@ fn apply_redaction(
     batch.put(EVENT_META, &short, &meta)
 }
 
-/// Convenience for tests and callers that only have a device: the `Txn` of a client send.
-pub fn txn(device_id: &DeviceId, txn_id: &str) -> Txn {
-    Txn { device_id: device_id.to_string(), txn_id: txn_id.to_owned() }
+/// The `Txn` of a client request from `device_id` to the endpoint `scope`.
+pub fn txn(device_id: &DeviceId, txn_id: &str, scope: String) -> Txn {
+    Txn { device_id: device_id.to_string(), txn_id: txn_id.to_owned(), scope }
 }

@@ -28,7 +28,11 @@ pub fn summary(s: &Services, room_id: &RoomId) -> Result<Value> {
     let content = |kind: &str, field: &str| -> Result<Option<Value>> {
         Ok(current_state_content(s, room_id, kind, "")?.and_then(|c| c.get(field).cloned()).filter(|v| !v.is_null()))
     };
-    let joined = s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())?.iter().filter(|(_, m)| m.membership == "join").count();
+    let joined =
+        s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())?
+            .iter()
+            .filter(|(_, m)| m.membership == "join")
+            .count();
     let history = content("m.room.history_visibility", "history_visibility")?;
     let join_rule = content("m.room.join_rules", "join_rule")?.unwrap_or_else(|| json!("invite"));
     let mut out = json!({
@@ -53,9 +57,17 @@ pub fn summary(s: &Services, room_id: &RoomId) -> Result<Value> {
 }
 
 /// One page of the directory: `(chunk, next_batch, prev_batch, total)`.
-pub fn list(s: &Services, term: Option<&str>, since: Option<&str>, limit: Option<usize>) -> Result<(Vec<Value>, Option<String>, Option<String>, usize)> {
+pub fn list(
+    s: &Services,
+    term: Option<&str>,
+    since: Option<&str>,
+    limit: Option<usize>,
+) -> Result<(Vec<Value>, Option<String>, Option<String>, usize)> {
     let offset: usize = match since {
-        Some(t) => t.strip_prefix('p').and_then(|n| n.parse().ok()).ok_or_else(|| Error::invalid_param("Invalid since token"))?,
+        Some(t) => t
+            .strip_prefix('p')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| Error::invalid_param("Invalid since token"))?,
         None => 0,
     };
     let term = term.map(str::to_lowercase).filter(|t| !t.is_empty());
@@ -64,7 +76,11 @@ pub fn list(s: &Services, term: Option<&str>, since: Option<&str>, limit: Option
         let Ok(room_id) = RoomId::parse(&room_id) else { continue };
         let entry = summary(s, &room_id)?;
         if let Some(term) = &term {
-            let hay = ["name", "topic", "canonical_alias"].iter().filter_map(|k| entry[*k].as_str()).collect::<Vec<_>>().join(" ");
+            let hay = ["name", "topic", "canonical_alias"]
+                .iter()
+                .filter_map(|k| entry[*k].as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
             if !hay.to_lowercase().contains(term) {
                 continue;
             }
@@ -72,7 +88,10 @@ pub fn list(s: &Services, term: Option<&str>, since: Option<&str>, limit: Option
         rooms.push(entry);
     }
     rooms.sort_by(|a, b| {
-        b["num_joined_members"].as_u64().cmp(&a["num_joined_members"].as_u64()).then_with(|| a["room_id"].as_str().cmp(&b["room_id"].as_str()))
+        b["num_joined_members"]
+            .as_u64()
+            .cmp(&a["num_joined_members"].as_u64())
+            .then_with(|| a["room_id"].as_str().cmp(&b["room_id"].as_str()))
     });
     let total = rooms.len();
     let limit = limit.unwrap_or(total.max(1)).max(1);

@@ -20,8 +20,8 @@ pub mod power;
 pub mod read;
 pub mod resolve;
 pub mod short;
-pub mod verify;
 pub mod state;
+pub mod verify;
 
 use std::sync::Arc;
 

@@ -83,7 +83,8 @@ pub const CURRENT_STATE: Table<(u64, u64), Counter> = Table::new("current_state"
 pub const ROOM_MEMBERSHIPS: Table<(String, String), MembershipRecord> = Table::new("room_memberships");
 /// `user_id | room_id` → [`MembershipRecord`]: user → rooms.
 pub const USER_MEMBERSHIPS: Table<(String, String), MembershipRecord> = Table::new("user_memberships");
-/// `user_id | device_id | txn_id` → `event_id`: idempotent `/send` and `/redact`.
+/// `user_id | device_id | scope/txn_id` → `event_id`: idempotent `/send` and `/redact`
+/// (`scope` is the endpoint and its path arguments, as Synapse keys on the request path).
 pub const TXN_IDS: Table<(String, String, String), String> = Table::new("txn_ids");
 /// `parent shorteventid | child shorteventid` → `[rel_type, event_type]` (`m.relates_to`).
 pub const RELATIONS: Table<(u64, u64), serde_json::Value> = Table::new("relations");

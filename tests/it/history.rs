@@ -69,7 +69,9 @@ async fn messages_paginate_1000_events_both_ways() {
     loop {
         pages += 1;
         assert!(pages < 100, "pagination must end");
-        let mut path = format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=37&filter=%7B%22types%22%3A%5B%22m.room.message%22%5D%7D");
+        let mut path = format!(
+            "/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=37&filter=%7B%22types%22%3A%5B%22m.room.message%22%5D%7D"
+        );
         if let Some(f) = &from {
             path.push_str(&format!("&from={f}"));
         }
@@ -90,7 +92,9 @@ async fn messages_paginate_1000_events_both_ways() {
     let mut forward = Vec::new();
     let mut from = String::from("t0_0");
     for _ in 0..100 {
-        let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=f&limit=100&from={from}"), alice.token()).await;
+        let r = s
+            .get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=f&limit=100&from={from}"), alice.token())
+            .await;
         forward.extend(bodies(&r.body["chunk"]).into_iter().filter(|b| b.starts_with('m')));
         match r.body["end"].as_str() {
             Some(end) => from = end.to_owned(),
@@ -102,11 +106,20 @@ async fn messages_paginate_1000_events_both_ways() {
 
     // Filters: only bob's messages.
     let filter = json!({ "senders": ["@bob:localhost"], "lazy_load_members": true }).to_string();
-    let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=1000&filter={}", crate::server::urlencode(&filter)), alice.token()).await;
+    let r = s
+        .get(
+            &format!(
+                "/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=1000&filter={}",
+                crate::server::urlencode(&filter)
+            ),
+            alice.token(),
+        )
+        .await;
     let bob_msgs = bodies(&r.body["chunk"]);
     assert_eq!(bob_msgs.len(), 100);
     assert!(bob_msgs.iter().all(|b| b.trim_start_matches('m').parse::<u32>().unwrap() % 10 == 0));
-    let lazy: HashSet<&str> = r.body["state"].as_array().unwrap().iter().map(|e| e["state_key"].as_str().unwrap()).collect();
+    let lazy: HashSet<&str> =
+        r.body["state"].as_array().unwrap().iter().map(|e| e["state_key"].as_str().unwrap()).collect();
     assert_eq!(lazy, HashSet::from(["@bob:localhost"]), "lazy-loaded members are the senders");
     let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&from=garbage"), alice.token()).await;
     assert_eq!((r.status, r.errcode()), (400, "M_INVALID_PARAM"));
@@ -121,7 +134,9 @@ async fn redaction_hides_content_everywhere_and_survives_restart() {
     s.join(&bob.access_token, &room).await;
     let secret = s.send_text(&bob.access_token, &room, "my password is hunter2").await;
     s.send_text(&alice.access_token, &room, "after").await;
-    let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/redact/{secret}/rd1"), bob.token(), json!({ "reason": "oops" })).await;
+    let r = s
+        .put(&format!("/_matrix/client/v3/rooms/{room}/redact/{secret}/rd1"), bob.token(), json!({ "reason": "oops" }))
+        .await;
     assert_eq!(r.status, 200);
     let redaction = r.body["event_id"].as_str().unwrap().to_owned();
 
@@ -135,7 +150,8 @@ async fn redaction_hides_content_everywhere_and_survives_restart() {
         assert!(!text.contains("hunter2"), "round {round}: /messages");
         let redacted = r.body["chunk"].as_array().unwrap().iter().find(|e| e["event_id"] == json!(secret)).unwrap();
         assert_eq!(redacted["content"], json!({}));
-        let redaction_event = r.body["chunk"].as_array().unwrap().iter().find(|e| e["event_id"] == json!(redaction)).unwrap();
+        let redaction_event =
+            r.body["chunk"].as_array().unwrap().iter().find(|e| e["event_id"] == json!(redaction)).unwrap();
         assert_eq!(redaction_event["redacts"], json!(secret));
         let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/context/{secret}"), alice.token()).await;
         assert!(!r.body.to_string().contains("hunter2"), "round {round}: /context");

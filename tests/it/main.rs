@@ -3,6 +3,7 @@
 mod account_data;
 mod accounts;
 mod basics;
+mod dag;
 mod devices;
 mod history;
 mod jwt;

@@ -5,7 +5,11 @@ use serde_json::json;
 use crate::server::{Session, TestServer};
 
 async fn three(s: &TestServer) -> (Session, Session, Session) {
-    (s.register("alice", "password1").await, s.register("bob", "password1").await, s.register("carol", "password1").await)
+    (
+        s.register("alice", "password1").await,
+        s.register("bob", "password1").await,
+        s.register("carol", "password1").await,
+    )
 }
 
 #[tokio::test]
@@ -13,7 +17,8 @@ async fn power_levels_are_enforced() {
     let s = TestServer::start();
     let (alice, bob, _) = three(&s).await;
     for version in ["11", "12"] {
-        let room = s.create_room(&alice.access_token, json!({ "preset": "public_chat", "room_version": version })).await;
+        let room =
+            s.create_room(&alice.access_token, json!({ "preset": "public_chat", "room_version": version })).await;
         assert_eq!(s.join(&bob.access_token, &room).await.status, 200);
 
         let r = s.set_state(&bob.access_token, &room, "m.room.name", "", json!({ "name": "Bob's" })).await;
@@ -22,7 +27,8 @@ async fn power_levels_are_enforced() {
         let r = s.set_state(&alice.access_token, &room, "m.room.name", "", json!({ "name": "Alice's" })).await;
         assert_eq!(r.status, 200);
 
-        let pl = s.get(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/"), alice.token()).await.body;
+        let pl =
+            s.get(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/"), alice.token()).await.body;
         let mut raised = pl.clone();
         raised["users"]["@bob:localhost"] = json!(100);
         let r = s.set_state(&bob.access_token, &room, "m.room.power_levels", "", raised).await;
@@ -30,7 +36,10 @@ async fn power_levels_are_enforced() {
 
         let mut moderator = pl.clone();
         moderator["users"]["@bob:localhost"] = json!(50);
-        assert_eq!(s.set_state(&alice.access_token, &room, "m.room.power_levels", "", moderator.clone()).await.status, 200);
+        assert_eq!(
+            s.set_state(&alice.access_token, &room, "m.room.power_levels", "", moderator.clone()).await.status,
+            200
+        );
         let r = s.set_state(&bob.access_token, &room, "m.room.topic", "", json!({ "topic": "by bob" })).await;
         assert_eq!(r.status, 200, "v{version}: 50 may set the topic");
         let mut above = moderator.clone();
@@ -65,21 +74,42 @@ async fn kick_ban_and_redact_follow_their_levels() {
     s.join(&carol.access_token, &room).await;
     let carol_msg = s.send_text(&carol.access_token, &room, "spam").await;
 
-    assert_eq!(s.room_post(&bob.access_token, &room, "kick", json!({ "user_id": "@carol:localhost" })).await.status, 403);
-    assert_eq!(s.room_post(&bob.access_token, &room, "ban", json!({ "user_id": "@carol:localhost" })).await.status, 403);
+    assert_eq!(
+        s.room_post(&bob.access_token, &room, "kick", json!({ "user_id": "@carol:localhost" })).await.status,
+        403
+    );
+    assert_eq!(
+        s.room_post(&bob.access_token, &room, "ban", json!({ "user_id": "@carol:localhost" })).await.status,
+        403
+    );
     let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/redact/{carol_msg}/r1"), bob.token(), json!({})).await;
     assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "redacting others needs the redact level");
 
-    let mut pl = s.get(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/"), alice.token()).await.body;
+    let mut pl =
+        s.get(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/"), alice.token()).await.body;
     pl["users"]["@bob:localhost"] = json!(50);
     pl["ban"] = json!(75);
     assert_eq!(s.set_state(&alice.access_token, &room, "m.room.power_levels", "", pl).await.status, 200);
-    let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/redact/{carol_msg}/r2"), bob.token(), json!({ "reason": "spam" })).await;
+    let r = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/redact/{carol_msg}/r2"),
+            bob.token(),
+            json!({ "reason": "spam" }),
+        )
+        .await;
     assert_eq!(r.status, 200, "50 meets redact 50: {:?}", r.body);
-    assert_eq!(s.room_post(&bob.access_token, &room, "ban", json!({ "user_id": "@carol:localhost" })).await.status, 403, "ban needs 75");
-    let r = s.room_post(&bob.access_token, &room, "kick", json!({ "user_id": "@carol:localhost", "reason": "bye" })).await;
+    assert_eq!(
+        s.room_post(&bob.access_token, &room, "ban", json!({ "user_id": "@carol:localhost" })).await.status,
+        403,
+        "ban needs 75"
+    );
+    let r =
+        s.room_post(&bob.access_token, &room, "kick", json!({ "user_id": "@carol:localhost", "reason": "bye" })).await;
     assert_eq!(r.status, 200);
-    let m = s.get(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.member/@carol:localhost"), alice.token()).await.body;
+    let m = s
+        .get(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.member/@carol:localhost"), alice.token())
+        .await
+        .body;
     assert_eq!(m, json!({ "membership": "leave", "reason": "bye" }));
 }
 
@@ -104,30 +134,51 @@ async fn membership_transitions() {
     assert_eq!(s.join(&carol.access_token, &public).await.status, 200);
     assert_eq!(s.room_post(&carol.access_token, &public, "leave", json!({})).await.status, 200);
     assert_eq!(s.join(&carol.access_token, &public).await.status, 200, "leave then rejoin");
-    assert_eq!(s.room_post(&alice.access_token, &public, "ban", json!({ "user_id": "@carol:localhost", "reason": "rude" })).await.status, 200);
+    assert_eq!(
+        s.room_post(&alice.access_token, &public, "ban", json!({ "user_id": "@carol:localhost", "reason": "rude" }))
+            .await
+            .status,
+        200
+    );
     let r = s.join(&carol.access_token, &public).await;
     assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "ban overrides join");
-    let r = s.put(&format!("/_matrix/client/v3/rooms/{public}/send/m.room.message/x"), carol.token(), json!({ "body": "x" })).await;
+    let r = s
+        .put(&format!("/_matrix/client/v3/rooms/{public}/send/m.room.message/x"), carol.token(), json!({ "body": "x" }))
+        .await;
     assert_eq!(r.status, 403);
-    assert_eq!(s.room_post(&alice.access_token, &public, "unban", json!({ "user_id": "@carol:localhost" })).await.status, 200);
+    assert_eq!(
+        s.room_post(&alice.access_token, &public, "unban", json!({ "user_id": "@carol:localhost" })).await.status,
+        200
+    );
     assert_eq!(s.join(&carol.access_token, &public).await.status, 200, "unbanned users may rejoin");
     let r = s.room_post(&alice.access_token, &public, "unban", json!({ "user_id": "@carol:localhost" })).await;
     assert_eq!(r.status, 403, "only banned users can be unbanned");
 
     let knockable = s.create_room(&alice.access_token, json!({ "initial_state": [{ "type": "m.room.join_rules", "state_key": "", "content": { "join_rule": "knock" } }] })).await;
-    let r = s.post(&format!("/_matrix/client/v3/knock/{knockable}"), carol.token(), json!({ "reason": "let me in" })).await;
+    let r =
+        s.post(&format!("/_matrix/client/v3/knock/{knockable}"), carol.token(), json!({ "reason": "let me in" })).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["room_id"], json!(knockable));
-    let m = s.get(&format!("/_matrix/client/v3/rooms/{knockable}/state/m.room.member/@carol:localhost"), alice.token()).await.body;
+    let m = s
+        .get(&format!("/_matrix/client/v3/rooms/{knockable}/state/m.room.member/@carol:localhost"), alice.token())
+        .await
+        .body;
     assert_eq!(m["membership"], "knock");
     assert_eq!(m["reason"], "let me in");
     assert_eq!(s.join(&carol.access_token, &knockable).await.status, 403, "a knock is not an invite");
-    assert_eq!(s.room_post(&alice.access_token, &knockable, "invite", json!({ "user_id": "@carol:localhost" })).await.status, 200);
+    assert_eq!(
+        s.room_post(&alice.access_token, &knockable, "invite", json!({ "user_id": "@carol:localhost" })).await.status,
+        200
+    );
     assert_eq!(s.join(&carol.access_token, &knockable).await.status, 200, "knock → invite → join");
     let r = s.post(&format!("/_matrix/client/v3/knock/{private}"), carol.token(), json!({})).await;
     assert_eq!(r.status, 403, "knocking needs a knock join rule");
 
-    assert_eq!(s.room_post(&carol.access_token, &knockable, "forget", json!({})).await.status, 400, "leave before forgetting");
+    assert_eq!(
+        s.room_post(&carol.access_token, &knockable, "forget", json!({})).await.status,
+        400,
+        "leave before forgetting"
+    );
     assert_eq!(s.room_post(&carol.access_token, &knockable, "leave", json!({})).await.status, 200);
     assert_eq!(s.room_post(&carol.access_token, &knockable, "forget", json!({})).await.status, 200);
     let r = s.room_post(&carol.access_token, &knockable, "leave", json!({})).await;

@@ -10,7 +10,10 @@ async fn create_a_room_and_chat() {
     let alice = s.register("alice", "password1").await;
     let bob = s.register("bob", "password1").await;
     let room = s
-        .create_room(&alice.access_token, json!({ "name": "Garden", "topic": "Plants", "preset": "public_chat", "room_alias_name": "garden" }))
+        .create_room(
+            &alice.access_token,
+            json!({ "name": "Garden", "topic": "Plants", "preset": "public_chat", "room_alias_name": "garden" }),
+        )
         .await;
     assert!(room.starts_with('!') && !room.contains(':'), "v12 room IDs are hashes: {room}");
 
@@ -31,7 +34,14 @@ async fn create_a_room_and_chat() {
     assert_eq!((r.status, r.errcode()), (404, "M_NOT_FOUND"));
     let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/state"), Some(&bob.access_token)).await;
     let types: Vec<&str> = r.body.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
-    for t in ["m.room.create", "m.room.power_levels", "m.room.join_rules", "m.room.name", "m.room.topic", "m.room.canonical_alias"] {
+    for t in [
+        "m.room.create",
+        "m.room.power_levels",
+        "m.room.join_rules",
+        "m.room.name",
+        "m.room.topic",
+        "m.room.canonical_alias",
+    ] {
         assert!(types.contains(&t), "{t} in {types:?}");
     }
 
@@ -54,7 +64,8 @@ async fn create_a_room_and_chat() {
 
     let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/members?membership=join"), Some(&bob.access_token)).await;
     assert_eq!(r.body["chunk"].as_array().unwrap().len(), 2);
-    let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/members?not_membership=join"), Some(&bob.access_token)).await;
+    let r =
+        s.get(&format!("/_matrix/client/v3/rooms/{room}/members?not_membership=join"), Some(&bob.access_token)).await;
     assert_eq!(r.body["chunk"].as_array().unwrap().len(), 0);
 }
 
@@ -103,12 +114,17 @@ async fn room_versions_and_errors() {
     assert_eq!((r.status, r.errcode()), (400, "M_BAD_JSON"), "malformed state content");
     let r = s.get("/_matrix/client/v3/rooms/!unknown:localhost/messages?dir=b", a.token()).await;
     assert_eq!((r.status, r.errcode()), (404, "M_NOT_FOUND"));
-    let r = s.put("/_matrix/client/v3/rooms/!unknown:localhost/send/m.room.message/x", a.token(), json!({ "body": "x" })).await;
+    let r = s
+        .put("/_matrix/client/v3/rooms/!unknown:localhost/send/m.room.message/x", a.token(), json!({ "body": "x" }))
+        .await;
     assert_eq!((r.status, r.errcode()), (404, "M_NOT_FOUND"));
 
     let caps = s.get("/_matrix/client/v3/capabilities", a.token()).await;
     let available = caps.body["capabilities"]["m.room_versions"]["available"].as_object().unwrap().clone();
-    assert!(available.contains_key("12") && available.contains_key("3") && !available.contains_key("1"), "{available:?}");
+    assert!(
+        available.contains_key("12") && available.contains_key("3") && !available.contains_key("1"),
+        "{available:?}"
+    );
 }
 
 #[tokio::test]
@@ -118,7 +134,9 @@ async fn outsiders_cannot_send_or_read() {
     let eve = s.register("eve", "password1").await;
     let room = s.create_room(&a.access_token, json!({ "preset": "private_chat" })).await;
     s.send_text(&a.access_token, &room, "secret").await;
-    let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/1"), eve.token(), json!({ "body": "x" })).await;
+    let r = s
+        .put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/1"), eve.token(), json!({ "body": "x" }))
+        .await;
     assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"));
     let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b"), eve.token()).await;
     assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"));
@@ -126,4 +144,17 @@ async fn outsiders_cannot_send_or_read() {
     assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"));
     let r = s.join(&eve.access_token, &room).await;
     assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "invite-only");
+}
+
+#[tokio::test]
+async fn the_same_transaction_id_in_two_rooms_is_two_events() {
+    let s = TestServer::start();
+    let a = s.register("alice", "password1").await;
+    let r1 = s.create_room(&a.access_token, json!({})).await;
+    let r2 = s.create_room(&a.access_token, json!({})).await;
+    let body = json!({ "msgtype": "m.text", "body": "same txn" });
+    let e1 = s.put(&format!("/_matrix/client/v3/rooms/{r1}/send/m.room.message/dup"), a.token(), body.clone()).await;
+    let e2 = s.put(&format!("/_matrix/client/v3/rooms/{r2}/send/m.room.message/dup"), a.token(), body).await;
+    assert_ne!(e1.body["event_id"], e2.body["event_id"]);
+    assert_eq!(s.message_bodies(&a.access_token, &r2).await, ["same txn"]);
 }

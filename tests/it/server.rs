@@ -247,7 +247,11 @@ impl TestServer {
     pub async fn send_text(&self, token: &str, room: &str, text: &str) -> String {
         let txn = format!("t{}", rand_suffix());
         let r = self
-            .put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}"), Some(token), json!({ "msgtype": "m.text", "body": text }))
+            .put(
+                &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}"),
+                Some(token),
+                json!({ "msgtype": "m.text", "body": text }),
+            )
             .await;
         assert_eq!(r.status, 200, "send: {:?}", r.body);
         r.body["event_id"].as_str().expect("event_id").to_owned()

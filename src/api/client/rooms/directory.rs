@@ -3,7 +3,9 @@
 //! (spec: "Room aliases", "Listing rooms").
 
 use ruma::api::client::alias::{create_alias, delete_alias, get_alias};
-use ruma::api::client::directory::{get_public_rooms, get_public_rooms_filtered, get_room_visibility, set_room_visibility};
+use ruma::api::client::directory::{
+    get_public_rooms, get_public_rooms_filtered, get_room_visibility, set_room_visibility,
+};
 use ruma::api::client::room::{Visibility, aliases};
 use serde_json::json;
 
@@ -22,7 +24,9 @@ pub async fn get(s: State, r: Ruma<get_alias::v3::Request>) -> Result<get_alias:
     let alias_id = r.body.room_alias;
     let server = s.server_name.clone();
     let room_id = s
-        .blocking(move |s| alias::resolve(s, &alias_id)?.ok_or_else(|| Error::not_found(format!("Room alias {alias_id} not found"))))
+        .blocking(move |s| {
+            alias::resolve(s, &alias_id)?.ok_or_else(|| Error::not_found(format!("Room alias {alias_id} not found")))
+        })
         .await?;
     Ok(get_alias::v3::Response::new(room_id, vec![server]))
 }
@@ -71,7 +75,10 @@ pub async fn list(s: State, r: Ruma<aliases::v3::Request>) -> Result<RawJson> {
 }
 
 /// `GET /_matrix/client/v3/directory/list/room/{roomId}`
-pub async fn get_visibility(s: State, r: Ruma<get_room_visibility::v3::Request>) -> Result<get_room_visibility::v3::Response> {
+pub async fn get_visibility(
+    s: State,
+    r: Ruma<get_room_visibility::v3::Request>,
+) -> Result<get_room_visibility::v3::Response> {
     let room_id = r.body.room_id;
     let public = s
         .blocking(move |s| {
@@ -83,7 +90,10 @@ pub async fn get_visibility(s: State, r: Ruma<get_room_visibility::v3::Request>)
 }
 
 /// `PUT /_matrix/client/v3/directory/list/room/{roomId}`
-pub async fn set_visibility(s: State, r: Ruma<set_room_visibility::v3::Request>) -> Result<set_room_visibility::v3::Response> {
+pub async fn set_visibility(
+    s: State,
+    r: Ruma<set_room_visibility::v3::Request>,
+) -> Result<set_room_visibility::v3::Response> {
     let user = r.auth()?.user_id.clone();
     let b = r.body;
     let public = match b.visibility {

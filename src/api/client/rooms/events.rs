@@ -34,7 +34,7 @@ pub async fn send_message(
     let b = r.body;
     let content = content_of(b.body.json().get())?;
     let new = NewEvent::message(&b.event_type.to_string(), content);
-    let txn = append::txn(&auth.device_id, b.txn_id.as_str());
+    let txn = append::txn(&auth.device_id, b.txn_id.as_str(), format!("send/{}/{}", b.room_id, b.event_type));
     let room_id = b.room_id;
     let event_id = s
         .blocking(move |s| {
@@ -119,7 +119,7 @@ pub async fn get_event(s: State, r: Ruma<get_room_event::v3::Request>) -> Result
 pub async fn redact(s: State, r: Ruma<redact_event::v3::Request>) -> Result<redact_event::v3::Response> {
     let auth = r.auth()?.clone();
     let b = r.body;
-    let txn = append::txn(&auth.device_id, b.txn_id.as_str());
+    let txn = append::txn(&auth.device_id, b.txn_id.as_str(), format!("redact/{}/{}", b.room_id, b.event_id));
     let event_id = s
         .blocking(move |s| {
             membership::ensure_joined(s, &b.room_id, &auth.user_id)?;
