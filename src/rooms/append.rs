@@ -80,22 +80,6 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
             state::new_full(db, &mut batch, &after)?
         }
     };
-    // What changes in the current state: one key on the common path; a diff after resolution.
-    let (changed, removed) = match &ctx.state_before {
-        StateBefore::Resolved => {
-            let mut after: ShortState = (*ctx.state).clone();
-            after.extend(this_key.map(|k| (k, sid)));
-            let before = match db.get(ROOMS, &room_id.to_string())? {
-                Some(r) => state::load(db, &s.state_cache, r.current_state_group)?,
-                None => Default::default(),
-            };
-            let changed: Vec<(u64, u64)> =
-                after.iter().filter(|(k, v)| before.get(k) != Some(v)).map(|(k, v)| (*k, *v)).collect();
-            let removed: Vec<u64> = before.keys().filter(|k| !after.contains_key(k)).copied().collect();
-            (changed, removed)
-        }
-        _ => (this_key.map(|k| (k, sid)).into_iter().collect(), Vec::new()),
-    };
 
     batch.put(PDUS, &sid, &serde_json::to_value(&obj).map_err(Error::internal)?)?;
     let meta = EventMeta {
@@ -114,17 +98,27 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
     batch.put(EVENT_META, &sid, &meta)?;
     batch.put(ROOM_TIMELINE, &(shortroomid, pos.pos()), &Counter(sid))?;
     batch.put(ROOM_TOPOLOGY, &(shortroomid, pdu.depth, pos.pos()), &Counter(sid))?;
+    let old_extremities: Vec<u64> =
+        db.scan_prefix(FORWARD_EXTREMITIES, &shortroomid)?.into_iter().map(|((_, e), _)| e).collect();
+    let mut prev_shorts = Vec::new();
     for prev in &pdu.prev_events {
         if let Some(p) = short::event_get(db, prev)? {
             batch.delete(FORWARD_EXTREMITIES, &(shortroomid, p))?;
+            prev_shorts.push(p);
         }
     }
     batch.put(FORWARD_EXTREMITIES, &(shortroomid, sid), &pdu.event_id.to_string())?;
 
-    update_current_state(s, &mut batch, &room_id, shortroomid, (&changed, &removed), pos.pos(), (sid, pdu))?;
-    let max_depth = s.db.get(ROOMS, &room_id.to_string())?.map_or(0, |r| r.max_depth).max(pdu.depth);
-    let record =
-        RoomRecord { room_version: ctx.version.clone(), shortroomid, current_state_group: state_after, max_depth };
+    let old_record = s.db.get(ROOMS, &room_id.to_string())?;
+    let old_current = old_record.as_ref().map(|r| r.current_state_group);
+    let max_depth = old_record.as_ref().map_or(0, |r| r.max_depth).max(pdu.depth);
+    // The current state moves in `refresh_current_state`, after the event is written.
+    let record = RoomRecord {
+        room_version: ctx.version.clone(),
+        shortroomid,
+        current_state_group: old_current.unwrap_or(state_before),
+        max_depth,
+    };
     batch.put(ROOMS, &room_id.to_string(), &record)?;
 
     if let Some(t) = txn {
@@ -146,6 +140,58 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
         }
     }
     batch.stream_position(&pos)?;
+    batch.commit()?;
+
+    // Fast path: the event extends the room's only head, so exactly its own key changes.
+    let on_head = old_extremities.len() == prev_shorts.len() && old_extremities.iter().all(|e| prev_shorts.contains(e));
+    let hint = match ctx.state_before {
+        StateBefore::Group(g) if on_head && old_current == Some(g) => Some((state_after, this_key.map(|k| (k, sid)))),
+        _ => None,
+    };
+    refresh_current_state(s, &room_id, hint, pos.pos())
+}
+
+/// Make the room's current state the state after its forward extremities (resolved when there
+/// are several), and bring the current-state and membership indexes in line. `hint` is the
+/// fast path's `(new group, the one changed key)`.
+pub fn refresh_current_state(
+    s: &Services,
+    room_id: &RoomId,
+    hint: Option<(u64, Option<(u64, u64)>)>,
+    pos: u64,
+) -> Result<()> {
+    let db = &s.db;
+    let Some(mut record) = db.get(ROOMS, &room_id.to_string())? else { return Ok(()) };
+    let mut batch = db.batch();
+    let (group, changed, removed) = match hint {
+        Some((group, changed)) => (group, changed.into_iter().collect::<Vec<_>>(), Vec::new()),
+        None => {
+            let mut groups = Vec::new();
+            for ((_, e), _) in db.scan_prefix(FORWARD_EXTREMITIES, &record.shortroomid)? {
+                let meta = db.get(EVENT_META, &e)?.ok_or_else(|| Error::internal("extremity without meta"))?;
+                if !groups.contains(&meta.state_after) {
+                    groups.push(meta.state_after);
+                }
+            }
+            let (group, new_state) = match groups.as_slice() {
+                [one] => (*one, state::load(db, &s.state_cache, *one)?),
+                _ => {
+                    let maps =
+                        groups.iter().map(|g| state::load(db, &s.state_cache, *g)).collect::<Result<Vec<_>>>()?;
+                    let resolved = super::resolve::resolve(s, &super::rules_for(&record.room_version)?, &maps)?;
+                    (state::new_full(db, &mut batch, &resolved)?, std::sync::Arc::new(resolved))
+                }
+            };
+            let old = state::load(db, &s.state_cache, record.current_state_group)?;
+            let changed: Vec<(u64, u64)> =
+                new_state.iter().filter(|(k, v)| old.get(k) != Some(v)).map(|(k, v)| (*k, *v)).collect();
+            let removed: Vec<u64> = old.keys().filter(|k| !new_state.contains_key(k)).copied().collect();
+            (group, changed, removed)
+        }
+    };
+    update_current_state(s, &mut batch, room_id, record.shortroomid, (&changed, &removed), pos)?;
+    record.current_state_group = group;
+    batch.put(ROOMS, &room_id.to_string(), &record)?;
     batch.commit()
 }
 
@@ -157,7 +203,6 @@ fn update_current_state(
     shortroomid: u64,
     (changed, removed): (&[(u64, u64)], &[u64]),
     pos: u64,
-    (this_short, this): (u64, &Pdu),
 ) -> Result<()> {
     let db: &Storage = &s.db;
     for (key, event) in changed {
@@ -165,12 +210,7 @@ fn update_current_state(
         let (kind, state_key) = short::statekey_parts(db, *key)?;
         if kind == "m.room.member" {
             let event_id = short::event_id(db, *event)?;
-            // The event is either the one being appended (not readable yet) or a stored one.
-            let content = if *event == this_short {
-                this.content_value()
-            } else {
-                super::load_by_short(s, *event)?.map(|e| e.pdu.content_value()).unwrap_or_default()
-            };
+            let content = super::load_by_short(s, *event)?.map(|e| e.pdu.content_value()).unwrap_or_default();
             let membership = content.get("membership").and_then(Value::as_str).unwrap_or("leave").to_owned();
             let record = MembershipRecord { membership, event_id: event_id.to_string(), stream_pos: pos };
             batch.put(ROOM_MEMBERSHIPS, &(room_id.to_string(), state_key.clone()), &record)?;

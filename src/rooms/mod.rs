@@ -23,6 +23,9 @@ pub mod short;
 pub mod state;
 pub mod verify;
 
+#[cfg(test)]
+mod fork_tests;
+
 use std::sync::Arc;
 
 use ruma::room_version_rules::RoomVersionRules;
