@@ -18,6 +18,7 @@ pub mod membership;
 pub mod pdu;
 pub mod power;
 pub mod read;
+pub mod relations;
 pub mod resolve;
 pub mod short;
 pub mod state;

@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod login;
 pub mod profile;
 pub mod register;
+pub mod room_info;
 pub mod rooms;
 pub mod session;
 
@@ -57,5 +58,6 @@ pub fn routes(r: Router<State>) -> Router<State> {
     let r = route::<c::config::set_room_account_data::v3::Request, _, _, _>(r, account_data::set_room);
     let r = route::<c::filter::create_filter::v3::Request, _, _, _>(r, account_data::create_filter);
     let r = route::<c::filter::get_filter::v3::Request, _, _, _>(r, account_data::get_filter);
-    rooms::routes(r)
+    let r = rooms::routes(r);
+    room_info::routes(r)
 }
