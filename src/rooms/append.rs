@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::services::Services;
 use crate::storage::catalog::{
     CURRENT_STATE, EVENT_META, FORWARD_EXTREMITIES, PDUS, RELATIONS, ROOM_MEMBERSHIPS, ROOM_TIMELINE, ROOM_TOPOLOGY,
-    ROOMS, TXN_IDS, USER_MEMBERSHIPS,
+    ROOMS, THREAD_ROOTS, TXN_IDS, USER_MEMBERSHIPS,
 };
 use crate::storage::codec::Counter;
 use crate::storage::records::{EventMeta, MembershipRecord, RoomRecord};
@@ -131,6 +131,9 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
         if let (Some(parent), Some(rel_type)) = (parent, rel_type) {
             if let Some(p) = short::event_get(db, &parent)? {
                 batch.put(RELATIONS, &(p, sid), &json!([rel_type, pdu.kind.to_string()]))?;
+                if rel_type == "m.thread" {
+                    batch.put(THREAD_ROOTS, &(shortroomid, p), &Counter(pos.pos()))?;
+                }
             }
         }
     }

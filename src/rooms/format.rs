@@ -17,8 +17,17 @@ pub struct Viewer<'a> {
     pub device_id: Option<&'a str>,
 }
 
-/// The client-format JSON of a stored event.
+/// The client-format JSON of a stored event, with bundled aggregations for the viewer.
 pub fn client_event(s: &Services, ev: &StoredEvent, viewer: Option<Viewer<'_>>) -> Result<Value> {
+    let mut out = client_event_plain(s, ev, viewer)?;
+    if let Some(relations) = super::relations::bundle(s, ev, viewer)? {
+        out["unsigned"]["m.relations"] = relations;
+    }
+    Ok(out)
+}
+
+/// The client-format JSON without bundled aggregations (for events inside an aggregation).
+pub fn client_event_plain(s: &Services, ev: &StoredEvent, viewer: Option<Viewer<'_>>) -> Result<Value> {
     let mut out = bare(ev)?;
     let mut unsigned = Map::new();
     unsigned.insert("age".into(), json!(now_ms().saturating_sub(u64::from(ev.pdu.origin_server_ts.0))));
@@ -34,6 +43,14 @@ pub fn client_event(s: &Services, ev: &StoredEvent, viewer: Option<Viewer<'_>>) 
             unsigned.insert("prev_sender".into(), json!(prev.pdu.sender));
             unsigned.insert("replaces_state".into(), json!(prev.meta.event_id));
         }
+    }
+    if let Some(v) = viewer {
+        // The requesting user's membership at the event (spec v1.11, MSC4115).
+        let at = state::load(&s.db, &s.state_cache, ev.meta.state_after)?;
+        let membership = state_event(s, &at, "m.room.member", v.user_id.as_str())?
+            .and_then(|m| m.pdu.content_value().get("membership").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_else(|| "leave".into());
+        unsigned.insert("membership".into(), json!(membership));
     }
     if let Some(by) = &ev.meta.redacted_by {
         if let Some(redaction) = ruma::EventId::parse(by).ok().and_then(|id| load(s, &id).ok().flatten()) {

@@ -89,6 +89,8 @@ pub const TXN_IDS: Table<(String, String, String), String> = Table::new("txn_ids
 /// `parent shorteventid | child shorteventid` → `[rel_type, event_type]` (`m.relates_to`).
 pub const RELATIONS: Table<(u64, u64), serde_json::Value> = Table::new("relations");
 
+/// `shortroomid | root shorteventid` → stream position of the thread's latest reply.
+pub const THREAD_ROOTS: Table<(u64, u64), Counter> = Table::new("thread_roots");
 /// `#alias:server` → `room_id` (local aliases).
 pub const ALIASES: Table<String, String> = Table::new("aliases");
 /// `room_id | #alias:server` → `user_id` of whoever created the alias.
@@ -97,6 +99,9 @@ pub const ROOM_ALIASES: Table<(String, String), String> = Table::new("room_alias
 pub const PUBLISHED_ROOMS: Table<String, serde_json::Value> = Table::new("published_rooms");
 /// `user_id | room_id` → `true`: rooms the user forgot.
 pub const FORGOTTEN_ROOMS: Table<(String, String), serde_json::Value> = Table::new("forgotten_rooms");
+/// `room_id | report_id` → `{reporter, room_id, event_id?, reason, ts}`: content reports
+/// (`report_id` is a stream position, so a room's reports scan in the order they were made).
+pub const REPORTS: Table<(String, u64), serde_json::Value> = Table::new("reports");
 
 /// Every column family, opened at start-up.
 pub const ALL: &[&str] = &[
@@ -128,10 +133,12 @@ pub const ALL: &[&str] = &[
     USER_MEMBERSHIPS.name,
     TXN_IDS.name,
     RELATIONS.name,
+    THREAD_ROOTS.name,
     ALIASES.name,
     ROOM_ALIASES.name,
     PUBLISHED_ROOMS.name,
     FORGOTTEN_ROOMS.name,
+    REPORTS.name,
 ];
 
 /// Column families merged with `max` over big-endian u64 values.

@@ -10,6 +10,7 @@ mod jwt;
 mod moderation;
 mod operator;
 mod profile;
+mod relations;
 mod rooms;
 mod server;
 mod tokens;

@@ -5,6 +5,7 @@ pub mod directory;
 pub mod events;
 pub mod membership;
 pub mod read;
+pub mod relations;
 
 use axum::Router;
 use ruma::api::client as c;
@@ -36,6 +37,14 @@ pub fn routes(r: Router<State>) -> Router<State> {
     let r = route::<c::context::get_context::v3::Request, _, _, _>(r, read::context);
     let r = route::<c::membership::get_member_events::v3::Request, _, _, _>(r, read::members);
     let r = route::<c::membership::joined_members::v3::Request, _, _, _>(r, read::joined);
+
+    let r = route::<c::relations::get_relating_events::v1::Request, _, _, _>(r, relations::all);
+    let r = route::<c::relations::get_relating_events_with_rel_type::v1::Request, _, _, _>(r, relations::by_rel_type);
+    let r = route::<c::relations::get_relating_events_with_rel_type_and_event_type::v1::Request, _, _, _>(
+        r,
+        relations::by_rel_and_event_type,
+    );
+    let r = route::<c::threads::get_threads::v1::Request, _, _, _>(r, relations::threads);
 
     let r = route::<c::alias::get_alias::v3::Request, _, _, _>(r, directory::get);
     let r = route::<c::alias::create_alias::v3::Request, _, _, _>(r, directory::put);
