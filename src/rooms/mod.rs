@@ -14,6 +14,7 @@ pub mod build;
 pub mod create;
 pub mod directory;
 pub mod format;
+pub mod info;
 pub mod membership;
 pub mod pdu;
 pub mod power;
@@ -22,6 +23,7 @@ pub mod relations;
 pub mod resolve;
 pub mod short;
 pub mod state;
+pub mod upgrade;
 pub mod verify;
 
 #[cfg(test)]

@@ -158,3 +158,48 @@ async fn the_same_transaction_id_in_two_rooms_is_two_events() {
     assert_ne!(e1.body["event_id"], e2.body["event_id"]);
     assert_eq!(s.message_bodies(&a.access_token, &r2).await, ["same txn"]);
 }
+
+#[tokio::test]
+async fn upgrading_a_room() {
+    let s = TestServer::start();
+    let alice = s.register("alice", "password1").await;
+    let bob = s.register("bob", "password1").await;
+    let carol = s.register("carol", "password1").await;
+    let old = s
+        .create_room(&alice.access_token, json!({ "room_version": "10", "preset": "public_chat", "name": "Old", "topic": "T", "room_alias_name": "up", "visibility": "public" }))
+        .await;
+    s.join(&bob.access_token, &old).await;
+    s.join(&carol.access_token, &old).await;
+    s.room_post(&alice.access_token, &old, "ban", json!({ "user_id": "@carol:localhost", "reason": "spam" })).await;
+
+    let r = s.room_post(&bob.access_token, &old, "upgrade", json!({ "new_version": "12" })).await;
+    assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "needs tombstone power");
+    let r = s.room_post(&alice.access_token, &old, "upgrade", json!({ "new_version": "99" })).await;
+    assert_eq!((r.status, r.errcode()), (400, "M_UNSUPPORTED_ROOM_VERSION"));
+    let r = s.room_post(&alice.access_token, &old, "upgrade", json!({ "new_version": "12" })).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let new = r.body["replacement_room"].as_str().unwrap().to_owned();
+
+    let t = s.get(&format!("/_matrix/client/v3/rooms/{old}/state/m.room.tombstone/"), alice.token()).await;
+    assert_eq!(t.body["replacement_room"], json!(new));
+    let c = s.get(&format!("/_matrix/client/v3/rooms/{new}/state/m.room.create/"), alice.token()).await;
+    assert_eq!(c.body["predecessor"]["room_id"], json!(old));
+    assert_eq!(c.body["room_version"], "12");
+    for (kind, field, value) in
+        [("m.room.name", "name", "Old"), ("m.room.topic", "topic", "T"), ("m.room.join_rules", "join_rule", "public")]
+    {
+        let r = s.get(&format!("/_matrix/client/v3/rooms/{new}/state/{kind}/"), alice.token()).await;
+        assert_eq!(r.body[field], value, "{kind} carried over");
+    }
+    let r =
+        s.get(&format!("/_matrix/client/v3/directory/room/{}", crate::server::urlencode("#up:localhost")), None).await;
+    assert_eq!(r.body["room_id"], json!(new), "aliases move");
+    let ban =
+        s.get(&format!("/_matrix/client/v3/rooms/{new}/state/m.room.member/@carol:localhost"), alice.token()).await;
+    assert_eq!(ban.body["membership"], "ban", "bans carry over");
+    assert_eq!(s.join(&bob.access_token, &new).await.status, 200);
+    let r = s
+        .put(&format!("/_matrix/client/v3/rooms/{old}/send/m.room.message/late"), bob.token(), json!({ "body": "x" }))
+        .await;
+    assert_eq!(r.status, 403, "the old room is restricted");
+}

@@ -1,4 +1,5 @@
-//! `POST /_matrix/client/v3/createRoom` (spec: "Creation").
+//! `POST /_matrix/client/v3/createRoom` (spec: "Creation"), `POST /rooms/{roomId}/upgrade`
+//! (spec: "Room Upgrades").
 
 use ruma::api::client::room::{Visibility, create_room};
 use serde_json::Value;
@@ -41,4 +42,15 @@ pub async fn create_room(s: State, r: Ruma<create_room::v3::Request>) -> Result<
     };
     let room_id = s.blocking(move |s| create(s, &creator, req)).await?;
     Ok(create_room::v3::Response::new(room_id))
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/upgrade`
+pub async fn upgrade(
+    s: State,
+    r: Ruma<ruma::api::client::room::upgrade_room::v3::Request>,
+) -> Result<ruma::api::client::room::upgrade_room::v3::Response> {
+    let user = r.auth()?.user_id.clone();
+    let (room_id, version) = (r.body.room_id, r.body.new_version.to_string());
+    let new_room = s.blocking(move |s| crate::rooms::upgrade::upgrade(s, &room_id, &user, &version)).await?;
+    Ok(ruma::api::client::room::upgrade_room::v3::Response::new(new_room))
 }

@@ -15,6 +15,7 @@ use crate::services::State;
 
 pub fn routes(r: Router<State>) -> Router<State> {
     let r = route::<c::room::create_room::v3::Request, _, _, _>(r, create::create_room);
+    let r = route::<c::room::upgrade_room::v3::Request, _, _, _>(r, create::upgrade);
     let r = route::<c::membership::join_room_by_id::v3::Request, _, _, _>(r, membership::join_by_id);
     let r = route::<c::membership::join_room_by_id_or_alias::v3::Request, _, _, _>(r, membership::join);
     let r = route::<c::membership::invite_user::v3::Request, _, _, _>(r, membership::invite);
