@@ -11,6 +11,7 @@ mod moderation;
 mod operator;
 mod profile;
 mod relations;
+mod room_info;
 mod rooms;
 mod server;
 mod tokens;

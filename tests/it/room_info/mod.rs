@@ -1,0 +1,6 @@
+//! Tags, read markers, reports, timestamp lookup, room summaries and the user directory.
+
+mod directory;
+mod summary;
+mod timestamps;
+mod user_data;
