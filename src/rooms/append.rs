@@ -13,8 +13,8 @@ use super::{load, short};
 use crate::error::{Error, Result};
 use crate::services::Services;
 use crate::storage::catalog::{
-    CURRENT_STATE, EVENT_META, FORWARD_EXTREMITIES, PDUS, RELATIONS, ROOM_MEMBERSHIPS, ROOM_TIMELINE, ROOM_TOPOLOGY,
-    ROOMS, THREAD_ROOTS, TXN_IDS, USER_MEMBERSHIPS,
+    CURRENT_STATE, EVENT_META, PDUS, RELATIONS, ROOM_MEMBERSHIPS, ROOM_TIMELINE, ROOM_TOPOLOGY, ROOMS, THREAD_ROOTS,
+    TXN_IDS, USER_MEMBERSHIPS,
 };
 use crate::storage::codec::Counter;
 use crate::storage::records::{EventMeta, MembershipRecord, RoomRecord};
@@ -98,18 +98,19 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
     batch.put(EVENT_META, &sid, &meta)?;
     batch.put(ROOM_TIMELINE, &(shortroomid, pos.pos()), &Counter(sid))?;
     batch.put(ROOM_TOPOLOGY, &(shortroomid, pdu.depth, pos.pos()), &Counter(sid))?;
-    let old_extremities: Vec<u64> =
-        db.scan_prefix(FORWARD_EXTREMITIES, &shortroomid)?.into_iter().map(|((_, e), _)| e).collect();
+    let old_record = s.db.get(ROOMS, &room_id.to_string())?;
+    let old_extremities: Vec<(u64, String)> =
+        old_record.as_ref().map(|r| r.forward_extremities.clone()).unwrap_or_default();
     let mut prev_shorts = Vec::new();
     for prev in &pdu.prev_events {
         if let Some(p) = short::event_get(db, prev)? {
-            batch.delete(FORWARD_EXTREMITIES, &(shortroomid, p))?;
             prev_shorts.push(p);
         }
     }
-    batch.put(FORWARD_EXTREMITIES, &(shortroomid, sid), &pdu.event_id.to_string())?;
+    let mut forward_extremities: Vec<(u64, String)> =
+        old_extremities.iter().filter(|(e, _)| !prev_shorts.contains(e)).cloned().collect();
+    forward_extremities.push((sid, pdu.event_id.to_string()));
 
-    let old_record = s.db.get(ROOMS, &room_id.to_string())?;
     let old_current = old_record.as_ref().map(|r| r.current_state_group);
     let max_depth = old_record.as_ref().map_or(0, |r| r.max_depth).max(pdu.depth);
     // The current state moves in `refresh_current_state`, after the event is written.
@@ -118,6 +119,7 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
         shortroomid,
         current_state_group: old_current.unwrap_or(state_before),
         max_depth,
+        forward_extremities,
     };
     batch.put(ROOMS, &room_id.to_string(), &record)?;
 
@@ -146,7 +148,8 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
     batch.commit()?;
 
     // Fast path: the event extends the room's only head, so exactly its own key changes.
-    let on_head = old_extremities.len() == prev_shorts.len() && old_extremities.iter().all(|e| prev_shorts.contains(e));
+    let on_head =
+        old_extremities.len() == prev_shorts.len() && old_extremities.iter().all(|(e, _)| prev_shorts.contains(e));
     let hint = match ctx.state_before {
         StateBefore::Group(g) if on_head && old_current == Some(g) => Some((state_after, this_key.map(|k| (k, sid)))),
         _ => None,
@@ -170,8 +173,8 @@ pub fn refresh_current_state(
         Some((group, changed)) => (group, changed.into_iter().collect::<Vec<_>>(), Vec::new()),
         None => {
             let mut groups = Vec::new();
-            for ((_, e), _) in db.scan_prefix(FORWARD_EXTREMITIES, &record.shortroomid)? {
-                let meta = db.get(EVENT_META, &e)?.ok_or_else(|| Error::internal("extremity without meta"))?;
+            for (e, _) in &record.forward_extremities {
+                let meta = db.get(EVENT_META, e)?.ok_or_else(|| Error::internal("extremity without meta"))?;
                 if !groups.contains(&meta.state_after) {
                     groups.push(meta.state_after);
                 }

@@ -17,7 +17,7 @@ use super::state::{self, ShortState};
 use super::{load, load_by_short, resolve, room, rules_for, short, state_event};
 use crate::error::{Error, ErrorKind, Result};
 use crate::services::Services;
-use crate::storage::catalog::{EVENT_META, FORWARD_EXTREMITIES};
+use crate::storage::catalog::EVENT_META;
 use crate::users::now_ms;
 
 /// What a client wants to add to a room.
@@ -77,11 +77,11 @@ impl RoomCtx {
     /// The room as it stands: on its forward extremities.
     pub fn current(s: &Services, room_id: &RoomId) -> Result<RoomCtx> {
         let record = room(s, room_id)?;
-        let extremities: Vec<OwnedEventId> =
-            s.db.scan_prefix(FORWARD_EXTREMITIES, &record.shortroomid)?
-                .into_iter()
-                .map(|(_, id)| EventId::parse(id).map_err(Error::internal))
-                .collect::<Result<_>>()?;
+        let extremities: Vec<OwnedEventId> = record
+            .forward_extremities
+            .iter()
+            .map(|(_, id)| EventId::parse(id).map_err(Error::internal))
+            .collect::<Result<_>>()?;
         Self::at(s, room_id, &extremities)
     }
 

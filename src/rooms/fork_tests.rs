@@ -11,7 +11,6 @@ use super::create::{CreateRoom, create};
 use super::{current_state, current_state_content, membership, resolve, room, rules_for, state};
 use crate::config::Config;
 use crate::services::{Services, State};
-use crate::storage::catalog::FORWARD_EXTREMITIES;
 
 fn services() -> (State, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -36,7 +35,7 @@ fn on(s: &Services, room_id: &RoomId, prev: &OwnedEventId, sender: &UserId, new:
 }
 
 fn extremities(s: &Services, room_id: &RoomId) -> usize {
-    s.db.scan_prefix(FORWARD_EXTREMITIES, &room(s, room_id).unwrap().shortroomid).unwrap().len()
+    room(s, room_id).unwrap().forward_extremities.len()
 }
 
 /// Alice (creator) and Bob (50) and Carol (25) in a public room where power levels need 50.

@@ -179,7 +179,11 @@ pub fn forget(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<()> {
 }
 
 fn forget_undo(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<()> {
+    let key = (user_id.to_string(), room_id.to_string());
+    if s.db.get(FORGOTTEN_ROOMS, &key)?.is_none() {
+        return Ok(());
+    }
     let mut batch = s.db.batch();
-    batch.delete(FORGOTTEN_ROOMS, &(user_id.to_string(), room_id.to_string()))?;
+    batch.delete(FORGOTTEN_ROOMS, &key)?;
     batch.commit()
 }

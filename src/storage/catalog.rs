@@ -73,8 +73,6 @@ pub const EVENT_META: Table<u64, EventMeta> = Table::new("event_meta");
 pub const ROOM_TIMELINE: Table<(u64, u64), Counter> = Table::new("room_timeline");
 /// `shortroomid | depth | stream_pos` → `shorteventid`: the timeline in topological order.
 pub const ROOM_TOPOLOGY: Table<(u64, u64, u64), Counter> = Table::new("room_topology");
-/// `shortroomid | shorteventid` → `event_id`: the room's forward extremities.
-pub const FORWARD_EXTREMITIES: Table<(u64, u64), String> = Table::new("forward_extremities");
 /// `state_group` → [`StateGroupRecord`]: state snapshots as deltas on a parent.
 pub const STATE_GROUPS: Table<u64, StateGroupRecord> = Table::new("state_groups");
 /// `shortroomid | shortstatekey` → `shorteventid`: the current state index.
@@ -126,7 +124,6 @@ pub const ALL: &[&str] = &[
     EVENT_META.name,
     ROOM_TIMELINE.name,
     ROOM_TOPOLOGY.name,
-    FORWARD_EXTREMITIES.name,
     STATE_GROUPS.name,
     CURRENT_STATE.name,
     ROOM_MEMBERSHIPS.name,

@@ -202,6 +202,17 @@ impl Storage {
         self.get(catalog::SHORTID_STRINGS, &id)
     }
 
+    /// Bytes of SST files per table (what is on disk after a flush).
+    pub fn sst_sizes(&self) -> Vec<(&'static str, u64)> {
+        catalog::ALL
+            .iter()
+            .filter_map(|name| {
+                let cf = self.inner.db.cf_handle(name)?;
+                Some((*name, self.inner.db.property_int_value_cf(cf, "rocksdb.total-sst-files-size").ok()??))
+            })
+            .collect()
+    }
+
     /// Approximate on-disk size of every table, for `/metrics`.
     pub fn table_sizes(&self) -> Vec<(&'static str, u64)> {
         catalog::ALL
@@ -213,6 +224,17 @@ impl Storage {
                 Some((*name, sst + mem))
             })
             .collect()
+    }
+
+    /// Flush memtables and compact every table (for size measurements and maintenance).
+    pub fn flush_and_compact(&self) -> Result<()> {
+        for name in catalog::ALL {
+            if let Some(cf) = self.inner.db.cf_handle(name) {
+                self.inner.db.flush_cf(cf)?;
+                self.inner.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+            }
+        }
+        Ok(())
     }
 
     /// Whether the database answers (for `/health`).

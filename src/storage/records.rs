@@ -106,6 +106,10 @@ pub struct RoomRecord {
     pub current_state_group: u64,
     /// Largest depth of any event in the room.
     pub max_depth: u64,
+    /// The room's forward extremities: `(shorteventid, event_id)` of the events nothing follows
+    /// yet. Kept in the record (rewritten on every append) rather than a table of churning rows.
+    #[serde(default)]
+    pub forward_extremities: Vec<(u64, String)>,
 }
 
 /// `event_meta` value: what we know about an event beyond its PDU.
