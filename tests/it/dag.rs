@@ -59,3 +59,47 @@ async fn every_event_of_every_room_verifies() {
     // 2 joins, message, topic, redaction, kick, ban, message — per room.
     assert_eq!(checked, 3 * 16, "every event was walked");
 }
+
+/// Concurrent senders never fork a local room: appends are serialised per room.
+#[tokio::test]
+async fn concurrent_senders_keep_the_room_linear() {
+    let mut s = TestServer::start();
+    let mut sessions = Vec::new();
+    for i in 0..4 {
+        sessions.push(s.register(&format!("user{i}"), "password1").await);
+    }
+    let room = s.create_room(&sessions[0].access_token, json!({ "preset": "public_chat" })).await;
+    for sess in &sessions[1..] {
+        s.join(&sess.access_token, &room).await;
+    }
+    let http = crate::server::client();
+    let mut tasks = Vec::new();
+    for (n, sess) in sessions.iter().enumerate() {
+        for i in 0..25 {
+            let url = format!("{}/_matrix/client/v3/rooms/{room}/send/m.room.message/c{n}_{i}", s.url);
+            let req = http.put(url).bearer_auth(&sess.access_token).json(&json!({ "msgtype": "m.text", "body": format!("{n}-{i}") }));
+            tasks.push(tokio::spawn(crate::server::send(req)));
+        }
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().status, 200);
+    }
+    s.stop();
+
+    let mut config = Config::default();
+    config.database.path = s.data_dir().join("db");
+    let services = Services::new(config).map_err(|e| e.to_string()).unwrap();
+    let room_id = ruma::RoomId::parse(&room).unwrap();
+    let record = rooms::room(&services, &room_id).unwrap();
+    assert_eq!(record.forward_extremities.len(), 1, "one head");
+    let mut depth = 0;
+    let mut messages = 0;
+    for (_, Counter(sid)) in services.db.scan_prefix(ROOM_TIMELINE, &record.shortroomid).unwrap() {
+        let ev = rooms::load_by_short(&services, sid).unwrap().unwrap();
+        assert_eq!(ev.pdu.depth, depth + 1, "each event follows the previous one");
+        assert!(ev.pdu.prev_events.len() <= 1);
+        depth = ev.pdu.depth;
+        messages += usize::from(ev.pdu.kind.to_string() == "m.room.message");
+    }
+    assert_eq!(messages, 100);
+}

@@ -203,3 +203,33 @@ async fn upgrading_a_room() {
         .await;
     assert_eq!(r.status, 403, "the old room is restricted");
 }
+
+#[tokio::test]
+async fn ignored_users_and_direct_chats() {
+    let s = TestServer::start();
+    let alice = s.register("alice", "password1").await;
+    let bob = s.register("bob", "password1").await;
+    let troll = s.register("troll", "password1").await;
+    let room = s.create_room(&alice.access_token, json!({ "preset": "public_chat" })).await;
+    s.join(&bob.access_token, &room).await;
+    s.join(&troll.access_token, &room).await;
+    s.send_text(&troll.access_token, &room, "troll 1").await;
+    s.send_text(&bob.access_token, &room, "bob 1").await;
+    let r = s
+        .put("/_matrix/client/v3/user/@alice:localhost/account_data/m.ignored_user_list", alice.token(), json!({ "ignored_users": { "@troll:localhost": {} } }))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(s.message_bodies(&alice.access_token, &room).await, ["bob 1"], "ignored users' events are hidden");
+    assert_eq!(s.message_bodies(&bob.access_token, &room).await, ["troll 1", "bob 1"], "only for the ignoring user");
+
+    let dm = s.create_room(&alice.access_token, json!({ "preset": "trusted_private_chat", "is_direct": true, "invite": ["@bob:localhost"] })).await;
+    let invite = s.get(&format!("/_matrix/client/v3/rooms/{dm}/state/m.room.member/@bob:localhost"), alice.token()).await;
+    assert_eq!(invite.body["membership"], "invite");
+    assert_eq!(invite.body["is_direct"], json!(true), "is_direct invites carry the flag");
+    let create = s.get(&format!("/_matrix/client/v3/rooms/{dm}/state/m.room.create/"), alice.token()).await;
+    assert_eq!(create.body["additional_creators"], json!(["@bob:localhost"]), "v12 trusted chats make invitees co-creators");
+    let r = s.put("/_matrix/client/v3/user/@alice:localhost/account_data/m.direct", alice.token(), json!({ "@bob:localhost": [dm] })).await;
+    assert_eq!(r.status, 200);
+    let r = s.get("/_matrix/client/v3/user/@alice:localhost/account_data/m.direct", alice.token()).await;
+    assert_eq!(r.body["@bob:localhost"], json!([dm]));
+}
