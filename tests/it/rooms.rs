@@ -233,3 +233,21 @@ async fn ignored_users_and_direct_chats() {
     let r = s.get("/_matrix/client/v3/user/@alice:localhost/account_data/m.direct", alice.token()).await;
     assert_eq!(r.body["@bob:localhost"], json!([dm]));
 }
+
+#[tokio::test]
+async fn oversized_events_and_the_default_version() {
+    let s = TestServer::start_with(&[("TRELLIS_ROOMS__DEFAULT_ROOM_VERSION", "11")]);
+    let a = s.register("alice", "password1").await;
+    let room = s.create_room(&a.access_token, json!({})).await;
+    let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.create/"), a.token()).await;
+    assert_eq!(r.body["room_version"], "11", "rooms.default_room_version");
+    let caps = s.get("/_matrix/client/v3/capabilities", a.token()).await;
+    assert_eq!(caps.body["capabilities"]["m.room_versions"]["default"], "11");
+
+    let big = "x".repeat(70_000);
+    let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/big"), a.token(), json!({ "msgtype": "m.text", "body": big })).await;
+    assert_eq!((r.status, r.errcode()), (413, "M_TOO_LARGE"), "PDUs over 65536 bytes are refused");
+    let fits = "y".repeat(60_000);
+    let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/fits"), a.token(), json!({ "msgtype": "m.text", "body": fits })).await;
+    assert_eq!(r.status, 200);
+}
