@@ -101,14 +101,33 @@ pub fn invite(
     send(s, room_id, sender, member_event(s, target, "invite", reason, is_direct)?, None)
 }
 
-pub fn leave(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&str>) -> Result<OwnedEventId> {
+/// Move `target` to `to` on behalf of `sender`, if their membership is one of `from`
+/// (the room version's auth rules then decide whether `sender` may).
+fn transition(
+    s: &Services,
+    room_id: &RoomId,
+    (sender, target): (&UserId, &UserId),
+    from: &[&str],
+    to: &str,
+    reason: Option<&str>,
+) -> Result<OwnedEventId> {
     room(s, room_id)?;
-    match membership_of(s, room_id, user_id)?.as_deref() {
-        Some("join" | "invite" | "knock") => {
-            send(s, room_id, user_id, member_event(s, user_id, "leave", reason, false)?, None)
-        }
-        _ => Err(Error::forbidden(format!("You are not in room {room_id}"))),
+    let current = membership_of(s, room_id, target)?;
+    if !current.as_deref().is_some_and(|m| from.contains(&m)) {
+        let why = if sender == target {
+            format!("You are not in room {room_id}")
+        } else {
+            format!("{target} is not {}", from.join(" or "))
+        };
+        return Err(Error::forbidden(why));
     }
+    send(s, room_id, sender, member_event(s, target, to, reason, false)?, None)
+}
+
+const IN_ROOM: &[&str] = &["join", "invite", "knock"];
+
+pub fn leave(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&str>) -> Result<OwnedEventId> {
+    transition(s, room_id, (user_id, user_id), IN_ROOM, "leave", reason)
 }
 
 pub fn kick(
@@ -118,13 +137,7 @@ pub fn kick(
     target: &UserId,
     reason: Option<&str>,
 ) -> Result<OwnedEventId> {
-    room(s, room_id)?;
-    match membership_of(s, room_id, target)?.as_deref() {
-        Some("join" | "invite" | "knock") => {
-            send(s, room_id, sender, member_event(s, target, "leave", reason, false)?, None)
-        }
-        _ => Err(Error::forbidden(format!("{target} is not in the room"))),
-    }
+    transition(s, room_id, (sender, target), IN_ROOM, "leave", reason)
 }
 
 pub fn ban(
@@ -145,11 +158,7 @@ pub fn unban(
     target: &UserId,
     reason: Option<&str>,
 ) -> Result<OwnedEventId> {
-    room(s, room_id)?;
-    if membership_of(s, room_id, target)?.as_deref() != Some("ban") {
-        return Err(Error::forbidden(format!("{target} is not banned")));
-    }
-    send(s, room_id, sender, member_event(s, target, "leave", reason, false)?, None)
+    transition(s, room_id, (sender, target), &["ban"], "leave", reason)
 }
 
 pub fn knock(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&str>) -> Result<OwnedEventId> {

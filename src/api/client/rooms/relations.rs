@@ -29,6 +29,23 @@ struct Query {
     recurse: bool,
 }
 
+impl Query {
+    /// The fields every `/relations` variant has.
+    #[allow(clippy::too_many_arguments)]
+    fn common(
+        room_id: OwnedRoomId,
+        event_id: OwnedEventId,
+        from: Option<String>,
+        to: Option<String>,
+        limit: Option<UInt>,
+        dir: Direction,
+        recurse: bool,
+    ) -> Query {
+        let backwards = dir == Direction::Backward;
+        Query { room_id, event_id, rel_type: None, event_type: None, from, to, limit, backwards, recurse }
+    }
+}
+
 async fn relations_page(s: State, auth: Auth, q: Query) -> Result<RawJson> {
     let value = s
         .blocking(move |s| {
@@ -62,17 +79,7 @@ async fn relations_page(s: State, auth: Auth, q: Query) -> Result<RawJson> {
 pub async fn all(s: State, r: Ruma<get_relating_events::v1::Request>) -> Result<RawJson> {
     let auth = r.auth()?.clone();
     let b = r.body;
-    let q = Query {
-        room_id: b.room_id,
-        event_id: b.event_id,
-        rel_type: None,
-        event_type: None,
-        from: b.from,
-        to: b.to,
-        limit: b.limit,
-        backwards: b.dir == Direction::Backward,
-        recurse: b.recurse,
-    };
+    let q = Query::common(b.room_id, b.event_id, b.from, b.to, b.limit, b.dir, b.recurse);
     relations_page(s, auth, q).await
 }
 
@@ -80,17 +87,8 @@ pub async fn all(s: State, r: Ruma<get_relating_events::v1::Request>) -> Result<
 pub async fn by_rel_type(s: State, r: Ruma<get_relating_events_with_rel_type::v1::Request>) -> Result<RawJson> {
     let auth = r.auth()?.clone();
     let b = r.body;
-    let q = Query {
-        room_id: b.room_id,
-        event_id: b.event_id,
-        rel_type: Some(b.rel_type.to_string()),
-        event_type: None,
-        from: b.from,
-        to: b.to,
-        limit: b.limit,
-        backwards: b.dir == Direction::Backward,
-        recurse: b.recurse,
-    };
+    let rel_type = Some(b.rel_type.to_string());
+    let q = Query { rel_type, ..Query::common(b.room_id, b.event_id, b.from, b.to, b.limit, b.dir, b.recurse) };
     relations_page(s, auth, q).await
 }
 
@@ -101,17 +99,9 @@ pub async fn by_rel_and_event_type(
 ) -> Result<RawJson> {
     let auth = r.auth()?.clone();
     let b = r.body;
-    let q = Query {
-        room_id: b.room_id,
-        event_id: b.event_id,
-        rel_type: Some(b.rel_type.to_string()),
-        event_type: Some(b.event_type.to_string()),
-        from: b.from,
-        to: b.to,
-        limit: b.limit,
-        backwards: b.dir == Direction::Backward,
-        recurse: b.recurse,
-    };
+    let (rel_type, event_type) = (Some(b.rel_type.to_string()), Some(b.event_type.to_string()));
+    let q =
+        Query { rel_type, event_type, ..Query::common(b.room_id, b.event_id, b.from, b.to, b.limit, b.dir, b.recurse) };
     relations_page(s, auth, q).await
 }
 
