@@ -35,6 +35,7 @@ pub enum ErrorKind {
     UnsupportedRoomVersion,
     RoomInUse,
     InvalidRoomState,
+    BadAlias,
 }
 
 impl ErrorKind {
@@ -65,6 +66,7 @@ impl ErrorKind {
             UnsupportedRoomVersion => "M_UNSUPPORTED_ROOM_VERSION",
             RoomInUse => "M_ROOM_IN_USE",
             InvalidRoomState => "M_INVALID_ROOM_STATE",
+            BadAlias => "M_BAD_ALIAS",
         }
     }
 

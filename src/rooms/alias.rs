@@ -53,3 +53,23 @@ pub fn creator(s: &Services, room_id: &RoomId, alias: &RoomAliasId) -> Result<Op
 pub fn list(s: &Services, room_id: &RoomId) -> Result<Vec<String>> {
     Ok(s.db.scan_prefix(ROOM_ALIASES, &room_id.to_string())?.into_iter().map(|((_, a), _)| a).collect())
 }
+
+/// `m.room.canonical_alias` content must name aliases that exist and point to this room
+/// (spec: `m.room.canonical_alias`, 400 `M_BAD_ALIAS`). Remote aliases need federation: refused.
+pub fn validate_canonical(s: &Services, room_id: &RoomId, content: &serde_json::Value) -> Result<()> {
+    let mut aliases: Vec<&str> = Vec::new();
+    if let Some(a) = content.get("alias").and_then(serde_json::Value::as_str) {
+        aliases.push(a);
+    }
+    if let Some(list) = content.get("alt_aliases").and_then(serde_json::Value::as_array) {
+        aliases.extend(list.iter().filter_map(serde_json::Value::as_str));
+    }
+    for a in aliases {
+        let alias = RoomAliasId::parse(a).map_err(|_| Error::invalid_param(format!("Invalid alias {a}")))?;
+        let points_here = alias.server_name() == s.server_name && resolve(s, &alias)?.as_deref() == Some(room_id);
+        if !points_here {
+            return Err(Error::new(ErrorKind::BadAlias, format!("{a} does not point to this room")));
+        }
+    }
+    Ok(())
+}

@@ -77,7 +77,10 @@ async fn concurrent_senders_keep_the_room_linear() {
     for (n, sess) in sessions.iter().enumerate() {
         for i in 0..25 {
             let url = format!("{}/_matrix/client/v3/rooms/{room}/send/m.room.message/c{n}_{i}", s.url);
-            let req = http.put(url).bearer_auth(&sess.access_token).json(&json!({ "msgtype": "m.text", "body": format!("{n}-{i}") }));
+            let req = http
+                .put(url)
+                .bearer_auth(&sess.access_token)
+                .json(&json!({ "msgtype": "m.text", "body": format!("{n}-{i}") }));
             tasks.push(tokio::spawn(crate::server::send(req)));
         }
     }

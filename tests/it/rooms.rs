@@ -216,19 +216,39 @@ async fn ignored_users_and_direct_chats() {
     s.send_text(&troll.access_token, &room, "troll 1").await;
     s.send_text(&bob.access_token, &room, "bob 1").await;
     let r = s
-        .put("/_matrix/client/v3/user/@alice:localhost/account_data/m.ignored_user_list", alice.token(), json!({ "ignored_users": { "@troll:localhost": {} } }))
+        .put(
+            "/_matrix/client/v3/user/@alice:localhost/account_data/m.ignored_user_list",
+            alice.token(),
+            json!({ "ignored_users": { "@troll:localhost": {} } }),
+        )
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(s.message_bodies(&alice.access_token, &room).await, ["bob 1"], "ignored users' events are hidden");
     assert_eq!(s.message_bodies(&bob.access_token, &room).await, ["troll 1", "bob 1"], "only for the ignoring user");
 
-    let dm = s.create_room(&alice.access_token, json!({ "preset": "trusted_private_chat", "is_direct": true, "invite": ["@bob:localhost"] })).await;
-    let invite = s.get(&format!("/_matrix/client/v3/rooms/{dm}/state/m.room.member/@bob:localhost"), alice.token()).await;
+    let dm = s
+        .create_room(
+            &alice.access_token,
+            json!({ "preset": "trusted_private_chat", "is_direct": true, "invite": ["@bob:localhost"] }),
+        )
+        .await;
+    let invite =
+        s.get(&format!("/_matrix/client/v3/rooms/{dm}/state/m.room.member/@bob:localhost"), alice.token()).await;
     assert_eq!(invite.body["membership"], "invite");
     assert_eq!(invite.body["is_direct"], json!(true), "is_direct invites carry the flag");
     let create = s.get(&format!("/_matrix/client/v3/rooms/{dm}/state/m.room.create/"), alice.token()).await;
-    assert_eq!(create.body["additional_creators"], json!(["@bob:localhost"]), "v12 trusted chats make invitees co-creators");
-    let r = s.put("/_matrix/client/v3/user/@alice:localhost/account_data/m.direct", alice.token(), json!({ "@bob:localhost": [dm] })).await;
+    assert_eq!(
+        create.body["additional_creators"],
+        json!(["@bob:localhost"]),
+        "v12 trusted chats make invitees co-creators"
+    );
+    let r = s
+        .put(
+            "/_matrix/client/v3/user/@alice:localhost/account_data/m.direct",
+            alice.token(),
+            json!({ "@bob:localhost": [dm] }),
+        )
+        .await;
     assert_eq!(r.status, 200);
     let r = s.get("/_matrix/client/v3/user/@alice:localhost/account_data/m.direct", alice.token()).await;
     assert_eq!(r.body["@bob:localhost"], json!([dm]));
@@ -245,9 +265,91 @@ async fn oversized_events_and_the_default_version() {
     assert_eq!(caps.body["capabilities"]["m.room_versions"]["default"], "11");
 
     let big = "x".repeat(70_000);
-    let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/big"), a.token(), json!({ "msgtype": "m.text", "body": big })).await;
+    let r = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/big"),
+            a.token(),
+            json!({ "msgtype": "m.text", "body": big }),
+        )
+        .await;
     assert_eq!((r.status, r.errcode()), (413, "M_TOO_LARGE"), "PDUs over 65536 bytes are refused");
     let fits = "y".repeat(60_000);
-    let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/fits"), a.token(), json!({ "msgtype": "m.text", "body": fits })).await;
+    let r = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/fits"),
+            a.token(),
+            json!({ "msgtype": "m.text", "body": fits }),
+        )
+        .await;
     assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn aliases_and_canonical_alias_validation() {
+    let s = TestServer::start();
+    let a = s.register("alice", "password1").await;
+    let b = s.register("bob", "password1").await;
+    let room = s.create_room(&a.access_token, json!({ "preset": "public_chat" })).await;
+    let other = s.create_room(&a.access_token, json!({})).await;
+    let alias = urlencode("#main:localhost");
+    assert_eq!(
+        s.put(&format!("/_matrix/client/v3/directory/room/{alias}"), a.token(), json!({ "room_id": room }))
+            .await
+            .status,
+        200
+    );
+    let r = s.put(&format!("/_matrix/client/v3/directory/room/{alias}"), a.token(), json!({ "room_id": other })).await;
+    assert_eq!((r.status, r.errcode()), (400, "M_ROOM_IN_USE"));
+    let r = s
+        .put(
+            &format!("/_matrix/client/v3/directory/room/{}", urlencode("#x:elsewhere.org")),
+            a.token(),
+            json!({ "room_id": room }),
+        )
+        .await;
+    assert_eq!((r.status, r.errcode()), (400, "M_INVALID_PARAM"));
+    let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/aliases"), a.token()).await;
+    assert_eq!(r.body["aliases"], json!(["#main:localhost"]));
+
+    let r =
+        s.set_state(&a.access_token, &room, "m.room.canonical_alias", "", json!({ "alias": "#main:localhost" })).await;
+    assert_eq!(r.status, 200);
+    let r =
+        s.set_state(&a.access_token, &other, "m.room.canonical_alias", "", json!({ "alias": "#main:localhost" })).await;
+    assert_eq!((r.status, r.errcode()), (400, "M_BAD_ALIAS"), "the alias points elsewhere");
+    let r = s
+        .set_state(
+            &a.access_token,
+            &room,
+            "m.room.canonical_alias",
+            "",
+            json!({ "alias": "#main:localhost", "alt_aliases": ["#nope:localhost"] }),
+        )
+        .await;
+    assert_eq!((r.status, r.errcode()), (400, "M_BAD_ALIAS"));
+
+    let r = s.delete(&format!("/_matrix/client/v3/directory/room/{alias}"), b.token(), json!({})).await;
+    assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "neither creator nor moderator");
+    assert_eq!(s.delete(&format!("/_matrix/client/v3/directory/room/{alias}"), a.token(), json!({})).await.status, 200);
+    let r = s.get(&format!("/_matrix/client/v3/directory/room/{alias}"), None).await;
+    assert_eq!((r.status, r.errcode()), (404, "M_NOT_FOUND"));
+
+    // Publication in the public room directory.
+    let r = s.get(&format!("/_matrix/client/v3/directory/list/room/{room}"), None).await;
+    assert_eq!(r.body["visibility"], "private");
+    assert_eq!(
+        s.put(&format!("/_matrix/client/v3/directory/list/room/{room}"), b.token(), json!({ "visibility": "public" }))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        s.put(&format!("/_matrix/client/v3/directory/list/room/{room}"), a.token(), json!({ "visibility": "public" }))
+            .await
+            .status,
+        200
+    );
+    let r = s.get("/_matrix/client/v3/publicRooms", None).await;
+    assert_eq!(r.body["chunk"][0]["room_id"], json!(room));
+    assert_eq!(r.body["chunk"][0]["num_joined_members"], json!(1));
 }

@@ -56,7 +56,14 @@ pub async fn put_state(s: State, r: Ruma<send_state_event::v3::Request>) -> Resu
         .map_err(|e| Error::bad_json(format!("Invalid content for {}: {e}", b.event_type)))?;
     let new = NewEvent::state(&b.event_type.to_string(), &b.state_key, content);
     let room_id = b.room_id;
-    let event_id = s.blocking(move |s| send(s, &room_id, &user, new, None)).await?;
+    let event_id = s
+        .blocking(move |s| {
+            if new.kind == "m.room.canonical_alias" {
+                crate::rooms::alias::validate_canonical(s, &room_id, &new.content)?;
+            }
+            send(s, &room_id, &user, new, None)
+        })
+        .await?;
     Ok(send_state_event::v3::Response::new(event_id))
 }
 
