@@ -2,12 +2,15 @@
 
 pub mod api;
 pub mod config;
+pub mod ephemeral;
 pub mod error;
+pub mod keys;
 pub mod ratelimit;
 pub mod rooms;
 pub mod server_keys;
 pub mod services;
 pub mod storage;
+pub mod sync;
 pub mod uiaa;
 pub mod users;
 

@@ -31,6 +31,8 @@ pub struct Services {
     pub registration_nonces: Mutex<HashMap<String, Instant>>,
     /// `http://host:port` of the client listener once bound (for `/.well-known/matrix/client`).
     pub client_base_url: std::sync::OnceLock<String>,
+    /// Typing, presence activity and other live in-memory state.
+    pub ephemeral: crate::ephemeral::Ephemeral,
     /// Recently loaded room states.
     pub state_cache: crate::rooms::state::StateCache,
     /// One lock per room: appends to a room are serialised, so a local room never forks.
@@ -76,6 +78,7 @@ impl Services {
             registration_nonces: Mutex::new(HashMap::new()),
             client_base_url: std::sync::OnceLock::new(),
             state_cache: Default::default(),
+            ephemeral: Default::default(),
             room_locks: Mutex::new(HashMap::new()),
             last_seen_written: Mutex::new(HashMap::new()),
             config,

@@ -31,6 +31,32 @@ pub fn ensure_joined(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result
     }
 }
 
+/// Rooms the user is joined to.
+pub fn joined_rooms(s: &Services, user_id: &UserId) -> Result<Vec<ruma::OwnedRoomId>> {
+    let rows = s.db.scan_prefix(crate::storage::catalog::USER_MEMBERSHIPS, &user_id.to_string())?;
+    rows.into_iter()
+        .filter(|(_, m)| m.membership == "join")
+        .map(|((_, room), _)| RoomId::parse(room).map_err(Error::internal))
+        .collect()
+}
+
+/// Users who share at least one joined room with `user_id` (themselves included): who sees
+/// their presence, device-list changes and so on.
+pub fn shared_users(s: &Services, user_id: &UserId) -> Result<std::collections::BTreeSet<ruma::OwnedUserId>> {
+    let mut out = std::collections::BTreeSet::new();
+    out.insert(user_id.to_owned());
+    for room_id in joined_rooms(s, user_id)? {
+        for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())? {
+            if m.membership == "join" {
+                if let Ok(u) = UserId::parse(member) {
+                    out.insert(u);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Invitations to other servers' users need federation, which is not built yet.
 pub fn ensure_local_user(s: &Services, user_id: &UserId) -> Result<()> {
     if !s.is_local(user_id) {

@@ -5,12 +5,15 @@ pub mod account;
 pub mod account_data;
 pub mod devices;
 pub mod discovery;
+pub mod ephemeral;
+pub mod keys;
 pub mod login;
 pub mod profile;
 pub mod register;
 pub mod room_info;
 pub mod rooms;
 pub mod session;
+pub mod sync;
 
 use axum::Router;
 use ruma::api::client as c;
@@ -59,5 +62,8 @@ pub fn routes(r: Router<State>) -> Router<State> {
     let r = route::<c::filter::create_filter::v3::Request, _, _, _>(r, account_data::create_filter);
     let r = route::<c::filter::get_filter::v3::Request, _, _, _>(r, account_data::get_filter);
     let r = rooms::routes(r);
-    room_info::routes(r)
+    let r = room_info::routes(r);
+    let r = keys::routes(r);
+    let r = ephemeral::routes(r);
+    sync::routes(r)
 }
