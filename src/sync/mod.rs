@@ -1,2 +1,168 @@
-//! `/sync` (spec: "Syncing"): everything a user may see that changed between two stream
-//! positions, and long-polling on the stream counter.
+//! `/sync` (spec: "Syncing"): everything a user may see that changed between two positions of
+//! the global stream, and long-polling on the stream counter.
+//!
+//! Tokens are `s<position>`. A response covers `(since, upto]` where `upto` is the stream's
+//! *committed* position when it was computed, so a write still in flight at that moment (an
+//! allocated, lower position) is never skipped: it lands in the next response.
+
+pub mod filter;
+pub mod hooks;
+pub mod rooms;
+
+use std::time::Duration;
+
+use ruma::{RoomId, UserId};
+use serde_json::{Map, Value, json};
+
+use crate::error::{Error, Result};
+use crate::rooms::read::ignored_users;
+use crate::services::{Services, State};
+use crate::storage::catalog::{ACCOUNT_DATA, ACCOUNT_DATA_CHANGES, FORGOTTEN_ROOMS, USER_MEMBERSHIPS};
+use filter::{SyncFilter, allows_type};
+use rooms::Ctx;
+
+/// Longest a long-poll waits, whatever the client asks.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A parsed `/sync` request.
+pub struct SyncRequest {
+    pub since: Option<u64>,
+    pub full_state: bool,
+    pub filter: SyncFilter,
+    pub timeout: Duration,
+    pub set_presence: Option<String>,
+}
+
+/// `s<pos>` (or a bare number) → position; `M_INVALID_PARAM` for garbage or future tokens.
+pub fn parse_token(s: &Services, token: &str) -> Result<u64> {
+    let pos: u64 = token
+        .strip_prefix('s')
+        .unwrap_or(token)
+        .parse()
+        .map_err(|_| Error::invalid_param(format!("Invalid sync token {token:?}")))?;
+    if pos > s.db.stream().committed() {
+        return Err(Error::invalid_param(format!("Sync token {token:?} is from the future")));
+    }
+    Ok(pos)
+}
+
+/// Account data changed in `(since, upto]`: (global events, `(room_id, event)` pairs).
+fn account_data(s: &Services, user: &UserId, since: u64, upto: u64) -> Result<(Vec<Value>, Vec<(String, Value)>)> {
+    let key = user.to_string();
+    let rows = s.db.scan_from(ACCOUNT_DATA_CHANGES, &key, &(key.clone(), since.saturating_add(1)), false, usize::MAX)?;
+    let (mut global, mut per_room) = (Vec::new(), Vec::new());
+    for ((_, pos), change) in rows {
+        if pos > upto {
+            break;
+        }
+        let Some(record) = s.db.get(ACCOUNT_DATA, &(key.clone(), change.room_id.clone(), change.data_type.clone()))? else { continue };
+        let event = json!({ "type": change.data_type, "content": record.content });
+        if change.room_id.is_empty() {
+            global.push(event);
+        } else {
+            per_room.push((change.room_id, event));
+        }
+    }
+    Ok((global, per_room))
+}
+
+/// One sync response for `(since, upto]` and whether it holds anything new.
+pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upto: u64) -> Result<(Value, bool)> {
+    let since = req.since.unwrap_or(0);
+    let c = Ctx { s, user, device, since, upto, full_state: req.full_state, filter: &req.filter, ignored: ignored_users(s, user)? };
+    let (global_data, room_data) = account_data(s, user, since, upto)?;
+    let global_data: Vec<Value> = global_data.into_iter().filter(|e| allows_type(&req.filter.account_data, e["type"].as_str().unwrap_or(""))).collect();
+    let mut room_data = rooms::group_by_room(
+        room_data.into_iter().filter(|(_, e)| allows_type(&req.filter.room_account_data, e["type"].as_str().unwrap_or(""))).collect(),
+    );
+
+    let (mut join, mut invite, mut leave, mut knock) = (Map::new(), Map::new(), Map::new(), Map::new());
+    for ((_, room), m) in s.db.scan_prefix(USER_MEMBERSHIPS, &user.to_string())? {
+        if !req.filter.wants_room(&room) {
+            continue;
+        }
+        let Ok(room_id) = RoomId::parse(&room) else { continue };
+        let changed = since == 0 || m.stream_pos > since;
+        let mut data = || match room_data.remove(&room) {
+            Some(Value::Array(events)) => events,
+            _ => Vec::new(),
+        };
+        match m.membership.as_str() {
+            "join" => {
+                if let Some(section) = rooms::room(&c, &room_id, &m, data(), false)? {
+                    join.insert(room, section);
+                }
+            }
+            "invite" if changed && m.stream_pos <= upto => {
+                if rooms::inviter(&c, &room_id)?.is_some_and(|sender| c.ignored.contains(&sender)) {
+                    continue;
+                }
+                invite.insert(room.clone(), json!({ "invite_state": rooms::stripped_room(&c, &room_id)? }));
+            }
+            "knock" if changed && m.stream_pos <= upto => {
+                knock.insert(room.clone(), json!({ "knock_state": rooms::stripped_room(&c, &room_id)? }));
+            }
+            "leave" | "ban" if (since > 0 && m.stream_pos > since) || (since == 0 && req.filter.include_leave) => {
+                if s.db.get(FORGOTTEN_ROOMS, &(user.to_string(), room.clone()))?.is_some() {
+                    continue;
+                }
+                if let Some(section) = rooms::room(&c, &room_id, &m, data(), true)? {
+                    leave.insert(room, section);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let presence: Vec<Value> = hooks::presence(s, user, since, upto)?
+        .into_iter()
+        .filter(|e| allows_type(&req.filter.presence, "m.presence") && !c.ignored.iter().any(|u| Some(u.as_str()) == e["sender"].as_str()))
+        .collect();
+    let device_id: &ruma::DeviceId = device.into();
+    let to_device = hooks::to_device(s, user, device_id, since, upto)?;
+    let (changed, left) = if since > 0 { hooks::device_lists(s, user, since, upto)? } else { (Vec::new(), Vec::new()) };
+    let has_data = !(join.is_empty()
+        && invite.is_empty()
+        && leave.is_empty()
+        && knock.is_empty()
+        && global_data.is_empty()
+        && presence.is_empty()
+        && to_device.is_empty()
+        && changed.is_empty()
+        && left.is_empty());
+    let response = json!({
+        "next_batch": format!("s{upto}"),
+        "rooms": { "join": join, "invite": invite, "leave": leave, "knock": knock },
+        "account_data": { "events": global_data },
+        "presence": { "events": presence },
+        "to_device": { "events": to_device },
+        "device_lists": { "changed": changed, "left": left },
+        "device_one_time_keys_count": hooks::one_time_key_counts(s, user, device_id)?,
+        "device_unused_fallback_key_types": hooks::unused_fallback_key_types(s, user, device_id)?,
+    });
+    Ok((response, has_data))
+}
+
+/// `/sync` with long-polling: compute now; if nothing is new, wait for the stream to move (or
+/// the timeout) and compute again. Wake-ups come from the stream counter's watch channel.
+pub async fn sync(s: &State, user: &UserId, device: &str, req: SyncRequest) -> Result<Value> {
+    let deadline = tokio::time::Instant::now() + req.timeout.min(MAX_TIMEOUT);
+    if let Some(since) = req.since {
+        let (u, d) = (user.to_owned(), device.to_owned());
+        s.blocking(move |s| hooks::ack_to_device(s, &u, d.as_str().into(), since)).await?;
+    }
+    let req = std::sync::Arc::new(req);
+    let mut rx = s.db.stream().subscribe();
+    loop {
+        let upto = *rx.borrow_and_update();
+        let (u, d, r) = (user.to_owned(), device.to_owned(), req.clone());
+        let (response, has_data) = s.blocking(move |s| compute(s, &u, &d, &r, upto)).await?;
+        if has_data || req.since.is_none() || req.full_state || tokio::time::Instant::now() >= deadline {
+            return Ok(response);
+        }
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return Ok(response) },
+            _ = tokio::time::sleep_until(deadline) => return Ok(response),
+        }
+    }
+}

@@ -14,4 +14,5 @@ mod relations;
 mod room_info;
 mod rooms;
 mod server;
+mod sync;
 mod tokens;

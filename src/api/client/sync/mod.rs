@@ -1,9 +1,45 @@
-//! Client-Server API handlers for `src/sync`.
+//! `GET /_matrix/client/v3/sync` (spec: "Syncing").
 
 use axum::Router;
+use ruma::api::client::sync::sync_events::v3 as sync_events;
 
+use crate::api::ruma::{RawJson, Ruma, route};
+use crate::error::{Error, Result};
 use crate::services::State;
+use crate::sync::filter::SyncFilter;
+use crate::sync::{SyncRequest, parse_token};
+use crate::users::account_data;
 
 pub fn routes(r: Router<State>) -> Router<State> {
-    r
+    route::<sync_events::Request, _, _, _>(r, sync)
+}
+
+/// `GET /_matrix/client/v3/sync`
+pub async fn sync(s: State, r: Ruma<sync_events::Request>) -> Result<RawJson> {
+    let auth = r.auth()?.clone();
+    let b = r.body;
+    let filter = match b.filter {
+        None => SyncFilter::default(),
+        Some(sync_events::Filter::FilterDefinition(def)) => SyncFilter::from_json(&serde_json::to_value(&def).map_err(Error::internal)?),
+        Some(sync_events::Filter::FilterId(id)) => {
+            let uid = auth.user_id.clone();
+            let stored = s
+                .db
+                .blocking(move |db| account_data::get_filter(db, &uid, &id))
+                .await
+                .map_err(|_| Error::invalid_param("Unknown filter ID"))?;
+            SyncFilter::from_json(&stored)
+        }
+        Some(_) => SyncFilter::default(),
+    };
+    let since = b.since.as_deref().map(|t| parse_token(&s, t)).transpose()?;
+    let req = SyncRequest {
+        since,
+        full_state: b.full_state,
+        filter,
+        timeout: b.timeout.unwrap_or_default(),
+        set_presence: Some(b.set_presence.to_string()),
+    };
+    let response = crate::sync::sync(&s, &auth.user_id, auth.device_id.as_str(), req).await?;
+    Ok(RawJson(response))
 }

@@ -1,0 +1,198 @@
+//! The `rooms` part of `/sync` (spec: "Syncing"): for each room the user is in, was invited to,
+//! knocked on or left, what changed between `since` and `upto`.
+
+use std::collections::BTreeSet;
+
+use ruma::{RoomId, UserId};
+use serde_json::{Map, Value, json};
+
+use super::filter::{SyncFilter, allows_type};
+use super::hooks;
+use crate::error::Result;
+use crate::rooms::format::{Viewer, client_event, stripped};
+use crate::rooms::read::{TopoToken, can_see};
+use crate::rooms::{self, StoredEvent, load_by_short, state};
+use crate::services::Services;
+use crate::storage::catalog::{ROOM_MEMBERSHIPS, ROOM_TIMELINE};
+use crate::storage::codec::Counter;
+use crate::storage::records::MembershipRecord;
+
+/// One sync computation's parameters.
+pub struct Ctx<'a> {
+    pub s: &'a Services,
+    pub user: &'a UserId,
+    pub device: &'a str,
+    pub since: u64,
+    pub upto: u64,
+    pub full_state: bool,
+    pub filter: &'a SyncFilter,
+    pub ignored: Vec<String>,
+}
+
+impl Ctx<'_> {
+    fn viewer(&self) -> Viewer<'_> {
+        Viewer { user_id: self.user, device_id: Some(self.device) }
+    }
+
+    fn format(&self, ev: &StoredEvent) -> Result<Value> {
+        if self.filter.federation_format {
+            return Ok(ev.json.clone());
+        }
+        Ok(self.filter.project(client_event(self.s, ev, Some(self.viewer()))?))
+    }
+}
+
+/// The newest `limit` visible events in `(after, upto]`, oldest first, and whether more exist.
+fn timeline(c: &Ctx<'_>, shortroomid: u64, after: u64, upto: u64, membership: Option<&str>) -> Result<(Vec<StoredEvent>, bool)> {
+    const CHUNK: usize = 100;
+    let limit = c.filter.timeline_limit();
+    let mut events = Vec::new();
+    let mut cursor = upto;
+    'scan: while cursor > after {
+        let rows = c.s.db.scan_from(ROOM_TIMELINE, &shortroomid, &(shortroomid, cursor), true, CHUNK)?;
+        for ((_, pos), Counter(sid)) in &rows {
+            if *pos <= after {
+                break 'scan;
+            }
+            cursor = pos.saturating_sub(1);
+            let Some(ev) = load_by_short(c.s, *sid)? else { continue };
+            if ev.meta.rejected || ev.meta.soft_failed || c.ignored.iter().any(|u| u == ev.pdu.sender.as_str()) {
+                continue;
+            }
+            if !c.filter.timeline.events.allows(&ev) || !can_see(c.s, c.user, &ev, membership)? {
+                continue;
+            }
+            if events.len() == limit {
+                events.reverse();
+                return Ok((events, true));
+            }
+            events.push(ev);
+        }
+        if rows.len() < CHUNK {
+            break;
+        }
+    }
+    events.reverse();
+    Ok((events, false))
+}
+
+/// The `state` section: the full state before the timeline (initial, newly joined, full_state),
+/// or the state that changed in the gap a limited timeline skipped.
+fn state_section(c: &Ctx<'_>, room_id: &RoomId, events: &[StoredEvent], full: bool, limited: bool) -> Result<Vec<StoredEvent>> {
+    if !full && !limited {
+        return Ok(Vec::new());
+    }
+    let group = match events.first() {
+        Some(first) => first.meta.state_before,
+        None => rooms::room(c.s, room_id)?.current_state_group,
+    };
+    let map = state::load(&c.s.db, &c.s.state_cache, group)?;
+    let lazy = c.filter.state.events.lazy_load_members;
+    let senders: BTreeSet<&str> = events.iter().map(|e| e.pdu.sender.as_str()).chain([c.user.as_str()]).collect();
+    let mut out = Vec::new();
+    for sid in map.values() {
+        let Some(ev) = load_by_short(c.s, *sid)? else { continue };
+        if !full && ev.meta.stream_pos <= c.since {
+            continue;
+        }
+        if !c.filter.state.events.allows(&ev) {
+            continue;
+        }
+        let is_member = ev.pdu.kind.to_string() == "m.room.member";
+        if lazy && is_member && !ev.pdu.state_key.as_deref().is_some_and(|k| senders.contains(k)) {
+            continue;
+        }
+        out.push(ev);
+    }
+    Ok(out)
+}
+
+/// `summary`: heroes and member counts (spec: "Room summary").
+fn summary(c: &Ctx<'_>, room_id: &RoomId) -> Result<Value> {
+    let (mut joined, mut invited, mut heroes) = (0u64, 0u64, Vec::new());
+    for ((_, member), m) in c.s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())? {
+        match m.membership.as_str() {
+            "join" => joined += 1,
+            "invite" => invited += 1,
+            _ => continue,
+        }
+        if member != c.user.as_str() && heroes.len() < 5 {
+            heroes.push(member);
+        }
+    }
+    Ok(json!({ "m.heroes": heroes, "m.joined_member_count": joined, "m.invited_member_count": invited }))
+}
+
+/// A joined (or, with `left`, a left) room: `None` when nothing changed.
+pub fn room(c: &Ctx<'_>, room_id: &RoomId, m: &MembershipRecord, account_data: Vec<Value>, left: bool) -> Result<Option<Value>> {
+    let record = rooms::room(c.s, room_id)?;
+    let newly = c.since == 0 || m.stream_pos > c.since;
+    let after = if newly && !left { 0 } else { c.since };
+    let upto = if left { m.stream_pos.min(c.upto) } else { c.upto };
+    let (events, limited) = timeline(c, record.shortroomid, after, upto, Some(m.membership.as_str()))?;
+    let full = (newly && !left) || c.full_state || (left && c.since == 0);
+    let state = state_section(c, room_id, &events, full, limited)?;
+
+    let mut ephemeral = Vec::new();
+    if !left {
+        if let Some(t) = hooks::typing(c.s, room_id, c.since).filter(|_| allows_type(&c.filter.ephemeral, "m.typing")) {
+            ephemeral.push(t);
+        }
+        if let Some(r) = hooks::receipts(c.s, room_id, c.user, c.since, c.upto)?.filter(|_| allows_type(&c.filter.ephemeral, "m.receipt")) {
+            ephemeral.push(r);
+        }
+    }
+    if !newly && events.is_empty() && state.is_empty() && ephemeral.is_empty() && account_data.is_empty() {
+        return Ok(None);
+    }
+    let prev_batch = match events.first() {
+        Some(first) => TopoToken { depth: first.meta.depth, stream: first.meta.stream_pos.saturating_sub(1) }.encode(),
+        None => format!("s{upto}"),
+    };
+    let members_changed = events.iter().chain(&state).any(|e| e.pdu.kind.to_string() == "m.room.member");
+    let mut out = json!({
+        "timeline": { "events": events.iter().map(|e| c.format(e)).collect::<Result<Vec<_>>>()?, "limited": limited, "prev_batch": prev_batch },
+        "state": { "events": state.iter().map(|e| c.format(e)).collect::<Result<Vec<_>>>()? },
+        "account_data": { "events": account_data },
+    });
+    if !left {
+        out["ephemeral"] = json!({ "events": ephemeral });
+        let (unread, threads) = hooks::unread_counts(c.s, room_id, c.user)?;
+        out["unread_notifications"] = unread;
+        out["unread_thread_notifications"] = threads;
+        if newly || members_changed {
+            out["summary"] = summary(c, room_id)?;
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Stripped state for an invite or a knock: the room's description plus the user's own event.
+pub fn stripped_room(c: &Ctx<'_>, room_id: &RoomId) -> Result<Value> {
+    let mut events = Vec::new();
+    for kind in ["m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias", "m.room.encryption", "m.room.topic"] {
+        if let Some(ev) = rooms::current_state_event(c.s, room_id, kind, "")? {
+            events.push(stripped(&ev));
+        }
+    }
+    if let Some(ev) = rooms::current_state_event(c.s, room_id, "m.room.member", c.user.as_str())? {
+        events.push(stripped(&ev));
+    }
+    Ok(json!({ "events": events }))
+}
+
+/// The sender of the user's invite (to drop invites from ignored users).
+pub fn inviter(c: &Ctx<'_>, room_id: &RoomId) -> Result<Option<String>> {
+    Ok(rooms::current_state_event(c.s, room_id, "m.room.member", c.user.as_str())?.map(|e| e.pdu.sender.to_string()))
+}
+
+/// Group account data by room: `Map<room_id, [events]>`.
+pub fn group_by_room(rows: Vec<(String, Value)>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (room, ev) in rows {
+        if let Value::Array(list) = out.entry(room).or_insert_with(|| Value::Array(Vec::new())) {
+            list.push(ev);
+        }
+    }
+    out
+}
