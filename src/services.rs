@@ -29,6 +29,8 @@ pub struct Services {
     pub signing_key: SigningKey,
     /// Nonces handed out by `GET /_synapse/admin/v1/register`, with when they were issued.
     pub registration_nonces: Mutex<HashMap<String, Instant>>,
+    /// The client router, for requests made over the WebSocket API.
+    pub router: std::sync::OnceLock<axum::Router>,
     /// `http://host:port` of the client listener once bound (for `/.well-known/matrix/client`).
     pub client_base_url: std::sync::OnceLock<String>,
     /// Typing, presence activity and other live in-memory state.
@@ -77,6 +79,7 @@ impl Services {
             signing_key,
             registration_nonces: Mutex::new(HashMap::new()),
             client_base_url: std::sync::OnceLock::new(),
+            router: std::sync::OnceLock::new(),
             state_cache: Default::default(),
             ephemeral: Default::default(),
             room_locks: Mutex::new(HashMap::new()),

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod client;
 pub mod ops;
 pub mod ruma;
+pub mod ws;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -54,6 +55,7 @@ pub fn client_router(state: State) -> Router {
     let router = client::routes(Router::new())
         .route("/_synapse/admin/v1/register", get(admin::register::nonce).post(admin::register::register))
         .route("/health", get(ops::health))
+        .route(ws::PATH, get(ws::connect))
         .fallback(|| async {
             Error::new(ErrorKind::Unrecognized { method_not_allowed: false }, "Unrecognized request")
         })

@@ -16,3 +16,4 @@ mod rooms;
 mod server;
 mod sync;
 mod tokens;
+mod websocket;
