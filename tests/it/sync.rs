@@ -247,3 +247,38 @@ async fn concurrent_senders_every_receiver_sees_everything_once() {
         assert_eq!(other, &seen[0], "same order for everyone");
     }
 }
+
+/// VoIP signalling (`m.call.*`) flows like any room event.
+#[tokio::test]
+async fn call_events_flow_through_sync() {
+    let s = TestServer::start();
+    let alice = s.register("alice", "password1").await;
+    let bob = s.register("bob", "password1").await;
+    let room = s.create_room(&alice.access_token, json!({ "preset": "trusted_private_chat", "is_direct": true, "invite": ["@bob:localhost"] })).await;
+    s.join(&bob.access_token, &room).await;
+    let since = sync(&s, &bob, None, "").await["next_batch"].as_str().unwrap().to_owned();
+    let call = json!({ "call_id": "c1", "party_id": "p1", "version": "1" });
+    let steps = [
+        ("m.call.invite", json!({ "lifetime": 60000, "offer": { "type": "offer", "sdp": "v=0 offer" } })),
+        ("m.call.candidates", json!({ "candidates": [{ "candidate": "candidate:1 1 UDP 1 127.0.0.1 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0 }] })),
+        ("m.call.answer", json!({ "answer": { "type": "answer", "sdp": "v=0 answer" } })),
+        ("m.call.select_answer", json!({ "selected_party_id": "p2" })),
+        ("m.call.negotiate", json!({ "lifetime": 10000, "description": { "type": "offer", "sdp": "v=0 re" } })),
+        ("m.call.reject", json!({})),
+        ("m.call.hangup", json!({ "reason": "user_hangup" })),
+    ];
+    for (i, (kind, extra)) in steps.iter().enumerate() {
+        let mut content = call.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            content[k] = v.clone();
+        }
+        let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/send/{kind}/call{i}"), alice.token(), content).await;
+        assert_eq!(r.status, 200, "{kind}: {:?}", r.body);
+    }
+    let inc = sync(&s, &bob, Some(&since), "").await;
+    let events = inc["rooms"]["join"][&room]["timeline"]["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, steps.iter().map(|(k, _)| *k).collect::<Vec<_>>());
+    assert_eq!(events[0]["content"]["offer"]["sdp"], "v=0 offer");
+    assert_eq!(events[6]["content"]["reason"], "user_hangup");
+}
