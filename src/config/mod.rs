@@ -32,6 +32,7 @@ pub struct Config {
     pub rate_limits: RateLimitsSection,
     pub media: MediaSection,
     pub voip: VoipSection,
+    pub presence: PresenceSection,
     pub metrics: MetricsSection,
     pub well_known: WellKnownSection,
     pub rooms: RoomsSection,
@@ -53,6 +54,7 @@ impl Default for Config {
             rate_limits: Default::default(),
             media: Default::default(),
             voip: Default::default(),
+            presence: Default::default(),
             metrics: Default::default(),
             well_known: Default::default(),
             rooms: Default::default(),
@@ -137,6 +139,9 @@ impl Config {
         }
         if !crate::rooms::create::creatable(&self.rooms.default_room_version) {
             return bad("rooms.default_room_version", "not a room version this server creates (3 to 12)");
+        }
+        if self.presence.idle_timeout_ms == 0 {
+            return bad("presence.idle_timeout_ms", "must be positive");
         }
         if !matches!(self.logging.format.as_str(), "pretty" | "json") {
             return bad("logging.format", "must be \"pretty\" or \"json\"");

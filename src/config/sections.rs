@@ -263,6 +263,23 @@ impl Default for VoipSection {
     }
 }
 
+/// `[presence]`: online status (spec: Client-Server API "Presence").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceSection {
+    /// Track and deliver presence. Off: `/presence` still answers, but nothing is recorded or
+    /// sent to anyone.
+    pub enabled: bool,
+    /// How long after a user's last `/sync` (or other activity) ends before they go offline, in ms.
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for PresenceSection {
+    fn default() -> Self {
+        PresenceSection { enabled: true, idle_timeout_ms: 30_000 }
+    }
+}
+
 /// `[metrics]`: Prometheus text on its own listener, never on the public one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

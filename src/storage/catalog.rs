@@ -101,6 +101,21 @@ pub const FORGOTTEN_ROOMS: Table<(String, String), serde_json::Value> = Table::n
 /// (`report_id` is a stream position, so a room's reports scan in the order they were made).
 pub const REPORTS: Table<(String, u64), serde_json::Value> = Table::new("reports");
 
+/// `(room_id | receipt_type) | (user_id | thread)` → [`ReceiptRecord`]: each user's latest
+/// `m.read` / `m.read.private` receipt per thread (`""` unthreaded, `main`, or the thread root's
+/// event ID) (spec: "Receipts").
+pub const RECEIPTS: Table<ReceiptKey, ReceiptRecord> = Table::new("receipts");
+/// The key of [`RECEIPTS`].
+pub type ReceiptKey = ((String, String), (String, String));
+/// `room_id | stream_pos` → [`ReceiptChange`]: which receipt changed at that position (one row per
+/// receipt: an update deletes the row at its previous position), for "changed since N".
+pub const RECEIPT_CHANGES: Table<(String, u64), ReceiptChange> = Table::new("receipt_changes");
+/// `user_id` → [`PresenceRecord`]: the user's presence (spec: "Presence").
+pub const PRESENCE: Table<String, PresenceRecord> = Table::new("presence");
+/// `stream_pos` → `user_id` whose presence changed then (one row per user: a change deletes the
+/// row at the previous position), for "changed since N".
+pub const PRESENCE_CHANGES: Table<u64, String> = Table::new("presence_changes");
+
 /// Every column family, opened at start-up.
 pub const ALL: &[&str] = &[
     COUNTERS.name,
@@ -136,6 +151,10 @@ pub const ALL: &[&str] = &[
     PUBLISHED_ROOMS.name,
     FORGOTTEN_ROOMS.name,
     REPORTS.name,
+    RECEIPTS.name,
+    RECEIPT_CHANGES.name,
+    PRESENCE.name,
+    PRESENCE_CHANGES.name,
 ];
 
 /// Column families merged with `max` over big-endian u64 values.

@@ -75,6 +75,15 @@ impl KeyCodec for u64 {
     }
 }
 
+/// The empty prefix: encodes to no bytes, so `scan_from(table, &(), &start, ..)` walks a whole
+/// table from `start` (e.g. a table keyed by stream position alone).
+impl KeyCodec for () {
+    fn encode_into(&self, _out: &mut Vec<u8>) {}
+    fn decode_from(_input: &mut &[u8]) -> Result<Self> {
+        Ok(())
+    }
+}
+
 impl<A: KeyCodec, B: KeyCodec> KeyCodec for (A, B) {
     fn encode_into(&self, out: &mut Vec<u8>) {
         self.0.encode_into(out);

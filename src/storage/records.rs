@@ -167,3 +167,46 @@ impl JsonValue for RoomRecord {}
 impl JsonValue for EventMeta {}
 impl JsonValue for StateGroupRecord {}
 impl JsonValue for MembershipRecord {}
+
+// Receipts and presence (`src/ephemeral`).
+
+/// `receipts` value: one user's latest receipt of one type in one thread of a room.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReceiptRecord {
+    pub event_id: String,
+    /// When the receipt was sent, ms since the epoch.
+    pub ts: u64,
+    /// Stream position of the receipt itself (its row in `receipt_changes`).
+    pub stream_pos: u64,
+    /// Stream position of the event it acknowledges (timeline order, for unread counts).
+    pub event_pos: u64,
+}
+
+/// `receipt_changes` value: the `receipts` key that changed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReceiptChange {
+    pub receipt_type: String,
+    pub user_id: String,
+    /// `""` unthreaded, `main`, or the thread root's event ID.
+    pub thread: String,
+}
+
+/// `presence` value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PresenceRecord {
+    /// `online`, `unavailable` or `offline`.
+    pub presence: String,
+    pub status_msg: Option<String>,
+    /// Last activity, ms since the epoch (the live value is in memory while the user is active).
+    pub last_active_ts: u64,
+    /// Stream position of the last change (its row in `presence_changes`).
+    pub stream_pos: u64,
+    /// The state was chosen with `PUT /presence`: an explicit `unavailable` outlasts syncs that
+    /// do not say `set_presence`.
+    #[serde(default)]
+    pub explicit: bool,
+}
+
+impl JsonValue for ReceiptRecord {}
+impl JsonValue for ReceiptChange {}
+impl JsonValue for PresenceRecord {}

@@ -5,6 +5,7 @@ mod accounts;
 mod basics;
 mod dag;
 mod devices;
+mod ephemeral;
 mod history;
 mod jwt;
 mod moderation;

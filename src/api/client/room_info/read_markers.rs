@@ -9,14 +9,20 @@ use crate::services::State;
 
 /// `POST /_matrix/client/v3/rooms/{roomId}/read_markers`
 ///
-/// Sets `m.fully_read`. The `m.read` and `m.read.private` receipts are checked like the marker
-/// but not stored yet: receipts come with `/sync` (see [`markers::set`]).
+/// Sets `m.fully_read` and the (unthreaded) `m.read` / `m.read.private` receipts (see
+/// [`markers::set`]).
 pub async fn set(s: State, r: Ruma<set_read_marker::v3::Request>) -> Result<set_read_marker::v3::Response> {
     let user = r.auth()?.user_id.clone();
     let b = r.body;
     s.blocking(move |s| {
-        let receipts: Vec<_> = b.read_receipt.iter().chain(&b.private_read_receipt).map(AsRef::as_ref).collect();
-        markers::set(s, &b.room_id, &user, b.fully_read.as_deref(), &receipts)
+        markers::set(
+            s,
+            &b.room_id,
+            &user,
+            b.fully_read.as_deref(),
+            b.read_receipt.as_deref(),
+            b.private_read_receipt.as_deref(),
+        )
     })
     .await?;
     Ok(set_read_marker::v3::Response::new())

@@ -1,0 +1,163 @@
+//! Presence (spec: Client-Server API "Presence"): each user's state, status message and last
+//! activity, stored in `presence` with a `presence_changes` row at its stream position, and
+//! delivered to the users who share a room with them. Activity is in [`super::activity`].
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use ruma::{OwnedUserId, UserId};
+use serde_json::{Value, json};
+
+use super::activity::{ensure_swept, start_idle};
+use super::lock;
+use crate::error::{Error, Result};
+use crate::rooms::membership::shared_users;
+use crate::services::Services;
+use crate::storage::Storage;
+use crate::storage::catalog::{PRESENCE, PRESENCE_CHANGES, USERS};
+use crate::storage::records::PresenceRecord;
+use crate::users::now_ms;
+
+pub const ONLINE: &str = "online";
+pub const UNAVAILABLE: &str = "unavailable";
+pub const OFFLINE: &str = "offline";
+
+/// Write the user's record at a new stream position (replacing its `presence_changes` row).
+fn write(db: &Storage, user: &UserId, mut record: PresenceRecord, old: Option<&PresenceRecord>) -> Result<()> {
+    let pos = db.stream().allocate();
+    let mut batch = db.batch();
+    if let Some(old) = old {
+        batch.delete(PRESENCE_CHANGES, &old.stream_pos)?;
+    }
+    record.stream_pos = pos.pos();
+    batch.put(PRESENCE, &user.to_string(), &record)?;
+    batch.put(PRESENCE_CHANGES, &pos.pos(), &user.to_string())?;
+    batch.stream_position(&pos)?;
+    batch.commit()
+}
+
+/// Activity moves the user to `state` (`online` or `unavailable`) unless they are in it already,
+/// or chose `unavailable` themselves and this sync did not name a state (`requested`).
+pub(crate) fn become_active(db: &Storage, user: &UserId, state: &str, requested: bool, now: u64) -> Result<()> {
+    let old = db.get(PRESENCE, &user.to_string())?;
+    if let Some(o) = &old {
+        let chosen_away = o.explicit && o.presence == UNAVAILABLE && !requested;
+        if o.presence == state || chosen_away {
+            return Ok(());
+        }
+    }
+    let status_msg = old.as_ref().and_then(|o| o.status_msg.clone());
+    let record =
+        PresenceRecord { presence: state.into(), status_msg, last_active_ts: now, stream_pos: 0, explicit: false };
+    write(db, user, record, old.as_ref())
+}
+
+/// The idle timer expired: offline, keeping the status message.
+pub(crate) fn become_offline(db: &Storage, user: &UserId, last_active: u64) -> Result<()> {
+    let Some(old) = db.get(PRESENCE, &user.to_string())? else { return Ok(()) };
+    if old.presence == OFFLINE {
+        return Ok(());
+    }
+    let last_active_ts = old.last_active_ts.max(last_active);
+    let record = PresenceRecord { presence: OFFLINE.into(), last_active_ts, explicit: false, ..old.clone() };
+    write(db, user, record, Some(&old))
+}
+
+/// `PUT /presence/{userId}/status` for the user themselves: sets the state and status message
+/// and counts as activity (`M_INVALID_PARAM` for a state the spec does not define). With
+/// presence disabled it is accepted and ignored. Without a running sync the user goes offline
+/// after the idle timeout.
+pub fn set(s: &Services, user: &UserId, state: &str, status_msg: Option<String>) -> Result<()> {
+    if !matches!(state, ONLINE | UNAVAILABLE | OFFLINE) {
+        return Err(Error::invalid_param(format!("presence must be {ONLINE}, {UNAVAILABLE} or {OFFLINE}")));
+    }
+    if !s.config.presence.enabled {
+        return Ok(());
+    }
+    ensure_swept(s);
+    let users = &s.ephemeral.activity.users;
+    let mut map = lock(users);
+    let now = now_ms();
+    let old = s.db.get(PRESENCE, &user.to_string())?;
+    let record =
+        PresenceRecord { presence: state.into(), status_msg, last_active_ts: now, stream_pos: 0, explicit: true };
+    write(&s.db, user, record, old.as_ref())?;
+    let live = map.entry(user.to_owned()).or_default();
+    live.last_active = now;
+    if live.guards == 0 {
+        let idle = Duration::from_millis(s.config.presence.idle_timeout_ms);
+        start_idle(users, live, &s.db, user, idle);
+    }
+    Ok(())
+}
+
+/// `GET /presence/{userId}/status`: `M_NOT_FOUND` for an unknown user, `M_FORBIDDEN` unless
+/// `viewer` is the user or shares a room with them (as Synapse). A user who never set a
+/// presence (or with presence disabled) is `offline`.
+pub fn get(s: &Services, viewer: &UserId, user: &UserId) -> Result<Value> {
+    if !s.is_local(user) || s.db.get(USERS, &user.to_string())?.is_none() {
+        return Err(Error::not_found(format!("Unknown user {user}")));
+    }
+    if viewer != user && !shared_users(s, viewer)?.contains(user) {
+        return Err(Error::forbidden("You are not allowed to see their presence"));
+    }
+    if !s.config.presence.enabled {
+        return Ok(json!({ "presence": OFFLINE }));
+    }
+    ensure_swept(s);
+    Ok(match s.db.get(PRESENCE, &user.to_string())? {
+        Some(record) => content(s, user, &record),
+        None => json!({ "presence": OFFLINE }),
+    })
+}
+
+/// The `m.presence` content: `last_active_ago` (0 while a sync is running), `currently_active`
+/// for online users (syncing, or active within the idle timeout), `status_msg` if set.
+fn content(s: &Services, user: &UserId, record: &PresenceRecord) -> Value {
+    let now = now_ms();
+    let (guards, live_active) =
+        lock(&s.ephemeral.activity.users).get(user).map_or((0, 0), |l| (l.guards, l.last_active));
+    let last_active_ago = if guards > 0 { 0 } else { now.saturating_sub(record.last_active_ts.max(live_active)) };
+    let mut c = json!({ "presence": record.presence, "last_active_ago": last_active_ago });
+    if record.presence == ONLINE {
+        c["currently_active"] = json!(guards > 0 || last_active_ago < s.config.presence.idle_timeout_ms);
+    }
+    if let Some(msg) = &record.status_msg {
+        c["status_msg"] = json!(msg);
+    }
+    c
+}
+
+/// `m.presence` events of the users who share a room with `viewer` (the viewer included) whose
+/// presence changed in `(since, upto]`; for `since == 0` everyone's current presence except
+/// offline users without a status message. Empty when presence is disabled.
+pub fn presence_since(s: &Services, viewer: &UserId, since: u64, upto: u64) -> Result<Vec<Value>> {
+    if !s.config.presence.enabled {
+        return Ok(Vec::new());
+    }
+    ensure_swept(s);
+    let shared = shared_users(s, viewer)?;
+    let mut users: BTreeSet<OwnedUserId> = BTreeSet::new();
+    if since == 0 {
+        users = shared;
+    } else {
+        for (pos, user) in s.db.scan_from(PRESENCE_CHANGES, &(), &(since + 1), false, usize::MAX)? {
+            if pos > upto {
+                break;
+            }
+            if let Some(user) = UserId::parse(user).ok().filter(|u| shared.contains(u)) {
+                users.insert(user);
+            }
+        }
+    }
+    let mut events = Vec::new();
+    for user in users {
+        let Some(record) = s.db.get(PRESENCE, &user.to_string())? else { continue };
+        let quiet = since == 0 && record.presence == OFFLINE && record.status_msg.is_none();
+        if quiet || record.stream_pos <= since || record.stream_pos > upto {
+            continue;
+        }
+        events.push(json!({ "type": "m.presence", "sender": user, "content": content(s, &user, &record) }));
+    }
+    Ok(events)
+}

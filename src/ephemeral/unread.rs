@@ -1,0 +1,150 @@
+//! Unread counts (spec: Client-Server API "Receiving notifications", "Unread notification
+//! counts", "Threaded read receipts"): how many events since the user's last read receipt the
+//! default push rules ([`super::push`]) say notify, and how many of those highlight.
+//!
+//! Main-timeline events count after the latest of the user's join, unthreaded receipts and
+//! `main` receipts; a thread's replies after the latest of the join, unthreaded receipts and that
+//! thread's receipts. `m.read` and `m.read.private` count alike. Rejected, soft-failed, redacted
+//! events, the user's own and those of users they ignore never count.
+//!
+//! The main-timeline count is cached per (room, user) with the position it was counted up to, so
+//! each call only evaluates the events since; a moved receipt starts the count afresh. Threads
+//! are counted from their replies (`relations`), skipping those with no reply after the floor.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
+use serde_json::{Map, Value, json};
+
+use super::lock;
+use super::push::{Evaluator, Outcome};
+use super::receipts::{self, MAIN, UNTHREADED, thread_of};
+use crate::error::Result;
+use crate::rooms::{StoredEvent, load_by_short, read, room, short};
+use crate::services::Services;
+use crate::storage::catalog::{EVENT_META, RELATIONS, ROOM_MEMBERSHIPS, ROOM_TIMELINE, THREAD_ROOTS};
+use crate::storage::codec::Counter;
+
+/// Above this many cached (room, user) counts the cache starts over.
+const CACHE_MAX: usize = 100_000;
+
+/// Main-timeline counts per (room, user).
+#[derive(Default)]
+pub struct Cache {
+    main: Mutex<HashMap<(OwnedRoomId, OwnedUserId), Counted>>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Counted {
+    /// Events at or before this position are read.
+    base: u64,
+    /// Timeline position counted up to.
+    upto: u64,
+    notify: u64,
+    highlight: u64,
+}
+
+impl Counted {
+    fn add(&mut self, o: Outcome) {
+        if o.notify {
+            self.notify += 1;
+            self.highlight += u64::from(o.highlight);
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({ "notification_count": self.notify, "highlight_count": self.highlight })
+    }
+}
+
+/// `(unread_notifications, unread_thread_notifications)` of a joined room for `/sync`: the
+/// main-timeline counts, and per thread root the counts of threads with a notifying reply.
+/// Zeros for a room the user is not joined to.
+pub fn unread_counts(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<(Value, Value)> {
+    let membership = s.db.get(ROOM_MEMBERSHIPS, &(room_id.to_string(), user_id.to_string()))?;
+    let Some(joined_at) = membership.filter(|m| m.membership == "join").map(|m| m.stream_pos) else {
+        return Ok((Counted::default().json(), json!({})));
+    };
+    let shortroomid = room(s, room_id)?.shortroomid;
+    let own = receipts::own_receipts(s, room_id, user_id)?;
+    let latest = |thread: &str| own.iter().filter(|(t, _)| t == thread).map(|(_, p)| *p).max().unwrap_or(0);
+    let floor = joined_at.max(latest(UNTHREADED));
+    let mut counting = Counting { s, room_id, user_id, ignored: read::ignored_users(s, user_id)?, eval: None };
+
+    let key = (room_id.to_owned(), user_id.to_owned());
+    let base = floor.max(latest(MAIN));
+    let cached = lock(&s.ephemeral.unread.main).get(&key).copied().filter(|c| c.base == base);
+    let mut main = cached.unwrap_or(Counted { base, upto: base, notify: 0, highlight: 0 });
+    let start = (shortroomid, main.upto + 1);
+    for ((_, pos), Counter(event)) in s.db.scan_from(ROOM_TIMELINE, &shortroomid, &start, false, usize::MAX)? {
+        main.upto = pos;
+        if let Some(ev) = load_by_short(s, event)?
+            && thread_of(&ev).is_none()
+        {
+            main.add(counting.outcome(&ev)?);
+        }
+    }
+    {
+        let mut cache = lock(&s.ephemeral.unread.main);
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(key, main);
+    }
+
+    let mut threads = Map::new();
+    for ((_, root), Counter(last_reply)) in s.db.scan_prefix(THREAD_ROOTS, &shortroomid)? {
+        if last_reply <= floor {
+            continue;
+        }
+        let root_id = short::event_id(&s.db, root)?;
+        let base = floor.max(latest(root_id.as_str()));
+        if last_reply <= base {
+            continue;
+        }
+        let mut thread = Counted { base, ..Counted::default() };
+        for ((_, reply), rel) in s.db.scan_prefix(RELATIONS, &root)? {
+            if rel.get(0).and_then(Value::as_str) != Some("m.thread") {
+                continue;
+            }
+            if s.db.get(EVENT_META, &reply)?.is_none_or(|m| m.stream_pos <= base) {
+                continue;
+            }
+            if let Some(ev) = load_by_short(s, reply)? {
+                thread.add(counting.outcome(&ev)?);
+            }
+        }
+        if thread.notify > 0 {
+            threads.insert(root_id.to_string(), thread.json());
+        }
+    }
+    Ok((main.json(), Value::Object(threads)))
+}
+
+/// Evaluates events for one user, building the push-rule context on first need.
+struct Counting<'a> {
+    s: &'a Services,
+    room_id: &'a RoomId,
+    user_id: &'a UserId,
+    ignored: Vec<String>,
+    eval: Option<Evaluator>,
+}
+
+impl Counting<'_> {
+    fn outcome(&mut self, ev: &StoredEvent) -> Result<Outcome> {
+        let m = &ev.meta;
+        let sender = ev.pdu.sender.as_str();
+        if m.rejected || m.soft_failed || m.outlier || m.redacted_by.is_some() {
+            return Ok(Outcome::default());
+        }
+        if sender == self.user_id.as_str() || self.ignored.iter().any(|u| u == sender) {
+            return Ok(Outcome::default());
+        }
+        let eval = match &mut self.eval {
+            Some(e) => e,
+            empty => empty.insert(Evaluator::new(self.s, self.room_id, self.user_id)?),
+        };
+        Ok(eval.evaluate(ev))
+    }
+}
