@@ -120,7 +120,7 @@ impl Session {
     }
 
     async fn serve(&mut self) {
-        let _presence = crate::sync::hooks::activity(&self.s, &self.auth.user_id, None);
+        let Ok(_presence) = crate::sync::hooks::activity(&self.s, &self.auth.user_id, None).await else { return };
         let mut rx = self.s.db.stream().subscribe();
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;

@@ -30,6 +30,8 @@ pub struct SyncFilter {
     pub event_fields: Option<Vec<String>>,
     /// `event_format: federation` returns PDUs as stored.
     pub federation_format: bool,
+    /// `room.timeline.unread_thread_notifications`: per-thread counts instead of folding them in.
+    pub unread_thread_notifications: bool,
 }
 
 /// Default timeline limit when the filter sets none (as Synapse).
@@ -66,6 +68,10 @@ impl SyncFilter {
             presence: section(v.get("presence")),
             event_fields: strings(v.get("event_fields")),
             federation_format: v.get("event_format").and_then(Value::as_str) == Some("federation"),
+            unread_thread_notifications: get("timeline")
+                .and_then(|t| t.get("unread_thread_notifications"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         }
     }
 

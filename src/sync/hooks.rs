@@ -4,13 +4,10 @@
 use std::collections::BTreeMap;
 
 use ruma::{DeviceId, OwnedUserId, RoomId, UserId};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::Result;
 use crate::services::Services;
-
-/// Presence activity while a sync or socket is open (a real guard once presence lands).
-pub fn activity(_s: &std::sync::Arc<Services>, _user: &UserId, _set_presence: Option<&str>) -> () {}
 
 pub fn to_device(_s: &Services, _user: &UserId, _device: &DeviceId, _since: u64, _upto: u64) -> Result<Vec<Value>> {
     Ok(Vec::new())
@@ -32,18 +29,29 @@ pub fn unused_fallback_key_types(_s: &Services, _user: &UserId, _device: &Device
     Ok(Vec::new())
 }
 
-pub fn typing(_s: &Services, _room: &RoomId, _since: u64) -> Option<Value> {
-    None
+/// `m.typing` for the room, without users the viewer ignores.
+pub fn typing(s: &Services, room: &RoomId, since: u64, ignored: &[String]) -> Option<Value> {
+    let mut ev = crate::ephemeral::typing_since(s, room, since)?;
+    if let Some(ids) = ev.pointer_mut("/content/user_ids").and_then(Value::as_array_mut) {
+        ids.retain(|u| !u.as_str().is_some_and(|u| ignored.iter().any(|i| i == u)));
+    }
+    Some(ev)
 }
 
-pub fn receipts(_s: &Services, _room: &RoomId, _viewer: &UserId, _since: u64, _upto: u64) -> Result<Option<Value>> {
-    Ok(None)
+pub fn receipts(s: &Services, room: &RoomId, viewer: &UserId, since: u64, upto: u64) -> Result<Option<Value>> {
+    crate::ephemeral::receipts_since(s, room, viewer, since, upto)
 }
 
-pub fn presence(_s: &Services, _viewer: &UserId, _since: u64, _upto: u64) -> Result<Vec<Value>> {
-    Ok(Vec::new())
+pub fn presence(s: &Services, viewer: &UserId, since: u64, upto: u64) -> Result<Vec<Value>> {
+    crate::ephemeral::presence_since(s, viewer, since, upto)
 }
 
-pub fn unread_counts(_s: &Services, _room: &RoomId, _user: &UserId) -> Result<(Value, Value)> {
-    Ok((json!({ "notification_count": 0, "highlight_count": 0 }), json!({})))
+pub fn unread_counts(s: &Services, room: &RoomId, user: &UserId) -> Result<(Value, Value)> {
+    crate::ephemeral::unread_counts(s, room, user)
+}
+
+/// Mark the user active for presence while a sync request or socket is open.
+pub async fn activity(s: &std::sync::Arc<Services>, user: &UserId, set_presence: Option<String>) -> Result<crate::ephemeral::PresenceGuard> {
+    let user = user.to_owned();
+    s.blocking(move |s| Ok(crate::ephemeral::sync_activity(s, &user, set_presence.as_deref()))).await
 }

@@ -147,6 +147,7 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
 /// the timeout) and compute again. Wake-ups come from the stream counter's watch channel.
 pub async fn sync(s: &State, user: &UserId, device: &str, req: SyncRequest) -> Result<Value> {
     let deadline = tokio::time::Instant::now() + req.timeout.min(MAX_TIMEOUT);
+    let _active = hooks::activity(s, user, req.set_presence.clone()).await?;
     if let Some(since) = req.since {
         let (u, d) = (user.to_owned(), device.to_owned());
         s.blocking(move |s| hooks::ack_to_device(s, &u, d.as_str().into(), since)).await?;

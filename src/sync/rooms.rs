@@ -135,7 +135,7 @@ pub fn room(c: &Ctx<'_>, room_id: &RoomId, m: &MembershipRecord, account_data: V
 
     let mut ephemeral = Vec::new();
     if !left {
-        if let Some(t) = hooks::typing(c.s, room_id, c.since).filter(|_| allows_type(&c.filter.ephemeral, "m.typing")) {
+        if let Some(t) = hooks::typing(c.s, room_id, c.since, &c.ignored).filter(|_| allows_type(&c.filter.ephemeral, "m.typing")) {
             ephemeral.push(t);
         }
         if let Some(r) = hooks::receipts(c.s, room_id, c.user, c.since, c.upto)?.filter(|_| allows_type(&c.filter.ephemeral, "m.receipt")) {
@@ -157,9 +157,19 @@ pub fn room(c: &Ctx<'_>, room_id: &RoomId, m: &MembershipRecord, account_data: V
     });
     if !left {
         out["ephemeral"] = json!({ "events": ephemeral });
-        let (unread, threads) = hooks::unread_counts(c.s, room_id, c.user)?;
+        let (mut unread, threads) = hooks::unread_counts(c.s, room_id, c.user)?;
+        if c.filter.unread_thread_notifications {
+            out["unread_thread_notifications"] = threads;
+        } else {
+            // Without the filter flag, thread counts are folded into the room's (spec: "Receipts").
+            for counts in threads.as_object().into_iter().flat_map(|m| m.values()) {
+                for key in ["notification_count", "highlight_count"] {
+                    let sum = unread[key].as_u64().unwrap_or(0) + counts[key].as_u64().unwrap_or(0);
+                    unread[key] = json!(sum);
+                }
+            }
+        }
         out["unread_notifications"] = unread;
-        out["unread_thread_notifications"] = threads;
         if newly || members_changed {
             out["summary"] = summary(c, room_id)?;
         }
