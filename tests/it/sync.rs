@@ -282,3 +282,66 @@ async fn call_events_flow_through_sync() {
     assert_eq!(events[0]["content"]["offer"]["sdp"], "v=0 offer");
     assert_eq!(events[6]["content"]["reason"], "user_hangup");
 }
+
+fn ephemeral_of<'a>(body: &'a Value, room: &str, kind: &str) -> Option<&'a Value> {
+    body["rooms"]["join"][room]["ephemeral"]["events"].as_array()?.iter().find(|e| e["type"] == kind)
+}
+
+#[tokio::test]
+async fn typing_receipts_unread_counts_and_presence_in_sync() {
+    let s = TestServer::start_with(&[("TRELLIS_PRESENCE__IDLE_TIMEOUT_MS", "300")]);
+    let alice = s.register("alice", "password1").await;
+    let bob = s.register("bob", "password1").await;
+    let room = s.create_room(&alice.access_token, json!({ "preset": "public_chat" })).await;
+    s.join(&bob.access_token, &room).await;
+    let mut a_since = sync(&s, &alice, None, "").await["next_batch"].as_str().unwrap().to_owned();
+    let b_since = sync(&s, &bob, None, "").await["next_batch"].as_str().unwrap().to_owned();
+
+    // Typing.
+    let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/typing/@alice:localhost"), alice.token(), json!({ "typing": true, "timeout": 20000 })).await;
+    assert_eq!(r.status, 200);
+    let inc = sync(&s, &bob, Some(&b_since), "").await;
+    assert_eq!(ephemeral_of(&inc, &room, "m.typing").unwrap()["content"]["user_ids"], json!(["@alice:localhost"]));
+
+    // Unread counts follow messages and mentions, and reset with a receipt.
+    s.send_text(&alice.access_token, &room, "hello").await;
+    let mention = json!({ "msgtype": "m.text", "body": "bob: look", "m.mentions": { "user_ids": ["@bob:localhost"] } });
+    let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/m1"), alice.token(), mention).await;
+    let last = r.body["event_id"].as_str().unwrap().to_owned();
+    let inc = sync(&s, &bob, Some(&b_since), "").await;
+    assert_eq!(inc["rooms"]["join"][&room]["unread_notifications"], json!({ "notification_count": 2, "highlight_count": 1 }));
+    let b_next = inc["next_batch"].as_str().unwrap().to_owned();
+    let r = s.post(&format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{last}"), bob.token(), json!({})).await;
+    assert_eq!(r.status, 200);
+    let inc = sync(&s, &bob, Some(&b_next), "").await;
+    assert_eq!(inc["rooms"]["join"][&room]["unread_notifications"], json!({ "notification_count": 0, "highlight_count": 0 }));
+
+    // Alice sees Bob's receipt.
+    let inc = sync(&s, &alice, Some(&a_since), "").await;
+    let receipt = ephemeral_of(&inc, &room, "m.receipt").expect("receipt");
+    assert!(receipt["content"][&last]["m.read"]["@bob:localhost"]["ts"].as_u64().is_some());
+    a_since = inc["next_batch"].as_str().unwrap().to_owned();
+
+    // Presence: Bob is online while syncing, offline once his last sync is over and idle.
+    let inc = sync(&s, &alice, Some(&a_since), "").await;
+    let bob_presence: Vec<&Value> = inc["presence"]["events"].as_array().unwrap().iter().filter(|e| e["sender"] == "@bob:localhost").collect();
+    let mut latest = bob_presence.last().map(|e| e["content"]["presence"].clone());
+    let mut since = inc["next_batch"].as_str().unwrap().to_owned();
+    if latest != Some(json!("online")) {
+        // Bob's presence may already have been reported to Alice before `a_since`.
+        let r = s.get("/_matrix/client/v3/presence/@bob:localhost/status", alice.token()).await;
+        latest = Some(r.body["presence"].clone());
+    }
+    assert_eq!(latest, Some(json!("online")));
+    let mut went_offline = false;
+    for _ in 0..20 {
+        let url = format!("/_matrix/client/v3/sync?timeout=2000&since={since}");
+        let r = s.get(&url, alice.token()).await;
+        since = r.body["next_batch"].as_str().unwrap().to_owned();
+        if r.body["presence"]["events"].as_array().unwrap().iter().any(|e| e["sender"] == "@bob:localhost" && e["content"]["presence"] == "offline") {
+            went_offline = true;
+            break;
+        }
+    }
+    assert!(went_offline, "Bob goes offline after his last sync ends");
+}
