@@ -116,6 +116,28 @@ pub const PRESENCE: Table<String, PresenceRecord> = Table::new("presence");
 /// row at the previous position), for "changed since N".
 pub const PRESENCE_CHANGES: Table<u64, String> = Table::new("presence_changes");
 
+/// `user_id | device_id` → the device's `device_keys` object exactly as uploaded
+/// (`POST /keys/upload`; spec: "End-to-End Encryption", "Uploading keys").
+pub const DEVICE_KEYS: Table<(String, String), serde_json::Value> = Table::new("device_keys");
+/// `(user_id | device_id) | (algorithm | stream_pos | key_id)`: a key of `one_time_keys`.
+pub type OneTimeKeyKey = ((String, String), (String, u64, String));
+/// [`OneTimeKeyKey`] → the one-time key (a string or a signed key object). The upload's stream
+/// position orders claims oldest first.
+pub const ONE_TIME_KEYS: Table<OneTimeKeyKey, serde_json::Value> = Table::new("one_time_keys");
+/// `user_id | device_id | algorithm` → [`FallbackKeyRecord`]: at most one per algorithm.
+pub const FALLBACK_KEYS: Table<(String, String, String), FallbackKeyRecord> = Table::new("fallback_keys");
+/// `stream_pos` → `user_id` whose device list changed then (one row per user: a change deletes
+/// the row at the user's previous position in `device_list_positions`).
+pub const DEVICE_LIST_CHANGES: Table<u64, String> = Table::new("device_list_changes");
+/// `user_id` → stream position of the last change to their device list.
+pub const DEVICE_LIST_POSITIONS: Table<String, Counter> = Table::new("device_list_positions");
+/// `user_id | device_id | stream_pos` → `{type, sender, content}`: send-to-device messages
+/// waiting for the device (deleted once `/sync` acknowledges them).
+pub const TO_DEVICE_INBOX: Table<(String, String, u64), serde_json::Value> = Table::new("to_device_inbox");
+/// `user_id | device_id | txn_id` → stream position of the sender's `PUT /sendToDevice` with
+/// that transaction ID (idempotency).
+pub const TO_DEVICE_TXNS: Table<(String, String, String), Counter> = Table::new("to_device_txns");
+
 /// Every column family, opened at start-up.
 pub const ALL: &[&str] = &[
     COUNTERS.name,
@@ -155,6 +177,13 @@ pub const ALL: &[&str] = &[
     RECEIPT_CHANGES.name,
     PRESENCE.name,
     PRESENCE_CHANGES.name,
+    DEVICE_KEYS.name,
+    ONE_TIME_KEYS.name,
+    FALLBACK_KEYS.name,
+    DEVICE_LIST_CHANGES.name,
+    DEVICE_LIST_POSITIONS.name,
+    TO_DEVICE_INBOX.name,
+    TO_DEVICE_TXNS.name,
 ];
 
 /// Column families merged with `max` over big-endian u64 values.

@@ -170,7 +170,7 @@ impl Storage {
     }
 
     pub fn batch(&self) -> Batch<'_> {
-        Batch { storage: self, inner: WriteBatch::default() }
+        Batch { storage: self, inner: WriteBatch::default(), held: Vec::new() }
     }
 
     /// The global stream counter (see [`stream`]).
@@ -247,6 +247,8 @@ impl Storage {
 pub struct Batch<'a> {
     storage: &'a Storage,
     inner: WriteBatch,
+    /// Positions from [`Batch::allocate_position`]: finished when the batch is dropped.
+    held: Vec<PendingPosition>,
 }
 
 impl Batch<'_> {
@@ -279,7 +281,20 @@ impl Batch<'_> {
         self.merge_counter(STREAM_POSITION, pos.pos())
     }
 
+    /// Allocate a stream position for this batch's writes and persist its high mark. The batch
+    /// holds it pending until it is committed or dropped, so readers (who stop at the committed
+    /// position) never see the position before the data it orders. For writers that get a
+    /// `Batch` but not the `PendingPosition` lifetime, e.g. device deletion hooks.
+    pub fn allocate_position(&mut self) -> Result<u64> {
+        let pos = self.storage.stream().allocate();
+        self.stream_position(&pos)?;
+        let p = pos.pos();
+        self.held.push(pos);
+        Ok(p)
+    }
+
     pub fn commit(self) -> Result<()> {
+        // `held` drops after the write: the positions finish once the data is in.
         self.storage.inner.db.write(self.inner)?;
         Ok(())
     }

@@ -210,3 +210,19 @@ pub struct PresenceRecord {
 impl JsonValue for ReceiptRecord {}
 impl JsonValue for ReceiptChange {}
 impl JsonValue for PresenceRecord {}
+
+// End-to-end encryption (`src/keys`).
+
+/// `fallback_keys` value: a device's fallback key for one algorithm (spec: "End-to-End
+/// Encryption", fallback keys). Claiming it sets `used`; it stays until the device replaces it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FallbackKeyRecord {
+    /// The key's `key_id` (the part after `<algorithm>:`).
+    pub key_id: String,
+    /// The key as uploaded (a string or a signed key object).
+    pub key: serde_json::Value,
+    /// Whether `/keys/claim` has handed it out since it was uploaded.
+    pub used: bool,
+}
+
+impl JsonValue for FallbackKeyRecord {}

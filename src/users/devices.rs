@@ -77,8 +77,15 @@ pub fn touch_in(
     batch.put(DEVICE_LAST_SEEN, &key(user_id, device_id), &LastSeenRecord { ip, ts: now })
 }
 
-/// Add the deletion of one device and its tokens to `batch`.
-pub fn delete_in(batch: &mut Batch<'_>, user_id: &UserId, device_id: &str, record: &DeviceRecord) -> Result<()> {
+/// Add the deletion of one device, its tokens and its end-to-end encryption data to `batch`.
+pub fn delete_in(
+    db: &Storage,
+    batch: &mut Batch<'_>,
+    user_id: &UserId,
+    device_id: &str,
+    record: &DeviceRecord,
+) -> Result<()> {
+    crate::keys::device_keys::forget_device_in(db, batch, user_id, device_id)?;
     if let Some(h) = &record.access_token_hash {
         batch.delete(ACCESS_TOKENS, h)?;
     }
@@ -89,13 +96,19 @@ pub fn delete_in(batch: &mut Batch<'_>, user_id: &UserId, device_id: &str, recor
     batch.delete(DEVICES, &(user_id.to_string(), device_id.to_owned()))
 }
 
-/// Add the deletion of every device of the user (but `except`) to `batch`.
+/// Add the deletion of every device of the user (but `except`) to `batch`, and the device-list
+/// change if any goes (its stream position is held by `batch`).
 pub fn delete_all_in(db: &Storage, batch: &mut Batch<'_>, user_id: &UserId, except: Option<&DeviceId>) -> Result<()> {
+    let mut deleted = false;
     for (device_id, record) in list(db, user_id)? {
         if except.is_some_and(|e| e.as_str() == device_id) {
             continue;
         }
-        delete_in(batch, user_id, &device_id, &record)?;
+        delete_in(db, batch, user_id, &device_id, &record)?;
+        deleted = true;
+    }
+    if deleted {
+        crate::keys::changes::record_in(db, batch, user_id)?;
     }
     Ok(())
 }
@@ -103,10 +116,15 @@ pub fn delete_all_in(db: &Storage, batch: &mut Batch<'_>, user_id: &UserId, exce
 /// Delete devices (and so log them out). Unknown device IDs are skipped, as the spec allows.
 pub fn delete(db: &Storage, user_id: &UserId, device_ids: &[&DeviceId]) -> Result<()> {
     let mut batch = db.batch();
+    let mut deleted = false;
     for device_id in device_ids {
         if let Some(record) = get(db, user_id, device_id)? {
-            delete_in(&mut batch, user_id, device_id.as_str(), &record)?;
+            delete_in(db, &mut batch, user_id, device_id.as_str(), &record)?;
+            deleted = true;
         }
+    }
+    if deleted {
+        crate::keys::changes::record_in(db, &mut batch, user_id)?;
     }
     batch.commit()
 }

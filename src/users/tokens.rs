@@ -87,6 +87,9 @@ pub fn create_session(
         record.display_name = display_name.or(record.display_name);
     }
     let mut batch = db.batch();
+    if existing.is_none() {
+        crate::keys::changes::record_in(db, &mut batch, user_id)?;
+    }
     super::devices::touch_in(&mut batch, user_id, &device_id, ip, now)?;
     let session = issue_tokens(&mut batch, user_id, &device_id, &mut record, want_refresh, lifetimes, now)?;
     batch.commit()?;

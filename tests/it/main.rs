@@ -8,6 +8,7 @@ mod devices;
 mod ephemeral;
 mod history;
 mod jwt;
+mod keys;
 mod moderation;
 mod operator;
 mod profile;
