@@ -42,11 +42,17 @@ pub async fn connect(
 ) -> Response {
     let ws = match ws {
         Ok(ws) => ws,
-        Err(_) => return Error::new(ErrorKind::Unrecognized { method_not_allowed: false }, "WebSocket upgrade required")
-            .with_status(axum::http::StatusCode::BAD_REQUEST)
-            .into_response(),
+        Err(_) => {
+            return Error::new(ErrorKind::Unrecognized { method_not_allowed: false }, "WebSocket upgrade required")
+                .with_status(axum::http::StatusCode::BAD_REQUEST)
+                .into_response();
+        }
     };
-    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::to_owned);
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
     let token = bearer.or_else(|| query.get("access_token").cloned());
     // A token given with the upgrade is checked before the upgrade: a bad one is a plain 401.
     let auth = match token {
@@ -89,7 +95,8 @@ impl Session {
                 None => return,
             },
         };
-        let _ = socket.send(frame(json!({ "type": "ready", "user_id": auth.user_id, "device_id": auth.device_id }))).await;
+        let _ =
+            socket.send(frame(json!({ "type": "ready", "user_id": auth.user_id, "device_id": auth.device_id }))).await;
         let mut session = Session { s, socket, auth, token, sync: None };
         session.serve().await;
     }
@@ -106,7 +113,9 @@ impl Session {
         };
         let result = match token {
             Some(t) => authenticate(s, t.clone()).await.map(|a| (a, t)),
-            None => Err(Error::new(ErrorKind::MissingToken, "Authenticate first: {\"type\":\"auth\",\"access_token\":...}")),
+            None => {
+                Err(Error::new(ErrorKind::MissingToken, "Authenticate first: {\"type\":\"auth\",\"access_token\":...}"))
+            }
         };
         match result {
             Ok(a) => Some(a),
@@ -167,7 +176,8 @@ impl Session {
             Err(e) => {
                 let (_, body) = e.to_parts(false);
                 let _ = self.socket.send(frame(json!({ "type": "error", "error": body }))).await;
-                let _ = self.socket.send(close(CLOSE_AUTH, body["errcode"].as_str().unwrap_or("M_UNKNOWN_TOKEN"))).await;
+                let _ =
+                    self.socket.send(close(CLOSE_AUTH, body["errcode"].as_str().unwrap_or("M_UNKNOWN_TOKEN"))).await;
                 false
             }
         }
@@ -186,7 +196,7 @@ impl Session {
         match computed {
             Ok((response, has_data)) => {
                 let first = req.since.is_none() || req.full_state;
-                let next = response["next_batch"].as_str().and_then(|t| t.strip_prefix('s')).and_then(|p| p.parse().ok());
+                let next = response["next_batch"].as_str().and_then(|t| parse_token(&self.s, t).ok());
                 self.sync = Some(Arc::new(SyncRequest {
                     since: next.or(req.since),
                     full_state: false,
@@ -220,7 +230,9 @@ impl Session {
                 Err(e) => json!({ "type": "response", "id": id, "error": e.to_parts(false).1 }),
             },
             Some("request") => self.request(&v, id).await,
-            _ => json!({ "type": "response", "id": id, "error": { "errcode": "M_UNRECOGNIZED", "error": "Unknown frame type" } }),
+            _ => {
+                json!({ "type": "response", "id": id, "error": { "errcode": "M_UNRECOGNIZED", "error": "Unknown frame type" } })
+            }
         };
         self.socket.send(frame(reply)).await.ok().map(|_| false)
     }
@@ -235,17 +247,21 @@ impl Session {
             Some(Value::Object(_)) => SyncFilter::from_json(&v["filter"]),
             Some(Value::String(id)) => {
                 let (uid, id) = (self.auth.user_id.clone(), id.clone());
-                let stored = self.s.db.blocking(move |db| crate::users::account_data::get_filter(db, &uid, &id)).await?;
+                let stored =
+                    self.s.db.blocking(move |db| crate::users::account_data::get_filter(db, &uid, &id)).await?;
                 SyncFilter::from_json(&stored)
             }
             _ => SyncFilter::default(),
         };
         if let Some(since) = since {
             let (u, d) = (self.auth.user_id.clone(), self.auth.device_id.to_string());
-            self.s.blocking(move |s| crate::sync::hooks::ack_to_device(s, &u, d.as_str().into(), since)).await?;
+            self.s
+                .blocking(move |s| crate::sync::hooks::ack_to_device(s, &u, d.as_str().into(), since.to_device))
+                .await?;
         }
         let full_state = v.get("full_state").and_then(Value::as_bool).unwrap_or(false);
-        self.sync = Some(Arc::new(SyncRequest { since, full_state, filter, timeout: Duration::ZERO, set_presence: None }));
+        self.sync =
+            Some(Arc::new(SyncRequest { since, full_state, filter, timeout: Duration::ZERO, set_presence: None }));
         Ok(())
     }
 

@@ -76,7 +76,8 @@ impl SyncFilter {
     }
 
     pub fn wants_room(&self, room_id: &str) -> bool {
-        !self.not_rooms.iter().any(|r| r == room_id) && self.rooms.as_ref().is_none_or(|rs| rs.iter().any(|r| r == room_id))
+        !self.not_rooms.iter().any(|r| r == room_id)
+            && self.rooms.as_ref().is_none_or(|rs| rs.iter().any(|r| r == room_id))
     }
 
     pub fn timeline_limit(&self) -> usize {
@@ -135,7 +136,9 @@ mod tests {
         assert_eq!(f.timeline_limit(), 5);
         assert!(f.include_leave);
         assert!(!allows_type(&f.presence, "m.presence"));
-        let projected = f.project(json!({ "type": "m.room.message", "content": { "body": "hi", "msgtype": "m.text" }, "sender": "@a:x" }));
+        let projected = f.project(
+            json!({ "type": "m.room.message", "content": { "body": "hi", "msgtype": "m.text" }, "sender": "@a:x" }),
+        );
         assert_eq!(projected, json!({ "type": "m.room.message", "content": { "body": "hi" } }));
     }
 }

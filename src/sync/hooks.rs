@@ -9,24 +9,30 @@ use serde_json::Value;
 use crate::error::Result;
 use crate::services::Services;
 
-pub fn to_device(_s: &Services, _user: &UserId, _device: &DeviceId, _since: u64, _upto: u64) -> Result<Vec<Value>> {
-    Ok(Vec::new())
+/// To-device messages after `since` (a page) and the position delivered up to.
+pub fn to_device(s: &Services, user: &UserId, device: &DeviceId, since: u64, upto: u64) -> Result<(Vec<Value>, u64)> {
+    crate::keys::to_device_page(s, user, device, since, upto)
 }
 
-pub fn ack_to_device(_s: &Services, _user: &UserId, _device: &DeviceId, _upto: u64) -> Result<()> {
-    Ok(())
+pub fn ack_to_device(s: &Services, user: &UserId, device: &DeviceId, upto: u64) -> Result<()> {
+    crate::keys::ack_to_device(s, user, device, upto)
 }
 
-pub fn device_lists(_s: &Services, _user: &UserId, _since: u64, _upto: u64) -> Result<(Vec<OwnedUserId>, Vec<OwnedUserId>)> {
-    Ok((Vec::new(), Vec::new()))
+pub fn device_lists(
+    s: &Services,
+    user: &UserId,
+    since: u64,
+    upto: u64,
+) -> Result<(Vec<OwnedUserId>, Vec<OwnedUserId>)> {
+    crate::keys::device_list_changes(s, user, since, upto)
 }
 
-pub fn one_time_key_counts(_s: &Services, _user: &UserId, _device: &DeviceId) -> Result<BTreeMap<String, u64>> {
-    Ok(BTreeMap::new())
+pub fn one_time_key_counts(s: &Services, user: &UserId, device: &DeviceId) -> Result<BTreeMap<String, u64>> {
+    crate::keys::one_time_key_counts(s, user, device)
 }
 
-pub fn unused_fallback_key_types(_s: &Services, _user: &UserId, _device: &DeviceId) -> Result<Vec<String>> {
-    Ok(Vec::new())
+pub fn unused_fallback_key_types(s: &Services, user: &UserId, device: &DeviceId) -> Result<Vec<String>> {
+    crate::keys::unused_fallback_key_types(s, user, device)
 }
 
 /// `m.typing` for the room, without users the viewer ignores.
@@ -51,7 +57,11 @@ pub fn unread_counts(s: &Services, room: &RoomId, user: &UserId) -> Result<(Valu
 }
 
 /// Mark the user active for presence while a sync request or socket is open.
-pub async fn activity(s: &std::sync::Arc<Services>, user: &UserId, set_presence: Option<String>) -> Result<crate::ephemeral::PresenceGuard> {
+pub async fn activity(
+    s: &std::sync::Arc<Services>,
+    user: &UserId,
+    set_presence: Option<String>,
+) -> Result<crate::ephemeral::PresenceGuard> {
     let user = user.to_owned();
     s.blocking(move |s| Ok(crate::ephemeral::sync_activity(s, &user, set_presence.as_deref()))).await
 }

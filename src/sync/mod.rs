@@ -24,38 +24,61 @@ use rooms::Ctx;
 /// Longest a long-poll waits, whatever the client asks.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A sync token: `s<pos>`, or `s<pos>_t<to-device pos>` when the device's to-device inbox was
+/// paged and has undelivered messages at or below `pos`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncToken {
+    pub pos: u64,
+    pub to_device: u64,
+}
+
+impl SyncToken {
+    pub fn encode(self) -> String {
+        if self.to_device >= self.pos { format!("s{}", self.pos) } else { format!("s{}_t{}", self.pos, self.to_device) }
+    }
+
+    fn parse(token: &str) -> Option<SyncToken> {
+        let rest = token.strip_prefix('s').unwrap_or(token);
+        let (pos, td) = match rest.split_once("_t") {
+            Some((p, t)) => (p.parse().ok()?, Some(t.parse().ok()?)),
+            None => (rest.parse().ok()?, None),
+        };
+        Some(SyncToken { pos, to_device: td.unwrap_or(pos).min(pos) })
+    }
+}
+
 /// A parsed `/sync` request.
 pub struct SyncRequest {
-    pub since: Option<u64>,
+    pub since: Option<SyncToken>,
     pub full_state: bool,
     pub filter: SyncFilter,
     pub timeout: Duration,
     pub set_presence: Option<String>,
 }
 
-/// `s<pos>` (or a bare number) → position; `M_INVALID_PARAM` for garbage or future tokens.
-pub fn parse_token(s: &Services, token: &str) -> Result<u64> {
-    let pos: u64 = token
-        .strip_prefix('s')
-        .unwrap_or(token)
-        .parse()
-        .map_err(|_| Error::invalid_param(format!("Invalid sync token {token:?}")))?;
-    if pos > s.db.stream().committed() {
+/// Parse a sync token; `M_INVALID_PARAM` for garbage or tokens from the future.
+pub fn parse_token(s: &Services, token: &str) -> Result<SyncToken> {
+    let t = SyncToken::parse(token).ok_or_else(|| Error::invalid_param(format!("Invalid sync token {token:?}")))?;
+    if t.pos > s.db.stream().committed() {
         return Err(Error::invalid_param(format!("Sync token {token:?} is from the future")));
     }
-    Ok(pos)
+    Ok(t)
 }
 
 /// Account data changed in `(since, upto]`: (global events, `(room_id, event)` pairs).
 fn account_data(s: &Services, user: &UserId, since: u64, upto: u64) -> Result<(Vec<Value>, Vec<(String, Value)>)> {
     let key = user.to_string();
-    let rows = s.db.scan_from(ACCOUNT_DATA_CHANGES, &key, &(key.clone(), since.saturating_add(1)), false, usize::MAX)?;
+    let rows =
+        s.db.scan_from(ACCOUNT_DATA_CHANGES, &key, &(key.clone(), since.saturating_add(1)), false, usize::MAX)?;
     let (mut global, mut per_room) = (Vec::new(), Vec::new());
     for ((_, pos), change) in rows {
         if pos > upto {
             break;
         }
-        let Some(record) = s.db.get(ACCOUNT_DATA, &(key.clone(), change.room_id.clone(), change.data_type.clone()))? else { continue };
+        let Some(record) = s.db.get(ACCOUNT_DATA, &(key.clone(), change.room_id.clone(), change.data_type.clone()))?
+        else {
+            continue;
+        };
         let event = json!({ "type": change.data_type, "content": record.content });
         if change.room_id.is_empty() {
             global.push(event);
@@ -68,12 +91,28 @@ fn account_data(s: &Services, user: &UserId, since: u64, upto: u64) -> Result<(V
 
 /// One sync response for `(since, upto]` and whether it holds anything new.
 pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upto: u64) -> Result<(Value, bool)> {
-    let since = req.since.unwrap_or(0);
-    let c = Ctx { s, user, device, since, upto, full_state: req.full_state, filter: &req.filter, ignored: ignored_users(s, user)? };
+    let since = req.since.map_or(0, |t| t.pos);
+    let to_device_since = req.since.map_or(0, |t| t.to_device);
+    let c = Ctx {
+        s,
+        user,
+        device,
+        since,
+        upto,
+        full_state: req.full_state,
+        filter: &req.filter,
+        ignored: ignored_users(s, user)?,
+    };
     let (global_data, room_data) = account_data(s, user, since, upto)?;
-    let global_data: Vec<Value> = global_data.into_iter().filter(|e| allows_type(&req.filter.account_data, e["type"].as_str().unwrap_or(""))).collect();
+    let global_data: Vec<Value> = global_data
+        .into_iter()
+        .filter(|e| allows_type(&req.filter.account_data, e["type"].as_str().unwrap_or("")))
+        .collect();
     let mut room_data = rooms::group_by_room(
-        room_data.into_iter().filter(|(_, e)| allows_type(&req.filter.room_account_data, e["type"].as_str().unwrap_or(""))).collect(),
+        room_data
+            .into_iter()
+            .filter(|(_, e)| allows_type(&req.filter.room_account_data, e["type"].as_str().unwrap_or("")))
+            .collect(),
     );
 
     let (mut join, mut invite, mut leave, mut knock) = (Map::new(), Map::new(), Map::new(), Map::new());
@@ -116,10 +155,13 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
 
     let presence: Vec<Value> = hooks::presence(s, user, since, upto)?
         .into_iter()
-        .filter(|e| allows_type(&req.filter.presence, "m.presence") && !c.ignored.iter().any(|u| Some(u.as_str()) == e["sender"].as_str()))
+        .filter(|e| {
+            allows_type(&req.filter.presence, "m.presence")
+                && !c.ignored.iter().any(|u| Some(u.as_str()) == e["sender"].as_str())
+        })
         .collect();
     let device_id: &ruma::DeviceId = device.into();
-    let to_device = hooks::to_device(s, user, device_id, since, upto)?;
+    let (to_device, to_device_reached) = hooks::to_device(s, user, device_id, to_device_since, upto)?;
     let (changed, left) = if since > 0 { hooks::device_lists(s, user, since, upto)? } else { (Vec::new(), Vec::new()) };
     let has_data = !(join.is_empty()
         && invite.is_empty()
@@ -128,10 +170,11 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
         && global_data.is_empty()
         && presence.is_empty()
         && to_device.is_empty()
+        && to_device_reached >= upto
         && changed.is_empty()
         && left.is_empty());
     let response = json!({
-        "next_batch": format!("s{upto}"),
+        "next_batch": SyncToken { pos: upto, to_device: to_device_reached }.encode(),
         "rooms": { "join": join, "invite": invite, "leave": leave, "knock": knock },
         "account_data": { "events": global_data },
         "presence": { "events": presence },
@@ -150,7 +193,7 @@ pub async fn sync(s: &State, user: &UserId, device: &str, req: SyncRequest) -> R
     let _active = hooks::activity(s, user, req.set_presence.clone()).await?;
     if let Some(since) = req.since {
         let (u, d) = (user.to_owned(), device.to_owned());
-        s.blocking(move |s| hooks::ack_to_device(s, &u, d.as_str().into(), since)).await?;
+        s.blocking(move |s| hooks::ack_to_device(s, &u, d.as_str().into(), since.to_device)).await?;
     }
     let req = std::sync::Arc::new(req);
     let mut rx = s.db.stream().subscribe();
@@ -165,5 +208,24 @@ pub async fn sync(s: &State, user: &UserId, device: &str, req: SyncRequest) -> R
             changed = rx.changed() => if changed.is_err() { return Ok(response) },
             _ = tokio::time::sleep_until(deadline) => return Ok(response),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SyncToken;
+
+    #[test]
+    fn tokens_round_trip() {
+        let plain = SyncToken { pos: 42, to_device: 42 };
+        assert_eq!(plain.encode(), "s42");
+        assert_eq!(SyncToken::parse("s42"), Some(plain));
+        assert_eq!(SyncToken::parse("42"), Some(plain));
+        let paged = SyncToken { pos: 42, to_device: 7 };
+        assert_eq!(paged.encode(), "s42_t7");
+        assert_eq!(SyncToken::parse("s42_t7"), Some(paged));
+        assert_eq!(SyncToken::parse("s42_t99"), Some(plain), "to-device never ahead of the stream");
+        assert_eq!(SyncToken::parse("garbage"), None);
+        assert_eq!(SyncToken::parse("s1_tx"), None);
     }
 }

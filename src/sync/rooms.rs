@@ -43,7 +43,13 @@ impl Ctx<'_> {
 }
 
 /// The newest `limit` visible events in `(after, upto]`, oldest first, and whether more exist.
-fn timeline(c: &Ctx<'_>, shortroomid: u64, after: u64, upto: u64, membership: Option<&str>) -> Result<(Vec<StoredEvent>, bool)> {
+fn timeline(
+    c: &Ctx<'_>,
+    shortroomid: u64,
+    after: u64,
+    upto: u64,
+    membership: Option<&str>,
+) -> Result<(Vec<StoredEvent>, bool)> {
     const CHUNK: usize = 100;
     let limit = c.filter.timeline_limit();
     let mut events = Vec::new();
@@ -78,7 +84,13 @@ fn timeline(c: &Ctx<'_>, shortroomid: u64, after: u64, upto: u64, membership: Op
 
 /// The `state` section: the full state before the timeline (initial, newly joined, full_state),
 /// or the state that changed in the gap a limited timeline skipped.
-fn state_section(c: &Ctx<'_>, room_id: &RoomId, events: &[StoredEvent], full: bool, limited: bool) -> Result<Vec<StoredEvent>> {
+fn state_section(
+    c: &Ctx<'_>,
+    room_id: &RoomId,
+    events: &[StoredEvent],
+    full: bool,
+    limited: bool,
+) -> Result<Vec<StoredEvent>> {
     if !full && !limited {
         return Ok(Vec::new());
     }
@@ -124,7 +136,13 @@ fn summary(c: &Ctx<'_>, room_id: &RoomId) -> Result<Value> {
 }
 
 /// A joined (or, with `left`, a left) room: `None` when nothing changed.
-pub fn room(c: &Ctx<'_>, room_id: &RoomId, m: &MembershipRecord, account_data: Vec<Value>, left: bool) -> Result<Option<Value>> {
+pub fn room(
+    c: &Ctx<'_>,
+    room_id: &RoomId,
+    m: &MembershipRecord,
+    account_data: Vec<Value>,
+    left: bool,
+) -> Result<Option<Value>> {
     let record = rooms::room(c.s, room_id)?;
     let newly = c.since == 0 || m.stream_pos > c.since;
     let after = if newly && !left { 0 } else { c.since };
@@ -135,10 +153,14 @@ pub fn room(c: &Ctx<'_>, room_id: &RoomId, m: &MembershipRecord, account_data: V
 
     let mut ephemeral = Vec::new();
     if !left {
-        if let Some(t) = hooks::typing(c.s, room_id, c.since, &c.ignored).filter(|_| allows_type(&c.filter.ephemeral, "m.typing")) {
+        if let Some(t) =
+            hooks::typing(c.s, room_id, c.since, &c.ignored).filter(|_| allows_type(&c.filter.ephemeral, "m.typing"))
+        {
             ephemeral.push(t);
         }
-        if let Some(r) = hooks::receipts(c.s, room_id, c.user, c.since, c.upto)?.filter(|_| allows_type(&c.filter.ephemeral, "m.receipt")) {
+        if let Some(r) = hooks::receipts(c.s, room_id, c.user, c.since, c.upto)?
+            .filter(|_| allows_type(&c.filter.ephemeral, "m.receipt"))
+        {
             ephemeral.push(r);
         }
     }
@@ -180,7 +202,15 @@ pub fn room(c: &Ctx<'_>, room_id: &RoomId, m: &MembershipRecord, account_data: V
 /// Stripped state for an invite or a knock: the room's description plus the user's own event.
 pub fn stripped_room(c: &Ctx<'_>, room_id: &RoomId) -> Result<Value> {
     let mut events = Vec::new();
-    for kind in ["m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias", "m.room.encryption", "m.room.topic"] {
+    for kind in [
+        "m.room.create",
+        "m.room.join_rules",
+        "m.room.name",
+        "m.room.avatar",
+        "m.room.canonical_alias",
+        "m.room.encryption",
+        "m.room.topic",
+    ] {
         if let Some(ev) = rooms::current_state_event(c.s, room_id, kind, "")? {
             events.push(stripped(&ev));
         }

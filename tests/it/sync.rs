@@ -37,12 +37,26 @@ async fn initial_and_incremental_sync() {
     let joined = &first["rooms"]["join"][&room];
     assert_eq!(timeline_bodies(&first, &room), ["one"]);
     // State before the timeline plus the timeline's own state events: the whole room state.
-    let all: Vec<&Value> = joined["state"]["events"].as_array().unwrap().iter().chain(joined["timeline"]["events"].as_array().unwrap()).collect();
-    let state_types: HashSet<&str> = all.iter().filter(|e| e.get("state_key").is_some()).map(|e| e["type"].as_str().unwrap()).collect();
+    let all: Vec<&Value> = joined["state"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(joined["timeline"]["events"].as_array().unwrap())
+        .collect();
+    let state_types: HashSet<&str> =
+        all.iter().filter(|e| e.get("state_key").is_some()).map(|e| e["type"].as_str().unwrap()).collect();
     assert!(state_types.contains("m.room.create") && state_types.contains("m.room.name"), "{state_types:?}");
     let limited = sync(&s, &bob, None, "&filter=%7B%22room%22%3A%7B%22timeline%22%3A%7B%22limit%22%3A1%7D%7D%7D").await;
-    let st: HashSet<&str> = limited["rooms"]["join"][&room]["state"]["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert!(st.contains("m.room.create") && st.contains("m.room.name") && st.contains("m.room.member"), "state before a 1-event timeline: {st:?}");
+    let st: HashSet<&str> = limited["rooms"]["join"][&room]["state"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(
+        st.contains("m.room.create") && st.contains("m.room.name") && st.contains("m.room.member"),
+        "state before a 1-event timeline: {st:?}"
+    );
     assert_eq!(limited["rooms"]["join"][&room]["timeline"]["limited"], json!(true));
     assert_eq!(joined["summary"]["m.joined_member_count"], json!(2));
     assert_eq!(joined["summary"]["m.heroes"], json!(["@alice:localhost"]));
@@ -84,8 +98,15 @@ async fn a_limited_timeline_and_messages_fill_the_gap_exactly() {
     assert_eq!(tl["limited"], json!(true));
     assert_eq!(timeline_bodies(&inc, &room), ["m20", "m21", "m22", "m23", "m24"]);
     let prev = tl["prev_batch"].as_str().unwrap();
-    let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=100&from={prev}&to={start}"), bob.token()).await;
-    let gap: Vec<String> = r.body["chunk"].as_array().unwrap().iter().filter_map(|e| e["content"]["body"].as_str().map(str::to_owned)).collect();
+    let r = s
+        .get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=100&from={prev}&to={start}"), bob.token())
+        .await;
+    let gap: Vec<String> = r.body["chunk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
+        .collect();
     let expected: Vec<String> = (0..20).rev().map(|i| format!("m{i}")).collect();
     assert_eq!(gap, expected, "the gap, nothing more, nothing less");
 }
@@ -139,7 +160,13 @@ async fn three_devices_and_two_friends_see_everything() {
         tokens.push(sync(&s, who, None, "").await["next_batch"].as_str().unwrap().to_owned());
     }
 
-    let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/from-phone"), phone.token(), json!({ "msgtype": "m.text", "body": "from the phone" })).await;
+    let r = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/from-phone"),
+            phone.token(),
+            json!({ "msgtype": "m.text", "body": "from the phone" }),
+        )
+        .await;
     let phone_msg = r.body["event_id"].as_str().unwrap().to_owned();
     s.send_text(&bob.access_token, &room, "hi from bob").await;
     let edit = json!({ "msgtype": "m.text", "body": "* edited", "m.new_content": { "msgtype": "m.text", "body": "edited" }, "m.relates_to": { "rel_type": "m.replace", "event_id": phone_msg } });
@@ -152,7 +179,12 @@ async fn three_devices_and_two_friends_see_everything() {
         let inc = sync(&s, who, Some(since), "").await;
         let events = inc["rooms"]["join"][&room]["timeline"]["events"].as_array().unwrap().clone();
         let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
-        assert_eq!(kinds, ["m.room.message", "m.room.message", "m.room.message", "m.room.message", "m.room.redaction", "m.room.name"], "{}", who.device_id);
+        assert_eq!(
+            kinds,
+            ["m.room.message", "m.room.message", "m.room.message", "m.room.message", "m.room.redaction", "m.room.name"],
+            "{}",
+            who.device_id
+        );
         assert_eq!(events[0]["content"]["body"], "from the phone");
         assert_eq!(events[2]["content"]["m.new_content"]["body"], "edited");
         assert_eq!(events[3]["content"], json!({}), "redacted for everyone");
@@ -216,7 +248,9 @@ async fn concurrent_senders_every_receiver_sees_everything_once() {
     for (n, u) in users.iter().enumerate() {
         for i in 0..20 {
             let url = format!("{}/_matrix/client/v3/rooms/{room}/send/m.room.message/x{n}_{i}", s.url);
-            tasks.push(tokio::spawn(crate::server::send(http.put(url).bearer_auth(&u.access_token).json(&json!({ "body": format!("{n}.{i}") })))));
+            tasks.push(tokio::spawn(crate::server::send(
+                http.put(url).bearer_auth(&u.access_token).json(&json!({ "body": format!("{n}.{i}") })),
+            )));
         }
     }
     // Receivers sync incrementally while the senders run.
@@ -254,13 +288,21 @@ async fn call_events_flow_through_sync() {
     let s = TestServer::start();
     let alice = s.register("alice", "password1").await;
     let bob = s.register("bob", "password1").await;
-    let room = s.create_room(&alice.access_token, json!({ "preset": "trusted_private_chat", "is_direct": true, "invite": ["@bob:localhost"] })).await;
+    let room = s
+        .create_room(
+            &alice.access_token,
+            json!({ "preset": "trusted_private_chat", "is_direct": true, "invite": ["@bob:localhost"] }),
+        )
+        .await;
     s.join(&bob.access_token, &room).await;
     let since = sync(&s, &bob, None, "").await["next_batch"].as_str().unwrap().to_owned();
     let call = json!({ "call_id": "c1", "party_id": "p1", "version": "1" });
     let steps = [
         ("m.call.invite", json!({ "lifetime": 60000, "offer": { "type": "offer", "sdp": "v=0 offer" } })),
-        ("m.call.candidates", json!({ "candidates": [{ "candidate": "candidate:1 1 UDP 1 127.0.0.1 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0 }] })),
+        (
+            "m.call.candidates",
+            json!({ "candidates": [{ "candidate": "candidate:1 1 UDP 1 127.0.0.1 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0 }] }),
+        ),
         ("m.call.answer", json!({ "answer": { "type": "answer", "sdp": "v=0 answer" } })),
         ("m.call.select_answer", json!({ "selected_party_id": "p2" })),
         ("m.call.negotiate", json!({ "lifetime": 10000, "description": { "type": "offer", "sdp": "v=0 re" } })),
@@ -298,7 +340,13 @@ async fn typing_receipts_unread_counts_and_presence_in_sync() {
     let b_since = sync(&s, &bob, None, "").await["next_batch"].as_str().unwrap().to_owned();
 
     // Typing.
-    let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/typing/@alice:localhost"), alice.token(), json!({ "typing": true, "timeout": 20000 })).await;
+    let r = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/typing/@alice:localhost"),
+            alice.token(),
+            json!({ "typing": true, "timeout": 20000 }),
+        )
+        .await;
     assert_eq!(r.status, 200);
     let inc = sync(&s, &bob, Some(&b_since), "").await;
     assert_eq!(ephemeral_of(&inc, &room, "m.typing").unwrap()["content"]["user_ids"], json!(["@alice:localhost"]));
@@ -309,12 +357,18 @@ async fn typing_receipts_unread_counts_and_presence_in_sync() {
     let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/m1"), alice.token(), mention).await;
     let last = r.body["event_id"].as_str().unwrap().to_owned();
     let inc = sync(&s, &bob, Some(&b_since), "").await;
-    assert_eq!(inc["rooms"]["join"][&room]["unread_notifications"], json!({ "notification_count": 2, "highlight_count": 1 }));
+    assert_eq!(
+        inc["rooms"]["join"][&room]["unread_notifications"],
+        json!({ "notification_count": 2, "highlight_count": 1 })
+    );
     let b_next = inc["next_batch"].as_str().unwrap().to_owned();
     let r = s.post(&format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{last}"), bob.token(), json!({})).await;
     assert_eq!(r.status, 200);
     let inc = sync(&s, &bob, Some(&b_next), "").await;
-    assert_eq!(inc["rooms"]["join"][&room]["unread_notifications"], json!({ "notification_count": 0, "highlight_count": 0 }));
+    assert_eq!(
+        inc["rooms"]["join"][&room]["unread_notifications"],
+        json!({ "notification_count": 0, "highlight_count": 0 })
+    );
 
     // Alice sees Bob's receipt.
     let inc = sync(&s, &alice, Some(&a_since), "").await;
@@ -324,7 +378,8 @@ async fn typing_receipts_unread_counts_and_presence_in_sync() {
 
     // Presence: Bob is online while syncing, offline once his last sync is over and idle.
     let inc = sync(&s, &alice, Some(&a_since), "").await;
-    let bob_presence: Vec<&Value> = inc["presence"]["events"].as_array().unwrap().iter().filter(|e| e["sender"] == "@bob:localhost").collect();
+    let bob_presence: Vec<&Value> =
+        inc["presence"]["events"].as_array().unwrap().iter().filter(|e| e["sender"] == "@bob:localhost").collect();
     let mut latest = bob_presence.last().map(|e| e["content"]["presence"].clone());
     let mut since = inc["next_batch"].as_str().unwrap().to_owned();
     if latest != Some(json!("online")) {
@@ -338,10 +393,69 @@ async fn typing_receipts_unread_counts_and_presence_in_sync() {
         let url = format!("/_matrix/client/v3/sync?timeout=2000&since={since}");
         let r = s.get(&url, alice.token()).await;
         since = r.body["next_batch"].as_str().unwrap().to_owned();
-        if r.body["presence"]["events"].as_array().unwrap().iter().any(|e| e["sender"] == "@bob:localhost" && e["content"]["presence"] == "offline") {
+        if r.body["presence"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["sender"] == "@bob:localhost" && e["content"]["presence"] == "offline")
+        {
             went_offline = true;
             break;
         }
     }
     assert!(went_offline, "Bob goes offline after his last sync ends");
+}
+
+#[tokio::test]
+async fn to_device_and_device_lists_through_sync() {
+    let s = TestServer::start();
+    let alice = s.register("alice", "password1").await;
+    let bob = s.register("bob", "password1").await;
+    let room = s.create_room(&alice.access_token, json!({ "preset": "public_chat" })).await;
+    s.join(&bob.access_token, &room).await;
+    let mut bob_since = sync(&s, &bob, None, "").await["next_batch"].as_str().unwrap().to_owned();
+
+    // 150 to-device messages: more than one page; none lost, none repeated.
+    for i in 0..150 {
+        let body = json!({ "messages": { "@bob:localhost": { bob.device_id.clone(): { "n": i } } } });
+        let r = s.put(&format!("/_matrix/client/v3/sendToDevice/m.test/t{i}"), alice.token(), body).await;
+        assert_eq!(r.status, 200);
+    }
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        let inc = sync(&s, &bob, Some(&bob_since), "").await;
+        let events = inc["to_device"]["events"].as_array().unwrap();
+        got.extend(events.iter().map(|e| e["content"]["n"].as_u64().unwrap()));
+        assert!(events.iter().all(|e| e["sender"] == "@alice:localhost" && e["type"] == "m.test"));
+        bob_since = inc["next_batch"].as_str().unwrap().to_owned();
+        if got.len() >= 150 {
+            break;
+        }
+    }
+    assert_eq!(got, (0..150).collect::<Vec<u64>>());
+    let again = sync(&s, &bob, Some(&bob_since), "").await;
+    assert_eq!(again["to_device"]["events"], json!([]), "acknowledged messages are gone");
+
+    // Alice logs in on a new device: Bob is told her device list changed.
+    s.login("alice", "password1").await;
+    let inc = sync(&s, &bob, Some(&bob_since), "").await;
+    assert!(
+        inc["device_lists"]["changed"].as_array().unwrap().contains(&json!("@alice:localhost")),
+        "{}",
+        inc["device_lists"]
+    );
+    bob_since = inc["next_batch"].as_str().unwrap().to_owned();
+    s.room_post(&alice.access_token, &room, "leave", json!({})).await;
+    let inc = sync(&s, &bob, Some(&bob_since), "").await;
+    assert!(
+        inc["device_lists"]["left"].as_array().unwrap().contains(&json!("@alice:localhost")),
+        "{}",
+        inc["device_lists"]
+    );
+
+    // One-time key counts come with every sync.
+    let keys = json!({ "one_time_keys": { "signed_curve25519:AAAA": { "key": "k1", "signatures": {} } } });
+    s.post("/_matrix/client/v3/keys/upload", bob.token(), keys).await;
+    let inc = sync(&s, &bob, Some(&bob_since), "").await;
+    assert_eq!(inc["device_one_time_keys_count"]["signed_curve25519"], json!(1));
 }

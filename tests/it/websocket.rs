@@ -24,7 +24,11 @@ async fn connect(s: &TestServer, token: Option<&str>) -> Result<Socket, tokio_tu
 /// The next JSON frame (pings and pongs skipped); panics after 20 s.
 async fn next(ws: &mut Socket) -> Value {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next()).await.expect("frame in time").expect("open").expect("ok");
+        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("frame in time")
+            .expect("open")
+            .expect("ok");
         match msg {
             Message::Text(t) => return serde_json::from_str(&t).unwrap(),
             Message::Close(c) => return json!({ "type": "closed", "code": c.map(|c| u16::from(c.code)) }),
@@ -108,7 +112,10 @@ async fn pushes_requests_and_resume() {
     assert!(got_response && got_echo, "the reply and the pushed event");
     send(&mut ws, json!({ "type": "request", "id": "r2", "method": "PUT", "path": "/_matrix/client/v3/rooms/!nope:localhost/send/m.room.message/x", "body": {} })).await;
     let err = next(&mut ws).await;
-    assert_eq!((err["id"].as_str(), err["status"].as_u64(), err["error"]["errcode"].as_str()), (Some("r2"), Some(404), Some("M_NOT_FOUND")));
+    assert_eq!(
+        (err["id"].as_str(), err["status"].as_u64(), err["error"]["errcode"].as_str()),
+        (Some("r2"), Some(404), Some("M_NOT_FOUND"))
+    );
     send(&mut ws, json!({ "type": "request", "id": "r3", "method": "GET", "path": "/_matrix/client/v3/sync" })).await;
     assert_eq!(next(&mut ws).await["error"]["errcode"], "M_UNRECOGNIZED");
     send(&mut ws, json!("not an object")).await;
@@ -155,4 +162,17 @@ async fn a_slow_reader_gets_coalesced_catch_ups() {
     let expected: Vec<String> = (0..500).map(|i| i.to_string()).collect();
     assert_eq!(seen, expected, "every message once, in order");
     assert!(frames < 500, "the server coalesced while the reader was slow ({frames} frames)");
+}
+#[tokio::test]
+async fn logout_closes_the_socket() {
+    let s = TestServer::start();
+    let (_alice, bob, _room) = setup(&s).await;
+    let mut ws = connect(&s, Some(&bob.access_token)).await.unwrap();
+    next(&mut ws).await;
+    send(&mut ws, json!({ "type": "sync" })).await;
+    next(&mut ws).await;
+    assert_eq!(s.post("/_matrix/client/v3/logout", bob.token(), json!({})).await.status, 200);
+    let err = next(&mut ws).await;
+    assert_eq!(err["error"]["errcode"], "M_UNKNOWN_TOKEN");
+    assert_eq!(next(&mut ws).await, json!({ "type": "closed", "code": 4401 }));
 }

@@ -20,14 +20,15 @@ pub async fn sync(s: State, r: Ruma<sync_events::Request>) -> Result<RawJson> {
     let b = r.body;
     let filter = match b.filter {
         None => SyncFilter::default(),
-        Some(sync_events::Filter::FilterDefinition(def)) => SyncFilter::from_json(&serde_json::to_value(&def).map_err(Error::internal)?),
+        Some(sync_events::Filter::FilterDefinition(def)) => {
+            SyncFilter::from_json(&serde_json::to_value(&def).map_err(Error::internal)?)
+        }
         Some(sync_events::Filter::FilterId(id)) => {
             let uid = auth.user_id.clone();
-            let stored = s
-                .db
-                .blocking(move |db| account_data::get_filter(db, &uid, &id))
-                .await
-                .map_err(|_| Error::invalid_param("Unknown filter ID"))?;
+            let stored =
+                s.db.blocking(move |db| account_data::get_filter(db, &uid, &id))
+                    .await
+                    .map_err(|_| Error::invalid_param("Unknown filter ID"))?;
             SyncFilter::from_json(&stored)
         }
         Some(_) => SyncFilter::default(),
