@@ -4,6 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use trellis::config::Config;
 use trellis::services::Services;
 use trellis::users::{accounts, password};
@@ -75,7 +78,8 @@ fn main() -> ExitCode {
         Err(e) => return fail(&format!("invalid configuration: {e}")),
     };
     trellis::init_logging(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Storage work runs on the blocking pool; a bounded pool keeps memory bounded under load.
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(64).build() {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };

@@ -35,6 +35,8 @@ pub struct Services {
     pub client_base_url: std::sync::OnceLock<String>,
     /// Typing, presence activity and other live in-memory state.
     pub ephemeral: crate::ephemeral::Ephemeral,
+    /// Recently loaded events.
+    pub event_cache: crate::rooms::EventCache,
     /// Recently loaded room states.
     pub state_cache: crate::rooms::state::StateCache,
     /// One lock per room: appends to a room are serialised, so a local room never forks.
@@ -81,6 +83,7 @@ impl Services {
             client_base_url: std::sync::OnceLock::new(),
             router: std::sync::OnceLock::new(),
             state_cache: Default::default(),
+            event_cache: Default::default(),
             ephemeral: Default::default(),
             room_locks: Mutex::new(HashMap::new()),
             last_seen_written: Mutex::new(HashMap::new()),

@@ -139,13 +139,18 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
             }
         }
     }
+    let mut redacted = None;
     if pdu.kind == ruma::events::TimelineEventType::RoomRedaction {
         if let Some(target) = &pdu.redacts {
             apply_redaction(s, &mut batch, ctx, &room_id, target, &pdu.event_id)?;
+            redacted = short::event_get(db, target)?;
         }
     }
     batch.stream_position(&pos)?;
     batch.commit()?;
+    if let Some(target) = redacted {
+        s.event_cache.invalidate(target);
+    }
 
     // Fast path: the event extends the room's only head, so exactly its own key changes.
     let on_head =
@@ -249,7 +254,10 @@ fn apply_redaction(
     batch.put(PDUS, &short, &serde_json::to_value(&redacted).map_err(Error::internal)?)?;
     let mut meta = event.meta;
     meta.redacted_by = Some(by.to_string());
-    batch.put(EVENT_META, &short, &meta)
+    batch.put(EVENT_META, &short, &meta)?;
+    // Dropped now and again after the commit below (a reader may re-cache the old form meanwhile).
+    s.event_cache.invalidate(short);
+    Ok(())
 }
 
 /// The `Txn` of a client request from `device_id` to the endpoint `scope`.

@@ -64,7 +64,46 @@ pub fn room(s: &Services, room_id: &RoomId) -> Result<RoomRecord> {
     s.db.get(ROOMS, &room_id.to_string())?.ok_or_else(|| Error::not_found(format!("Unknown room {room_id}")))
 }
 
+/// Parsed events kept in memory (every receiver of a message reads the same few events).
+#[derive(Default)]
+pub struct EventCache {
+    events: std::sync::Mutex<std::collections::HashMap<u64, StoredEvent>>,
+}
+
+/// Events kept before the cache starts over.
+const EVENT_CACHE: usize = 20_000;
+
+impl EventCache {
+    fn get(&self, short: u64) -> Option<StoredEvent> {
+        self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&short).cloned()
+    }
+
+    fn put(&self, short: u64, ev: &StoredEvent) {
+        let mut events = self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if events.len() >= EVENT_CACHE {
+            events.clear();
+        }
+        events.insert(short, ev.clone());
+    }
+
+    /// Forget an event whose stored form changed (a redaction).
+    pub fn invalidate(&self, short: u64) {
+        self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&short);
+    }
+}
+
 pub fn load_by_short(s: &Services, short: u64) -> Result<Option<StoredEvent>> {
+    if let Some(ev) = s.event_cache.get(short) {
+        return Ok(Some(ev));
+    }
+    let loaded = load_from_storage(s, short)?;
+    if let Some(ev) = &loaded {
+        s.event_cache.put(short, ev);
+    }
+    Ok(loaded)
+}
+
+fn load_from_storage(s: &Services, short: u64) -> Result<Option<StoredEvent>> {
     let (Some(json), Some(meta)) = (s.db.get(PDUS, &short)?, s.db.get(EVENT_META, &short)?) else { return Ok(None) };
     let room_id = match json.get("room_id").and_then(Value::as_str) {
         Some(r) => r.to_owned(),

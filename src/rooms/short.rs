@@ -5,8 +5,6 @@ use ruma::{EventId, OwnedEventId, RoomId};
 
 use crate::error::{Error, Result};
 use crate::storage::Storage;
-use crate::storage::catalog::SHORTIDS;
-use crate::storage::codec::Counter;
 
 fn statekey_string(kind: &str, state_key: &str) -> String {
     // JSON makes the pair unambiguous whatever characters either part holds.
@@ -23,7 +21,7 @@ pub fn event(db: &Storage, event_id: &EventId) -> Result<u64> {
 
 /// The short id of a known event, without allocating.
 pub fn event_get(db: &Storage, event_id: &EventId) -> Result<Option<u64>> {
-    Ok(db.get(SHORTIDS, &format!("e{event_id}"))?.map(|Counter(id)| id))
+    db.shortid(&format!("e{event_id}"))
 }
 
 pub fn event_id(db: &Storage, short: u64) -> Result<OwnedEventId> {
@@ -37,7 +35,7 @@ pub fn statekey(db: &Storage, kind: &str, state_key: &str) -> Result<u64> {
 
 /// The short id of a state key already seen, without allocating.
 pub fn statekey_get(db: &Storage, kind: &str, state_key: &str) -> Result<Option<u64>> {
-    Ok(db.get(SHORTIDS, &statekey_string(kind, state_key))?.map(|Counter(id)| id))
+    db.shortid(&statekey_string(kind, state_key))
 }
 
 /// `(type, state_key)` of a short state key.

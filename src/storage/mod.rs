@@ -34,7 +34,12 @@ struct Inner {
     shortid_next: AtomicU64,
     shortid_lock: Mutex<()>,
     state_group_next: AtomicU64,
+    /// Short ids already looked up (they never change once assigned).
+    shortid_cache: Mutex<std::collections::HashMap<String, u64>>,
 }
+
+/// Short ids kept in memory before the cache starts over.
+const SHORTID_CACHE: usize = 100_000;
 
 const STREAM_POSITION: &str = "stream_position";
 const SHORTID: &str = "shortid";
@@ -55,8 +60,12 @@ impl Storage {
         table_opts.set_block_cache(&cache);
         table_opts.set_bloom_filter(10.0, false);
 
+        // One memtable budget for all tables, instead of RocksDB's 64 MiB per column family.
+        let write_buffers = rocksdb::WriteBufferManager::new_write_buffer_manager(32 * 1024 * 1024, false);
         let cf_opts = |name: &str| {
             let mut o = Options::default();
+            o.set_write_buffer_size(4 * 1024 * 1024);
+            o.set_arena_block_size(256 * 1024);
             o.set_block_based_table_factory(&table_opts);
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
             if catalog::MAX_MERGED.contains(&name) {
@@ -69,6 +78,7 @@ impl Storage {
         db_opts.create_missing_column_families(true);
         db_opts.set_max_open_files(256);
         db_opts.set_keep_log_file_num(3);
+        db_opts.set_write_buffer_manager(&write_buffers);
         db_opts.set_max_log_file_size(8 * 1024 * 1024);
 
         let cfs = catalog::ALL.iter().map(|name| ColumnFamilyDescriptor::new(*name, cf_opts(name)));
@@ -85,7 +95,14 @@ impl Storage {
         let stream = StreamCounter::new(read_counter(STREAM_POSITION)?);
         let shortid_next = AtomicU64::new(read_counter(SHORTID)? + 1);
         let state_group_next = AtomicU64::new(read_counter(STATE_GROUP)? + 1);
-        let inner = Inner { db, stream, shortid_next, shortid_lock: Mutex::new(()), state_group_next };
+        let inner = Inner {
+            db,
+            stream,
+            shortid_next,
+            shortid_lock: Mutex::new(()),
+            state_group_next,
+            shortid_cache: Mutex::default(),
+        };
         Ok(Storage { inner: Arc::new(inner) })
     }
 
@@ -178,10 +195,30 @@ impl Storage {
         &self.inner.stream
     }
 
+    /// The short id of a long identifier if it has one.
+    pub fn shortid(&self, long: &str) -> Result<Option<u64>> {
+        if let Some(id) = self.inner.shortid_cache.lock().unwrap_or_else(PoisonError::into_inner).get(long) {
+            return Ok(Some(*id));
+        }
+        let found = self.get(catalog::SHORTIDS, &long.to_string())?.map(|Counter(id)| id);
+        if let Some(id) = found {
+            self.remember_shortid(long, id);
+        }
+        Ok(found)
+    }
+
+    fn remember_shortid(&self, long: &str, id: u64) {
+        let mut cache = self.inner.shortid_cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= SHORTID_CACHE {
+            cache.clear();
+        }
+        cache.insert(long.to_owned(), id);
+    }
+
     /// The short numeric id of a long identifier, allocating one on first use.
     pub fn get_or_create_shortid(&self, long: &str) -> Result<u64> {
         let key = long.to_string();
-        if let Some(Counter(id)) = self.get(catalog::SHORTIDS, &key)? {
+        if let Some(id) = self.shortid(long)? {
             return Ok(id);
         }
         let _guard = self.inner.shortid_lock.lock().unwrap_or_else(PoisonError::into_inner);
@@ -194,6 +231,7 @@ impl Storage {
         batch.put(catalog::SHORTID_STRINGS, &id, &key)?;
         batch.merge_counter(SHORTID, id)?;
         batch.commit()?;
+        self.remember_shortid(long, id);
         Ok(id)
     }
 
