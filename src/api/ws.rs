@@ -76,6 +76,8 @@ struct Session {
     token: String,
     /// Set by a `sync` frame: what to push and from where.
     sync: Option<Arc<SyncRequest>>,
+    /// A `sync` frame is answered at once, even when nothing is new.
+    answer_due: bool,
 }
 
 fn frame(v: Value) -> Message {
@@ -97,7 +99,7 @@ impl Session {
         };
         let _ =
             socket.send(frame(json!({ "type": "ready", "user_id": auth.user_id, "device_id": auth.device_id }))).await;
-        let mut session = Session { s, socket, auth, token, sync: None };
+        let mut session = Session { s, socket, auth, token, sync: None, answer_due: false };
         session.serve().await;
     }
 
@@ -195,7 +197,7 @@ impl Session {
         let computed = self.s.blocking(move |s| compute(s, &user, &device, &r, upto)).await;
         match computed {
             Ok((response, has_data)) => {
-                let first = req.since.is_none() || req.full_state;
+                let first = std::mem::take(&mut self.answer_due);
                 let next = response["next_batch"].as_str().and_then(|t| parse_token(&self.s, t).ok());
                 self.sync = Some(Arc::new(SyncRequest {
                     since: next.or(req.since),
@@ -262,6 +264,7 @@ impl Session {
         let full_state = v.get("full_state").and_then(Value::as_bool).unwrap_or(false);
         self.sync =
             Some(Arc::new(SyncRequest { since, full_state, filter, timeout: Duration::ZERO, set_presence: None }));
+        self.answer_due = true;
         Ok(())
     }
 

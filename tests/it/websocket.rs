@@ -131,6 +131,12 @@ async fn pushes_requests_and_resume() {
     send(&mut ws, json!({ "type": "sync", "since": token })).await;
     let resumed = next(&mut ws).await;
     assert_eq!(bodies(&resumed, &room), ["over the socket", "missed 0", "missed 1", "missed 2"]);
+    // A sync frame is answered at once, even when nothing is new.
+    let latest = resumed["data"]["next_batch"].as_str().unwrap().to_owned();
+    send(&mut ws, json!({ "type": "sync", "since": latest })).await;
+    let quiet = next(&mut ws).await;
+    assert_eq!(quiet["type"], "sync");
+    assert!(quiet["data"]["rooms"]["join"].as_object().unwrap().is_empty());
     send(&mut ws, json!({ "type": "sync", "since": "garbage" })).await;
     assert_eq!(next(&mut ws).await["error"]["errcode"], "M_INVALID_PARAM");
 }
