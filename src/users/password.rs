@@ -7,8 +7,12 @@ use rand::RngCore;
 use crate::config::PasswordPolicySection;
 use crate::error::{Error, ErrorKind, Result};
 
+/// At most this many argon2 computations at once (each takes 19 MiB and a core for ~50 ms).
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// Hash on the blocking pool: argon2 is deliberately slow.
 pub async fn hash(password: String) -> Result<String> {
+    let _permit = HASHING.acquire().await.map_err(|e| Error::internal(format!("hash permit: {e}")))?;
     tokio::task::spawn_blocking(move || {
         let mut salt = [0u8; 16];
         rand::rng().fill_bytes(&mut salt);
@@ -24,6 +28,7 @@ pub async fn hash(password: String) -> Result<String> {
 
 /// Verify on the blocking pool; a malformed stored hash counts as a mismatch.
 pub async fn verify(password: String, phc: String) -> bool {
+    let Ok(_permit) = HASHING.acquire().await else { return false };
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
     })
