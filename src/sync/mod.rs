@@ -190,11 +190,18 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
 /// the timeout) and compute again. Wake-ups come from the stream counter's watch channel.
 pub async fn sync(s: &State, user: &UserId, device: &str, req: SyncRequest) -> Result<Value> {
     let deadline = tokio::time::Instant::now() + req.timeout.min(MAX_TIMEOUT);
-    let _active = hooks::activity(s, user, req.set_presence.clone()).await?;
-    if let Some(since) = req.since {
-        let (u, d) = (user.to_owned(), device.to_owned());
-        s.blocking(move |s| hooks::ack_to_device(s, &u, d.as_str().into(), since.to_device)).await?;
-    }
+    // One trip to the blocking pool for presence activity and the to-device ack (each
+    // hand-off costs a thread wake-up; see docs/benchmarks.md).
+    let (u, d, since, presence) = (user.to_owned(), device.to_owned(), req.since, req.set_presence.clone());
+    let _active = s
+        .blocking(move |s| {
+            let active = crate::ephemeral::sync_activity(s, &u, presence.as_deref());
+            if let Some(since) = since {
+                hooks::ack_to_device(s, &u, d.as_str().into(), since.to_device)?;
+            }
+            Ok(active)
+        })
+        .await?;
     let req = std::sync::Arc::new(req);
     let mut rx = s.db.stream().subscribe();
     loop {
