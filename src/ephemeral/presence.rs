@@ -136,18 +136,21 @@ pub fn presence_since(s: &Services, viewer: &UserId, since: u64, upto: u64) -> R
         return Ok(Vec::new());
     }
     ensure_swept(s);
-    let shared = shared_users(s, viewer)?;
     let mut users: BTreeSet<OwnedUserId> = BTreeSet::new();
     if since == 0 {
-        users = shared;
+        users = shared_users(s, viewer)?;
     } else {
+        let mut changed = Vec::new();
         for (pos, user) in s.db.scan_from(PRESENCE_CHANGES, &(), &(since + 1), false, usize::MAX)? {
             if pos > upto {
                 break;
             }
-            if let Some(user) = UserId::parse(user).ok().filter(|u| shared.contains(u)) {
-                users.insert(user);
-            }
+            changed.extend(UserId::parse(user).ok());
+        }
+        // Only when someone's presence moved is the (room-member scanning) shared set needed.
+        if !changed.is_empty() {
+            let shared = shared_users(s, viewer)?;
+            users.extend(changed.into_iter().filter(|u| shared.contains(u)));
         }
     }
     let mut events = Vec::new();

@@ -10,8 +10,6 @@ use crate::rooms::read::EventFilter;
 pub struct Section {
     pub events: EventFilter,
     pub limit: Option<usize>,
-    /// `include_redundant_members` (state lazy-loading).
-    pub include_redundant_members: bool,
 }
 
 /// Everything `/sync` takes from a filter.
@@ -42,7 +40,6 @@ fn section(v: Option<&Value>) -> Section {
         Some(v) => Section {
             events: EventFilter::from_json(v),
             limit: v.get("limit").and_then(Value::as_u64).map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
-            include_redundant_members: v.get("include_redundant_members").and_then(Value::as_bool).unwrap_or(false),
         },
         None => Section::default(),
     }
