@@ -91,16 +91,17 @@ impl Services {
         }))
     }
 
-    /// Run blocking service work (storage, room operations) on the blocking pool.
+    /// Run service work that touches storage (room operations, reads, writes). It runs in place on
+    /// the calling task: RocksDB reads come from memtables and the block cache and writes append
+    /// to the WAL without fsync, which costs less than a hand-off to the blocking pool (a thread
+    /// wake-up each way; measured in docs/benchmarks.md). CPU-heavy work (argon2) uses
+    /// `spawn_blocking` itself.
     pub async fn blocking<R, F>(self: &Arc<Self>, f: F) -> Result<R>
     where
         F: FnOnce(&Services) -> Result<R> + Send + 'static,
         R: Send + 'static,
     {
-        let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || f(&this))
-            .await
-            .map_err(|e| Error::internal(format!("blocking task: {e}")))?
+        f(self)
     }
 
     /// The append lock of a room.

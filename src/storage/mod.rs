@@ -110,16 +110,13 @@ impl Storage {
         self.inner.db.cf_handle(table.name).ok_or_else(|| Error::internal(format!("missing table {}", table.name)))
     }
 
-    /// Run blocking storage work on the blocking pool.
+    /// Run storage work in place (see `Services::blocking` for why not on the blocking pool).
     pub async fn blocking<R, F>(&self, f: F) -> Result<R>
     where
         F: FnOnce(&Storage) -> Result<R> + Send + 'static,
         R: Send + 'static,
     {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || f(&this))
-            .await
-            .map_err(|e| Error::internal(format!("storage task: {e}")))?
+        f(self)
     }
 
     pub fn get<K: KeyCodec, V: ValueCodec>(&self, table: Table<K, V>, key: &K) -> Result<Option<V>> {
