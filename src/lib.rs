@@ -35,6 +35,9 @@ pub fn init_logging(config: &Config) {
     }
 }
 
+/// How long open connections may finish after SIGINT/SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Bind a listener; the error names the config key.
 async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener, String> {
     TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {key} = \"{addr}\": {e}"))
@@ -82,11 +85,25 @@ pub async fn serve(config: Config) -> Result<(), String> {
             .with_graceful_shutdown(shutdown_signal())
             .await
     });
-    while let Some(result) = tasks.join_next().await {
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(format!("listener failed: {e}")),
-            Err(e) => return Err(format!("listener task failed: {e}")),
+    // Graceful shutdown waits for open connections; an HTTP/2 peer that never answers the
+    // closing GOAWAY/PING (or a long-poll) must not keep the process alive.
+    let deadline = async {
+        shutdown_signal().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = tasks.join_next() => match next {
+                None => break,
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(e))) => return Err(format!("listener failed: {e}")),
+                Some(Err(e)) => return Err(format!("listener task failed: {e}")),
+            },
+            () = &mut deadline => {
+                tracing::info!("connections still open {SHUTDOWN_GRACE:?} after the signal; closing them");
+                break;
+            }
         }
     }
     tracing::info!("shut down");
