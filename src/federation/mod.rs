@@ -18,6 +18,8 @@ pub mod listener;
 pub mod notary;
 pub mod own_keys;
 mod resolver;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
