@@ -117,8 +117,9 @@ impl Discovery {
             return Ok(d.clone());
         }
         let (destination, ttl) = self.discover(name.host()).await;
-        if let Some(target) = &destination.connect_host {
-            self.overrides.set(&destination.tls_name, target);
+        match &destination.connect_host {
+            Some(target) => self.overrides.set(&destination.tls_name, target),
+            None => self.overrides.remove(&destination.tls_name),
         }
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         if cache.len() > 10_000 {

@@ -254,11 +254,8 @@ impl Federation {
             set.response = new.response.clone();
         }
         let name = server.to_string();
-        let response = if newer {
-            new.response.map(|r| serde_json::to_value(r)).transpose().map_err(Error::internal)?
-        } else {
-            None
-        };
+        let response =
+            if newer { new.response.map(serde_json::to_value).transpose().map_err(Error::internal)? } else { None };
         self.db
             .blocking(move |db| {
                 let mut batch = db.batch();

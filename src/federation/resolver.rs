@@ -22,6 +22,10 @@ impl Overrides {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(tls_name.to_owned(), connect_host.to_owned());
     }
 
+    pub fn remove(&self, tls_name: &str) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(tls_name);
+    }
+
     fn get(&self, tls_name: &str) -> Option<String> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).get(tls_name).cloned()
     }

@@ -81,7 +81,7 @@ async fn x_matrix_signatures_are_checked() {
     let unknown = signed(&unknown_id, &a.name, &b.name, &uri);
     unauthorized(b.request(Method::GET, &uri, Some(&unknown), None).await, "unknown key ID");
 
-    let ghost = ServerName::parse(&format!("127.0.0.1:{}", free_port())).unwrap();
+    let ghost = ServerName::parse(format!("127.0.0.1:{}", free_port())).unwrap();
     let from_ghost = signed(&key, &ghost, &b.name, &uri);
     unauthorized(b.request(Method::GET, &uri, Some(&from_ghost), None).await, "origin without a key server");
 
