@@ -4,6 +4,7 @@ pub mod api;
 pub mod config;
 pub mod ephemeral;
 pub mod error;
+pub mod federation;
 pub mod keys;
 pub mod ratelimit;
 pub mod rooms;
@@ -34,6 +35,9 @@ pub fn init_logging(config: &Config) {
     }
 }
 
+/// How long open connections may finish after SIGINT/SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Bind a listener; the error names the config key.
 async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener, String> {
     TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {key} = \"{addr}\": {e}"))
@@ -43,6 +47,7 @@ async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener, String> {
 pub async fn serve(config: Config) -> Result<(), String> {
     let metrics = config.metrics.clone();
     let client_addr = config.listen.client;
+    let federation_tls = federation_tls(&config)?;
     let state = Services::new(config).map_err(|e: StartError| e.to_string())?;
 
     let client = bind(client_addr, "listen.client").await?;
@@ -64,6 +69,15 @@ pub async fn serve(config: Config) -> Result<(), String> {
         let router = api::metrics_router(state.clone(), handle);
         tasks.spawn(async move { axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await });
     }
+    if let Some(tls) = federation_tls {
+        let tcp = bind(state.config.listen.federation, "listen.federation").await?;
+        let addr = tcp.local_addr().map_err(|e| e.to_string())?;
+        let _ = state.federation_port.set(addr.port());
+        let listener = federation::listener::TlsListener::new(tcp, tls).map_err(|e| e.to_string())?;
+        announce(&format!("federation API listening on https://{addr}"));
+        let router = api::federation_router(state.clone());
+        tasks.spawn(async move { axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await });
+    }
     let router = api::client_router(state.clone());
     let _ = state.router.set(router.clone());
     tasks.spawn(async move {
@@ -71,15 +85,45 @@ pub async fn serve(config: Config) -> Result<(), String> {
             .with_graceful_shutdown(shutdown_signal())
             .await
     });
-    while let Some(result) = tasks.join_next().await {
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(format!("listener failed: {e}")),
-            Err(e) => return Err(format!("listener task failed: {e}")),
+    // Graceful shutdown waits for open connections; an HTTP/2 peer that never answers the
+    // closing GOAWAY/PING (or a long-poll) must not keep the process alive.
+    let deadline = async {
+        shutdown_signal().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = tasks.join_next() => match next {
+                None => break,
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(e))) => return Err(format!("listener failed: {e}")),
+                Some(Err(e)) => return Err(format!("listener task failed: {e}")),
+            },
+            () = &mut deadline => {
+                tracing::info!("connections still open {SHUTDOWN_GRACE:?} after the signal; closing them");
+                break;
+            }
         }
     }
     tracing::info!("shut down");
     Ok(())
+}
+
+/// The federation listener's TLS configuration, or `None` (with one log line saying why) when
+/// federation is off or `[tls]` is not set.
+fn federation_tls(config: &Config) -> Result<Option<tokio_rustls::rustls::ServerConfig>, String> {
+    if !config.federation.enabled {
+        tracing::info!("federation is off: federation.enabled = false");
+        return Ok(None);
+    }
+    match (&config.tls.certificate, &config.tls.private_key) {
+        (Some(cert), Some(key)) => federation::listener::server_config(cert, key).map(Some),
+        _ => {
+            tracing::info!("federation is off: set tls.certificate and tls.private_key to serve listen.federation");
+            Ok(None)
+        }
+    }
 }
 
 /// A line on stdout for people and test harnesses ("trellis: ... listening on http://...").

@@ -33,6 +33,9 @@ enum Command {
     /// Manage local accounts directly in the database (stop the server first).
     #[command(subcommand)]
     User(UserCommand),
+    /// Retire the server's signing key and generate a new one (stop the server first); the old
+    /// key stays published in `old_verify_keys`.
+    RotateKey,
 }
 
 #[derive(Subcommand)]
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None | Some(Command::Serve) => runtime.block_on(trellis::serve(config)),
         Some(Command::User(cmd)) => runtime.block_on(user_command(config, cmd)),
+        Some(Command::RotateKey) => rotate_key(&config),
         Some(Command::GenerateConfig { .. }) => Ok(()),
     };
     match result {
@@ -105,6 +109,14 @@ fn main() -> ExitCode {
 fn fail(message: &str) -> ExitCode {
     eprintln!("trellis: {message}");
     ExitCode::from(2)
+}
+
+fn rotate_key(config: &Config) -> Result<(), String> {
+    let db =
+        trellis::storage::Storage::open(&config.database.path, config.database.cache_mb).map_err(|e| e.to_string())?;
+    let key = trellis::server_keys::rotate(&db).map_err(|e| e.to_string())?;
+    println!("new signing key {}", key.key_id());
+    Ok(())
 }
 
 async fn user_command(config: Config, cmd: UserCommand) -> Result<(), String> {

@@ -26,7 +26,11 @@ pub struct Services {
     pub uiaa: Uiaa,
     pub rate_limiter: RateLimiter,
     pub jwt: Option<JwtVerifier>,
-    pub signing_key: SigningKey,
+    pub signing_key: Arc<SigningKey>,
+    /// The federation transport: outbound client, server discovery, remote keys, notary.
+    pub federation: crate::federation::Federation,
+    /// The federation listener's bound port, once bound (for `/.well-known/matrix/server`).
+    pub federation_port: std::sync::OnceLock<u16>,
     /// Nonces handed out by `GET /_synapse/admin/v1/register`, with when they were issued.
     pub registration_nonces: Mutex<HashMap<String, Instant>>,
     /// The client router, for requests made over the WebSocket API.
@@ -70,7 +74,16 @@ impl Services {
             .map_err(|_| StartError::Config(ConfigError("invalid value for key \"server_name\"".into())))?;
         let jwt = JwtVerifier::from_config(&config.jwt).map_err(StartError::Config)?;
         let db = Storage::open(&config.database.path, config.database.cache_mb).map_err(StartError::Storage)?;
-        let signing_key = server_keys::load_or_generate(&db).map_err(StartError::Storage)?;
+        let signing_key = Arc::new(server_keys::load_or_generate(&db).map_err(StartError::Storage)?);
+        let old_keys = server_keys::old_keys(&db).map_err(StartError::Storage)?;
+        let federation = crate::federation::Federation::new(
+            &config.federation,
+            server_name.clone(),
+            signing_key.clone(),
+            old_keys,
+            db.clone(),
+        )
+        .map_err(StartError::Config)?;
         crate::error::DEV_MODE.store(config.server.dev_mode, std::sync::atomic::Ordering::Relaxed);
         Ok(Arc::new(Services {
             rate_limiter: RateLimiter::new(&config.rate_limits),
@@ -79,6 +92,8 @@ impl Services {
             uiaa: Uiaa::default(),
             jwt,
             signing_key,
+            federation,
+            federation_port: std::sync::OnceLock::new(),
             registration_nonces: Mutex::new(HashMap::new()),
             client_base_url: std::sync::OnceLock::new(),
             router: std::sync::OnceLock::new(),

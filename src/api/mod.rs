@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod federation;
 pub mod ops;
 pub mod ruma;
 pub mod ws;
@@ -48,21 +49,37 @@ fn cors() -> CorsLayer {
         .allow_headers([HeaderName::from_static("x-requested-with"), header::CONTENT_TYPE, header::AUTHORIZATION])
 }
 
-/// The client listener's router (Client-Server API, Synapse admin API, `/health`).
+/// The client listener's router (Client-Server API, Synapse admin API, `/health`). The
+/// Server-Server API is not served here (`/_matrix/federation/*`, `/_matrix/key/*` → 404).
 pub fn client_router(state: State) -> Router {
-    let x_request_id = HeaderName::from_static("x-request-id");
-    let ids = RequestIds { prefix: crate::users::random_string(6), next: Default::default() };
     let router = client::routes(Router::new())
         .route("/_synapse/admin/v1/register", get(admin::register::nonce).post(admin::register::register))
         .route("/health", get(ops::health))
-        .route(ws::PATH, get(ws::connect))
+        .route(ws::PATH, get(ws::connect));
+    layers(with_fallbacks(router).with_state(state))
+}
+
+/// The federation listener's router (Server-Server API), with the same error, fallback and
+/// middleware behaviour as the client router.
+pub fn federation_router(state: State) -> Router {
+    layers(with_fallbacks(federation::routes(Router::new())).with_state(state))
+}
+
+/// Unknown paths and methods: 404 / 405 `M_UNRECOGNIZED`.
+fn with_fallbacks(router: Router<State>) -> Router<State> {
+    router
         .fallback(|| async {
             Error::new(ErrorKind::Unrecognized { method_not_allowed: false }, "Unrecognized request")
         })
         .method_not_allowed_fallback(|| async {
             Error::new(ErrorKind::Unrecognized { method_not_allowed: true }, "Unrecognized request: method not allowed")
         })
-        .with_state(state);
+}
+
+/// Metrics, panics as 500 `M_UNKNOWN`, CORS, request logs with request ids, a 300 s timeout.
+fn layers(router: Router) -> Router {
+    let x_request_id = HeaderName::from_static("x-request-id");
+    let ids = RequestIds { prefix: crate::users::random_string(6), next: Default::default() };
     router
         .layer(axum::middleware::from_fn(ops::track))
         .layer(DefaultBodyLimit::disable())

@@ -3,7 +3,9 @@
 //!
 //! [`route`] wraps a handler `async fn(State, Ruma<Req>) -> Result<Req::OutgoingResponse>`:
 //! it reads the body (capped), authenticates, rate-limits, parses with ruma, and turns the
-//! result or the [`Error`] into the HTTP response.
+//! result or the [`Error`] into the HTTP response. The same mechanism serves the Server-Server
+//! API: endpoints whose ruma authentication is `ServerSignatures` get their `X-Matrix`
+//! signature checked, and the handler sees the verified `origin`.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -19,8 +21,10 @@ use ruma::api::auth_scheme::{
     AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional, NoAccessToken, NoAuthentication,
 };
 use ruma::api::error::{DeserializationError, FromHttpRequestError};
+use ruma::api::federation::authentication::ServerSignatures;
 use ruma::api::path_builder::PathBuilder;
 use ruma::api::{IncomingRequest, IncomingRequestExt, OutgoingResponse, OutgoingResponseExt};
+use ruma::{OwnedServerName, ServerName};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::ratelimit::Class;
@@ -32,6 +36,9 @@ pub struct Ruma<T> {
     pub body: T,
     /// The authenticated requester, when the endpoint takes an access token and one was given.
     pub auth: Option<Auth>,
+    /// The requesting server, verified by its `X-Matrix` signature (Server-Server API
+    /// endpoints with `ServerSignatures` authentication).
+    pub origin: Option<OwnedServerName>,
     pub client_ip: Option<IpAddr>,
 }
 
@@ -39,6 +46,11 @@ impl<T> Ruma<T> {
     /// The requester of an endpoint that requires authentication.
     pub fn auth(&self) -> Result<&Auth> {
         self.auth.as_ref().ok_or_else(|| Error::new(ErrorKind::MissingToken, "Missing access token"))
+    }
+
+    /// The requesting server of a federation endpoint that requires a signature.
+    pub fn origin(&self) -> Result<&ServerName> {
+        self.origin.as_deref().ok_or_else(|| Error::new(ErrorKind::Unauthorized, "Missing X-Matrix signature"))
     }
 }
 
@@ -48,6 +60,8 @@ pub enum Policy {
     Required,
     Optional,
     None,
+    /// Server-Server API: an `X-Matrix` signature (spec: "Request Authentication").
+    ServerSignatures,
 }
 
 pub trait AuthPolicy {
@@ -64,6 +78,7 @@ policy!(
     AppserviceTokenOptional => Optional,
     NoAuthentication => None,
     NoAccessToken => None,
+    ServerSignatures => ServerSignatures,
 );
 
 /// Register `handler` for every path of request type `T`.
@@ -183,7 +198,7 @@ async fn prepare<T: IncomingRequest>(
     }
     let client_ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
 
-    let token = if policy == Policy::None { None } else { access_token(&parts)? };
+    let token = if matches!(policy, Policy::None | Policy::ServerSignatures) { None } else { access_token(&parts)? };
     let auth = match (policy, token) {
         (Policy::Required, None) => return Err(Error::new(ErrorKind::MissingToken, "Missing access token")),
         (_, Some(token)) => Some(s.db.blocking(move |db| tokens::authenticate(db, &token)).await?),
@@ -202,6 +217,11 @@ async fn prepare<T: IncomingRequest>(
     let mut bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| Error::new(ErrorKind::TooLarge, format!("Request body exceeds {limit} bytes")))?;
+    // The signature covers the body as sent, before an empty body becomes `{}`.
+    let origin = match policy {
+        Policy::ServerSignatures => Some(s.federation.authenticate(&parts, &bytes).await?),
+        _ => None,
+    };
     if bytes.is_empty() && matches!(parts.method, Method::POST | Method::PUT) {
         bytes = bytes::Bytes::from_static(b"{}");
     }
@@ -229,7 +249,7 @@ async fn prepare<T: IncomingRequest>(
     if let Some(a) = &auth {
         s.device_seen(&a.user_id, &a.device_id, client_ip).await?;
     }
-    Ok(Ruma { body, auth, client_ip })
+    Ok(Ruma { body, auth, origin, client_ip })
 }
 
 /// Map ruma's parse failures to the spec's codes.

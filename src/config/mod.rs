@@ -23,6 +23,7 @@ pub struct Config {
     pub server: ServerSection,
     pub listen: ListenSection,
     pub tls: TlsSection,
+    pub federation: FederationSection,
     pub database: DatabaseSection,
     pub logging: LoggingSection,
     pub registration: RegistrationSection,
@@ -45,6 +46,7 @@ impl Default for Config {
             server: Default::default(),
             listen: Default::default(),
             tls: Default::default(),
+            federation: Default::default(),
             database: Default::default(),
             logging: Default::default(),
             registration: Default::default(),
@@ -145,6 +147,16 @@ impl Config {
         }
         if !matches!(self.logging.format.as_str(), "pretty" | "json") {
             return bad("logging.format", "must be \"pretty\" or \"json\"");
+        }
+        if self.tls.certificate.is_some() != self.tls.private_key.is_some() {
+            return bad("tls.private_key", "tls.certificate and tls.private_key go together");
+        }
+        if self.federation.key_valid_for_ms < 3_600_000 {
+            return bad("federation.key_valid_for_ms", "must be at least one hour (3600000)");
+        }
+        if let Some(bad_name) = self.federation.trusted_key_servers.iter().find(|n| ruma::ServerName::parse(n).is_err())
+        {
+            return bad("federation.trusted_key_servers", &format!("{bad_name:?} is not a server name"));
         }
         Ok(())
     }

@@ -30,7 +30,7 @@ impl Default for ServerSection {
 pub struct ListenSection {
     /// Client-Server API, plain HTTP (put a TLS proxy in front for the internet). Port 0 picks one.
     pub client: SocketAddr,
-    /// Server-Server API over TLS. Unused until federation lands.
+    /// Server-Server API over TLS (needs `[tls]`; see `[federation]`). Port 0 picks one.
     pub federation: SocketAddr,
 }
 
@@ -43,12 +43,76 @@ impl Default for ListenSection {
     }
 }
 
-/// `[tls]`: certificate for the federation listener (PEM files).
+/// `[tls]`: certificate for the federation listener (PEM files). Without both, the federation
+/// listener does not start.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsSection {
+    /// Certificate chain, leaf first, valid for the server name (or its delegated name).
     pub certificate: Option<PathBuf>,
+    /// The certificate's private key (PKCS#8, PKCS#1 or SEC1).
     pub private_key: Option<PathBuf>,
+}
+
+/// `[federation]`: the Server-Server API (spec: Server-Server API).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FederationSection {
+    /// Serve `listen.federation` (when `[tls]` is set) and talk to other servers.
+    pub enabled: bool,
+    /// A PEM file of extra CA certificates trusted for outbound TLS, besides the system roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_ca_file: Option<PathBuf>,
+    /// Outbound connections to these IP ranges are refused (SSRF protection).
+    pub deny_ip_ranges: Vec<ipnet::IpNet>,
+    /// Exceptions to `deny_ip_ranges`.
+    pub allow_ip_ranges: Vec<ipnet::IpNet>,
+    /// Notary servers asked for a server's keys when its own key endpoint fails.
+    pub trusted_key_servers: Vec<String>,
+    /// How long our key responses stay valid (`valid_until_ts` = now + this), in ms.
+    pub key_valid_for_ms: u64,
+}
+
+/// Private, loopback, link-local, shared (CGNAT), documentation, benchmarking, multicast and
+/// reserved ranges, IPv4 and IPv6 (IANA special-purpose registries). IPv4-mapped IPv6
+/// addresses are checked as the IPv4 address they carry.
+pub const DEFAULT_DENY_IP_RANGES: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::/128",
+    "::1/128",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001:db8::/32",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+];
+
+impl Default for FederationSection {
+    fn default() -> Self {
+        FederationSection {
+            enabled: true,
+            extra_ca_file: None,
+            deny_ip_ranges: DEFAULT_DENY_IP_RANGES.iter().filter_map(|r| r.parse().ok()).collect(),
+            allow_ip_ranges: Vec::new(),
+            trusted_key_servers: Vec::new(),
+            key_valid_for_ms: 7 * 24 * 3600 * 1000,
+        }
+    }
 }
 
 /// `[database]`: the RocksDB store.

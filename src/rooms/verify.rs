@@ -15,7 +15,8 @@ use super::{StoredEvent, load, room, rules_for, state, state_event};
 use crate::error::{Error, Result};
 use crate::services::Services;
 
-/// Keys to verify this server's events with (federation will add remote servers' keys).
+/// Keys to verify this server's events with; other servers' come from
+/// `Federation::public_key_map`, in the same `PublicKeyMap` shape.
 pub fn local_keys(s: &Services) -> PublicKeyMap {
     let key = Base64::new(s.signing_key.key_pair.public_key().to_vec());
     BTreeMap::from([(s.server_name.to_string(), BTreeMap::from([(s.signing_key.key_id(), key)]))])

@@ -33,6 +33,11 @@ impl<K, V> Table<K, V> {
 pub const COUNTERS: Table<String, Counter> = Table::new("counters");
 /// `key_id` (e.g. `ed25519:a1b2c3`) → [`SigningKeyRecord`].
 pub const SERVER_SIGNING_KEYS: Table<String, SigningKeyRecord> = Table::new("server_signing_keys");
+/// `server_name | key_id` → [`RemoteKeyRecord`]: verified signing keys of other servers.
+pub const REMOTE_SERVER_KEYS: Table<(String, String), RemoteKeyRecord> = Table::new("remote_server_keys");
+/// `server_name` → the server's latest verified `/_matrix/key/v2/server` response, as it signed
+/// it (other signatures removed): what the key notary hands out.
+pub const REMOTE_KEY_RESPONSES: Table<String, serde_json::Value> = Table::new("remote_key_responses");
 /// Long identifier (room id, event id, `type|state_key`) → short numeric id.
 pub const SHORTIDS: Table<String, Counter> = Table::new("shortids");
 /// Short numeric id → long identifier.
@@ -142,6 +147,8 @@ pub const TO_DEVICE_TXNS: Table<(String, String, String), Counter> = Table::new(
 pub const ALL: &[&str] = &[
     COUNTERS.name,
     SERVER_SIGNING_KEYS.name,
+    REMOTE_SERVER_KEYS.name,
+    REMOTE_KEY_RESPONSES.name,
     SHORTIDS.name,
     SHORTID_STRINGS.name,
     USERS.name,

@@ -87,6 +87,21 @@ pub struct SigningKeyRecord {
     pub expired_ts: Option<u64>,
 }
 
+/// `remote_server_keys` value: one verified signing key of another server (spec: Server-Server
+/// API, "Retrieving server keys").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteKeyRecord {
+    /// The ed25519 public key, unpadded standard base64.
+    pub key: String,
+    /// Until when the key may be used, in ms: the response's `valid_until_ts`, at most 7 days
+    /// after it was fetched (spec: room versions 5+ signing requirements).
+    pub valid_until_ts: u64,
+    /// For keys listed in `old_verify_keys`: when the server stopped using it, in ms.
+    #[serde(default)]
+    pub expired_ts: Option<u64>,
+}
+
+impl JsonValue for RemoteKeyRecord {}
 impl JsonValue for UserRecord {}
 impl JsonValue for DeviceRecord {}
 impl JsonValue for LastSeenRecord {}

@@ -16,6 +16,8 @@ pub struct TestServer {
     child: Option<Child>,
     pub url: String,
     pub metrics_url: Option<String>,
+    /// `https://127.0.0.1:port` of the federation listener, when `[tls]` is configured.
+    pub federation_url: Option<String>,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     env: Vec<(String, String)>,
@@ -51,6 +53,7 @@ impl TestServer {
             child: None,
             url: String::new(),
             metrics_url: None,
+            federation_url: None,
             dir,
             _tmp: Some(tmp),
             env: all,
@@ -84,7 +87,10 @@ impl TestServer {
         });
         self.child = Some(child);
         let want_metrics = self.env.iter().any(|(k, v)| k == "TRELLIS_METRICS__ENABLED" && v == "true");
+        let want_federation = self.env.iter().any(|(k, _)| k == "TRELLIS_TLS__CERTIFICATE")
+            && !self.env.iter().any(|(k, v)| k == "TRELLIS_FEDERATION__ENABLED" && v == "false");
         self.metrics_url = None;
+        self.federation_url = None;
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -93,8 +99,13 @@ impl TestServer {
                 self.url = url.trim().to_owned();
             } else if let Some(url) = line.strip_prefix("trellis: metrics listening on ") {
                 self.metrics_url = Some(url.trim().to_owned());
+            } else if let Some(url) = line.strip_prefix("trellis: federation API listening on ") {
+                self.federation_url = Some(url.trim().to_owned());
             }
-            if !self.url.is_empty() && (!want_metrics || self.metrics_url.is_some()) {
+            if !self.url.is_empty()
+                && (!want_metrics || self.metrics_url.is_some())
+                && (!want_federation || self.federation_url.is_some())
+            {
                 break;
             }
         }

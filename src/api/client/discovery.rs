@@ -65,7 +65,10 @@ pub async fn well_known_server(s: State, _r: Ruma<discover_server::Request>) -> 
     let server = match &s.config.well_known.server {
         Some(server) => server.clone(),
         None if s.server_name.port().is_some() => s.server_name.to_string(),
-        None => format!("{}:{}", s.server_name, s.config.listen.federation.port()),
+        None => {
+            let port = s.federation_port.get().copied().unwrap_or_else(|| s.config.listen.federation.port());
+            format!("{}:{port}", s.server_name)
+        }
     };
     Ok(RawJson(json!({ "m.server": server })))
 }

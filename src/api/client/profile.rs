@@ -1,18 +1,25 @@
 //! `GET /profile/{userId}`, `GET/PUT/DELETE /profile/{userId}/{keyName}`
-//! (spec: "Profiles", with v1.16 extended profile fields).
+//! (spec: "Profiles", with v1.16 extended profile fields). Other servers' users are looked up
+//! over federation.
 
+use ruma::OwnedUserId;
 use ruma::api::client::profile::{delete_profile_field, get_profile, get_profile_field, set_profile_field};
-use serde_json::{Value, json};
+use ruma::api::federation::query::get_profile_information::v1 as query_profile;
+use ruma::profile::ProfileFieldName;
+use serde_json::{Map, Value, json};
 
 use super::account::ensure_self;
 use crate::api::ruma::{RawJson, Ruma};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::services::State;
 use crate::users::profile;
 
 /// `GET /_matrix/client/v3/profile/{userId}`
 pub async fn get_all(s: State, r: Ruma<get_profile::v3::Request>) -> Result<RawJson> {
     let uid = r.body.user_id;
+    if !s.is_local(&uid) {
+        return Ok(RawJson(Value::Object(remote(&s, uid, None).await?)));
+    }
     let map = s.db.blocking(move |db| profile::get_all(db, &uid)).await?;
     Ok(RawJson(Value::Object(map)))
 }
@@ -20,9 +27,23 @@ pub async fn get_all(s: State, r: Ruma<get_profile::v3::Request>) -> Result<RawJ
 /// `GET /_matrix/client/v3/profile/{userId}/{keyName}`
 pub async fn get_field(s: State, r: Ruma<get_profile_field::v3::Request>) -> Result<RawJson> {
     let (uid, field) = (r.body.user_id, r.body.field.as_str().to_owned());
+    if !s.is_local(&uid) {
+        let mut map = remote(&s, uid, Some(r.body.field)).await?;
+        let value = map.remove(&field).ok_or_else(|| Error::not_found(format!("The user has no {field}")))?;
+        return Ok(RawJson(json!({ field: value })));
+    }
     let key = field.clone();
     let value = s.db.blocking(move |db| profile::get_field(db, &uid, &key)).await?;
     Ok(RawJson(json!({ field: value })))
+}
+
+/// Another server's user: ask their server (`GET /_matrix/federation/v1/query/profile`).
+async fn remote(s: &State, user_id: OwnedUserId, field: Option<ProfileFieldName>) -> Result<Map<String, Value>> {
+    let server = user_id.server_name().to_owned();
+    let mut request = query_profile::Request::new(user_id);
+    request.field = field;
+    let response = s.federation.send(&server, request).await?;
+    Ok(response.into_iter().collect())
 }
 
 /// `PUT /_matrix/client/v3/profile/{userId}/{keyName}`
