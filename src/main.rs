@@ -62,15 +62,7 @@ enum UserCommand {
     },
 }
 
-/// mimalloc's `mi_option_purge_delay`: in the bundled headers (v2 and v3) it comes right before
-/// `mi_option_use_numa_nodes`, which libmimalloc-sys exports (16).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = libmimalloc_sys::mi_option_use_numa_nodes - 1;
-
 fn main() -> ExitCode {
-    // Give freed memory back at once: argon2 allocates 19 MiB per password hash, and with the
-    // default 10 ms delay 20 registrations left ~450 MiB resident (53 MiB with purging at once).
-    // SAFETY: sets a process-wide allocator option before any thread is started.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     let cli = Cli::parse();
     if let Some(Command::GenerateConfig { output }) = &cli.command {
         return match output {
