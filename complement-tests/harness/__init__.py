@@ -1,0 +1,13 @@
+"""Multi-server federation test harness: a test CA, real Synapse and Trellis processes on
+loopback addresses, and a small synchronous Matrix client. See complement-tests/README.md."""
+
+from .ca import Cert, TestCA
+from .client import Client, MatrixError, register
+from .process import HomeServer, ServerStartError, free_port
+from .synapse import SynapseServer
+from .trellis import FederationUnavailable, TrellisServer, trellis_binary
+
+__all__ = [
+    "Cert", "Client", "FederationUnavailable", "HomeServer", "MatrixError", "ServerStartError",
+    "SynapseServer", "TestCA", "TrellisServer", "free_port", "register", "trellis_binary",
+]
