@@ -3,11 +3,12 @@ loopback addresses, and a small synchronous Matrix client. See complement-tests/
 
 from .ca import Cert, TestCA
 from .client import Client, MatrixError, register
+from .scenario import Room, bodies, joined_room, users
 from .process import HomeServer, ServerStartError, free_port
 from .synapse import SynapseServer
 from .trellis import FederationUnavailable, TrellisServer, trellis_binary
 
 __all__ = [
-    "Cert", "Client", "FederationUnavailable", "HomeServer", "MatrixError", "ServerStartError",
+    "Cert", "Client", "FederationUnavailable", "HomeServer", "MatrixError", "Room", "bodies", "joined_room", "users", "ServerStartError",
     "SynapseServer", "TestCA", "TrellisServer", "free_port", "register", "trellis_binary",
 ]

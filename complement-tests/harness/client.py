@@ -174,6 +174,10 @@ class Client:
         path = f"/_matrix/client/v3/rooms/{_q(room_id)}/state/{_q(event_type)}/{_q(state_key)}"
         return self.request("GET", path)
 
+    def room_state(self, room_id: str) -> list[dict]:
+        """The room's full current state as events (GET /rooms/{roomId}/state)."""
+        return self.request("GET", f"/_matrix/client/v3/rooms/{_q(room_id)}/state")
+
     def get_event(self, room_id: str, event_id: str) -> dict:
         return self.request("GET", f"/_matrix/client/v3/rooms/{_q(room_id)}/event/{_q(event_id)}")
 
