@@ -20,7 +20,9 @@ the same tests run against it. A missing binary or a crash is a failure, not a s
 
 from __future__ import annotations
 
+import atexit
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +119,14 @@ class ServerPool:
             s.stop()
 
 
+def pytest_configure(config):
+    # `timeout` (CI) sends SIGTERM: turn it into KeyboardInterrupt so pytest tears the fixtures
+    # down and every server is stopped. (The servers also get SIGTERM if this process dies.)
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
 @pytest.fixture(scope="session")
 def ca(tmp_path_factory) -> TestCA:
     return TestCA(tmp_path_factory.mktemp("ca"))
@@ -125,6 +135,7 @@ def ca(tmp_path_factory) -> TestCA:
 @pytest.fixture(scope="session")
 def pool(ca, tmp_path_factory):
     p = ServerPool(ca, tmp_path_factory.mktemp("servers"))
+    atexit.register(p.close)
     try:
         yield p
     finally:

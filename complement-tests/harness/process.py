@@ -4,9 +4,12 @@ and shutdown, and the tail of its log for error messages."""
 
 from __future__ import annotations
 
+import ctypes
 import http.client
 import json
+import signal
 import socket
+import sys
 import ssl
 import subprocess
 import time
@@ -31,6 +34,18 @@ def free_port() -> int:
             _handed_out.add(port)
             return port
     raise RuntimeError("no free loopback port after 50 tries")
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+    """Linux: the server gets SIGTERM if the test process dies, even by SIGKILL."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+# Passed as Popen(preexec_fn=...) by the subclasses.
+CHILD_SETUP = _die_with_parent if sys.platform.startswith("linux") else None
 
 
 class ServerStartError(RuntimeError):

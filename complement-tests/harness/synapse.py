@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .ca import TestCA
-from .process import HomeServer
+from .process import CHILD_SETUP, HomeServer
 
 # Synapse's DEFAULT_IP_RANGE_BLOCKLIST minus 127.0.0.0/8 (and the IPv6 loopback, unused here).
 FEDERATION_BLOCKLIST_WITHOUT_LOOPBACK = [
@@ -160,7 +160,8 @@ class SynapseServer(HomeServer):
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         self.proc = subprocess.Popen(
             [self.python, "-m", "synapse.app.homeserver", "-c", str(self.config_path)],
-            cwd=self.dir, env=env, stdin=subprocess.DEVNULL, stdout=self._stdout, stderr=subprocess.STDOUT)
+            cwd=self.dir, env=env, stdin=subprocess.DEVNULL, stdout=self._stdout, stderr=subprocess.STDOUT,
+            preexec_fn=CHILD_SETUP)
 
     def log_tail(self, lines: int = 40) -> str:
         out = super().log_tail(lines)

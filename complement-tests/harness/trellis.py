@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Optional
 
 from .ca import TestCA
-from .process import HomeServer
+from .process import CHILD_SETUP, HomeServer
 
 CLIENT_LINE = re.compile(r"^trellis: client API listening on (http://\S+?)/?$")
 FEDERATION_LINE = re.compile(r"^trellis: federation API listening on (https://\S+?)/?$")
@@ -84,7 +84,7 @@ class TrellisServer(HomeServer):
         self._log = open(self.log_path, "ab")
         self._lines = queue.Queue()
         self.proc = subprocess.Popen([str(self.binary)], cwd=self.dir, env=self.env(), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=self._log)
+                                     stdout=subprocess.PIPE, stderr=self._log, preexec_fn=CHILD_SETUP)
         proc, lines = self.proc, self._lines
 
         def pump() -> None:  # stdout on a thread: waits below have deadlines, the pipe never fills
