@@ -29,7 +29,7 @@ def users(pair) -> tuple[Client, Client]:
 def joined_room(pair, room_version: Optional[str] = None, preset: str = "public_chat",
                 alice: Optional[Client] = None, bob: Optional[Client] = None) -> Room:
     """alice (server a) creates a room with an alias; bob (server b) joins it by that alias over
-    federation; returns once alice's /sync shows bob's join."""
+    federation; returns once alice's /sync shows bob's join and bob's /sync shows the room."""
     if alice is None or bob is None:
         alice, bob = users(pair)
     local = "r" + secrets.token_hex(4)
@@ -38,6 +38,12 @@ def joined_room(pair, room_version: Optional[str] = None, preset: str = "public_
     joined = bob.join(alias)
     assert joined == room_id, f"joining {alias} gave {joined}, the room is {room_id}"
     alice.wait_for_membership(room_id, bob.user_id, "join")
+    # And bob's own /sync has the room. Not a formality: Synapse joins remote rooms with partial
+    # state first and leaves them out of /sync (without lazy-loaded members) until the state
+    # is complete; a typing notification that arrives in that window is never delivered to
+    # bob's client. Tests start once bob's client can see the room, as a person would.
+    bob.wait_for_room_section(room_id, "join")
+    bob.wait_for_membership(room_id, bob.user_id, "join")
     return Room(room_id, alias, alice, bob)
 
 
