@@ -87,6 +87,7 @@ class ServerPool:
         return server
 
     def _make_room(self, keep: set[str]) -> None:
+        """Stop idle servers, least recently used first, until one more may start."""
         idle = sorted((s for s in self.alive() if s.name not in self.in_use | keep),
                       key=lambda s: self.last_used.get(s.name, 0))
         while len(self.alive()) >= MAX_ALIVE:
@@ -108,11 +109,11 @@ class ServerPool:
             self.trellis_unavailable = str(e)
             pytest.skip(f"{SKIP_NO_FEDERATION}: {e}")
 
-    def get_shared(self, kind: str, index: int, keep: set[str] = frozenset()) -> HomeServer:
+    def get_shared(self, kind: str, index: int) -> HomeServer:
         name = f"{kind}{index}"
         if name not in self.shared:
             self.shared[name] = self.create(kind, name)
-        return self.start(self.shared[name], keep)
+        return self.start(self.shared[name])
 
     def close(self) -> None:
         for s in self.all:
@@ -149,26 +150,25 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture(scope="session")
-def _pair(request, pool):
-    """One instance per pair for the whole session (pytest groups the tests by pair)."""
+def _pair(request):
+    """The pair's kinds and shared-server names; session-scoped and parametrized, so pytest
+    runs the tests grouped by pair and each pair's servers are started once."""
     kind_a, kind_b = request.param
-    names = (f"{kind_a}1", f"{kind_b}2" if kind_b == kind_a else f"{kind_b}1")
-    pool.in_use.update(names)
-    try:
-        yield request.param, names
-    finally:
-        pool.in_use.difference_update(names)
+    return (kind_a, kind_b), (f"{kind_a}1", f"{kind_b}2" if kind_b == kind_a else f"{kind_b}1")
 
 
 @pytest.fixture
-def servers(_pair, pool, request) -> Pair:
-    """The pair's two servers, started (or restarted) as needed."""
+def servers(_pair, pool, request):
+    """The pair's two servers, started (or restarted) as needed, kept running for the test."""
     (kind_a, kind_b), (name_a, name_b) = _pair
-    a = pool.get_shared(kind_a, int(name_a[-1]), keep={name_b})
-    b = pool.get_shared(kind_b, int(name_b[-1]), keep={name_a})
-    pair = Pair(a, b, pair_id((kind_a, kind_b)))
-    request.node.complement_servers = [a, b]
-    return pair
+    pool.in_use.update((name_a, name_b))
+    try:
+        a = pool.get_shared(kind_a, int(name_a[-1]))
+        b = pool.get_shared(kind_b, int(name_b[-1]))
+        request.node.complement_servers = [a, b]
+        yield Pair(a, b, pair_id((kind_a, kind_b)))
+    finally:
+        pool.in_use.difference_update((name_a, name_b))
 
 
 def _factory(kind: str, pool: ServerPool, request) -> Callable[..., HomeServer]:

@@ -44,3 +44,15 @@ def test_trellis_start_or_fast_federation_unavailable(pool):
         assert user.user_id.endswith(":" + server.server_name)
     finally:
         server.stop()
+
+
+def test_factories_start_servers_that_federate(synapse_server):
+    """The factory fixtures: servers of the test's own, stopped when it ends."""
+    from harness import joined_room
+    from conftest import Pair
+
+    one, two = synapse_server(), synapse_server()
+    assert one.alive() and two.alive() and one.server_name != two.server_name
+    room = joined_room(Pair(one, two, "factory"))
+    msg = room.bob.send_message(room.room_id, "made by a factory")
+    assert room.alice.wait_for_event_id(room.room_id, msg)["content"]["body"] == "made by a factory"
