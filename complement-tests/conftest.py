@@ -24,13 +24,12 @@ import atexit
 import os
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 import pytest
 
-from harness import FederationUnavailable, HomeServer, SynapseServer, TestCA, TrellisServer
+from harness import FederationUnavailable, HomeServer, Pair, SynapseServer, TestCA, TrellisServer
 
 MAX_ALIVE = int(os.environ.get("COMPLEMENT_MAX_SERVERS", "3"))
 PAIRS = [("synapse", "synapse"), ("synapse", "trellis"), ("trellis", "synapse"), ("trellis", "trellis")]
@@ -51,16 +50,6 @@ def selected_pairs() -> list[tuple[str, str]]:
         raise pytest.UsageError(f"COMPLEMENT_PAIRS: unknown pair(s) {sorted(unknown)}; "
                                 f"known: {[pair_id(p) for p in PAIRS]}")
     return [p for p in PAIRS if pair_id(p) in names]
-
-
-@dataclass
-class Pair:
-    a: HomeServer  # hosts the rooms
-    b: HomeServer  # joins them over federation
-    id: str
-
-    def __iter__(self):
-        return iter((self.a, self.b))
 
 
 class ServerPool:

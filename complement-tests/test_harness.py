@@ -48,8 +48,7 @@ def test_trellis_start_or_fast_federation_unavailable(pool):
 
 def test_factories_start_servers_that_federate(synapse_server):
     """The factory fixtures: servers of the test's own, stopped when it ends."""
-    from harness import joined_room
-    from conftest import Pair
+    from harness import Pair, joined_room
 
     one, two = synapse_server(), synapse_server()
     assert one.alive() and two.alive() and one.server_name != two.server_name

@@ -3,12 +3,13 @@ loopback addresses, and a small synchronous Matrix client. See complement-tests/
 
 from .ca import Cert, TestCA
 from .client import Client, MatrixError, register
-from .scenario import Room, bodies, joined_room, users
+from .scenario import Pair, Room, bodies, joined_room, users
 from .process import HomeServer, ServerStartError, free_port
 from .synapse import SynapseServer
 from .trellis import FederationUnavailable, TrellisServer, trellis_binary
 
 __all__ = [
-    "Cert", "Client", "FederationUnavailable", "HomeServer", "MatrixError", "Room", "bodies", "joined_room", "users", "ServerStartError",
-    "SynapseServer", "TestCA", "TrellisServer", "free_port", "register", "trellis_binary",
+    "Cert", "Client", "FederationUnavailable", "HomeServer", "MatrixError", "Pair", "Room",
+    "ServerStartError", "SynapseServer", "TestCA", "TrellisServer", "bodies", "free_port",
+    "joined_room", "register", "trellis_binary", "users",
 ]

@@ -10,6 +10,17 @@ from .client import Client
 
 
 @dataclass
+class Pair:
+    """Two running servers: `a` hosts the rooms, `b` joins them over federation."""
+    a: "object"  # HomeServer
+    b: "object"  # HomeServer
+    id: str
+
+    def __iter__(self):
+        return iter((self.a, self.b))
+
+
+@dataclass
 class Room:
     room_id: str
     alias: str
