@@ -83,7 +83,8 @@ pub async fn send_join(
     }
     if omit_members {
         let is_member = |e: &StoredEvent| e.pdu.kind.to_string() == "m.room.member";
-        let mut keep: BTreeSet<String> = events.iter().filter(|e| !is_member(e)).map(|e| e.pdu.sender.to_string()).collect();
+        let mut keep: BTreeSet<String> =
+            events.iter().filter(|e| !is_member(e)).map(|e| e.pdu.sender.to_string()).collect();
         keep.insert(join.pdu.sender.to_string());
         events.retain(|e| !is_member(e) || e.pdu.state_key.as_ref().is_some_and(|k| keep.contains(k)));
     }
@@ -147,4 +148,3 @@ pub async fn send_knock(
     }
     Ok(json!({ "knock_room_state": stripped }))
 }
-

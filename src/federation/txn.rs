@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use futures_util::future::join_all;
 use ruma::events::room::server_acl::RoomServerAclEventContent;
 use ruma::{CanonicalJsonObject, CanonicalJsonValue, OwnedRoomId, RoomId, ServerName, UserId};
-use serde_json::{Value, json};
 use serde_json::value::RawValue;
+use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::rooms::ingest::remote::Remote;

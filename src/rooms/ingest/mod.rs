@@ -11,6 +11,8 @@
 pub mod check;
 pub mod persist;
 pub mod remote;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

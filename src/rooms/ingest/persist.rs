@@ -47,7 +47,17 @@ pub fn meta_of(s: &Services, event_id: &EventId) -> Result<Option<EventMeta>> {
 pub fn auth_by_auth_events(s: &Services, rules: &RoomVersionRules, pdu: &Pdu) -> std::result::Result<(), String> {
     let fetch_event = |id: &EventId| load(s, id).ok().flatten().map(|e| e.pdu);
     check_state_independent_auth_rules(&rules.authorization, pdu, fetch_event)?;
-    let auth: Vec<Pdu> = pdu.auth_events.iter().filter_map(|id| load(s, id).ok().flatten().map(|e| e.pdu)).collect();
+    // Since room version 12 the create event is implied by the room ID, not listed.
+    let create = match (&pdu.room_id, rules.authorization.room_create_event_id_as_room_id) {
+        (Some(room_id), true) => EventId::parse(format!("${}", room_id.strip_sigil())).ok(),
+        _ => None,
+    };
+    let auth: Vec<Pdu> = pdu
+        .auth_events
+        .iter()
+        .chain(create.as_ref())
+        .filter_map(|id| load(s, id).ok().flatten().map(|e| e.pdu))
+        .collect();
     let fetch_state = |ty: &StateEventType, key: &str| {
         auth.iter().find(|e| e.kind.to_string() == ty.to_string() && e.state_key.as_deref() == Some(key)).cloned()
     };
