@@ -240,6 +240,23 @@ async fn remote_events_reach_local_clients() {
     let path = format!("/_matrix/federation/v2/send_join/{}/{}", urlencode(&room), urlencode(&cl));
     let r = as_a.put(&b, &path, &cl_pdu).await;
     assert_eq!((r.status, r.errcode()), (400, "M_BAD_JSON"), "{:?}", r.body);
+
+    // send_knock once the room takes knocks: the answer is the room's stripped state.
+    let r = b.server.set_state(token, &room, "m.room.join_rules", "", json!({ "join_rule": "knock" })).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let (head, depth) = tip(&b, &bob, &room).await;
+    let jr = state_id(&b, &bob, &room, "m.room.join_rules", "").await;
+    let frank = as_a.user("frank");
+    let (fk, fk_pdu) = as_a.member(&room, &frank, "knock", &head, &[&pl, &jr], depth + 1);
+    let path = format!("/_matrix/federation/v1/send_knock/{}/{}", urlencode(&room), urlencode(&fk));
+    let r = as_a.put(&b, &path, &fk_pdu).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let stripped = r.body["knock_room_state"].as_array().unwrap();
+    let kinds: Vec<&str> = stripped.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["m.room.create", "m.room.join_rules"], "{stripped:?}");
+    assert_eq!(stripped[1]["content"], json!({ "join_rule": "knock" }));
+    let r = b.server.get(&format!("/_matrix/client/v3/rooms/{room}/members?membership=knock"), bob.token()).await;
+    assert_eq!(r.body["chunk"][0]["state_key"], frank.as_str(), "{:?}", r.body);
 }
 
 /// Every broken PDU gets its own error in the answer and leaves no trace a client could see.
