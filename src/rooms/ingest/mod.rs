@@ -85,7 +85,7 @@ pub async fn ingest_checked<P: Peer>(
 fn missing_prevs(s: &Services, ev: &Checked) -> Result<Vec<OwnedEventId>> {
     let mut out = Vec::new();
     for prev in &ev.pdu.prev_events {
-        if !persist::meta_of(s, prev)?.is_some_and(|m| !m.outlier) {
+        if persist::meta_of(s, prev)?.is_none_or(|m| m.outlier) {
             out.push(prev.clone());
         }
     }

@@ -68,6 +68,7 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
+    #[allow(clippy::too_many_arguments)]
     fn event(
         &self,
         sender: &str,
