@@ -12,14 +12,17 @@
 pub mod auth;
 pub mod client;
 pub mod discovery;
+pub mod edu;
 pub mod ip_filter;
 pub mod key_store;
 pub mod listener;
+pub mod membership;
 pub mod notary;
 pub mod own_keys;
 mod resolver;
 #[cfg(test)]
 mod tests;
+pub mod txn;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

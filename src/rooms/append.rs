@@ -62,24 +62,7 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
     let pos = db.stream().allocate();
     let mut batch = db.batch();
 
-    let state_before = match &ctx.state_before {
-        StateBefore::Group(g) => *g,
-        StateBefore::Empty => state::new_empty(db, &mut batch)?,
-        StateBefore::Resolved => state::new_full(db, &mut batch, &ctx.state)?,
-    };
-    let this_key = match &pdu.state_key {
-        Some(key) => Some(short::statekey(db, &pdu.kind.to_string(), key)?),
-        None => None,
-    };
-    let state_after = match (this_key, &ctx.state_before) {
-        (None, _) => state_before,
-        (Some(sk), StateBefore::Group(g)) => state::new_delta(db, &s.state_cache, &mut batch, *g, &[(sk, sid)], &[])?,
-        (Some(sk), _) => {
-            let mut after: ShortState = (*ctx.state).clone();
-            after.insert(sk, sid);
-            state::new_full(db, &mut batch, &after)?
-        }
-    };
+    let (state_before, state_after, this_key) = state_groups(s, &mut batch, ctx, pdu, sid, true)?;
 
     batch.put(PDUS, &sid, &serde_json::to_value(&obj).map_err(Error::internal)?)?;
     let meta = EventMeta {
@@ -160,6 +143,39 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
         _ => None,
     };
     refresh_current_state(s, &room_id, hint, pos.pos())
+}
+
+/// The groups of the state before and after `pdu` (built on `ctx`, short id `sid`), new ones
+/// written to `batch`, and its short state key. `changes_state: false` (a rejected event) keeps
+/// the state after equal to the state before.
+pub fn state_groups(
+    s: &Services,
+    batch: &mut Batch<'_>,
+    ctx: &RoomCtx,
+    pdu: &Pdu,
+    sid: u64,
+    changes_state: bool,
+) -> Result<(u64, u64, Option<u64>)> {
+    let db = &s.db;
+    let state_before = match &ctx.state_before {
+        StateBefore::Group(g) => *g,
+        StateBefore::Empty => state::new_empty(db, batch)?,
+        StateBefore::Resolved => state::new_full(db, batch, &ctx.state)?,
+    };
+    let this_key = match &pdu.state_key {
+        Some(key) if changes_state => Some(short::statekey(db, &pdu.kind.to_string(), key)?),
+        _ => None,
+    };
+    let state_after = match (this_key, &ctx.state_before) {
+        (None, _) => state_before,
+        (Some(sk), StateBefore::Group(g)) => state::new_delta(db, &s.state_cache, batch, *g, &[(sk, sid)], &[])?,
+        (Some(sk), _) => {
+            let mut after: ShortState = (*ctx.state).clone();
+            after.insert(sk, sid);
+            state::new_full(db, batch, &after)?
+        }
+    };
+    Ok((state_before, state_after, this_key))
 }
 
 /// Make the room's current state the state after its forward extremities (resolved when there

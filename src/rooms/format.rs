@@ -81,6 +81,18 @@ pub fn bare(ev: &StoredEvent) -> Result<Value> {
     Ok(out)
 }
 
+/// The state events a user sees of a room they are invited to or knocking on (spec: "Stripped
+/// state", the recommended list).
+pub const STRIPPED_STATE_TYPES: [&str; 7] = [
+    "m.room.create",
+    "m.room.join_rules",
+    "m.room.name",
+    "m.room.avatar",
+    "m.room.canonical_alias",
+    "m.room.encryption",
+    "m.room.topic",
+];
+
 /// Stripped state for invites and knocks (spec: "Stripped state").
 pub fn stripped(ev: &StoredEvent) -> Value {
     json!({

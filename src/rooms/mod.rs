@@ -15,6 +15,7 @@ pub mod create;
 pub mod directory;
 pub mod format;
 pub mod info;
+pub mod ingest;
 pub mod membership;
 pub mod pdu;
 pub mod power;

@@ -143,6 +143,11 @@ pub const TO_DEVICE_INBOX: Table<(String, String, u64), serde_json::Value> = Tab
 /// that transaction ID (idempotency).
 pub const TO_DEVICE_TXNS: Table<(String, String, String), Counter> = Table::new("to_device_txns");
 
+/// `origin | txn_id` → `{"response": {"pdus": …}, "received_ts": ms}`: the answer to a
+/// processed `PUT /_matrix/federation/v1/send/{txnId}`, returned again when the origin
+/// retries the same transaction (spec: Server-Server API, "Transactions").
+pub const FEDERATION_TXNS: Table<(String, String), serde_json::Value> = Table::new("federation_txns");
+
 /// Every column family, opened at start-up.
 pub const ALL: &[&str] = &[
     COUNTERS.name,
@@ -191,6 +196,7 @@ pub const ALL: &[&str] = &[
     DEVICE_LIST_POSITIONS.name,
     TO_DEVICE_INBOX.name,
     TO_DEVICE_TXNS.name,
+    FEDERATION_TXNS.name,
 ];
 
 /// Column families merged with `max` over big-endian u64 values.

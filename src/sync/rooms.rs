@@ -202,15 +202,7 @@ pub fn room(
 /// Stripped state for an invite or a knock: the room's description plus the user's own event.
 pub fn stripped_room(c: &Ctx<'_>, room_id: &RoomId) -> Result<Value> {
     let mut events = Vec::new();
-    for kind in [
-        "m.room.create",
-        "m.room.join_rules",
-        "m.room.name",
-        "m.room.avatar",
-        "m.room.canonical_alias",
-        "m.room.encryption",
-        "m.room.topic",
-    ] {
+    for kind in crate::rooms::format::STRIPPED_STATE_TYPES {
         if let Some(ev) = rooms::current_state_event(c.s, room_id, kind, "")? {
             events.push(stripped(&ev));
         }

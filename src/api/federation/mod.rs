@@ -5,6 +5,7 @@
 pub mod keys;
 pub mod notary;
 pub mod profile;
+pub mod send;
 pub mod version;
 
 use axum::Router;
@@ -18,5 +19,9 @@ pub fn routes(r: Router<State>) -> Router<State> {
     let r = route::<f::discovery::get_server_keys::v2::Request, _, _, _>(r, keys::server_keys);
     let r = route::<f::discovery::get_remote_server_keys::v2::Request, _, _, _>(r, notary::query);
     let r = route::<f::discovery::get_remote_server_keys_batch::v2::Request, _, _, _>(r, notary::query_batch);
-    route::<f::query::get_profile_information::v1::Request, _, _, _>(r, profile::query_profile)
+    let r = route::<f::query::get_profile_information::v1::Request, _, _, _>(r, profile::query_profile);
+    let r = route::<f::transactions::send_transaction_message::v1::Request, _, _, _>(r, send::send_transaction);
+    let r = route::<f::membership::create_join_event::v2::Request, _, _, _>(r, send::join);
+    let r = route::<f::membership::create_leave_event::v2::Request, _, _, _>(r, send::leave);
+    route::<f::membership::create_knock_event::v1::Request, _, _, _>(r, send::knock)
 }

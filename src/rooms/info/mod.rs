@@ -22,7 +22,7 @@ use crate::services::Services;
 pub fn visible_event(s: &Services, room_id: &RoomId, event_id: &EventId, viewer: &UserId) -> Result<StoredEvent> {
     let not_found = || Error::not_found(format!("Event {event_id} not found in room {room_id}"));
     let ev = load(s, event_id)?.ok_or_else(not_found)?;
-    if ev.pdu.room()? != room_id || ev.meta.rejected || ev.meta.outlier {
+    if ev.pdu.room()? != room_id || ev.meta.rejected || ev.meta.soft_failed || ev.meta.outlier {
         return Err(not_found());
     }
     let current = membership::membership_of(s, room_id, viewer)?;

@@ -4,6 +4,7 @@
 
 mod auth;
 mod notary;
+mod receive;
 mod transport;
 
 use std::path::PathBuf;

@@ -109,7 +109,7 @@ pub async fn get_event(s: State, r: Ruma<get_room_event::v3::Request>) -> Result
         .blocking(move |s| {
             let not_found = || Error::not_found("Event not found");
             let ev = rooms_svc::load(s, &b.event_id)?.ok_or_else(not_found)?;
-            if ev.pdu.room()? != b.room_id || ev.meta.rejected {
+            if ev.pdu.room()? != b.room_id || ev.meta.rejected || ev.meta.soft_failed || ev.meta.outlier {
                 return Err(not_found());
             }
             let current = membership::membership_of(s, &b.room_id, &auth.user_id)?;

@@ -90,6 +90,8 @@ pub async fn context(s: State, r: Ruma<get_context::v3::Request>) -> Result<RawJ
             let current = membership::membership_of(s, &b.room_id, &auth.user_id)?;
             if ev.pdu.room()? != b.room_id
                 || ev.meta.rejected
+                || ev.meta.soft_failed
+                || ev.meta.outlier
                 || !read::can_see(s, &auth.user_id, &ev, current.as_deref())?
             {
                 return Err(not_found());
