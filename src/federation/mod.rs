@@ -9,15 +9,20 @@
 //!   [`notary`]: answering key queries for other servers;
 //! - [`listener`]: the TLS listener.
 
+pub mod access;
 pub mod auth;
 pub mod client;
 pub mod discovery;
+pub mod events;
+pub mod invite;
 pub mod ip_filter;
 pub mod key_store;
 pub mod listener;
 pub mod notary;
 pub mod own_keys;
+pub mod queries;
 mod resolver;
+pub mod templates;
 #[cfg(test)]
 mod tests;
 
