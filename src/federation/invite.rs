@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use ruma::api::federation::membership::RawStrippedState;
-use ruma::signatures::{Verified, reference_hash, sign_json, verify_event};
+use ruma::signatures::{Verified, reference_hash, sign_event, verify_event};
 use ruma::{CanonicalJsonObject, EventId, OwnedServerName, RoomId, ServerName, UserId};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -82,7 +82,7 @@ pub async fn receive(s: &State, origin: &ServerName, invite: IncomingInvite<'_>)
         Ok(Verified::Signatures) => return Err(Error::forbidden("The invite event's content hash does not match")),
         Err(e) => return Err(Error::forbidden(format!("The invite event's signature does not verify: {e}"))),
     }
-    sign_json(s.server_name.as_str(), &s.signing_key.key_pair, &mut obj)
+    sign_event(s.server_name.as_str(), &s.signing_key.key_pair, &mut obj, &rules.redaction)
         .map_err(|e| Error::internal(format!("signing invite: {e}")))?;
     let signed = serde_json::to_value(&obj).map_err(Error::internal)?;
 

@@ -4,6 +4,8 @@
 
 mod auth;
 mod notary;
+mod serve;
+mod serve_invite;
 mod transport;
 
 use std::path::PathBuf;
