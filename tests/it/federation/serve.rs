@@ -247,6 +247,39 @@ async fn servers_outside_the_room_and_denied_servers_are_refused() {
         assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "{:?}", r.body);
     }
 
+    // History that was `joined` and became world-readable: A may read the room now, but the
+    // events from before come redacted, and the state at them is refused.
+    let room = b
+        .server
+        .create_room(
+            tok,
+            json!({ "preset": "private_chat", "initial_state": [
+        { "type": "m.room.history_visibility", "state_key": "", "content": { "history_visibility": "joined" } }
+    ] }),
+        )
+        .await;
+    let hidden = b.server.send_text(tok, &room, "before").await;
+    let hv = json!({ "history_visibility": "world_readable" });
+    assert_eq!(b.server.set_state(tok, &room, "m.room.history_visibility", "", hv).await.status, 200);
+    let open = b.server.send_text(tok, &room, "after").await;
+    let r_enc = urlencode(&room);
+    let r = as_a.get(&b, &format!("/_matrix/federation/v1/backfill/{r_enc}?v={}&limit=3", urlencode(&open))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let pdus = r.body["pdus"].as_array().unwrap();
+    assert_eq!(pdus[0]["content"]["body"], "after");
+    assert_eq!(pdus[1]["type"], "m.room.history_visibility");
+    assert_eq!((pdus[2]["type"].as_str(), pdus[2]["content"].clone()), (Some("m.room.message"), json!({})), "redacted");
+    assert!(
+        pdus[2]["signatures"].is_object() && pdus[2]["hashes"].is_object(),
+        "a redacted PDU keeps hashes and signatures"
+    );
+    let r = as_a.get(&b, &format!("/_matrix/federation/v1/event/{}", urlencode(&hidden))).await;
+    assert_eq!((r.status, r.body["pdus"][0]["content"].clone()), (200, json!({})));
+    let r = as_a.get(&b, &format!("/_matrix/federation/v1/state_ids/{r_enc}?event_id={}", urlencode(&hidden))).await;
+    assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"));
+    let r = as_a.get(&b, &format!("/_matrix/federation/v1/state_ids/{r_enc}?event_id={}", urlencode(&open))).await;
+    assert_eq!(r.status, 200);
+
     // A knock room gives a knock template (room version 12: no create event in auth_events).
     let room = b.server.create_room(tok, json!({ "preset": "private_chat" })).await;
     assert_eq!(
