@@ -36,6 +36,9 @@ pub enum ErrorKind {
     RoomInUse,
     InvalidRoomState,
     BadAlias,
+    IncompatibleRoomVersion,
+    UnableToAuthoriseJoin,
+    UnableToGrantJoin,
 }
 
 impl ErrorKind {
@@ -67,6 +70,9 @@ impl ErrorKind {
             RoomInUse => "M_ROOM_IN_USE",
             InvalidRoomState => "M_INVALID_ROOM_STATE",
             BadAlias => "M_BAD_ALIAS",
+            IncompatibleRoomVersion => "M_INCOMPATIBLE_ROOM_VERSION",
+            UnableToAuthoriseJoin => "M_UNABLE_TO_AUTHORISE_JOIN",
+            UnableToGrantJoin => "M_UNABLE_TO_GRANT_JOIN",
         }
     }
 
@@ -94,6 +100,9 @@ pub enum Error {
     /// User-Interactive Authentication must continue: 401 with the UIA body
     /// (spec: "User-Interactive Authentication API").
     Uiaa(Value),
+    /// A Matrix error whose body carries more fields (`room_version` of
+    /// `M_INCOMPATIBLE_ROOM_VERSION`).
+    Detailed { kind: ErrorKind, message: String, fields: serde_json::Map<String, Value> },
     /// A failure on our side; details are logged and shown to the client only in dev mode.
     Internal(String),
 }
@@ -123,13 +132,21 @@ impl Error {
     pub fn invalid_param(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidParam, message)
     }
+    /// `M_INCOMPATIBLE_ROOM_VERSION` (spec: Server-Server API, "Joining Rooms"): the room's
+    /// version is not one the remote server supports.
+    pub fn incompatible_room_version(version: &str) -> Self {
+        let fields = serde_json::Map::from_iter([("room_version".to_owned(), json!(version))]);
+        let message =
+            format!("Your homeserver does not support the features required to join this room (version {version})");
+        Error::Detailed { kind: ErrorKind::IncompatibleRoomVersion, message, fields }
+    }
     pub fn internal(context: impl std::fmt::Display) -> Self {
         Error::Internal(context.to_string())
     }
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Matrix { kind, .. } => *kind,
+            Error::Matrix { kind, .. } | Error::Detailed { kind, .. } => *kind,
             Error::Uiaa(_) => ErrorKind::Unauthorized,
             Error::Internal(_) => ErrorKind::Unknown,
         }
@@ -151,6 +168,12 @@ impl Error {
                 }
                 (status.unwrap_or_else(|| kind.status()), body)
             }
+            Error::Detailed { kind, message, fields } => {
+                let mut body = fields.clone();
+                body.insert("errcode".into(), json!(kind.errcode()));
+                body.insert("error".into(), json!(message));
+                (kind.status(), Value::Object(body))
+            }
             Error::Uiaa(body) => (StatusCode::UNAUTHORIZED, body.clone()),
             Error::Internal(detail) => {
                 let message = if dev_mode { detail.as_str() } else { "Internal server error" };
@@ -163,7 +186,9 @@ impl Error {
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::Matrix { kind, message, .. } => write!(f, "{}: {message}", kind.errcode()),
+            Error::Matrix { kind, message, .. } | Error::Detailed { kind, message, .. } => {
+                write!(f, "{}: {message}", kind.errcode())
+            }
             Error::Uiaa(_) => write!(f, "user-interactive authentication required"),
             Error::Internal(detail) => write!(f, "internal error: {detail}"),
         }

@@ -9,17 +9,22 @@
 //!   [`notary`]: answering key queries for other servers;
 //! - [`listener`]: the TLS listener.
 
+pub mod access;
 pub mod auth;
 pub mod client;
 pub mod discovery;
 pub mod edu;
+pub mod events;
+pub mod invite;
 pub mod ip_filter;
 pub mod key_store;
 pub mod listener;
 pub mod membership;
 pub mod notary;
 pub mod own_keys;
+pub mod queries;
 mod resolver;
+pub mod templates;
 #[cfg(test)]
 mod tests;
 pub mod txn;

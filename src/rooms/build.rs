@@ -122,6 +122,26 @@ impl RoomCtx {
 
 /// Build and sign a PDU for `new` on top of `ctx`. Nothing is written.
 pub fn build(s: &Services, ctx: &RoomCtx, sender: &UserId, new: &NewEvent) -> Result<(Pdu, CanonicalJsonObject)> {
+    let mut canonical = template(s, ctx, sender, new)?;
+    hash_and_sign_event(s.server_name.as_str(), &s.signing_key.key_pair, &mut canonical, &ctx.rules.redaction)
+        .map_err(|e| match e {
+            JsonError::PduTooLarge => Error::new(ErrorKind::TooLarge, "Event too large"),
+            other => Error::internal(format!("signing event: {other}")),
+        })?;
+    let json = serde_json::to_value(&canonical).map_err(Error::internal)?;
+    if serde_json::to_vec(&json).map_or(usize::MAX, |v| v.len()) > MAX_PDU_BYTES {
+        return Err(Error::new(ErrorKind::TooLarge, "Event exceeds 65536 bytes"));
+    }
+    let hash = reference_hash(&canonical, &ctx.rules).map_err(|e| Error::internal(format!("hashing event: {e}")))?;
+    let event_id = EventId::parse(format!("${hash}")).map_err(Error::internal)?;
+    let pdu = Pdu::from_json(event_id, &json, &ctx.rules)?;
+    Ok((pdu, canonical))
+}
+
+/// The event [`build`] signs: every field but `hashes`, `signatures` (and the event ID, which
+/// is their hash). It is also the template of `make_join`, `make_leave` and `make_knock`
+/// (spec: Server-Server API, "Joining Rooms"), which the joining server completes.
+pub fn template(s: &Services, ctx: &RoomCtx, sender: &UserId, new: &NewEvent) -> Result<CanonicalJsonObject> {
     let mut content = new.content.clone();
     if !content.is_object() {
         return Err(Error::bad_json("Event content must be a JSON object"));
@@ -162,21 +182,7 @@ pub fn build(s: &Services, ctx: &RoomCtx, sender: &UserId, new: &NewEvent) -> Re
         }
     }
     obj["content"] = content;
-    let mut canonical: CanonicalJsonObject =
-        serde_json::from_value(obj).map_err(|e| Error::bad_json(format!("Event is not canonical JSON: {e}")))?;
-    hash_and_sign_event(s.server_name.as_str(), &s.signing_key.key_pair, &mut canonical, &ctx.rules.redaction)
-        .map_err(|e| match e {
-            JsonError::PduTooLarge => Error::new(ErrorKind::TooLarge, "Event too large"),
-            other => Error::internal(format!("signing event: {other}")),
-        })?;
-    let json = serde_json::to_value(&canonical).map_err(Error::internal)?;
-    if serde_json::to_vec(&json).map_or(usize::MAX, |v| v.len()) > MAX_PDU_BYTES {
-        return Err(Error::new(ErrorKind::TooLarge, "Event exceeds 65536 bytes"));
-    }
-    let hash = reference_hash(&canonical, &ctx.rules).map_err(|e| Error::internal(format!("hashing event: {e}")))?;
-    let event_id = EventId::parse(format!("${hash}")).map_err(Error::internal)?;
-    let pdu = Pdu::from_json(event_id, &json, &ctx.rules)?;
-    Ok((pdu, canonical))
+    serde_json::from_value(obj).map_err(|e| Error::bad_json(format!("Event is not canonical JSON: {e}")))
 }
 
 /// The authorization rules of the room version, against the event's `auth_events` and against

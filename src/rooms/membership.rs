@@ -152,7 +152,14 @@ fn transition(
 
 const IN_ROOM: &[&str] = &["join", "invite", "knock"];
 
+/// Leave the room, or reject an invite. An invite from another server to a room we are not in
+/// is rejected locally only ([`super::remote_invites::reject`]).
 pub fn leave(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&str>) -> Result<OwnedEventId> {
+    if s.db.get(crate::storage::catalog::ROOMS, &room_id.to_string())?.is_none()
+        && super::remote_invites::pending(s, user_id, room_id)?.is_some()
+    {
+        return super::remote_invites::reject(s, user_id, room_id, reason);
+    }
     transition(s, room_id, (user_id, user_id), IN_ROOM, "leave", reason)
 }
 

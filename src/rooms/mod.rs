@@ -21,6 +21,7 @@ pub mod pdu;
 pub mod power;
 pub mod read;
 pub mod relations;
+pub mod remote_invites;
 pub mod resolve;
 pub mod short;
 pub mod state;

@@ -142,6 +142,10 @@ pub const TO_DEVICE_INBOX: Table<(String, String, u64), serde_json::Value> = Tab
 /// `user_id | device_id | txn_id` → stream position of the sender's `PUT /sendToDevice` with
 /// that transaction ID (idempotency).
 pub const TO_DEVICE_TXNS: Table<(String, String, String), Counter> = Table::new("to_device_txns");
+/// `user_id | room_id` → [`RemoteInviteRecord`]: an invite of a local user received over
+/// federation (`PUT /_matrix/federation/v2/invite`), with the stripped state the inviting
+/// server sent; the room itself may be unknown here.
+pub const REMOTE_INVITES: Table<(String, String), RemoteInviteRecord> = Table::new("remote_invites");
 
 /// `origin | txn_id` → `{"response": {"pdus": …}, "received_ts": ms}`: the answer to a
 /// processed `PUT /_matrix/federation/v1/send/{txnId}`, returned again when the origin
@@ -197,6 +201,7 @@ pub const ALL: &[&str] = &[
     TO_DEVICE_INBOX.name,
     TO_DEVICE_TXNS.name,
     FEDERATION_TXNS.name,
+    REMOTE_INVITES.name,
 ];
 
 /// Column families merged with `max` over big-endian u64 values.

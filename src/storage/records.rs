@@ -183,6 +183,24 @@ impl JsonValue for EventMeta {}
 impl JsonValue for StateGroupRecord {}
 impl JsonValue for MembershipRecord {}
 
+/// `remote_invites` value: an invite from another server, kept as an outlier (the room's DAG is
+/// not here) until the user joins or rejects it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoteInviteRecord {
+    pub event_id: String,
+    pub room_version: String,
+    /// The invite PDU, signed by the inviting server and by us.
+    pub event: serde_json::Value,
+    /// The stripped state events the inviting server sent (`invite_room_state`).
+    pub invite_room_state: Vec<serde_json::Value>,
+    pub stream_pos: u64,
+    /// The out-of-band leave PDU (signed by us) once the user rejected the invite locally.
+    #[serde(default)]
+    pub rejection: Option<(String, serde_json::Value)>,
+}
+
+impl JsonValue for RemoteInviteRecord {}
+
 // Receipts and presence (`src/ephemeral`).
 
 /// `receipts` value: one user's latest receipt of one type in one thread of a room.

@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
 use crate::rooms::read::ignored_users;
+use crate::rooms::remote_invites;
 use crate::services::{Services, State};
 use crate::storage::catalog::{ACCOUNT_DATA, ACCOUNT_DATA_CHANGES, FORGOTTEN_ROOMS, USER_MEMBERSHIPS};
 use filter::{SyncFilter, allows_type};
@@ -133,16 +134,29 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
                 }
             }
             "invite" if changed && m.stream_pos <= upto => {
-                if rooms::inviter(&c, &room_id)?.is_some_and(|sender| c.ignored.contains(&sender)) {
+                let remote = remote_invites::behind(s, user, &room_id, &m)?;
+                let inviter = match &remote {
+                    Some(r) => remote_invites::inviter(r),
+                    None => rooms::inviter(&c, &room_id)?,
+                };
+                if inviter.is_some_and(|sender| c.ignored.contains(&sender)) {
                     continue;
                 }
-                invite.insert(room.clone(), json!({ "invite_state": rooms::stripped_room(&c, &room_id)? }));
+                let state = match &remote {
+                    Some(r) => remote_invites::invite_state(r),
+                    None => rooms::stripped_room(&c, &room_id)?,
+                };
+                invite.insert(room.clone(), json!({ "invite_state": state }));
             }
             "knock" if changed && m.stream_pos <= upto => {
                 knock.insert(room.clone(), json!({ "knock_state": rooms::stripped_room(&c, &room_id)? }));
             }
             "leave" | "ban" if (since > 0 && m.stream_pos > since) || (since == 0 && req.filter.include_leave) => {
                 if s.db.get(FORGOTTEN_ROOMS, &(user.to_string(), room.clone()))?.is_some() {
+                    continue;
+                }
+                if let Some(r) = remote_invites::behind(s, user, &room_id, &m)? {
+                    leave.extend(remote_invites::leave_section(&room_id, &r).map(|v| (room, v)));
                     continue;
                 }
                 if let Some(section) = rooms::room(&c, &room_id, &m, data(), true)? {

@@ -4,7 +4,7 @@ use ruma::{OwnedEventId, RoomId, UserId};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::rooms::{load_by_short, membership, read, room};
+use crate::rooms::{StoredEvent, load_by_short, membership, read, room};
 use crate::services::Services;
 use crate::storage::catalog::{PDUS, ROOM_TIMELINE};
 use crate::storage::codec::Counter;
@@ -17,9 +17,21 @@ const BATCH: usize = 200;
 /// The first event at or after `ts` (`forward`), or the last one at or before it, that `viewer`
 /// may see: its ID and `origin_server_ts`. `M_FORBIDDEN` if the viewer was never in the room.
 pub fn closest(s: &Services, room_id: &RoomId, viewer: &UserId, ts: u64, forward: bool) -> Result<(OwnedEventId, u64)> {
-    let short = room(s, room_id)?.shortroomid;
+    room(s, room_id)?;
     read::state_for(s, room_id, viewer)?;
     let current = membership::membership_of(s, room_id, viewer)?;
+    closest_visible(s, room_id, ts, forward, |ev| read::can_see(s, viewer, ev, current.as_deref()))
+}
+
+/// [`closest`] for any notion of visibility (a user's, or another server's for federation).
+pub fn closest_visible(
+    s: &Services,
+    room_id: &RoomId,
+    ts: u64,
+    forward: bool,
+    mut visible: impl FnMut(&StoredEvent) -> Result<bool>,
+) -> Result<(OwnedEventId, u64)> {
+    let short = room(s, room_id)?.shortroomid;
     let not_found = || {
         let dir = if forward { "forward" } else { "backward" };
         Error::not_found(format!("Unable to find event from {ts} in {dir} direction"))
@@ -40,7 +52,7 @@ pub fn closest(s: &Services, room_id: &RoomId, viewer: &UserId, ts: u64, forward
             }
             let at = u64::from(ev.pdu.origin_server_ts.0);
             let fits = if forward { at >= ts } else { at <= ts };
-            if fits && read::can_see(s, viewer, &ev, current.as_deref())? {
+            if fits && visible(&ev)? {
                 return Ok((ev.pdu.event_id.clone(), at));
             }
         }

@@ -5,6 +5,8 @@
 mod auth;
 mod notary;
 mod receive;
+mod serve;
+mod serve_invite;
 mod transport;
 
 use std::path::PathBuf;

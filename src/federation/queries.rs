@@ -1,0 +1,164 @@
+//! Queries other servers make about our rooms and users (spec: Server-Server API "Room
+//! Directory" `GET /query/directory`, "Device Management" `GET /user/devices/{userId}`,
+//! "Spaces" `GET /hierarchy/{roomId}`).
+
+use std::collections::BTreeSet;
+
+use ruma::{RoomAliasId, RoomId, ServerName, UserId};
+use serde_json::{Value, json};
+
+use super::access::check_acl;
+use crate::error::{Error, Result};
+use crate::rooms::format::stripped;
+use crate::rooms::read::state_events;
+use crate::rooms::{alias, current_state, current_state_content, directory, room};
+use crate::services::Services;
+use crate::storage::catalog::{DEVICE_KEYS, DEVICE_LIST_POSITIONS, DEVICES, ROOM_MEMBERSHIPS, USERS};
+use crate::storage::codec::Counter;
+
+/// `GET /query/directory?room_alias=`: the room of a local alias and the servers in it (ours
+/// first). 404 for an unknown or non-local alias.
+pub fn room_alias(s: &Services, alias: &RoomAliasId) -> Result<Value> {
+    let not_found = || Error::not_found(format!("Room alias {alias} not found"));
+    if alias.server_name() != s.server_name {
+        return Err(not_found());
+    }
+    let room_id = alias::resolve(s, alias)?.ok_or_else(not_found)?;
+    let mut servers = vec![s.server_name.to_string()];
+    let others: BTreeSet<String> =
+        s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())?
+            .into_iter()
+            .filter(|(_, m)| m.membership == "join")
+            .filter_map(|((_, user), _)| UserId::parse(user).ok().map(|u| u.server_name().to_string()))
+            .filter(|server| *server != s.server_name.as_str())
+            .collect();
+    servers.extend(others);
+    Ok(json!({ "room_id": room_id, "servers": servers }))
+}
+
+/// `GET /user/devices/{userId}`: a local user's devices with their keys (when uploaded) and
+/// display names, and `stream_id`, the position of the user's last device-list change.
+/// Cross-signing keys are not stored, so `master_key`/`self_signing_key` are never present.
+pub fn user_devices(s: &Services, user: &UserId) -> Result<Value> {
+    if !s.is_local(user) {
+        return Err(Error::invalid_param(format!("{user} is not a user of this server")));
+    }
+    if s.db.get(USERS, &user.to_string())?.is_none() {
+        return Err(Error::not_found(format!("Unknown user {user}")));
+    }
+    let mut devices = Vec::new();
+    for ((_, device_id), record) in s.db.scan_prefix(DEVICES, &user.to_string())? {
+        let mut d = json!({ "device_id": device_id });
+        if let Some(keys) = s.db.get(DEVICE_KEYS, &(user.to_string(), device_id.clone()))? {
+            d["keys"] = keys;
+        }
+        if let Some(name) = record.display_name {
+            d["device_display_name"] = json!(name);
+        }
+        devices.push(d);
+    }
+    let stream_id = s.db.get(DEVICE_LIST_POSITIONS, &user.to_string())?.map_or(0, |Counter(p)| p);
+    Ok(json!({ "user_id": user, "stream_id": stream_id, "devices": devices }))
+}
+
+/// Can `server` peek into or join the room (spec "Spaces": what the hierarchy may show)? Yes
+/// for public, knock and world-readable rooms, rooms where one of its users is joined or
+/// invited, and restricted rooms whose allowed rooms it is in.
+fn accessible(s: &Services, room_id: &RoomId, server: &ServerName) -> Result<bool> {
+    if check_acl(s, room_id, server).is_err() {
+        return Ok(false);
+    }
+    let summary = directory::summary(s, room_id)?;
+    let rule = summary["join_rule"].as_str().unwrap_or("invite");
+    if matches!(rule, "public" | "knock" | "knock_restricted") || summary["world_readable"] == json!(true) {
+        return Ok(true);
+    }
+    let present = |r: &RoomId, states: &[&str]| -> Result<bool> {
+        Ok(s.db.scan_prefix(ROOM_MEMBERSHIPS, &r.to_string())?.iter().any(|((_, u), m)| {
+            states.contains(&m.membership.as_str()) && UserId::parse(u).is_ok_and(|u| u.server_name() == server)
+        }))
+    };
+    if present(room_id, &["join", "invite"])? {
+        return Ok(true);
+    }
+    for allowed in allowed_rooms(s, room_id)? {
+        if room(s, &allowed).is_ok() && present(&allowed, &["join"])? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn allowed_rooms(s: &Services, room_id: &RoomId) -> Result<Vec<ruma::OwnedRoomId>> {
+    let content = current_state_content(s, room_id, "m.room.join_rules", "")?.unwrap_or_default();
+    if !matches!(content.get("join_rule").and_then(Value::as_str), Some("restricted" | "knock_restricted")) {
+        return Ok(Vec::new());
+    }
+    Ok(content
+        .get("allow")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|a| a.get("type").and_then(Value::as_str) == Some("m.room_membership"))
+        .filter_map(|a| a.get("room_id").and_then(Value::as_str).and_then(|r| RoomId::parse(r).ok()))
+        .collect())
+}
+
+/// A room's hierarchy entry: its directory summary plus version, encryption, allowed rooms.
+fn room_summary(s: &Services, room_id: &RoomId) -> Result<Value> {
+    let mut out = directory::summary(s, room_id)?;
+    out["room_version"] = json!(room(s, room_id)?.room_version);
+    if let Some(alg) =
+        current_state_content(s, room_id, "m.room.encryption", "")?.and_then(|c| c.get("algorithm").cloned())
+    {
+        out["encryption"] = alg;
+    }
+    let allowed = allowed_rooms(s, room_id)?;
+    if !allowed.is_empty() {
+        out["allowed_room_ids"] = json!(allowed);
+    }
+    Ok(out)
+}
+
+/// `GET /hierarchy/{roomId}`: the room (404 if unknown or not accessible to `origin`), its
+/// `m.space.child` events, and each child we know: its summary when `origin` may see it, else
+/// its ID in `inaccessible_children`. Children we do not know are left out.
+pub fn hierarchy(s: &Services, origin: &ServerName, room_id: &RoomId, suggested_only: bool) -> Result<Value> {
+    let not_found = || Error::not_found(format!("Room {room_id} not found"));
+    room(s, room_id).map_err(|_| not_found())?;
+    if !accessible(s, room_id, origin)? {
+        return Err(not_found());
+    }
+    let mut children_state = Vec::new();
+    let mut child_ids = Vec::new();
+    for ev in state_events(s, &*current_state(s, room_id)?)? {
+        if ev.pdu.kind.to_string() != "m.space.child" {
+            continue;
+        }
+        let content = ev.pdu.content_value();
+        let has_via = content.get("via").and_then(Value::as_array).is_some_and(|v| !v.is_empty());
+        let suggested = content.get("suggested").and_then(Value::as_bool).unwrap_or(false);
+        let Some(child) = ev.pdu.state_key.as_deref().and_then(|k| RoomId::parse(k).ok()) else { continue };
+        if !has_via || (suggested_only && !suggested) {
+            continue;
+        }
+        let mut entry = stripped(&ev);
+        entry["origin_server_ts"] = json!(ev.pdu.origin_server_ts);
+        children_state.push(entry);
+        child_ids.push(child);
+    }
+    let (mut children, mut inaccessible) = (Vec::new(), Vec::new());
+    for child in child_ids {
+        if room(s, &child).is_err() {
+            continue;
+        }
+        if accessible(s, &child, origin)? {
+            children.push(room_summary(s, &child)?);
+        } else {
+            inaccessible.push(child);
+        }
+    }
+    let mut summary = room_summary(s, room_id)?;
+    summary["children_state"] = json!(children_state);
+    Ok(json!({ "room": summary, "children": children, "inaccessible_children": inaccessible }))
+}

@@ -1,0 +1,159 @@
+//! Membership templates for remote users (spec: Server-Server API "Joining Rooms" `make_join`,
+//! "Leaving Rooms" `make_leave`, "Knocking on rooms" `make_knock`): the `m.room.member` event
+//! the remote server will complete (hashes, signatures, event ID) and send back. It is exactly
+//! what [`build::template`] makes for a local event on the room's forward extremities, and it
+//! must already pass the room version's authorization rules (403 otherwise). Nothing is
+//! signed or stored.
+
+use ruma::signatures::reference_hash;
+use ruma::{CanonicalJsonObject, EventId, OwnedUserId, RoomId, RoomVersionId, ServerName, UserId};
+use serde_json::{Value, json};
+
+use super::access::check_acl;
+use crate::error::{Error, ErrorKind, Result};
+use crate::rooms::build::{NewEvent, RoomCtx, authorize, template};
+use crate::rooms::pdu::Pdu;
+use crate::rooms::{current_state_content, membership, power, room};
+use crate::services::Services;
+use crate::storage::catalog::ROOM_MEMBERSHIPS;
+
+/// A template and the room's version.
+pub struct Template {
+    pub room_version: String,
+    pub event: CanonicalJsonObject,
+}
+
+/// `GET /make_join/{roomId}/{userId}?ver=`. For a `restricted` room the template names a
+/// local user who may invite in `join_authorised_via_users_server`, when the user is joined to
+/// one of the allowed rooms as far as we know (400 `M_UNABLE_TO_AUTHORISE_JOIN` if we are in
+/// none of them, 400 `M_UNABLE_TO_GRANT_JOIN` if no local user may invite).
+pub fn make_join(
+    s: &Services,
+    origin: &ServerName,
+    room_id: &RoomId,
+    user: &UserId,
+    ver: &[RoomVersionId],
+) -> Result<Template> {
+    let version = prepare(s, origin, room_id, user, Some(ver))?;
+    let mut content = json!({ "membership": "join" });
+    let ctx = RoomCtx::current(s, room_id)?;
+    if let Some(via) = restricted_authoriser(s, &ctx, room_id, user)? {
+        content["join_authorised_via_users_server"] = json!(via);
+    }
+    finish(s, &ctx, version, user, content)
+}
+
+/// `GET /make_leave/{roomId}/{userId}`.
+pub fn make_leave(s: &Services, origin: &ServerName, room_id: &RoomId, user: &UserId) -> Result<Template> {
+    let version = prepare(s, origin, room_id, user, None)?;
+    finish(s, &RoomCtx::current(s, room_id)?, version, user, json!({ "membership": "leave" }))
+}
+
+/// `GET /make_knock/{roomId}/{userId}?ver=`: the room version must allow knocking
+/// (`M_INCOMPATIBLE_ROOM_VERSION` otherwise) and its join rule be `knock` or
+/// `knock_restricted` (403).
+pub fn make_knock(
+    s: &Services,
+    origin: &ServerName,
+    room_id: &RoomId,
+    user: &UserId,
+    ver: &[RoomVersionId],
+) -> Result<Template> {
+    let version = prepare(s, origin, room_id, user, Some(ver))?;
+    let ctx = RoomCtx::current(s, room_id)?;
+    if !ctx.rules.authorization.knocking {
+        return Err(Error::incompatible_room_version(&version));
+    }
+    let rule = join_rule(s, room_id)?;
+    if !matches!(rule.as_str(), "knock" | "knock_restricted") {
+        return Err(Error::forbidden(format!("Room {room_id} does not accept knocks")));
+    }
+    finish(s, &ctx, version, user, json!({ "membership": "knock" }))
+}
+
+/// Common checks: the user belongs to the requesting server (403), the room exists (404), the
+/// ACL allows the server (403), and the room version is one the server supports.
+fn prepare(
+    s: &Services,
+    origin: &ServerName,
+    room_id: &RoomId,
+    user: &UserId,
+    ver: Option<&[RoomVersionId]>,
+) -> Result<String> {
+    if user.server_name() != origin {
+        return Err(Error::forbidden(format!("{user} is not a user of {origin}")));
+    }
+    let record = room(s, room_id)?;
+    check_acl(s, room_id, origin)?;
+    if let Some(ver) = ver {
+        if !ver.iter().any(|v| v.as_str() == record.room_version) {
+            return Err(Error::incompatible_room_version(&record.room_version));
+        }
+    }
+    Ok(record.room_version)
+}
+
+/// The template on `ctx`, authorized (403 with the failed rule otherwise).
+fn finish(s: &Services, ctx: &RoomCtx, room_version: String, user: &UserId, content: Value) -> Result<Template> {
+    let new = NewEvent::state("m.room.member", user.as_str(), content);
+    let event = template(s, ctx, user, &new)?;
+    // The auth rules do not look at hashes or signatures: check the template as it stands,
+    // under its own reference hash as a stand-in event ID.
+    let hash = reference_hash(&event, &ctx.rules).map_err(|e| Error::internal(format!("hashing template: {e}")))?;
+    let event_id = EventId::parse(format!("${hash}")).map_err(Error::internal)?;
+    let json = serde_json::to_value(&event).map_err(Error::internal)?;
+    let pdu = Pdu::from_json(event_id, &json, &ctx.rules)?;
+    authorize(s, ctx, &pdu)?;
+    Ok(Template { room_version, event })
+}
+
+fn join_rule(s: &Services, room_id: &RoomId) -> Result<String> {
+    Ok(current_state_content(s, room_id, "m.room.join_rules", "")?
+        .and_then(|c| c.get("join_rule").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| "invite".into()))
+}
+
+/// For a restricted join (room versions 8+) of a user not already invited or joined: a local
+/// joined user who may invite, once the user is known to be joined to an allowed room.
+fn restricted_authoriser(s: &Services, ctx: &RoomCtx, room_id: &RoomId, user: &UserId) -> Result<Option<OwnedUserId>> {
+    let rule = join_rule(s, room_id)?;
+    let restricted = match rule.as_str() {
+        "restricted" => ctx.rules.authorization.restricted_join_rule,
+        "knock_restricted" => ctx.rules.authorization.knock_restricted_join_rule,
+        _ => false,
+    };
+    if !restricted || matches!(membership::membership_of(s, room_id, user)?.as_deref(), Some("join" | "invite")) {
+        return Ok(None);
+    }
+    let content = current_state_content(s, room_id, "m.room.join_rules", "")?.unwrap_or_default();
+    let allowed: Vec<ruma::OwnedRoomId> = content
+        .get("allow")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|a| a.get("type").and_then(Value::as_str) == Some("m.room_membership"))
+        .filter_map(|a| a.get("room_id").and_then(Value::as_str).and_then(|r| RoomId::parse(r).ok()))
+        .collect();
+    let known: Vec<&ruma::OwnedRoomId> = allowed.iter().filter(|r| room(s, r).is_ok()).collect();
+    if known.is_empty() {
+        return Err(Error::new(
+            ErrorKind::UnableToAuthoriseJoin,
+            "This server is in none of the rooms that grant access to this room",
+        ));
+    }
+    let mut satisfied = false;
+    for r in known {
+        satisfied |= membership::is_joined(s, r, user)?;
+    }
+    if !satisfied {
+        return Err(Error::forbidden(format!("{user} is not in a room that grants access to {room_id}")));
+    }
+    let needed = power::required(s, room_id, "invite")?;
+    for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())? {
+        let Ok(member) = UserId::parse(&member) else { continue };
+        if m.membership == "join" && s.is_local(&member) && power::user_power(s, room_id, &member)? >= needed {
+            return Ok(Some(member));
+        }
+    }
+    Err(Error::new(ErrorKind::UnableToGrantJoin, "No user of this server may invite to this room"))
+}

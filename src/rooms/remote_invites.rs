@@ -1,0 +1,156 @@
+//! Invites of local users to rooms on other servers (spec: Server-Server API "Inviting to a
+//! room"; Client-Server API "Rejecting an invite"). The invite arrives as a signed PDU of a room
+//! whose DAG we do not have: it is kept, with the stripped state the inviting server sent, in
+//! `remote_invites`, and the user's `user_memberships` row says `invite` so `/sync` lists it.
+//! Rejecting it here is local only: an out-of-band leave (as Synapse does when the inviting
+//! server cannot be reached); telling the room needs `make_leave`/`send_leave`.
+
+use ruma::signatures::{hash_and_sign_event, reference_hash};
+use ruma::{CanonicalJsonObject, EventId, OwnedEventId, RoomId, UserId};
+use serde_json::{Value, json};
+
+use super::rules_for;
+use crate::error::{Error, Result};
+use crate::services::Services;
+use crate::storage::catalog::{REMOTE_INVITES, USER_MEMBERSHIPS};
+use crate::storage::records::{MembershipRecord, RemoteInviteRecord};
+use crate::users::now_ms;
+
+/// Store a verified, countersigned invite for `user`; `/sync` shows it from now on.
+pub fn store(
+    s: &Services,
+    user: &UserId,
+    room_id: &RoomId,
+    event_id: &EventId,
+    room_version: &str,
+    event: Value,
+    invite_room_state: Vec<Value>,
+) -> Result<()> {
+    let pos = s.db.stream().allocate();
+    let key = (user.to_string(), room_id.to_string());
+    let record = RemoteInviteRecord {
+        event_id: event_id.to_string(),
+        room_version: room_version.to_owned(),
+        event,
+        invite_room_state,
+        stream_pos: pos.pos(),
+        rejection: None,
+    };
+    let membership =
+        MembershipRecord { membership: "invite".into(), event_id: event_id.to_string(), stream_pos: pos.pos() };
+    let mut batch = s.db.batch();
+    batch.put(REMOTE_INVITES, &key, &record)?;
+    batch.put(USER_MEMBERSHIPS, &key, &membership)?;
+    batch.stream_position(&pos)?;
+    batch.commit()
+}
+
+/// The remote invite (or its local rejection) behind the user's membership row `m`, if `m`
+/// is one.
+pub fn behind(
+    s: &Services,
+    user: &UserId,
+    room_id: &RoomId,
+    m: &MembershipRecord,
+) -> Result<Option<RemoteInviteRecord>> {
+    let Some(record) = s.db.get(REMOTE_INVITES, &(user.to_string(), room_id.to_string()))? else { return Ok(None) };
+    let matches = match &record.rejection {
+        _ if m.membership == "invite" => record.event_id == m.event_id,
+        Some((leave_id, _)) => m.membership == "leave" && *leave_id == m.event_id,
+        None => false,
+    };
+    Ok(matches.then_some(record))
+}
+
+/// The user's pending remote invite to the room, if their membership is still that invite.
+pub fn pending(s: &Services, user: &UserId, room_id: &RoomId) -> Result<Option<RemoteInviteRecord>> {
+    let key = (user.to_string(), room_id.to_string());
+    let Some(m) = s.db.get(USER_MEMBERSHIPS, &key)? else { return Ok(None) };
+    Ok(behind(s, user, room_id, &m)?.filter(|r| r.rejection.is_none()))
+}
+
+/// Reject a pending remote invite locally: an out-of-band leave event (our signature, after the
+/// invite in `prev_events` and `auth_events`) becomes the user's membership.
+pub fn reject(s: &Services, user: &UserId, room_id: &RoomId, reason: Option<&str>) -> Result<OwnedEventId> {
+    let mut record =
+        pending(s, user, room_id)?.ok_or_else(|| Error::forbidden(format!("You are not in room {room_id}")))?;
+    let rules = rules_for(&record.room_version)?;
+    let depth = record.event.get("depth").and_then(Value::as_u64).unwrap_or(0) + 1;
+    let mut content = json!({ "membership": "leave" });
+    if let Some(r) = reason {
+        content["reason"] = json!(r);
+    }
+    let leave = json!({
+        "type": "m.room.member",
+        "room_id": room_id,
+        "sender": user,
+        "state_key": user,
+        "content": content,
+        "origin_server_ts": now_ms(),
+        "depth": depth,
+        "prev_events": [record.event_id],
+        "auth_events": [record.event_id],
+    });
+    let mut obj: CanonicalJsonObject = serde_json::from_value(leave).map_err(Error::internal)?;
+    hash_and_sign_event(s.server_name.as_str(), &s.signing_key.key_pair, &mut obj, &rules.redaction)
+        .map_err(|e| Error::internal(format!("signing leave: {e}")))?;
+    let hash = reference_hash(&obj, &rules).map_err(|e| Error::internal(format!("hashing leave: {e}")))?;
+    let leave_id = EventId::parse(format!("${hash}")).map_err(Error::internal)?;
+
+    let pos = s.db.stream().allocate();
+    let key = (user.to_string(), room_id.to_string());
+    record.rejection = Some((leave_id.to_string(), serde_json::to_value(&obj).map_err(Error::internal)?));
+    let membership =
+        MembershipRecord { membership: "leave".into(), event_id: leave_id.to_string(), stream_pos: pos.pos() };
+    let mut batch = s.db.batch();
+    batch.put(REMOTE_INVITES, &key, &record)?;
+    batch.put(USER_MEMBERSHIPS, &key, &membership)?;
+    batch.stream_position(&pos)?;
+    batch.commit()?;
+    Ok(leave_id)
+}
+
+/// Forget a remote invite (the user joined the room through federation, or forgot it).
+pub fn delete(s: &Services, user: &UserId, room_id: &RoomId) -> Result<()> {
+    let mut batch = s.db.batch();
+    batch.delete(REMOTE_INVITES, &(user.to_string(), room_id.to_string()))?;
+    batch.commit()
+}
+
+/// `invite_state` for `/sync`: the stripped state the inviting server sent, then the invite.
+pub fn invite_state(record: &RemoteInviteRecord) -> Value {
+    let mut events: Vec<Value> = record.invite_room_state.clone();
+    let e = &record.event;
+    events.push(json!({
+        "type": "m.room.member",
+        "state_key": e.get("state_key"),
+        "sender": e.get("sender"),
+        "content": e.get("content").cloned().unwrap_or_else(|| json!({})),
+    }));
+    json!({ "events": events })
+}
+
+/// The inviting user.
+pub fn inviter(record: &RemoteInviteRecord) -> Option<String> {
+    record.event.get("sender").and_then(Value::as_str).map(str::to_owned)
+}
+
+/// The `/sync` `leave` section of a rejected remote invite: the leave event as its timeline.
+pub fn leave_section(room_id: &RoomId, record: &RemoteInviteRecord) -> Option<Value> {
+    let (leave_id, leave) = record.rejection.as_ref()?;
+    let event = json!({
+        "event_id": leave_id,
+        "room_id": room_id,
+        "type": "m.room.member",
+        "sender": leave.get("sender"),
+        "state_key": leave.get("state_key"),
+        "content": leave.get("content"),
+        "origin_server_ts": leave.get("origin_server_ts"),
+        "unsigned": { "membership": "leave" },
+    });
+    Some(json!({
+        "timeline": { "events": [event], "limited": false, "prev_batch": format!("s{}", record.stream_pos) },
+        "state": { "events": [] },
+        "account_data": { "events": [] },
+    }))
+}
