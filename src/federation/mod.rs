@@ -7,17 +7,20 @@
 //! - [`own_keys`]: our `/_matrix/key/v2/server` response;
 //! - [`key_store`]: other servers' verified keys ([`Federation::verify_keys`]), and
 //!   [`notary`]: answering key queries for other servers;
-//! - [`listener`]: the TLS listener.
+//! - [`listener`]: the TLS listener;
+//! - [`sender`]: the persistent per-destination sending queue, and [`edu`]: incoming EDUs.
 
 pub mod auth;
 pub mod client;
 pub mod discovery;
+pub mod edu;
 pub mod ip_filter;
 pub mod key_store;
 pub mod listener;
 pub mod notary;
 pub mod own_keys;
 mod resolver;
+pub mod sender;
 #[cfg(test)]
 mod tests;
 
