@@ -23,7 +23,12 @@ pub const UNAVAILABLE: &str = "unavailable";
 pub const OFFLINE: &str = "offline";
 
 /// Write the user's record at a new stream position (replacing its `presence_changes` row).
-pub(crate) fn write(db: &Storage, user: &UserId, mut record: PresenceRecord, old: Option<&PresenceRecord>) -> Result<()> {
+pub(crate) fn write(
+    db: &Storage,
+    user: &UserId,
+    mut record: PresenceRecord,
+    old: Option<&PresenceRecord>,
+) -> Result<()> {
     let pos = db.stream().allocate();
     let mut batch = db.batch();
     if let Some(old) = old {

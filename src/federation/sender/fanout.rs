@@ -74,17 +74,20 @@ pub fn event_appended(s: &Services, pdu: &Pdu, pos: u64) {
     if !s.is_local(&pdu.sender) {
         return;
     }
-    log("an event", (|| {
-        let room_id = pdu.room()?;
-        let mut servers: BTreeSet<OwnedServerName> = servers_in_room(s, &room_id)?.iter().cloned().collect();
-        if pdu.kind == ruma::events::TimelineEventType::RoomMember {
-            if let Some(target) = pdu.state_key.as_deref().and_then(|k| UserId::parse(k).ok()) {
-                servers.insert(target.server_name().to_owned());
+    log(
+        "an event",
+        (|| {
+            let room_id = pdu.room()?;
+            let mut servers: BTreeSet<OwnedServerName> = servers_in_room(s, &room_id)?.iter().cloned().collect();
+            if pdu.kind == ruma::events::TimelineEventType::RoomMember {
+                if let Some(target) = pdu.state_key.as_deref().and_then(|k| UserId::parse(k).ok()) {
+                    servers.insert(target.server_name().to_owned());
+                }
             }
-        }
-        let servers: Vec<OwnedServerName> = servers.into_iter().collect();
-        s.sender.enqueue_pdu_at(&servers, &pdu.event_id, pos)
-    })());
+            let servers: Vec<OwnedServerName> = servers.into_iter().collect();
+            s.sender.enqueue_pdu_at(&servers, &pdu.event_id, pos)
+        })(),
+    );
 }
 
 /// A local user started or stopped typing: `m.typing` to the room's other servers, except those
@@ -93,15 +96,18 @@ pub fn typing(s: &Services, room_id: &RoomId, user: &UserId, typing: bool) {
     if !s.is_local(user) {
         return;
     }
-    log("m.typing", (|| {
-        let servers: Vec<OwnedServerName> =
-            servers_in_room(s, room_id)?.iter().filter(|d| !s.sender.is_backing_off(d)).cloned().collect();
-        if servers.is_empty() {
-            return Ok(());
-        }
-        let content = TypingContent::new(room_id.to_owned(), user.to_owned(), typing);
-        s.sender.enqueue_edu(&servers, edu(Edu::Typing(content))?)
-    })());
+    log(
+        "m.typing",
+        (|| {
+            let servers: Vec<OwnedServerName> =
+                servers_in_room(s, room_id)?.iter().filter(|d| !s.sender.is_backing_off(d)).cloned().collect();
+            if servers.is_empty() {
+                return Ok(());
+            }
+            let content = TypingContent::new(room_id.to_owned(), user.to_owned(), typing);
+            s.sender.enqueue_edu(&servers, edu(Edu::Typing(content))?)
+        })(),
+    );
 }
 
 /// A local user's public `m.read` receipt (`thread`: `""`, `main` or a root event ID):
@@ -110,21 +116,24 @@ pub fn receipt(s: &Services, room_id: &RoomId, user: &UserId, event_id: &EventId
     if !s.is_local(user) {
         return;
     }
-    log("m.receipt", (|| {
-        let servers: Vec<OwnedServerName> = servers_in_room(s, room_id)?.iter().cloned().collect();
-        if servers.is_empty() {
-            return Ok(());
-        }
-        let mut data = Receipt::new(MilliSecondsSinceUnixEpoch::now());
-        data.thread = match thread {
-            "" => ReceiptThread::Unthreaded,
-            "main" => ReceiptThread::Main,
-            root => ReceiptThread::Thread(EventId::parse(root).map_err(Error::internal)?),
-        };
-        let read = BTreeMap::from([(user.to_owned(), ReceiptData::new(data, vec![event_id.to_owned()]))]);
-        let content = ReceiptContent::new(BTreeMap::from([(room_id.to_owned(), ReceiptMap::new(read))]));
-        s.sender.enqueue_edu(&servers, edu(Edu::Receipt(content))?)
-    })());
+    log(
+        "m.receipt",
+        (|| {
+            let servers: Vec<OwnedServerName> = servers_in_room(s, room_id)?.iter().cloned().collect();
+            if servers.is_empty() {
+                return Ok(());
+            }
+            let mut data = Receipt::new(MilliSecondsSinceUnixEpoch::now());
+            data.thread = match thread {
+                "" => ReceiptThread::Unthreaded,
+                "main" => ReceiptThread::Main,
+                root => ReceiptThread::Thread(EventId::parse(root).map_err(Error::internal)?),
+            };
+            let read = BTreeMap::from([(user.to_owned(), ReceiptData::new(data, vec![event_id.to_owned()]))]);
+            let content = ReceiptContent::new(BTreeMap::from([(room_id.to_owned(), ReceiptMap::new(read))]));
+            s.sender.enqueue_edu(&servers, edu(Edu::Receipt(content))?)
+        })(),
+    );
 }
 
 /// A local user's `PUT /sendToDevice`: one `m.direct_to_device` per server of the remote
@@ -133,21 +142,24 @@ pub fn to_device(s: &Services, sender: &UserId, event_type: &str, messages: &Mes
     if !s.is_local(sender) {
         return;
     }
-    log("m.direct_to_device", (|| {
-        let mut by_server: BTreeMap<OwnedServerName, DirectDeviceMessages> = BTreeMap::new();
-        for (user, targets) in messages.iter().filter(|(u, _)| !s.is_local(u)) {
-            let mut devices = BTreeMap::new();
-            for (device, content) in targets {
-                let raw = serde_json::value::to_raw_value(content).map_err(Error::internal)?;
-                devices.insert(device.clone(), Raw::from_json(raw));
+    log(
+        "m.direct_to_device",
+        (|| {
+            let mut by_server: BTreeMap<OwnedServerName, DirectDeviceMessages> = BTreeMap::new();
+            for (user, targets) in messages.iter().filter(|(u, _)| !s.is_local(u)) {
+                let mut devices = BTreeMap::new();
+                for (device, content) in targets {
+                    let raw = serde_json::value::to_raw_value(content).map_err(Error::internal)?;
+                    devices.insert(device.clone(), Raw::from_json(raw));
+                }
+                by_server.entry(user.server_name().to_owned()).or_default().insert(user.clone(), devices);
             }
-            by_server.entry(user.server_name().to_owned()).or_default().insert(user.clone(), devices);
-        }
-        for (server, messages) in by_server {
-            let mut content = DirectDeviceContent::new(sender.to_owned(), event_type.into(), TransactionId::new());
-            content.messages = messages;
-            s.sender.enqueue_edu(&[server], edu(Edu::DirectToDevice(content))?)?;
-        }
-        Ok(())
-    })());
+            for (server, messages) in by_server {
+                let mut content = DirectDeviceContent::new(sender.to_owned(), event_type.into(), TransactionId::new());
+                content.messages = messages;
+                s.sender.enqueue_edu(&[server], edu(Edu::DirectToDevice(content))?)?;
+            }
+            Ok(())
+        })(),
+    );
 }

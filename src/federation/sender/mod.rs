@@ -265,8 +265,7 @@ async fn step(s: &Arc<Services>, destination: &ServerName) -> Result<Next> {
 async fn transmit(s: &Services, destination: &ServerName, txn: &OutgoingTxnRecord) -> Result<send_txn::Response> {
     let raw = |v: &Value| serde_json::value::to_raw_value(v).map_err(Error::internal);
     let ts = MilliSecondsSinceUnixEpoch(UInt::try_from(txn.origin_server_ts).map_err(Error::internal)?);
-    let mut request =
-        send_txn::Request::new(OwnedTransactionId::from(txn.txn_id.as_str()), s.server_name.clone(), ts);
+    let mut request = send_txn::Request::new(OwnedTransactionId::from(txn.txn_id.as_str()), s.server_name.clone(), ts);
     request.pdus = txn.pdus.iter().map(raw).collect::<Result<_>>()?;
     request.edus = txn.edus.iter().map(|e| raw(e).map(ruma::serde::Raw::from_json)).collect::<Result<_>>()?;
     s.federation.send(destination, request).await
