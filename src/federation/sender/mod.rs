@@ -11,6 +11,8 @@
 //!   follows the presence and device-list change indexes for local users.
 
 pub mod fanout;
+#[cfg(test)]
+mod fanout_tests;
 pub mod outbox;
 pub mod queue;
 #[cfg(test)]
@@ -175,6 +177,7 @@ impl Sender {
                 Err(_) => tracing::warn!(destination = %dest, "federation queue for an invalid server name"),
             }
         }
+        outbox::init(&self.db)?;
         let task = tokio::spawn(outbox::run(self.services.clone(), self.db.stream().subscribe()));
         lock(&self.tasks).push(task.abort_handle());
         Ok(())

@@ -29,6 +29,17 @@ use crate::users::devices;
 /// The `counters` key of the position followed so far.
 const OUTBOX: &str = "federation_outbox";
 
+/// On the very first start, changes older than now are not sent: the followed position starts at
+/// the committed one. Called before the task starts, so nothing after the call is missed.
+pub fn init(db: &crate::storage::Storage) -> Result<()> {
+    if db.get(COUNTERS, &OUTBOX.to_owned())?.is_none() {
+        let mut batch = db.batch();
+        batch.put(COUNTERS, &OUTBOX.to_owned(), &Counter(db.stream().committed()))?;
+        batch.commit()?;
+    }
+    Ok(())
+}
+
 /// Follow the stream until the services are dropped.
 pub async fn run(services: Weak<Services>, mut stream: watch::Receiver<u64>) {
     let mut reached = None;
@@ -45,15 +56,14 @@ pub async fn run(services: Weak<Services>, mut stream: watch::Receiver<u64>) {
     }
 }
 
-/// Queue what changed after `reached` (the stored position at first; on the very first start,
-/// nothing older than now). Returns the new position.
+/// Queue what changed after `reached` (at first the stored position). Returns the new position.
 fn follow(s: &Services, reached: Option<u64>) -> Result<u64> {
     let upto = s.db.stream().committed();
     let from = match reached {
         Some(pos) => pos,
         None => match s.db.get(COUNTERS, &OUTBOX.to_owned())? {
             Some(Counter(pos)) => pos,
-            None => return save(s, upto),
+            None => upto,
         },
     };
     if upto <= from {
