@@ -175,3 +175,7 @@ fn to_device_edu(s: &Services, origin: &ServerName, c: DirectDeviceContent) -> R
     let sender_device = <&DeviceId>::from(FEDERATION_DEVICE);
     to_device::send(s, (&c.sender, sender_device), &c.ev_type.to_string(), c.message_id.as_str(), &messages)
 }
+
+#[cfg(test)]
+#[path = "edu_tests.rs"]
+mod tests;
