@@ -4,6 +4,7 @@
 
 mod auth;
 mod notary;
+mod sender;
 mod transport;
 
 use std::path::PathBuf;
