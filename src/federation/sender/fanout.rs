@@ -71,7 +71,7 @@ fn edu(edu: Edu) -> Result<Value> {
 /// other server with a joined member, and a membership event also to its target's server (an
 /// invite, a kick or a ban of a remote user).
 pub fn event_appended(s: &Services, pdu: &Pdu, pos: u64) {
-    if !s.is_local(&pdu.sender) {
+    if !s.config.federation.enabled || !s.is_local(&pdu.sender) {
         return;
     }
     log(
@@ -93,7 +93,7 @@ pub fn event_appended(s: &Services, pdu: &Pdu, pos: u64) {
 /// A local user started or stopped typing: `m.typing` to the room's other servers, except those
 /// backing off (typing is stale by the time they come back).
 pub fn typing(s: &Services, room_id: &RoomId, user: &UserId, typing: bool) {
-    if !s.is_local(user) {
+    if !s.config.federation.enabled || !s.is_local(user) {
         return;
     }
     log(
@@ -113,7 +113,7 @@ pub fn typing(s: &Services, room_id: &RoomId, user: &UserId, typing: bool) {
 /// A local user's public `m.read` receipt (`thread`: `""`, `main` or a root event ID):
 /// `m.receipt` to the room's other servers.
 pub fn receipt(s: &Services, room_id: &RoomId, user: &UserId, event_id: &EventId, thread: &str) {
-    if !s.is_local(user) {
+    if !s.config.federation.enabled || !s.is_local(user) {
         return;
     }
     log(
@@ -139,7 +139,7 @@ pub fn receipt(s: &Services, room_id: &RoomId, user: &UserId, event_id: &EventId
 /// A local user's `PUT /sendToDevice`: one `m.direct_to_device` per server of the remote
 /// recipients, each with its own `message_id`.
 pub fn to_device(s: &Services, sender: &UserId, event_type: &str, messages: &Messages) {
-    if !s.is_local(sender) {
+    if !s.config.federation.enabled || !s.is_local(sender) {
         return;
     }
     log(
