@@ -29,6 +29,8 @@ pub struct Services {
     pub signing_key: Arc<SigningKey>,
     /// The federation transport: outbound client, server discovery, remote keys, notary.
     pub federation: crate::federation::Federation,
+    /// Sending to other servers: the per-destination queue (`federation/sender`).
+    pub sender: crate::federation::sender::Sender,
     /// The federation listener's bound port, once bound (for `/.well-known/matrix/server`).
     pub federation_port: std::sync::OnceLock<u16>,
     /// Nonces handed out by `GET /_synapse/admin/v1/register`, with when they were issued.
@@ -85,7 +87,14 @@ impl Services {
         )
         .map_err(StartError::Config)?;
         crate::error::DEV_MODE.store(config.server.dev_mode, std::sync::atomic::Ordering::Relaxed);
-        Ok(Arc::new(Services {
+        let sender_db = db.clone();
+        Ok(Arc::new_cyclic(|weak| Services {
+            sender: crate::federation::sender::Sender::new(
+                sender_db,
+                server_name.clone(),
+                config.federation.enabled,
+                weak.clone(),
+            ),
             rate_limiter: RateLimiter::new(&config.rate_limits),
             server_name,
             db,

@@ -23,7 +23,12 @@ pub const UNAVAILABLE: &str = "unavailable";
 pub const OFFLINE: &str = "offline";
 
 /// Write the user's record at a new stream position (replacing its `presence_changes` row).
-fn write(db: &Storage, user: &UserId, mut record: PresenceRecord, old: Option<&PresenceRecord>) -> Result<()> {
+pub(crate) fn write(
+    db: &Storage,
+    user: &UserId,
+    mut record: PresenceRecord,
+    old: Option<&PresenceRecord>,
+) -> Result<()> {
     let pos = db.stream().allocate();
     let mut batch = db.batch();
     if let Some(old) = old {
@@ -113,7 +118,7 @@ pub fn get(s: &Services, viewer: &UserId, user: &UserId) -> Result<Value> {
 
 /// The `m.presence` content: `last_active_ago` (0 while a sync is running), `currently_active`
 /// for online users (syncing, or active within the idle timeout), `status_msg` if set.
-fn content(s: &Services, user: &UserId, record: &PresenceRecord) -> Value {
+pub(crate) fn content(s: &Services, user: &UserId, record: &PresenceRecord) -> Value {
     let now = now_ms();
     let (guards, live_active) =
         lock(&s.ephemeral.activity.users).get(user).map_or((0, 0), |l| (l.guards, l.last_active));

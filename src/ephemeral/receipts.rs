@@ -67,7 +67,11 @@ pub fn post(
     }
     let event = visible_event(s, room_id, event_id, user_id)?;
     check_thread(&event, &thread)?;
-    store(s, room_id, user_id, receipt_type, &event, thread.key())
+    store(s, room_id, user_id, receipt_type, &event, thread.key())?;
+    if receipt_type == READ {
+        crate::federation::sender::fanout::receipt(s, room_id, user_id, event_id, thread.key());
+    }
+    Ok(())
 }
 
 /// The thread root an event replies to (`m.relates_to.rel_type == m.thread`), if any.

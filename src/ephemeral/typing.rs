@@ -79,6 +79,8 @@ pub fn set(s: &Services, room_id: &RoomId, user_id: &UserId, timeout: Option<Dur
         })?,
         None => {}
     }
+    drop(rooms);
+    crate::federation::sender::fanout::typing(s, room_id, user_id, timeout.is_some());
     Ok(())
 }
 

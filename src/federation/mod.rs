@@ -7,7 +7,8 @@
 //! - [`own_keys`]: our `/_matrix/key/v2/server` response;
 //! - [`key_store`]: other servers' verified keys ([`Federation::verify_keys`]), and
 //!   [`notary`]: answering key queries for other servers;
-//! - [`listener`]: the TLS listener.
+//! - [`listener`]: the TLS listener;
+//! - [`sender`]: the persistent per-destination sending queue, and [`edu`]: incoming EDUs.
 
 pub mod access;
 pub mod auth;
@@ -24,6 +25,7 @@ pub mod notary;
 pub mod own_keys;
 pub mod queries;
 mod resolver;
+pub mod sender;
 pub mod templates;
 #[cfg(test)]
 mod tests;

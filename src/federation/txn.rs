@@ -17,7 +17,7 @@ use crate::rooms::ingest::remote::Remote;
 use crate::rooms::ingest::{Outcome, check, ingest, persist};
 use crate::rooms::{current_state_content, room, rules_for};
 use crate::services::{Services, State};
-use crate::storage::catalog::{FEDERATION_TXNS, ROOM_MEMBERSHIPS};
+use crate::storage::catalog::{FEDERATION_RECEIVED_TXNS, ROOM_MEMBERSHIPS};
 use crate::users::now_ms;
 
 /// Limits of one transaction (spec: "Transactions"; Synapse answers 400 beyond them).
@@ -80,7 +80,7 @@ pub async fn receive(
     let lock = origin_lock(origin);
     let _guard = lock.lock().await;
     let key = (origin.to_string(), txn_id.to_owned());
-    if let Some(stored) = s.db.get(FEDERATION_TXNS, &key)? {
+    if let Some(stored) = s.db.get(FEDERATION_RECEIVED_TXNS, &key)? {
         tracing::debug!(%origin, txn_id, "transaction already processed");
         return Ok(stored.get("response").cloned().unwrap_or_else(|| json!({ "pdus": {} })));
     }
@@ -100,7 +100,7 @@ pub async fn receive(
 
     let response = json!({ "pdus": results });
     let mut batch = s.db.batch();
-    batch.put(FEDERATION_TXNS, &key, &json!({ "response": response, "received_ts": now_ms() }))?;
+    batch.put(FEDERATION_RECEIVED_TXNS, &key, &json!({ "response": response, "received_ts": now_ms() }))?;
     batch.commit()?;
     Ok(response)
 }

@@ -28,7 +28,7 @@ pub type Messages = BTreeMap<OwnedUserId, BTreeMap<DeviceIdOrAllDevices, Value>>
 
 /// Queue `event_type` messages from `sender`'s device. Idempotent per (sender, sender device,
 /// `txn_id`): a repeated transaction stores nothing. `*` reaches every device the user has now;
-/// unknown devices and users of other servers (no federation yet) are skipped. One stream
+/// unknown devices are skipped, users of other servers get `m.direct_to_device`. One stream
 /// position covers the request (a device addressed twice, by ID and by `*`, gets another).
 pub fn send(
     s: &Services,
@@ -68,7 +68,9 @@ pub fn send(
         }
     }
     batch.put(TO_DEVICE_TXNS, &txn, &Counter(pos))?;
-    batch.commit()
+    batch.commit()?;
+    crate::federation::sender::fanout::to_device(s, sender, event_type, messages);
+    Ok(())
 }
 
 /// Messages for the device with stream position in `(since, upto]`, oldest first, at most

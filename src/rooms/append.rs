@@ -142,7 +142,9 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
         StateBefore::Group(g) if on_head && old_current == Some(g) => Some((state_after, this_key.map(|k| (k, sid)))),
         _ => None,
     };
-    refresh_current_state(s, &room_id, hint, pos.pos())
+    refresh_current_state(s, &room_id, hint, pos.pos())?;
+    crate::federation::sender::fanout::event_appended(s, pdu, pos.pos());
+    Ok(())
 }
 
 /// The groups of the state before and after `pdu` (built on `ctx`, short id `sid`), new ones

@@ -29,7 +29,8 @@ impl<K, V> Table<K, V> {
 }
 
 /// `name` → u64. Merged with `max`, so concurrent writers never move a counter back.
-/// Keys: `stream_position`, `shortid`, `state_group`.
+/// Keys: `stream_position`, `shortid`, `state_group`, `federation_outbox` (the stream position up
+/// to which local presence and device-list changes were queued for other servers).
 pub const COUNTERS: Table<String, Counter> = Table::new("counters");
 /// `key_id` (e.g. `ed25519:a1b2c3`) → [`SigningKeyRecord`].
 pub const SERVER_SIGNING_KEYS: Table<String, SigningKeyRecord> = Table::new("server_signing_keys");
@@ -150,7 +151,25 @@ pub const REMOTE_INVITES: Table<(String, String), RemoteInviteRecord> = Table::n
 /// `origin | txn_id` → `{"response": {"pdus": …}, "received_ts": ms}`: the answer to a
 /// processed `PUT /_matrix/federation/v1/send/{txnId}`, returned again when the origin
 /// retries the same transaction (spec: Server-Server API, "Transactions").
-pub const FEDERATION_TXNS: Table<(String, String), serde_json::Value> = Table::new("federation_txns");
+pub const FEDERATION_RECEIVED_TXNS: Table<(String, String), serde_json::Value> = Table::new("federation_received_txns");
+
+/// `destination | stream_pos` → `event_id`: local PDUs waiting to be sent to a server, in stream
+/// order (spec: Server-Server API "Transactions").
+pub const FEDERATION_PDU_QUEUE: Table<(String, u64), String> = Table::new("federation_pdu_queue");
+/// `destination | seq` → the EDU (`{edu_type, content}`) waiting to be sent; `seq` orders the
+/// queue of one destination.
+pub const FEDERATION_EDU_QUEUE: Table<(String, u64), serde_json::Value> = Table::new("federation_edu_queue");
+/// `destination` → [`OutgoingTxnRecord`]: the one transaction in flight to that server, re-sent
+/// with the same `txn_id` until it is accepted.
+pub const FEDERATION_OUTGOING_TXNS: Table<String, OutgoingTxnRecord> = Table::new("federation_outgoing_txns");
+/// `destination` → [`BackoffRecord`]: consecutive failures and when to try again.
+pub const FEDERATION_BACKOFF: Table<String, BackoffRecord> = Table::new("federation_backoff");
+/// `user_id` (local) → [`DeviceStreamRecord`]: what the last `m.device_list_update` EDUs told
+/// other servers about the user's devices.
+pub const FEDERATION_DEVICE_STREAMS: Table<String, DeviceStreamRecord> = Table::new("federation_device_streams");
+/// `user_id` (remote) → `true`: our copy of the user's device list is out of date (an
+/// `m.device_list_update` or `m.signing_key_update` arrived); cleared by whoever refetches it.
+pub const REMOTE_DEVICE_LISTS_STALE: Table<String, serde_json::Value> = Table::new("remote_device_lists_stale");
 
 /// Every column family, opened at start-up.
 pub const ALL: &[&str] = &[
@@ -200,8 +219,14 @@ pub const ALL: &[&str] = &[
     DEVICE_LIST_POSITIONS.name,
     TO_DEVICE_INBOX.name,
     TO_DEVICE_TXNS.name,
-    FEDERATION_TXNS.name,
+    FEDERATION_RECEIVED_TXNS.name,
     REMOTE_INVITES.name,
+    FEDERATION_PDU_QUEUE.name,
+    FEDERATION_EDU_QUEUE.name,
+    FEDERATION_OUTGOING_TXNS.name,
+    FEDERATION_BACKOFF.name,
+    FEDERATION_DEVICE_STREAMS.name,
+    REMOTE_DEVICE_LISTS_STALE.name,
 ];
 
 /// Column families merged with `max` over big-endian u64 values.

@@ -259,3 +259,40 @@ pub struct FallbackKeyRecord {
 }
 
 impl JsonValue for FallbackKeyRecord {}
+
+// Federation sending (`src/federation/sender`).
+
+/// `federation_outgoing_txns` value: the transaction in flight to a destination (spec: Server-Server API
+/// "Transactions"), re-sent unchanged, with the same `txn_id`, until the destination accepts it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutgoingTxnRecord {
+    pub txn_id: String,
+    pub origin_server_ts: u64,
+    /// The PDUs, as stored (federation format).
+    pub pdus: Vec<serde_json::Value>,
+    /// The EDUs, `{edu_type, content}`.
+    pub edus: Vec<serde_json::Value>,
+}
+
+/// `federation_backoff` value: a destination that failed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackoffRecord {
+    /// Consecutive failed attempts.
+    pub failures: u32,
+    /// Do not try before this time, ms since the epoch.
+    pub retry_at: u64,
+}
+
+/// `federation_device_streams` value: the device list of a local user as other servers last
+/// heard it through `m.device_list_update`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeviceStreamRecord {
+    /// The `stream_id` of the last EDU sent for the user (0: none yet).
+    pub stream_id: u64,
+    /// `device_id` → a digest of what was announced (display name and keys).
+    pub devices: std::collections::BTreeMap<String, String>,
+}
+
+impl JsonValue for OutgoingTxnRecord {}
+impl JsonValue for BackoffRecord {}
+impl JsonValue for DeviceStreamRecord {}

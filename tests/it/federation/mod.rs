@@ -5,6 +5,7 @@
 mod auth;
 mod notary;
 mod receive;
+mod sender;
 mod serve;
 mod serve_invite;
 mod transport;
