@@ -62,7 +62,21 @@ enum UserCommand {
     },
 }
 
+/// Keep memory small (docs/benchmarks.md, "Memory"): no transparent huge pages, where the kernel
+/// makes every touched 2 MiB region of the heap resident and zeroes it whole; and two glibc
+/// malloc arenas (RocksDB's C++ allocations) instead of one per thread.
+fn limit_memory() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain process-wide settings, made before any other thread exists; failures are
+    // harmless (the defaults stay).
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> ExitCode {
+    limit_memory();
     let cli = Cli::parse();
     if let Some(Command::GenerateConfig { output }) = &cli.command {
         return match output {
