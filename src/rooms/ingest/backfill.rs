@@ -27,6 +27,8 @@ pub const MAX_LIMIT: u32 = 100;
 const MIN_LIMIT: u32 = 20;
 /// Earliest events looked at for missing prev events.
 const EDGE_SCAN: usize = 50;
+/// Prev events looked at, through rejected and soft-failed events.
+const EDGE_WALK: usize = 500;
 /// Most event IDs sent in `v`.
 const MAX_V: usize = 20;
 /// Servers tried in one back-fill.
@@ -51,22 +53,38 @@ impl Backfills {
 }
 
 /// The prev events of the room's earliest events (by depth) that are not in the DAG (unknown,
-/// or outliers): where its known history stops. At most [`MAX_V`]; empty when the history
-/// reaches the room's creation.
+/// or outliers): where its known history stops. Rejected and soft-failed events have no place
+/// in the topological order, so the walk goes on through their prev events. At most [`MAX_V`];
+/// empty when the history reaches the room's creation.
 pub fn backward_extremities(s: &Services, room_id: &RoomId) -> Result<Vec<OwnedEventId>> {
     let short = room(s, room_id)?.shortroomid;
     let rows = s.db.scan_from(ROOM_TOPOLOGY, &short, &(short, 0u64, 0u64), false, EDGE_SCAN)?;
-    let mut out: Vec<OwnedEventId> = Vec::new();
+    let mut todo: Vec<OwnedEventId> = Vec::new();
     for (_, Counter(sid)) in rows {
-        let Some(ev) = load_by_short(s, sid)? else { continue };
-        for prev in &ev.pdu.prev_events {
-            if !out.contains(prev) && meta_of(s, prev)?.is_none_or(|m| m.outlier) {
-                out.push(prev.clone());
-            }
+        if let Some(ev) = load_by_short(s, sid)? {
+            todo.extend(ev.pdu.prev_events.iter().cloned());
         }
-        if out.len() >= MAX_V {
-            out.truncate(MAX_V);
+    }
+    let mut seen: HashSet<OwnedEventId> = HashSet::new();
+    let mut out: Vec<OwnedEventId> = Vec::new();
+    let mut steps = 0;
+    while let Some(id) = todo.pop() {
+        steps += 1;
+        if out.len() >= MAX_V || steps > EDGE_WALK {
             break;
+        }
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        match meta_of(s, &id)? {
+            None => out.push(id),
+            Some(m) if m.outlier => out.push(id),
+            Some(m) if m.rejected || m.soft_failed => {
+                if let Some(ev) = crate::rooms::load(s, &id)? {
+                    todo.extend(ev.pdu.prev_events.iter().cloned());
+                }
+            }
+            Some(_) => {}
         }
     }
     Ok(out)

@@ -49,7 +49,12 @@ pub fn persist_backfilled(
     if meta_of(s, &ev.event_id)?.is_some_and(|m| !m.outlier) {
         return Ok(Outcome::Known);
     }
-    let ctx = context(s, room_id, &ev.pdu, fetched)?;
+    // The creation has no prev events: its state before is empty.
+    let ctx = if ev.pdu.prev_events.is_empty() && ev.pdu.kind.to_string() == "m.room.create" {
+        RoomCtx::new_room(Some(room_id.to_owned()), &crate::rooms::room(s, room_id)?.room_version)?
+    } else {
+        context(s, room_id, &ev.pdu, fetched)?
+    };
     let sid = short::event(&s.db, &ev.event_id)?;
     let outcome = if let Err(why) = auth_by_auth_events(s, &ctx.rules, &ev.pdu) {
         Outcome::Rejected(format!("Event not authorized by its auth events: {why}"))

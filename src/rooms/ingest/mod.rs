@@ -9,6 +9,8 @@
 //! room lock; signature checks of many events go to the blocking pool ([`check::verify`]).
 
 pub mod backfill;
+#[cfg(test)]
+mod backfill_tests;
 pub mod check;
 pub mod history;
 pub mod persist;
