@@ -3,6 +3,7 @@
 //! checks what they publish, sign and refuse.
 
 mod auth;
+mod backfill;
 mod notary;
 mod receive;
 mod sender;
