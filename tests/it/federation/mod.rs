@@ -4,6 +4,7 @@
 
 mod auth;
 mod backfill;
+mod limits;
 mod notary;
 mod receive;
 mod sender;
