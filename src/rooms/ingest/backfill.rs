@@ -104,7 +104,7 @@ pub fn servers_to_ask(s: &Services, room_id: &RoomId) -> Result<Vec<OwnedServerN
     }
     let creator = current_state_event(s, room_id, "m.room.create", "")?.map(|e| e.pdu.sender.server_name().to_owned());
     let mut servers: Vec<(OwnedServerName, usize)> = counts.into_iter().collect();
-    servers.sort_by(|a, b| (Some(&b.0) == creator.as_ref(), b.1).cmp(&(Some(&a.0) == creator.as_ref(), a.1)));
+    servers.sort_by_key(|(server, count)| std::cmp::Reverse((Some(server) == creator.as_ref(), *count)));
     Ok(servers.into_iter().map(|(server, _)| server).take(MAX_SERVERS).collect())
 }
 

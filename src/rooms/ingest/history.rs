@@ -104,10 +104,10 @@ fn store_backfilled(s: &Services, ctx: &RoomCtx, ev: &Checked, sid: u64) -> Resu
     let content = ev.pdu.content_value();
     if let Some(rel) = content.get("m.relates_to") {
         let parent = rel.get("event_id").and_then(Value::as_str).and_then(|p| ruma::EventId::parse(p).ok());
-        if let (Some(parent), Some(rel_type)) = (parent, rel.get("rel_type").and_then(Value::as_str)) {
-            if let Some(p) = short::event_get(db, &parent)? {
-                batch.put(RELATIONS, &(p, sid), &json!([rel_type, ev.pdu.kind.to_string()]))?;
-            }
+        if let (Some(parent), Some(rel_type)) = (parent, rel.get("rel_type").and_then(Value::as_str))
+            && let Some(p) = short::event_get(db, &parent)?
+        {
+            batch.put(RELATIONS, &(p, sid), &json!([rel_type, ev.pdu.kind.to_string()]))?;
         }
     }
     batch.commit()
