@@ -50,6 +50,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let federation_tls = federation_tls(&config)?;
     let state = Services::new(config).map_err(|e: StartError| e.to_string())?;
     state.sender.start().map_err(|e| format!("cannot start the federation sender: {e}"))?;
+    federation::txn::start_pruning(&state);
 
     let client = bind(client_addr, "listen.client").await?;
     let bound = client.local_addr().map_err(|e| e.to_string())?;

@@ -41,6 +41,8 @@ pub struct Services {
     pub client_base_url: std::sync::OnceLock<String>,
     /// Typing, presence activity and other live in-memory state.
     pub ephemeral: crate::ephemeral::Ephemeral,
+    /// Back-fills in progress and recently futile, per room (`rooms/ingest/backfill.rs`).
+    pub backfills: crate::rooms::ingest::backfill::Backfills,
     /// Recently loaded events.
     pub event_cache: crate::rooms::EventCache,
     /// Recently loaded room states.
@@ -108,6 +110,7 @@ impl Services {
             router: std::sync::OnceLock::new(),
             state_cache: Default::default(),
             event_cache: Default::default(),
+            backfills: Default::default(),
             ephemeral: Default::default(),
             room_locks: Mutex::new(HashMap::new()),
             last_seen_written: Mutex::new(HashMap::new()),

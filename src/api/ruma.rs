@@ -213,7 +213,13 @@ async fn prepare<T: IncomingRequest>(
         s.rate_limiter.check(class, &key)?;
     }
 
-    let limit = s.config.server.max_request_bytes;
+    // The federation listener serves exactly these paths, with its own limit.
+    let path = parts.uri.path();
+    let limit = if path.starts_with("/_matrix/federation/") || path.starts_with("/_matrix/key/") {
+        s.config.federation.max_request_bytes
+    } else {
+        s.config.server.max_request_bytes
+    };
     let mut bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| Error::new(ErrorKind::TooLarge, format!("Request body exceeds {limit} bytes")))?;

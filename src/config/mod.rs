@@ -119,6 +119,9 @@ impl Config {
         if self.server.max_request_bytes < 1024 {
             return bad("server.max_request_bytes", "must be at least 1024");
         }
+        if self.federation.max_request_bytes < 1024 {
+            return bad("federation.max_request_bytes", "must be at least 1024");
+        }
         if self.jwt.enabled {
             if self.jwt.secret.is_none() && self.jwt.public_key.is_none() {
                 return bad("jwt.secret", "jwt.enabled needs jwt.secret or jwt.public_key");

@@ -71,6 +71,9 @@ pub struct FederationSection {
     pub trusted_key_servers: Vec<String>,
     /// How long our key responses stay valid (`valid_until_ts` = now + this), in ms.
     pub key_valid_for_ms: u64,
+    /// Largest request body accepted on the federation listener, in bytes (larger → 413
+    /// `M_TOO_LARGE`): a `/send` transaction may hold 50 PDUs of 64 KiB plus 100 EDUs.
+    pub max_request_bytes: usize,
 }
 
 /// Private, loopback, link-local, shared (CGNAT), documentation, benchmarking, multicast and
@@ -111,6 +114,7 @@ impl Default for FederationSection {
             allow_ip_ranges: Vec::new(),
             trusted_key_servers: Vec::new(),
             key_valid_for_ms: 7 * 24 * 3600 * 1000,
+            max_request_bytes: 4 * 1024 * 1024,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use ruma::events::room::server_acl::RoomServerAclEventContent;
@@ -23,6 +24,14 @@ use crate::users::now_ms;
 /// Limits of one transaction (spec: "Transactions"; Synapse answers 400 beyond them).
 pub const MAX_PDUS: usize = 50;
 pub const MAX_EDUS: usize = 100;
+
+/// The answers to received transactions are kept this long: a sender retries a transaction
+/// within minutes (ours back off up to an hour), so a day is plenty.
+pub const RECEIVED_TXN_KEEP: Duration = Duration::from_secs(24 * 3600);
+/// How often old answers are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Rows read per step of a prune.
+const PRUNE_CHUNK: usize = 500;
 
 /// One transaction per origin at a time (as Synapse), so a retry waits for the first attempt
 /// and then gets its stored answer.
@@ -165,3 +174,51 @@ async fn room_pdus(
     }
     out
 }
+
+/// Delete the stored answers to transactions received before `cutoff_ms` (or without a
+/// `received_ts`), in chunks of [`PRUNE_CHUNK`] rows; returns how many were deleted.
+pub fn prune_received(s: &Services, cutoff_ms: u64) -> Result<usize> {
+    let mut deleted = 0;
+    let mut cursor = (String::new(), String::new());
+    loop {
+        let rows = s.db.scan_from(FEDERATION_RECEIVED_TXNS, &(), &cursor, false, PRUNE_CHUNK)?;
+        let done = rows.len() < PRUNE_CHUNK;
+        let mut batch = s.db.batch();
+        for (key, value) in &rows {
+            if value.get("received_ts").and_then(Value::as_u64).unwrap_or(0) < cutoff_ms {
+                batch.delete(FEDERATION_RECEIVED_TXNS, key)?;
+                deleted += 1;
+            }
+        }
+        batch.commit()?;
+        match rows.into_iter().last() {
+            // The next chunk starts just after the last key (`00` sorts first after it).
+            Some((last, _)) if !done => cursor = (last.0, format!("{}\0", last.1)),
+            _ => return Ok(deleted),
+        }
+    }
+}
+
+/// Prune answers older than [`RECEIVED_TXN_KEEP`] now and then every [`PRUNE_EVERY`], while the
+/// services live (the task holds them only while it prunes). Called by `serve`.
+pub fn start_pruning(s: &State) {
+    let weak = Arc::downgrade(s);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PRUNE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(s) = weak.upgrade() else { return };
+            let cutoff = now_ms().saturating_sub(RECEIVED_TXN_KEEP.as_millis() as u64);
+            match prune_received(&s, cutoff) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "pruned old federation transaction answers"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune federation transaction answers"),
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+#[path = "txn_tests.rs"]
+mod tests;

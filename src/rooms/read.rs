@@ -46,6 +46,22 @@ impl TopoToken {
     }
 }
 
+/// The position of an event in topological order (the token just after it). A back-filled
+/// event has no stream position: its place is found among the `room_topology` rows at its depth.
+pub fn position(s: &Services, ev: &StoredEvent) -> Result<TopoToken> {
+    let depth = ev.meta.depth;
+    if ev.meta.stream_pos > 0 {
+        return Ok(TopoToken { depth, stream: ev.meta.stream_pos });
+    }
+    let short = short::event_get(&s.db, &ev.pdu.event_id)?;
+    for ((_, _, stream), Counter(sid)) in s.db.scan_prefix(ROOM_TOPOLOGY, &(ev.meta.shortroomid, depth))? {
+        if Some(sid) == short {
+            return Ok(TopoToken { depth, stream });
+        }
+    }
+    Ok(TopoToken { depth, stream: 0 })
+}
+
 /// The `filter` of `/messages` and `/context` (spec: "RoomEventFilter"), the parts we apply.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
@@ -206,7 +222,7 @@ pub fn messages(
         }
     }
     let start_token = if from.is_none() && backwards {
-        chunk.first().map(|e| TopoToken { depth: e.meta.depth, stream: e.meta.stream_pos }).unwrap_or(start).encode()
+        chunk.first().map(|e| position(s, e)).transpose()?.unwrap_or(start).encode()
     } else {
         start.encode()
     };
@@ -215,7 +231,7 @@ pub fn messages(
 }
 
 /// The position just before event `(depth, stream)`.
-fn before(t: TopoToken) -> TopoToken {
+pub fn before(t: TopoToken) -> TopoToken {
     if t.stream > 0 {
         TopoToken { depth: t.depth, stream: t.stream - 1 }
     } else {

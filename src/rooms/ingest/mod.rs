@@ -8,7 +8,11 @@
 //! Network fetches are async; storage runs in place ([`persist`]), one batch per event under the
 //! room lock; signature checks of many events go to the blocking pool ([`check::verify`]).
 
+pub mod backfill;
+#[cfg(test)]
+mod backfill_tests;
 pub mod check;
+pub mod history;
 pub mod persist;
 pub mod remote;
 #[cfg(test)]
@@ -78,7 +82,7 @@ pub async fn ingest_checked<P: Peer>(
     if !missing_prevs(s, &ev)?.is_empty() {
         fill_gap(s, peer, room_id, rules, &ev).await;
     }
-    settle(s, peer, room_id, rules, ev).await
+    settle(s, peer, room_id, rules, ev, false).await
 }
 
 /// Prev events not in the DAG (unknown, or known only as outliers).
@@ -116,7 +120,7 @@ async fn fill_gap<P: Peer>(s: &Services, peer: &P, room_id: &RoomId, rules: &Roo
     events.sort_by_key(|e| e.pdu.depth);
     for checked in check::verify(s, events, rules).await {
         let result = match checked {
-            Ok(missing) => settle(s, peer, room_id, rules, missing).await.map(|_| ()),
+            Ok(missing) => settle(s, peer, room_id, rules, missing, false).await.map(|_| ()),
             Err(e) => Err(e),
         };
         if let Err(e) = result {
@@ -126,13 +130,14 @@ async fn fill_gap<P: Peer>(s: &Services, peer: &P, room_id: &RoomId, rules: &Roo
 }
 
 /// Fetch missing auth events, learn the state at prev events still missing, then run steps 4–6
-/// and store the event.
+/// and store the event (`backfilled`: as history, [`history::persist_backfilled`]).
 async fn settle<P: Peer>(
     s: &Services,
     peer: &P,
     room_id: &RoomId,
     rules: &RoomVersionRules,
     ev: Checked,
+    backfilled: bool,
 ) -> Result<(OwnedEventId, Outcome)> {
     fetch_auth_events(s, peer, room_id, rules, &ev).await?;
     let mut fetched: HashMap<OwnedEventId, Arc<ShortState>> = HashMap::new();
@@ -142,7 +147,11 @@ async fn settle<P: Peer>(
         })?;
         fetched.insert(prev, Arc::new(state));
     }
-    let outcome = persist::persist(s, room_id, &ev, &fetched)?;
+    let outcome = if backfilled {
+        history::persist_backfilled(s, room_id, &ev, &fetched)?
+    } else {
+        persist::persist(s, room_id, &ev, &fetched)?
+    };
     Ok((ev.event_id, outcome))
 }
 

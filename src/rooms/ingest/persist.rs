@@ -144,7 +144,7 @@ pub fn state_of(s: &Services, ids: &[OwnedEventId], extra: Option<&EventId>) -> 
 
 /// The context of an event on its `prev_events`: the state after each (stored, or fetched from
 /// another server for `fetched` ones), resolved when they differ.
-fn context(
+pub(super) fn context(
     s: &Services,
     room_id: &RoomId,
     pdu: &Pdu,
@@ -252,7 +252,7 @@ pub fn reason(e: &Error) -> String {
 /// Store a rejected or soft-failed event: its PDU, metadata and state groups, but no timeline
 /// entry, no forward extremity and no current-state change. A rejected event's state after is
 /// the state before it.
-fn store_excluded(s: &Services, ctx: &RoomCtx, ev: &Checked, sid: u64, rejected: bool) -> Result<()> {
+pub(super) fn store_excluded(s: &Services, ctx: &RoomCtx, ev: &Checked, sid: u64, rejected: bool) -> Result<()> {
     let db = &s.db;
     let shortroomid = short::room(db, &ev.pdu.room()?)?;
     let mut batch = db.batch();

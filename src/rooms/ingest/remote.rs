@@ -5,6 +5,7 @@
 use std::future::Future;
 
 use ruma::api::federation::authorization::get_event_authorization::v1 as event_auth;
+use ruma::api::federation::backfill::get_backfill::v1 as get_backfill;
 use ruma::api::federation::event::{
     get_event::v1 as get_event, get_missing_events::v1 as missing_events, get_room_state_ids::v1 as state_ids,
 };
@@ -12,7 +13,7 @@ use ruma::{CanonicalJsonObject, EventId, OwnedEventId, RoomId, ServerName, UInt}
 use serde_json::value::RawValue;
 
 use super::check::canonical;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::services::Services;
 
 /// A server the pipeline can ask for events.
@@ -42,6 +43,17 @@ pub trait Peer: Sync {
         room_id: &RoomId,
         event_id: &EventId,
     ) -> impl Future<Output = Result<Vec<CanonicalJsonObject>>> + Send;
+
+    /// `GET /backfill/{roomId}?v=&limit=`: the events `v` and their ancestors, at most `limit`.
+    fn backfill(
+        &self,
+        room_id: &RoomId,
+        v: Vec<OwnedEventId>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<CanonicalJsonObject>>> + Send {
+        let _ = (room_id, v, limit);
+        async { Err(Error::not_found("This peer cannot backfill")) }
+    }
 }
 
 /// Another server, asked over federation.
@@ -85,5 +97,11 @@ impl Peer for Remote<'_> {
         let req = event_auth::Request::new(room_id.to_owned(), event_id.to_owned());
         let resp = self.s.federation.send(self.server, req).await?;
         Ok(parse_all(&resp.auth_chain))
+    }
+
+    async fn backfill(&self, room_id: &RoomId, v: Vec<OwnedEventId>, limit: u32) -> Result<Vec<CanonicalJsonObject>> {
+        let req = get_backfill::Request::new(room_id.to_owned(), v, UInt::from(limit));
+        let resp = self.s.federation.send(self.server, req).await?;
+        Ok(parse_all(&resp.pdus))
     }
 }

@@ -20,7 +20,7 @@ use crate::rooms::{current_state_event, room, rules_for};
 use crate::services::{Services, State};
 use crate::users::accounts;
 
-fn services() -> (State, tempfile::TempDir) {
+pub(super) fn services() -> (State, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.database.path = dir.path().join("db");
@@ -30,11 +30,11 @@ fn services() -> (State, tempfile::TempDir) {
 /// Serves a fixed set of events; `missing` is the answer to `get_missing_events` (an error when
 /// `None`), `state` the answers to `/state_ids`.
 #[derive(Default)]
-struct MapPeer {
-    events: HashMap<OwnedEventId, CanonicalJsonObject>,
-    missing: Option<Vec<OwnedEventId>>,
-    state: HashMap<OwnedEventId, (Vec<OwnedEventId>, Vec<OwnedEventId>)>,
-    auth: HashMap<OwnedEventId, Vec<OwnedEventId>>,
+pub(super) struct MapPeer {
+    pub(super) events: HashMap<OwnedEventId, CanonicalJsonObject>,
+    pub(super) missing: Option<Vec<OwnedEventId>>,
+    pub(super) state: HashMap<OwnedEventId, (Vec<OwnedEventId>, Vec<OwnedEventId>)>,
+    pub(super) auth: HashMap<OwnedEventId, Vec<OwnedEventId>>,
 }
 
 impl Peer for MapPeer {
@@ -58,18 +58,51 @@ impl Peer for MapPeer {
         let ids = self.auth.get(id).ok_or_else(|| Error::not_found("no auth chain"))?;
         Ok(ids.iter().map(|i| self.events[i].clone()).collect())
     }
+    /// Like `/backfill`: `v` and their ancestors in the map, deepest first.
+    async fn backfill(&self, _room: &RoomId, v: Vec<OwnedEventId>, limit: u32) -> Result<Vec<CanonicalJsonObject>> {
+        let depth = |o: &CanonicalJsonObject| match o.get("depth") {
+            Some(ruma::CanonicalJsonValue::Integer(d)) => i64::from(*d),
+            _ => 0,
+        };
+        let mut queue = std::collections::BinaryHeap::new();
+        let mut seen = std::collections::HashSet::new();
+        for id in v {
+            if let Some(o) = self.events.get(&id) {
+                seen.insert(id.clone());
+                queue.push((depth(o), id));
+            }
+        }
+        let mut out = Vec::new();
+        while let Some((_, id)) = queue.pop() {
+            if out.len() >= limit as usize {
+                break;
+            }
+            let obj = self.events[&id].clone();
+            let prevs: Vec<OwnedEventId> =
+                serde_json::from_value(serde_json::to_value(&obj["prev_events"]).unwrap()).unwrap();
+            for prev in prevs {
+                if let Some(o) = self.events.get(&prev) {
+                    if seen.insert(prev.clone()) {
+                        queue.push((depth(o), prev));
+                    }
+                }
+            }
+            out.push(obj);
+        }
+        Ok(out)
+    }
 }
 
 /// Builds events signed by the server's own key (so no key fetch is needed).
-struct Builder<'a> {
-    s: &'a Services,
-    room_id: OwnedRoomId,
-    rules: RoomVersionRules,
+pub(super) struct Builder<'a> {
+    pub(super) s: &'a Services,
+    pub(super) room_id: OwnedRoomId,
+    pub(super) rules: RoomVersionRules,
 }
 
 impl Builder<'_> {
     #[allow(clippy::too_many_arguments)]
-    fn event(
+    pub(super) fn event(
         &self,
         sender: &str,
         kind: &str,

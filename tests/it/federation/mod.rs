@@ -3,6 +3,8 @@
 //! checks what they publish, sign and refuse.
 
 mod auth;
+mod backfill;
+mod limits;
 mod notary;
 mod receive;
 mod sender;

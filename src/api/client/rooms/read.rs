@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use crate::api::ruma::{RawJson, Ruma};
 use crate::error::{Error, Result};
 use crate::rooms::format::{Viewer, client_event};
+use crate::rooms::ingest::backfill;
 use crate::rooms::read::{self, EventFilter, TopoToken};
 use crate::rooms::{self as rooms_svc, StoredEvent, membership, state};
 use crate::services::{Services, State};
@@ -42,33 +43,61 @@ fn lazy_members(s: &Services, room_id: &RoomId, events: &[StoredEvent]) -> Resul
     Ok(out)
 }
 
-/// `GET /_matrix/client/v3/rooms/{roomId}/messages`
+/// Back-fill rounds one `/messages` request may do when local history runs out.
+const BACKFILL_ROUNDS: usize = 3;
+
+/// What a `/messages` page is computed from.
+#[derive(Clone)]
+struct PageArgs {
+    room_id: ruma::OwnedRoomId,
+    user_id: ruma::OwnedUserId,
+    from: Option<String>,
+    to: Option<String>,
+    backwards: bool,
+    limit: usize,
+    filter: EventFilter,
+}
+
+fn page(s: &Services, a: &PageArgs) -> Result<read::Page> {
+    read::state_for(s, &a.room_id, &a.user_id)?;
+    read::messages(s, &a.room_id, &a.user_id, a.from.as_deref(), a.to.as_deref(), a.backwards, a.limit, &a.filter)
+}
+
+/// `GET /_matrix/client/v3/rooms/{roomId}/messages`. A backwards page that runs out of local
+/// history first back-fills from the room's other servers (spec: "Room history").
 pub async fn messages(s: State, r: Ruma<get_message_events::v3::Request>) -> Result<RawJson> {
     let auth = r.auth()?.clone();
     let b = r.body;
-    let filter = filter_of(&b.filter);
-    let limit = usize::try_from(u64::from(b.limit)).unwrap_or(MAX_LIMIT).clamp(1, MAX_LIMIT);
-    let backwards = b.dir == Direction::Backward;
+    let args = PageArgs {
+        room_id: b.room_id,
+        user_id: auth.user_id.clone(),
+        from: b.from,
+        to: b.to,
+        backwards: b.dir == Direction::Backward,
+        limit: usize::try_from(u64::from(b.limit)).unwrap_or(MAX_LIMIT).clamp(1, MAX_LIMIT),
+        filter: filter_of(&b.filter),
+    };
+    let a = args.clone();
+    let mut current = s.blocking(move |s| page(s, &a)).await?;
+    for _ in 0..BACKFILL_ROUNDS {
+        if !args.backwards || current.end.is_some() {
+            break;
+        }
+        if backfill::backfill_room(&s, &args.room_id, args.limit).await? == 0 {
+            break;
+        }
+        let a = args.clone();
+        current = s.blocking(move |s| page(s, &a)).await?;
+    }
     let value = s
         .blocking(move |s| {
-            read::state_for(s, &b.room_id, &auth.user_id)?;
-            let page = read::messages(
-                s,
-                &b.room_id,
-                &auth.user_id,
-                b.from.as_deref(),
-                b.to.as_deref(),
-                backwards,
-                limit,
-                &filter,
-            )?;
             let viewer = Viewer { user_id: &auth.user_id, device_id: Some(auth.device_id.as_str()) };
-            let mut out = json!({ "chunk": format_all(s, &page.chunk, viewer)?, "start": page.start });
-            if let Some(end) = page.end {
+            let mut out = json!({ "chunk": format_all(s, &current.chunk, viewer)?, "start": current.start });
+            if let Some(end) = current.end {
                 out["end"] = json!(end);
             }
-            if filter.lazy_load_members {
-                out["state"] = json!(lazy_members(s, &b.room_id, &page.chunk)?);
+            if args.filter.lazy_load_members {
+                out["state"] = json!(lazy_members(s, &args.room_id, &current.chunk)?);
             }
             Ok(out)
         })
@@ -96,8 +125,8 @@ pub async fn context(s: State, r: Ruma<get_context::v3::Request>) -> Result<RawJ
             {
                 return Err(not_found());
             }
-            let at = TopoToken { depth: ev.meta.depth, stream: ev.meta.stream_pos };
-            let before_token = TopoToken { depth: at.depth, stream: at.stream - 1 }.encode();
+            let at = read::position(s, &ev)?;
+            let before_token = read::before(at).encode();
             let half = limit / 2;
             let (before, after) = if limit == 0 {
                 (
