@@ -12,7 +12,7 @@
 //! are counted from their replies (`relations`), skipping those with no reply after the floor.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Map, Value, json};
@@ -33,6 +33,10 @@ const CACHE_MAX: usize = 100_000;
 #[derive(Default)]
 pub struct Cache {
     main: Mutex<HashMap<(OwnedRoomId, OwnedUserId), Counted>>,
+    /// Push-rule evaluators per (room, user), with the current-state group they were built on:
+    /// building one reads the room's members and power levels, so it is reused until the room's
+    /// state moves.
+    evaluators: Mutex<HashMap<(OwnedRoomId, OwnedUserId), (u64, Arc<Evaluator>)>>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -66,11 +70,19 @@ pub fn unread_counts(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result
     let Some(joined_at) = membership.filter(|m| m.membership == "join").map(|m| m.stream_pos) else {
         return Ok((Counted::default().json(), json!({})));
     };
-    let shortroomid = room(s, room_id)?.shortroomid;
+    let record = room(s, room_id)?;
+    let shortroomid = record.shortroomid;
     let own = receipts::own_receipts(s, room_id, user_id)?;
     let latest = |thread: &str| own.iter().filter(|(t, _)| t == thread).map(|(_, p)| *p).max().unwrap_or(0);
     let floor = joined_at.max(latest(UNTHREADED));
-    let mut counting = Counting { s, room_id, user_id, ignored: read::ignored_users(s, user_id)?, eval: None };
+    let mut counting = Counting {
+        s,
+        room_id,
+        user_id,
+        state_group: record.current_state_group,
+        ignored: read::ignored_users(s, user_id)?,
+        eval: None,
+    };
 
     let key = (room_id.to_owned(), user_id.to_owned());
     let base = floor.max(latest(MAIN));
@@ -127,8 +139,10 @@ struct Counting<'a> {
     s: &'a Services,
     room_id: &'a RoomId,
     user_id: &'a UserId,
+    /// The room's current-state group, which the cached evaluator must match.
+    state_group: u64,
     ignored: Vec<String>,
-    eval: Option<Evaluator>,
+    eval: Option<Arc<Evaluator>>,
 }
 
 impl Counting<'_> {
@@ -141,10 +155,26 @@ impl Counting<'_> {
         if sender == self.user_id.as_str() || self.ignored.iter().any(|u| u == sender) {
             return Ok(Outcome::default());
         }
-        let eval = match &mut self.eval {
-            Some(e) => e,
-            empty => empty.insert(Evaluator::new(self.s, self.room_id, self.user_id)?),
-        };
-        Ok(eval.evaluate(ev))
+        if self.eval.is_none() {
+            self.eval = Some(self.evaluator()?);
+        }
+        Ok(self.eval.as_ref().map(|e| e.evaluate(ev)).unwrap_or_default())
+    }
+
+    fn evaluator(&self) -> Result<Arc<Evaluator>> {
+        let key = (self.room_id.to_owned(), self.user_id.to_owned());
+        let cached = lock(&self.s.ephemeral.unread.evaluators).get(&key).cloned();
+        if let Some((group, eval)) = cached
+            && group == self.state_group
+        {
+            return Ok(eval);
+        }
+        let eval = Arc::new(Evaluator::new(self.s, self.room_id, self.user_id)?);
+        let mut cache = lock(&self.s.ephemeral.unread.evaluators);
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(key, (self.state_group, eval.clone()));
+        Ok(eval)
     }
 }
