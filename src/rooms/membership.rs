@@ -220,7 +220,8 @@ pub fn forget(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<()> {
     }
 }
 
-fn forget_undo(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<()> {
+/// A room the user joins again is no longer forgotten.
+pub fn forget_undo(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<()> {
     let key = (user_id.to_string(), room_id.to_string());
     if s.db.get(FORGOTTEN_ROOMS, &key)?.is_none() {
         return Ok(());

@@ -9,6 +9,7 @@
 //! room lock; signature checks of many events go to the blocking pool ([`check::verify`]).
 
 pub mod check;
+pub mod join;
 pub mod persist;
 pub mod remote;
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! checks what they publish, sign and refuse.
 
 mod auth;
+mod join;
 mod notary;
 mod receive;
 mod sender;
