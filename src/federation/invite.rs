@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use ruma::api::federation::membership::{RawStrippedState, create_invite::v2 as create_invite};
 use ruma::canonical_json::redact;
-use ruma::signatures::{PublicKeyMap, Verified, reference_hash, sign_event, verify_event, verify_json};
+use ruma::signatures::{Verified, reference_hash, sign_event, verify_event, verify_json};
 use ruma::{CanonicalJsonObject, EventId, OwnedServerName, RoomId, RoomVersionId, ServerName, UserId};
 use serde_json::value::{RawValue, to_raw_value};
 use serde_json::{Value, json};
@@ -191,8 +191,15 @@ async fn check_countersigned(
     if !matches!(verify_event(&keys, returned, rules), Ok(Verified::All)) {
         return Err(changed());
     }
-    let theirs: PublicKeyMap = keys.into_iter().filter(|(k, _)| k == server.as_str()).collect();
+    let signed = |o: &CanonicalJsonObject| match o.get("signatures") {
+        Some(ruma::CanonicalJsonValue::Object(sigs)) => sigs.contains_key(server.as_str()),
+        _ => false,
+    };
+    if !signed(returned) {
+        return Err(Error::forbidden(format!("{server} did not sign the invite")));
+    }
+    // Every signature, theirs included (verify_json checks each signing server it has keys for).
     let redacted = redact(returned.clone(), &rules.redaction, None).map_err(|_| changed())?;
-    verify_json(&theirs, &redacted)
+    verify_json(&keys, &redacted)
         .map_err(|e| Error::forbidden(format!("{server} did not sign the invite validly: {e}")))
 }

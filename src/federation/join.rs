@@ -10,8 +10,8 @@ use ruma::api::federation::membership::{
 };
 use ruma::api::federation::query::get_room_information::v1 as directory;
 use ruma::{
-    CanonicalJsonObject, CanonicalJsonValue, OwnedRoomId, OwnedServerName, RoomAliasId, RoomId,
-    RoomOrAliasId, RoomVersionId, ServerName, UserId,
+    CanonicalJsonObject, CanonicalJsonValue, OwnedRoomId, OwnedServerName, RoomAliasId, RoomId, RoomOrAliasId,
+    RoomVersionId, ServerName, UserId,
 };
 use serde_json::value::{RawValue, to_raw_value};
 
@@ -170,7 +170,9 @@ async fn join_via(s: &State, server: &ServerName, user: &UserId, room_id: &RoomI
     let events: Vec<Checked> = check::verify(s, events, &rules)
         .await
         .into_iter()
-        .filter_map(|r| r.inspect_err(|e| tracing::info!(%server, error = %e, "send_join event failed its checks")).ok())
+        .filter_map(|r| {
+            r.inspect_err(|e| tracing::info!(%server, error = %e, "send_join event failed its checks")).ok()
+        })
         .collect();
     tracing::info!(%server, %room_id, count, verified = events.len(), "joining: send_join answered");
     let (rid, user) = (room_id.to_owned(), user.to_owned());

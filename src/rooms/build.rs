@@ -127,12 +127,17 @@ pub fn build(s: &Services, ctx: &RoomCtx, sender: &UserId, new: &NewEvent) -> Re
 
 /// Complete an unsigned event (from [`template`], or another server's `make_*` template):
 /// content hash, our signature, the size limit, and the event ID (reference hash).
-pub fn seal(s: &Services, rules: &RoomVersionRules, mut canonical: CanonicalJsonObject) -> Result<(Pdu, CanonicalJsonObject)> {
-    hash_and_sign_event(s.server_name.as_str(), &s.signing_key.key_pair, &mut canonical, &rules.redaction)
-        .map_err(|e| match e {
+pub fn seal(
+    s: &Services,
+    rules: &RoomVersionRules,
+    mut canonical: CanonicalJsonObject,
+) -> Result<(Pdu, CanonicalJsonObject)> {
+    hash_and_sign_event(s.server_name.as_str(), &s.signing_key.key_pair, &mut canonical, &rules.redaction).map_err(
+        |e| match e {
             JsonError::PduTooLarge => Error::new(ErrorKind::TooLarge, "Event too large"),
             other => Error::internal(format!("signing event: {other}")),
-        })?;
+        },
+    )?;
     let json = serde_json::to_value(&canonical).map_err(Error::internal)?;
     if serde_json::to_vec(&json).map_or(usize::MAX, |v| v.len()) > MAX_PDU_BYTES {
         return Err(Error::new(ErrorKind::TooLarge, "Event exceeds 65536 bytes"));

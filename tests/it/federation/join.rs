@@ -42,7 +42,10 @@ impl<'a> Watch<'a> {
             path.push_str(&format!("&since={s}"));
         }
         let r = self.server.get(&path, Some(&self.token)).await;
-        assert_eq!(r.status, 200, "sync: {:?}", r.body);
+        if r.status != 200 {
+            let log = self.server.log();
+            panic!("sync: {:?}\n{}", r.body, &log[log.len().saturating_sub(4000)..]);
+        }
         self.since = r.body["next_batch"].as_str().map(str::to_owned);
         for section in ["join", "invite", "leave"] {
             let Some(rooms) = r.body["rooms"][section].as_object() else { continue };
