@@ -2,8 +2,9 @@
 //! room"; Client-Server API "Rejecting an invite"). The invite arrives as a signed PDU of a room
 //! whose DAG we do not have: it is kept, with the stripped state the inviting server sent, in
 //! `remote_invites`, and the user's `user_memberships` row says `invite` so `/sync` lists it.
-//! Rejecting it here is local only: an out-of-band leave (as Synapse does when the inviting
-//! server cannot be reached); telling the room needs `make_leave`/`send_leave`.
+//! A rejection is the leave sent to the room with `make_leave`/`send_leave`
+//! (`federation::join::leave`, [`record_rejection`]), or, when no server takes it, a local
+//! out-of-band leave ([`reject`], as Synapse does when the inviting server cannot be reached).
 
 use ruma::{CanonicalJsonObject, EventId, OwnedEventId, RoomId, UserId};
 use serde_json::{Value, json};
