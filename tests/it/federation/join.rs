@@ -278,6 +278,13 @@ async fn invite_of_a_remote_user_by_a_local_one_and_refusals() {
     let mut alice = Watch::new(&p.a.server, &p.alice).await;
     alice.wait("bob's join", member(&room, &p.bob.user_id, "join")).await;
 
+    // createRoom's invite list may name users of other servers (a direct chat).
+    let body = json!({ "preset": "trusted_private_chat", "is_direct": true, "invite": [p.bob.user_id] });
+    let dm = p.a.server.create_room(&p.alice.access_token, body).await;
+    let got = bob.wait("the direct-chat invite", member(&dm, &p.bob.user_id, "invite")).await;
+    assert_eq!(got.event["content"]["is_direct"], true);
+    assert_eq!(got.event["sender"], p.alice.user_id.as_str());
+
     // A user B does not have: B's 404 is relayed.
     let invite = json!({ "user_id": format!("@nobody:{}", p.b.name) });
     let r = p.a.server.room_post(&p.alice.access_token, &room, "invite", invite).await;
