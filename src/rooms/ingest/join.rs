@@ -102,7 +102,8 @@ pub fn store_join(
             .map_err(|why| Error::forbidden(format!("The join is not authorized by its auth events: {why}")))?;
         authorize(s, &ctx, &join.pdu)?;
         // Forward extremities from an earlier stay in the room are stale: the join is the head.
-        if !record.forward_extremities.is_empty() {
+        // (Unless another local user joined meanwhile: then both heads stay and are resolved.)
+        if !record.forward_extremities.is_empty() && !crate::federation::txn::is_resident(s, room_id)? {
             record.forward_extremities.clear();
             let mut batch = s.db.batch();
             batch.put(ROOMS, &room_id.to_string(), &record)?;
