@@ -100,10 +100,13 @@ pub fn set(s: &Services, user: &UserId, state: &str, status_msg: Option<String>)
 /// `viewer` is the user or shares a room with them (as Synapse). A user who never set a
 /// presence (or with presence disabled) is `offline`.
 pub fn get(s: &Services, viewer: &UserId, user: &UserId) -> Result<Value> {
-    if !s.is_local(user) || s.db.get(USERS, &user.to_string())?.is_none() {
+    // A remote user's presence is what federation told us, for users sharing a room.
+    let shares = viewer == user || shared_users(s, viewer)?.contains(user);
+    let known = if s.is_local(user) { s.db.get(USERS, &user.to_string())?.is_some() } else { shares };
+    if !known {
         return Err(Error::not_found(format!("Unknown user {user}")));
     }
-    if viewer != user && !shared_users(s, viewer)?.contains(user) {
+    if !shares {
         return Err(Error::forbidden("You are not allowed to see their presence"));
     }
     if !s.config.presence.enabled {

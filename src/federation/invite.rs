@@ -1,19 +1,24 @@
-//! Invites from other servers (spec: Server-Server API "Inviting to a room",
-//! `PUT /_matrix/federation/v2/invite/{roomId}/{eventId}`): check the invite event, add our
-//! signature, keep it for the invited local user ([`crate::rooms::remote_invites`]), and return
-//! it.
+//! Invites across servers (spec: Server-Server API "Inviting to a room",
+//! `PUT /_matrix/federation/v2/invite/{roomId}/{eventId}`). Incoming ([`receive`]): check the
+//! invite event, add our signature, keep it for the invited local user
+//! ([`crate::rooms::remote_invites`]), and return it. Outgoing ([`invite_remote`]): have the
+//! invitee's server countersign our invite, then append it.
 
 use std::collections::BTreeMap;
 
-use ruma::api::federation::membership::RawStrippedState;
-use ruma::signatures::{Verified, reference_hash, sign_event, verify_event};
-use ruma::{CanonicalJsonObject, EventId, OwnedServerName, RoomId, ServerName, UserId};
-use serde_json::value::RawValue;
+use ruma::api::federation::membership::{RawStrippedState, create_invite::v2 as create_invite};
+use ruma::canonical_json::redact;
+use ruma::signatures::{Verified, reference_hash, sign_event, verify_event, verify_json};
+use ruma::{CanonicalJsonObject, EventId, OwnedServerName, RoomId, RoomVersionId, ServerName, UserId};
+use serde_json::value::{RawValue, to_raw_value};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
+use crate::rooms::append::append;
+use crate::rooms::build::{RoomCtx, authorize, build};
+use crate::rooms::format::STRIPPED_STATE_TYPES;
 use crate::rooms::pdu::{MAX_PDU_BYTES, Pdu};
-use crate::rooms::{remote_invites, room};
+use crate::rooms::{current_state_event, membership, remote_invites, room};
 use crate::services::State;
 use crate::storage::catalog::USERS;
 
@@ -109,4 +114,92 @@ fn stripped(entry: &RawStrippedState) -> Option<Value> {
         "sender": v.get("sender")?.as_str()?,
         "content": v.get("content").filter(|c| c.is_object())?,
     }))
+}
+
+/// A local user invites a user of another server (spec: Server-Server API "Inviting to a
+/// room"): the invite is built and authorized on the room's forward extremities, sent with
+/// `PUT /v2/invite` (room version, the stripped state as full PDUs) to the invitee's server,
+/// which must return the same event with its own signature added; that event is then appended
+/// like any local one (so it fans out to the room's servers). A refusal is relayed.
+pub async fn invite_remote(
+    s: &State,
+    room_id: &RoomId,
+    sender: &UserId,
+    target: &UserId,
+    reason: Option<String>,
+    is_direct: bool,
+) -> Result<ruma::OwnedEventId> {
+    let (r, from, to) = (room_id.to_owned(), sender.to_owned(), target.to_owned());
+    let (pdu, obj, version, stripped) = s
+        .blocking(move |s| {
+            room(s, &r)?;
+            match membership::membership_of(s, &r, &to)?.as_deref() {
+                Some("join") => return Err(Error::forbidden(format!("{to} is already in the room"))),
+                Some("ban") => return Err(Error::forbidden(format!("{to} is banned from the room"))),
+                _ => {}
+            }
+            let new = membership::member_event(s, &to, "invite", reason.as_deref(), is_direct)?;
+            let ctx = RoomCtx::current(s, &r)?;
+            let (pdu, obj) = build(s, &ctx, &from, &new)?;
+            authorize(s, &ctx, &pdu)?;
+            let mut stripped = Vec::new();
+            for (kind, key) in STRIPPED_STATE_TYPES.iter().map(|k| (*k, "")).chain([("m.room.member", from.as_str())]) {
+                if let Some(ev) = current_state_event(s, &r, kind, key)? {
+                    stripped.push(RawStrippedState::Pdu(to_raw_value(&ev.json).map_err(Error::internal)?));
+                }
+            }
+            Ok((pdu, obj, ctx.version, stripped))
+        })
+        .await?;
+    let rules = crate::rooms::rules_for(&version)?;
+    let version_id = RoomVersionId::try_from(version.as_str()).map_err(Error::internal)?;
+    let event = to_raw_value(&obj).map_err(Error::internal)?;
+    let req = create_invite::Request::new(room_id.to_owned(), pdu.event_id.clone(), version_id, event, stripped);
+    let returned = s.federation.send(target.server_name(), req).await?.event;
+    let returned: CanonicalJsonObject = serde_json::from_str(returned.get())
+        .map_err(|e| Error::forbidden(format!("{} returned an invalid invite: {e}", target.server_name())))?;
+    check_countersigned(s, &returned, &pdu, target.server_name(), &rules).await?;
+    let r = room_id.to_owned();
+    s.blocking(move |s| {
+        let lock = s.room_lock(&r);
+        let _guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ctx = RoomCtx::at(s, &r, &pdu.prev_events)?;
+        authorize(s, &ctx, &pdu)?;
+        append(s, &ctx, &pdu, returned, None)?;
+        Ok(pdu.event_id)
+    })
+    .await
+}
+
+/// The invite `returned` by `server` must be our event (same reference hash and content hash,
+/// our signature) with a valid signature of `server` added.
+async fn check_countersigned(
+    s: &State,
+    returned: &CanonicalJsonObject,
+    ours: &Pdu,
+    server: &ServerName,
+    rules: &ruma::room_version_rules::RoomVersionRules,
+) -> Result<()> {
+    let changed = || Error::forbidden(format!("{server} returned another event than the invite"));
+    let hash = reference_hash(returned, rules).map_err(|_| changed())?;
+    if format!("${hash}") != ours.event_id.as_str() {
+        return Err(changed());
+    }
+    let ts = u64::from(ours.origin_server_ts.0);
+    let wanted = BTreeMap::from([(s.server_name.clone(), ts), (server.to_owned(), ts)]);
+    let keys = s.federation.public_key_map(&wanted).await?;
+    if !matches!(verify_event(&keys, returned, rules), Ok(Verified::All)) {
+        return Err(changed());
+    }
+    let signed = |o: &CanonicalJsonObject| match o.get("signatures") {
+        Some(ruma::CanonicalJsonValue::Object(sigs)) => sigs.contains_key(server.as_str()),
+        _ => false,
+    };
+    if !signed(returned) {
+        return Err(Error::forbidden(format!("{server} did not sign the invite")));
+    }
+    // Every signature, theirs included (verify_json checks each signing server it has keys for).
+    let redacted = redact(returned.clone(), &rules.redaction, None).map_err(|_| changed())?;
+    verify_json(&keys, &redacted)
+        .map_err(|e| Error::forbidden(format!("{server} did not sign the invite validly: {e}")))
 }

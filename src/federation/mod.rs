@@ -18,6 +18,7 @@ pub mod edu;
 pub mod events;
 pub mod invite;
 pub mod ip_filter;
+pub mod join;
 pub mod key_store;
 pub mod listener;
 pub mod membership;

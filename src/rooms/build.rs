@@ -122,19 +122,29 @@ impl RoomCtx {
 
 /// Build and sign a PDU for `new` on top of `ctx`. Nothing is written.
 pub fn build(s: &Services, ctx: &RoomCtx, sender: &UserId, new: &NewEvent) -> Result<(Pdu, CanonicalJsonObject)> {
-    let mut canonical = template(s, ctx, sender, new)?;
-    hash_and_sign_event(s.server_name.as_str(), &s.signing_key.key_pair, &mut canonical, &ctx.rules.redaction)
-        .map_err(|e| match e {
+    seal(s, &ctx.rules, template(s, ctx, sender, new)?)
+}
+
+/// Complete an unsigned event (from [`template`], or another server's `make_*` template):
+/// content hash, our signature, the size limit, and the event ID (reference hash).
+pub fn seal(
+    s: &Services,
+    rules: &RoomVersionRules,
+    mut canonical: CanonicalJsonObject,
+) -> Result<(Pdu, CanonicalJsonObject)> {
+    hash_and_sign_event(s.server_name.as_str(), &s.signing_key.key_pair, &mut canonical, &rules.redaction).map_err(
+        |e| match e {
             JsonError::PduTooLarge => Error::new(ErrorKind::TooLarge, "Event too large"),
             other => Error::internal(format!("signing event: {other}")),
-        })?;
+        },
+    )?;
     let json = serde_json::to_value(&canonical).map_err(Error::internal)?;
     if serde_json::to_vec(&json).map_or(usize::MAX, |v| v.len()) > MAX_PDU_BYTES {
         return Err(Error::new(ErrorKind::TooLarge, "Event exceeds 65536 bytes"));
     }
-    let hash = reference_hash(&canonical, &ctx.rules).map_err(|e| Error::internal(format!("hashing event: {e}")))?;
+    let hash = reference_hash(&canonical, rules).map_err(|e| Error::internal(format!("hashing event: {e}")))?;
     let event_id = EventId::parse(format!("${hash}")).map_err(Error::internal)?;
-    let pdu = Pdu::from_json(event_id, &json, &ctx.rules)?;
+    let pdu = Pdu::from_json(event_id, &json, rules)?;
     Ok((pdu, canonical))
 }
 

@@ -49,7 +49,8 @@ pub fn create(s: &Services, creator: &UserId, req: CreateRoom) -> Result<OwnedRo
         Some(name) => Some(super::alias::check_new(s, &format!("#{name}:{}", s.server_name))?),
         None => None,
     };
-    for user in &req.invite {
+    // Users of other servers are invited over federation by the caller, once the room exists.
+    for user in req.invite.iter().filter(|u| s.is_local(u) || !s.config.federation.enabled) {
         membership::ensure_local_user(s, user)?;
     }
     let preset =
@@ -163,7 +164,7 @@ pub fn create(s: &Services, creator: &UserId, req: CreateRoom) -> Result<OwnedRo
     }
 
     // 8. invites
-    for invitee in &req.invite {
+    for invitee in req.invite.iter().filter(|u| s.is_local(u)) {
         membership::invite(s, &room_id, creator, invitee, None, req.is_direct)?;
     }
     if req.public {

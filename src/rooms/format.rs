@@ -36,7 +36,9 @@ pub fn client_event_plain(s: &Services, ev: &StoredEvent, viewer: Option<Viewer<
             unsigned.insert("transaction_id".into(), json!(txn_id));
         }
     }
-    if let Some(key) = &ev.pdu.state_key {
+    // Outliers (state learnt when joining through another server) have no state groups.
+    let placed = !ev.meta.outlier;
+    if let (Some(key), true) = (&ev.pdu.state_key, placed) {
         let before = state::load(&s.db, &s.state_cache, ev.meta.state_before)?;
         if let Some(prev) = state_event(s, &before, &ev.pdu.kind.to_string(), key)? {
             unsigned.insert("prev_content".into(), prev.json.get("content").cloned().unwrap_or_else(|| json!({})));
@@ -44,7 +46,7 @@ pub fn client_event_plain(s: &Services, ev: &StoredEvent, viewer: Option<Viewer<
             unsigned.insert("replaces_state".into(), json!(prev.meta.event_id));
         }
     }
-    if let Some(v) = viewer {
+    if let (Some(v), true) = (viewer, placed) {
         // The requesting user's membership at the event (spec v1.11, MSC4115).
         let at = state::load(&s.db, &s.state_cache, ev.meta.state_after)?;
         let membership = state_event(s, &at, "m.room.member", v.user_id.as_str())?

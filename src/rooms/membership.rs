@@ -57,10 +57,10 @@ pub fn shared_users(s: &Services, user_id: &UserId) -> Result<std::collections::
     Ok(out)
 }
 
-/// Invitations to other servers' users need federation, which is not built yet.
+/// A local user who exists (users of other servers are invited by `federation::invite::invite_remote`).
 pub fn ensure_local_user(s: &Services, user_id: &UserId) -> Result<()> {
     if !s.is_local(user_id) {
-        return Err(Error::forbidden("Users on other servers cannot be invited yet"));
+        return Err(Error::forbidden("Users on other servers cannot be invited: federation is disabled"));
     }
     if s.db.get(USERS, &user_id.to_string())?.is_none() {
         return Err(Error::not_found(format!("Unknown user {user_id}")));
@@ -220,7 +220,8 @@ pub fn forget(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<()> {
     }
 }
 
-fn forget_undo(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<()> {
+/// A room the user joins again is no longer forgotten.
+pub fn forget_undo(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<()> {
     let key = (user_id.to_string(), room_id.to_string());
     if s.db.get(FORGOTTEN_ROOMS, &key)?.is_none() {
         return Ok(());

@@ -137,6 +137,10 @@ pub fn can_see(s: &Services, viewer: &UserId, ev: &StoredEvent, current: Option<
     if ev.pdu.kind.to_string() == "m.room.member" && ev.pdu.state_key.as_deref() == Some(viewer.as_str()) {
         return Ok(true);
     }
+    if ev.meta.outlier {
+        // State learnt when joining through another server: part of the room's state.
+        return Ok(current == Some("join"));
+    }
     let at = state::load(&s.db, &s.state_cache, ev.meta.state_after)?;
     let visibility = state_event(s, &at, "m.room.history_visibility", "")?
         .and_then(|e| e.pdu.content_value().get("history_visibility").and_then(Value::as_str).map(str::to_owned))

@@ -2,13 +2,14 @@
 //! room"; Client-Server API "Rejecting an invite"). The invite arrives as a signed PDU of a room
 //! whose DAG we do not have: it is kept, with the stripped state the inviting server sent, in
 //! `remote_invites`, and the user's `user_memberships` row says `invite` so `/sync` lists it.
-//! Rejecting it here is local only: an out-of-band leave (as Synapse does when the inviting
-//! server cannot be reached); telling the room needs `make_leave`/`send_leave`.
+//! A rejection is the leave sent to the room with `make_leave`/`send_leave`
+//! (`federation::join::leave`, [`record_rejection`]), or, when no server takes it, a local
+//! out-of-band leave ([`reject`], as Synapse does when the inviting server cannot be reached).
 
-use ruma::signatures::{hash_and_sign_event, reference_hash};
 use ruma::{CanonicalJsonObject, EventId, OwnedEventId, RoomId, UserId};
 use serde_json::{Value, json};
 
+use super::build::seal;
 use super::rules_for;
 use crate::error::{Error, Result};
 use crate::services::Services;
@@ -72,7 +73,7 @@ pub fn pending(s: &Services, user: &UserId, room_id: &RoomId) -> Result<Option<R
 /// Reject a pending remote invite locally: an out-of-band leave event (our signature, after the
 /// invite in `prev_events` and `auth_events`) becomes the user's membership.
 pub fn reject(s: &Services, user: &UserId, room_id: &RoomId, reason: Option<&str>) -> Result<OwnedEventId> {
-    let mut record =
+    let record =
         pending(s, user, room_id)?.ok_or_else(|| Error::forbidden(format!("You are not in room {room_id}")))?;
     let rules = rules_for(&record.room_version)?;
     let depth = record.event.get("depth").and_then(Value::as_u64).unwrap_or(0) + 1;
@@ -91,23 +92,33 @@ pub fn reject(s: &Services, user: &UserId, room_id: &RoomId, reason: Option<&str
         "prev_events": [record.event_id],
         "auth_events": [record.event_id],
     });
-    let mut obj: CanonicalJsonObject = serde_json::from_value(leave).map_err(Error::internal)?;
-    hash_and_sign_event(s.server_name.as_str(), &s.signing_key.key_pair, &mut obj, &rules.redaction)
-        .map_err(|e| Error::internal(format!("signing leave: {e}")))?;
-    let hash = reference_hash(&obj, &rules).map_err(|e| Error::internal(format!("hashing leave: {e}")))?;
-    let leave_id = EventId::parse(format!("${hash}")).map_err(Error::internal)?;
+    let obj: CanonicalJsonObject = serde_json::from_value(leave).map_err(Error::internal)?;
+    let (pdu, obj) = seal(s, &rules, obj)?;
+    record_rejection(s, user, room_id, &pdu.event_id, &obj)?;
+    Ok(pdu.event_id)
+}
 
+/// Make the leave `leave_id` (the local out-of-band one, or the one sent to the room with
+/// `send_leave`) the rejection of the user's pending remote invite and their membership.
+pub fn record_rejection(
+    s: &Services,
+    user: &UserId,
+    room_id: &RoomId,
+    leave_id: &EventId,
+    leave: &CanonicalJsonObject,
+) -> Result<()> {
+    let mut record =
+        pending(s, user, room_id)?.ok_or_else(|| Error::forbidden(format!("You are not in room {room_id}")))?;
     let pos = s.db.stream().allocate();
     let key = (user.to_string(), room_id.to_string());
-    record.rejection = Some((leave_id.to_string(), serde_json::to_value(&obj).map_err(Error::internal)?));
+    record.rejection = Some((leave_id.to_string(), serde_json::to_value(leave).map_err(Error::internal)?));
     let membership =
         MembershipRecord { membership: "leave".into(), event_id: leave_id.to_string(), stream_pos: pos.pos() };
     let mut batch = s.db.batch();
     batch.put(REMOTE_INVITES, &key, &record)?;
     batch.put(USER_MEMBERSHIPS, &key, &membership)?;
     batch.stream_position(&pos)?;
-    batch.commit()?;
-    Ok(leave_id)
+    batch.commit()
 }
 
 /// Forget a remote invite (the user joined the room through federation, or forgot it).

@@ -50,7 +50,9 @@ pub fn event_id(obj: &CanonicalJsonObject, rules: &RoomVersionRules) -> Result<O
 
 /// Step 1: the size limit (65536 bytes of canonical JSON), the fields and their sizes for the
 /// room version (ruma's `check_pdu_format`), the room, and the event ID.
-pub fn format(obj: CanonicalJsonObject, rules: &RoomVersionRules, room_id: &RoomId) -> Result<Checked> {
+pub fn format(mut obj: CanonicalJsonObject, rules: &RoomVersionRules, room_id: &RoomId) -> Result<Checked> {
+    // The sender's `unsigned` data (ages, previous content) is not ours to store or pass on.
+    obj.remove("unsigned");
     let size = serde_json::to_vec(&obj).map_err(Error::internal)?.len();
     if size > MAX_PDU_BYTES {
         return Err(Error::new(ErrorKind::TooLarge, format!("PDU is {size} bytes, more than {MAX_PDU_BYTES}")));

@@ -13,6 +13,7 @@ pub mod backfill;
 mod backfill_tests;
 pub mod check;
 pub mod history;
+pub mod join;
 pub mod persist;
 pub mod remote;
 #[cfg(test)]

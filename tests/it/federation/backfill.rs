@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 use super::{Fed, Pki};
 
 #[tokio::test]
-#[ignore = "needs joins over federation (branch fed-join)"]
 async fn history_before_a_remote_join_is_backfilled() {
     let pki = Pki::new();
     let a = Fed::start(&pki);

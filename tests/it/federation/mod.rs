@@ -5,6 +5,7 @@
 mod auth;
 mod backfill;
 mod limits;
+mod join;
 mod notary;
 mod receive;
 mod sender;

@@ -40,7 +40,12 @@ pub async fn create_room(s: State, r: Ruma<create_room::v3::Request>) -> Result<
         invite: b.invite,
         is_direct: b.is_direct,
     };
-    let room_id = s.blocking(move |s| create(s, &creator, req)).await?;
+    let remote: Vec<_> = req.invite.iter().filter(|u| !s.is_local(u)).cloned().collect();
+    let (is_direct, c) = (req.is_direct, creator.clone());
+    let room_id = s.blocking(move |s| create(s, &c, req)).await?;
+    for invitee in remote {
+        crate::federation::invite::invite_remote(&s, &room_id, &creator, &invitee, None, is_direct).await?;
+    }
     Ok(create_room::v3::Response::new(room_id))
 }
 

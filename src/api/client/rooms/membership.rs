@@ -10,6 +10,7 @@ use ruma::{OwnedRoomId, RoomOrAliasId};
 
 use crate::api::ruma::Ruma;
 use crate::error::{Error, Result};
+use crate::federation;
 use crate::rooms::{alias, membership};
 use crate::services::{Services, State};
 use crate::storage::catalog::USER_MEMBERSHIPS;
@@ -24,29 +25,23 @@ pub fn resolve_room(s: &Services, target: &RoomOrAliasId) -> Result<OwnedRoomId>
     }
 }
 
-/// `POST /_matrix/client/v3/rooms/{roomId}/join`
+/// `POST /_matrix/client/v3/rooms/{roomId}/join`: locally, or through another server
+/// (`federation::join`).
 pub async fn join_by_id(s: State, r: Ruma<join_room_by_id::v3::Request>) -> Result<join_room_by_id::v3::Response> {
     let user = r.auth()?.user_id.clone();
     let (room_id, reason) = (r.body.room_id, r.body.reason);
-    let rid = room_id.clone();
-    s.blocking(move |s| membership::join(s, &rid, &user, reason.as_deref())).await?;
+    let room_id = federation::join::join(&s, &user, <&RoomOrAliasId>::from(&*room_id), Vec::new(), reason).await?;
     Ok(join_room_by_id::v3::Response::new(room_id))
 }
 
-/// `POST /_matrix/client/v3/join/{roomIdOrAlias}`
+/// `POST /_matrix/client/v3/join/{roomIdOrAlias}?via=`
 pub async fn join(
     s: State,
     r: Ruma<join_room_by_id_or_alias::v3::Request>,
 ) -> Result<join_room_by_id_or_alias::v3::Response> {
     let user = r.auth()?.user_id.clone();
-    let (target, reason) = (r.body.room_id_or_alias, r.body.reason);
-    let room_id = s
-        .blocking(move |s| {
-            let room_id = resolve_room(s, &target)?;
-            membership::join(s, &room_id, &user, reason.as_deref())?;
-            Ok(room_id)
-        })
-        .await?;
+    let b = r.body;
+    let room_id = federation::join::join(&s, &user, &b.room_id_or_alias, b.via, b.reason).await?;
     Ok(join_room_by_id_or_alias::v3::Response::new(room_id))
 }
 
@@ -57,6 +52,10 @@ pub async fn invite(s: State, r: Ruma<invite_user::v3::Request>) -> Result<invit
         return Err(Error::forbidden("Third-party invites are not supported"));
     };
     let room_id = r.body.room_id;
+    if !s.is_local(&target.user_id) && s.config.federation.enabled {
+        federation::invite::invite_remote(&s, &room_id, &sender, &target.user_id, target.reason, false).await?;
+        return Ok(invite_user::v3::Response::new());
+    }
     s.blocking(move |s| membership::invite(s, &room_id, &sender, &target.user_id, target.reason.as_deref(), false))
         .await?;
     Ok(invite_user::v3::Response::new())
@@ -66,7 +65,7 @@ pub async fn invite(s: State, r: Ruma<invite_user::v3::Request>) -> Result<invit
 pub async fn leave(s: State, r: Ruma<leave_room::v3::Request>) -> Result<leave_room::v3::Response> {
     let user = r.auth()?.user_id.clone();
     let (room_id, reason) = (r.body.room_id, r.body.reason);
-    s.blocking(move |s| membership::leave(s, &room_id, &user, reason.as_deref())).await?;
+    federation::join::leave(&s, &user, &room_id, reason).await?;
     Ok(leave_room::v3::Response::new())
 }
 

@@ -1,0 +1,116 @@
+//! Storing a room this server joins through another server (spec: Server-Server API "Joining
+//! Rooms", what follows `send_join`): the room's record, the returned state and auth chain as
+//! outliers, then the join as the room's first timeline event, with that state before it.
+//! Blocking; the events were checked (format, signatures, hashes) by the caller.
+
+use std::sync::{Arc, PoisonError};
+
+use ruma::{OwnedEventId, RoomId, UserId};
+use serde_json::Value;
+
+use super::check::Checked;
+use super::persist::{auth_by_auth_events, meta_of, store_outliers};
+use crate::error::{Error, Result};
+use crate::rooms::append::append;
+use crate::rooms::build::{RoomCtx, StateBefore, authorize};
+use crate::rooms::state::{self, ShortState};
+use crate::rooms::{load, membership, remote_invites, rules_for, short, state_event};
+use crate::services::Services;
+use crate::storage::catalog::ROOMS;
+use crate::storage::records::RoomRecord;
+
+/// Make sure the room has a record of version `version` (created empty: no events, an empty
+/// state group), so its events can be stored. A record of another version is an error.
+pub fn prepare_room(s: &Services, room_id: &RoomId, version: &str) -> Result<()> {
+    rules_for(version)?;
+    let lock = s.room_lock(room_id);
+    let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+    match s.db.get(ROOMS, &room_id.to_string())? {
+        Some(r) if r.room_version == version => Ok(()),
+        Some(r) => Err(Error::forbidden(format!(
+            "Room {room_id} is version {} here, but the resident server says {version}",
+            r.room_version
+        ))),
+        None => {
+            let mut batch = s.db.batch();
+            let record = RoomRecord {
+                room_version: version.to_owned(),
+                shortroomid: short::room(&s.db, room_id)?,
+                current_state_group: state::new_empty(&s.db, &mut batch)?,
+                max_depth: 0,
+                forward_extremities: Vec::new(),
+            };
+            batch.put(ROOMS, &room_id.to_string(), &record)?;
+            batch.commit()
+        }
+    }
+}
+
+/// Store the `send_join` answer: `events` (state and auth chain, checked) as outliers, each
+/// authorized by its own auth events; then the join, authorized by its auth events and by the
+/// state made of `state_ids` (rejected ones left out), appended as the room's only forward
+/// extremity. `user` gets their membership rows (through the current state) and loses any
+/// pending remote invite.
+pub fn store_join(
+    s: &Services,
+    room_id: &RoomId,
+    user: &UserId,
+    join: &Checked,
+    events: Vec<Checked>,
+    state_ids: &[OwnedEventId],
+) -> Result<()> {
+    store_outliers(s, room_id, events)?;
+    {
+        let lock = s.room_lock(room_id);
+        let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut record = crate::rooms::room(s, room_id)?;
+        let rules = rules_for(&record.room_version)?;
+        let mut state = ShortState::new();
+        for id in state_ids {
+            let Some(ev) = load(s, id)? else { continue };
+            match &ev.pdu.state_key {
+                Some(key) if !ev.meta.rejected && ev.pdu.room()? == room_id => {
+                    state.insert(short::statekey(&s.db, &ev.pdu.kind.to_string(), key)?, short::event(&s.db, id)?);
+                }
+                _ => {}
+            }
+        }
+        let create = state_event(s, &state, "m.room.create", "")?
+            .ok_or_else(|| Error::forbidden("The room state from the resident server has no m.room.create"))?;
+        let content = create.pdu.content_value();
+        let version = content.get("room_version").and_then(Value::as_str).unwrap_or("1");
+        if version != record.room_version {
+            return Err(Error::forbidden(format!(
+                "The room's m.room.create says version {version}, the resident server said {}",
+                record.room_version
+            )));
+        }
+        let mut prev_events = Vec::new();
+        for prev in &join.pdu.prev_events {
+            let depth = meta_of(s, prev)?.map_or(join.pdu.depth.saturating_sub(1), |m| m.depth);
+            prev_events.push((prev.clone(), depth));
+        }
+        let ctx = RoomCtx {
+            room_id: Some(room_id.to_owned()),
+            version: record.room_version.clone(),
+            rules: rules.clone(),
+            state_before: StateBefore::Resolved,
+            state: Arc::new(state),
+            prev_events,
+        };
+        auth_by_auth_events(s, &rules, &join.pdu)
+            .map_err(|why| Error::forbidden(format!("The join is not authorized by its auth events: {why}")))?;
+        authorize(s, &ctx, &join.pdu)?;
+        // Forward extremities from an earlier stay in the room are stale: the join is the head.
+        // (Unless another local user joined meanwhile: then both heads stay and are resolved.)
+        if !record.forward_extremities.is_empty() && !crate::federation::txn::is_resident(s, room_id)? {
+            record.forward_extremities.clear();
+            let mut batch = s.db.batch();
+            batch.put(ROOMS, &room_id.to_string(), &record)?;
+            batch.commit()?;
+        }
+        append(s, &ctx, &join.pdu, join.obj.clone(), None)?;
+    }
+    remote_invites::delete(s, user, room_id)?;
+    membership::forget_undo(s, room_id, user)
+}
