@@ -122,9 +122,9 @@ impl<'a> ServerView<'a> {
     /// The event as this server gets it: its PDU, redacted when it may not see it.
     pub fn pdu(&mut self, ev: &StoredEvent) -> Result<Value> {
         if self.may_see(ev)? {
-            return Ok(ev.json.clone());
+            return Ok(Value::clone(&ev.json));
         }
-        let obj: CanonicalJsonObject = serde_json::from_value(ev.json.clone()).map_err(Error::internal)?;
+        let obj: CanonicalJsonObject = serde_json::from_value(Value::clone(&ev.json)).map_err(Error::internal)?;
         let redacted =
             redact(obj, &self.rules.redaction, None).map_err(|e| Error::internal(format!("redacting: {e}")))?;
         serde_json::to_value(redacted).map_err(Error::internal)

@@ -47,7 +47,10 @@ pub fn state(
     event_id: &EventId,
 ) -> Result<(Vec<Value>, Vec<Value>)> {
     let (state, chain) = state_at(s, origin, room_id, event_id)?;
-    Ok((state.into_iter().map(|e| e.json).collect(), chain.into_iter().map(|e| e.json).collect()))
+    Ok((
+        state.into_iter().map(|e| Value::clone(&e.json)).collect(),
+        chain.into_iter().map(|e| Value::clone(&e.json)).collect(),
+    ))
 }
 
 fn state_at(
@@ -73,7 +76,7 @@ pub fn event_auth(s: &Services, origin: &ServerName, room_id: &RoomId, event_id:
     ensure_may_read(s, room_id, origin)?;
     let ev = room_event(s, room_id, event_id)?;
     let chain = auth_chain(s, [&ev.pdu.event_id])?;
-    Ok(load_sorted(s, chain)?.into_iter().map(|e| e.json).collect())
+    Ok(load_sorted(s, chain)?.into_iter().map(|e| Value::clone(&e.json)).collect())
 }
 
 /// Events by `(depth, event ID)`, so answers are stable.

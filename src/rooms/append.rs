@@ -266,7 +266,7 @@ fn apply_redaction(
     if event.pdu.room()? != *room_id || event.meta.redacted_by.is_some() {
         return Ok(());
     }
-    let obj: CanonicalJsonObject = serde_json::from_value(event.json).map_err(Error::internal)?;
+    let obj: CanonicalJsonObject = serde_json::from_value(Value::clone(&event.json)).map_err(Error::internal)?;
     let redacted = redact(obj, &ctx.rules.redaction, None).map_err(|e| Error::internal(format!("redacting: {e}")))?;
     let short = short::event(&s.db, target)?;
     batch.put(PDUS, &short, &serde_json::to_value(&redacted).map_err(Error::internal)?)?;

@@ -26,7 +26,8 @@ pub fn local_keys(s: &Services) -> PublicKeyMap {
 pub fn verify_stored(s: &Services, ev: &StoredEvent, keys: &PublicKeyMap) -> Result<()> {
     let fail = |what: String| Error::internal(format!("{}: {what}", ev.meta.event_id));
     let rules = rules_for(&room(s, &ev.pdu.room()?)?.room_version)?;
-    let obj: CanonicalJsonObject = serde_json::from_value(ev.json.clone()).map_err(|e| fail(e.to_string()))?;
+    let obj: CanonicalJsonObject =
+        serde_json::from_value(serde_json::Value::clone(&ev.json)).map_err(|e| fail(e.to_string()))?;
 
     let hash = reference_hash(&obj, &rules).map_err(|e| fail(e.to_string()))?;
     if ev.meta.event_id != format!("${hash}") {

@@ -36,7 +36,7 @@ impl Ctx<'_> {
 
     fn format(&self, ev: &StoredEvent) -> Result<Value> {
         if self.filter.federation_format {
-            return Ok(ev.json.clone());
+            return Ok(Value::clone(&ev.json));
         }
         Ok(self.filter.project(client_event(self.s, ev, Some(self.viewer()))?))
     }
