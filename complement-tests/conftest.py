@@ -8,14 +8,13 @@
     synapse_server  function: factory, synapse_server(name=None) -> a new running SynapseServer,
                     stopped when the test ends
     trellis_server  function: factory, trellis_server(name=None) -> a new running TrellisServer,
-                    stopped when the test ends; skips the test if Trellis has no federation listener
+                    stopped when the test ends; fails the test if Trellis has no federation listener
 
 Pairs: synapse-synapse (the harness's own sanity check), synapse-trellis, trellis-synapse,
 trellis-trellis. COMPLEMENT_PAIRS=synapse-synapse,... restricts the run to some of them.
 
-Trellis pairs are skipped, at run time, only when the Trellis binary starts but prints no
-"federation API listening" line ("Trellis federation listener not available"); once it does,
-the same tests run against it. A missing binary or a crash is a failure, not a skip.
+A Trellis binary that starts but prints no "federation API listening" line fails its tests
+("Trellis federation listener not available"), as does a missing binary or a crash.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from harness import FederationUnavailable, HomeServer, Pair, SynapseServer, Test
 
 MAX_ALIVE = int(os.environ.get("COMPLEMENT_MAX_SERVERS", "3"))
 PAIRS = [("synapse", "synapse"), ("synapse", "trellis"), ("trellis", "synapse"), ("trellis", "trellis")]
-SKIP_NO_FEDERATION = "Trellis federation listener not available"
+NO_FEDERATION = "Trellis federation listener not available"
 
 
 def pair_id(pair: tuple[str, str]) -> str:
@@ -90,13 +89,13 @@ class ServerPool:
         if server.alive():
             return server
         if server.kind == "trellis" and self.trellis_unavailable:
-            pytest.skip(f"{SKIP_NO_FEDERATION}: {self.trellis_unavailable}")
+            pytest.fail(f"{NO_FEDERATION}: {self.trellis_unavailable}")
         self._make_room(keep | {server.name})
         try:
             return server.start()
         except FederationUnavailable as e:
             self.trellis_unavailable = str(e)
-            pytest.skip(f"{SKIP_NO_FEDERATION}: {e}")
+            pytest.fail(f"{NO_FEDERATION}: {e}")
 
     def get_shared(self, kind: str, index: int) -> HomeServer:
         name = f"{kind}{index}"
