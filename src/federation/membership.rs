@@ -60,7 +60,12 @@ async fn receive(
         Outcome::Rejected(why) => return Err(Error::forbidden(why)),
         Outcome::SoftFailed => return Err(Error::forbidden("Event not authorized by the room's current state")),
     }
-    load(s, &event_id)?.ok_or_else(|| Error::internal(format!("{event_id} not stored")))
+    let stored = load(s, &event_id)?.ok_or_else(|| Error::internal(format!("{event_id} not stored")))?;
+    // `Known` also covers an event refused earlier: sending it again must not get the room's state.
+    if stored.meta.rejected || stored.meta.soft_failed {
+        return Err(Error::forbidden(format!("Event {event_id} was refused")));
+    }
+    Ok(stored)
 }
 
 /// `PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}`: the join as stored (signed by us),

@@ -4,8 +4,8 @@
 
 mod auth;
 mod backfill;
-mod limits;
 mod join;
+mod limits;
 mod notary;
 mod receive;
 mod sender;
