@@ -19,24 +19,42 @@ use crate::services::Services;
 use crate::storage::catalog::ROOM_MEMBERSHIPS;
 use crate::storage::records::RoomRecord;
 
-/// 403 `M_FORBIDDEN` when the room's `m.room.server_acl` denies `origin`. An ACL whose content
-/// does not parse is ignored, as Synapse does.
+/// May `server` take part in the room, by its `m.room.server_acl` (spec: Server-Server API
+/// "Server Access Control Lists"; ruma's `is_allowed`: host without port, wildcards,
+/// `allow_ip_literals`)? Without an ACL, or with one whose content does not parse (as
+/// Synapse), yes.
+pub fn server_allowed(s: &Services, room_id: &RoomId, server: &ServerName) -> Result<bool> {
+    let Some(content) = current_state_content(s, room_id, "m.room.server_acl", "")? else { return Ok(true) };
+    match serde_json::from_value::<RoomServerAclEventContent>(content) {
+        Ok(acl) => Ok(acl.is_allowed(server)),
+        Err(_) => Ok(true),
+    }
+}
+
+/// 403 `M_FORBIDDEN` when the room's `m.room.server_acl` denies `origin` ([`server_allowed`]).
 pub fn check_acl(s: &Services, room_id: &RoomId, origin: &ServerName) -> Result<()> {
-    let Some(content) = current_state_content(s, room_id, "m.room.server_acl", "")? else { return Ok(()) };
-    let Ok(acl) = serde_json::from_value::<RoomServerAclEventContent>(content) else { return Ok(()) };
-    if acl.is_allowed(origin) {
+    if server_allowed(s, room_id, origin)? {
         Ok(())
     } else {
         Err(Error::forbidden(format!("Server {origin} is denied by the server ACL of {room_id}")))
     }
 }
 
+/// Does a user of `server` hold one of `memberships` in the room's current state?
+pub fn server_has_member(s: &Services, room_id: &RoomId, server: &ServerName, memberships: &[&str]) -> Result<bool> {
+    Ok(s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())?.iter().any(|((_, user), m)| {
+        memberships.contains(&m.membership.as_str()) && UserId::parse(user).is_ok_and(|u| u.server_name() == server)
+    }))
+}
+
 /// Does a user of `server` hold `join` in the room's current state?
 pub fn server_joined(s: &Services, room_id: &RoomId, server: &ServerName) -> Result<bool> {
-    Ok(s.db
-        .scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())?
-        .iter()
-        .any(|((_, user), m)| m.membership == "join" && UserId::parse(user).is_ok_and(|u| u.server_name() == server)))
+    server_has_member(s, room_id, server, &["join"])
+}
+
+/// Is a user of this server joined to the room?
+pub fn is_resident(s: &Services, room_id: &RoomId) -> Result<bool> {
+    server_joined(s, room_id, &s.server_name)
 }
 
 fn history_visibility(s: &Services, state: &ShortState) -> Result<String> {

@@ -72,19 +72,36 @@ fn speaks_for(origin: &ServerName, user: &UserId, edu_type: &str) -> bool {
     ok
 }
 
-/// Spec: the user must be in the room and belong to the origin.
+/// Room-scoped EDUs from a server the room's `m.room.server_acl` denies are ignored (MSC4163).
+fn acl_allows(s: &Services, room_id: &ruma::RoomId, origin: &ServerName) -> Result<bool> {
+    let ok = super::txn::server_allowed(s, room_id, origin)?;
+    if !ok {
+        tracing::info!(%origin, %room_id, "ignoring an EDU from a server the room's ACL denies");
+    }
+    Ok(ok)
+}
+
+/// Spec: the user must be in the room and belong to the origin; and the room's ACL must allow
+/// the origin (MSC4163, as Synapse).
 fn typing_edu(s: &Services, origin: &ServerName, c: TypingContent) -> Result<()> {
-    if !speaks_for(origin, &c.user_id, "m.typing") || s.is_local(&c.user_id) || !is_joined(s, &c.room_id, &c.user_id)? {
+    if !speaks_for(origin, &c.user_id, "m.typing")
+        || s.is_local(&c.user_id)
+        || !is_joined(s, &c.room_id, &c.user_id)?
+        || !acl_allows(s, &c.room_id, origin)?
+    {
         return Ok(());
     }
     let timeout = c.typing.then_some(REMOTE_TYPING_TIMEOUT);
     typing::set(s, &c.room_id, &c.user_id, timeout)
 }
 
-/// `m.read` receipts of joined users of the origin, for events we have in that room; stored like
-/// local receipts, so `/sync` shows them.
+/// `m.read` receipts of joined users of the origin, for events we have in that room (whose ACL
+/// allows the origin); stored like local receipts, so `/sync` shows them.
 fn receipt_edu(s: &Services, origin: &ServerName, c: ReceiptContent) -> Result<()> {
     for (room_id, map) in c.receipts {
+        if !acl_allows(s, &room_id, origin)? {
+            continue;
+        }
         for (user, data) in map.read {
             if !speaks_for(origin, &user, "m.receipt") || s.is_local(&user) || !is_joined(s, &room_id, &user)? {
                 continue;

@@ -172,3 +172,25 @@ async fn unknown_and_malformed_edus_are_ignored() {
     handle(&t.s, remote(), json!("not an object")).await.unwrap();
     assert_eq!(committed(&t.s), before, "nothing changed");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn typing_and_receipts_from_a_server_the_acl_denies_are_ignored() {
+    let t = setup();
+    let acl = json!({ "allow": ["*"], "deny": ["remote.test"], "allow_ip_literals": false });
+    send(&t.s, &t.room, &t.alice, NewEvent::state("m.room.server_acl", "", acl), None).unwrap();
+    let event =
+        send(&t.s, &t.room, &t.alice, NewEvent::message("m.room.message", json!({ "body": "hi" })), None).unwrap();
+    let before = committed(&t.s);
+    let typing = json!({ "edu_type": "m.typing", "content": { "room_id": t.room, "user_id": t.bob, "typing": true } });
+    handle(&t.s, remote(), typing).await.unwrap();
+    assert_eq!(typing_users(&t), json!([]), "typing from a denied server");
+    let receipt = json!({ "edu_type": "m.receipt", "content": { t.room.as_str(): { "m.read": {
+        t.bob.as_str(): { "event_ids": [event], "data": { "ts": 1234 } }
+    } } } });
+    handle(&t.s, remote(), receipt).await.unwrap();
+    assert_eq!(
+        receipts_since(&t.s, &t.room, &t.alice, before, committed(&t.s)).unwrap(),
+        None,
+        "receipt from a denied server"
+    );
+}

@@ -17,7 +17,8 @@ use crate::error::{Error, Result};
 use crate::rooms::append::append;
 use crate::rooms::build::{RoomCtx, authorize, build};
 use crate::rooms::format::STRIPPED_STATE_TYPES;
-use crate::rooms::pdu::{MAX_PDU_BYTES, Pdu};
+use crate::rooms::ingest::check;
+use crate::rooms::pdu::Pdu;
 use crate::rooms::{current_state_event, membership, remote_invites, room};
 use crate::services::State;
 use crate::storage::catalog::USERS;
@@ -39,23 +40,16 @@ pub struct IncomingInvite<'a> {
 pub async fn receive(s: &State, origin: &ServerName, invite: IncomingInvite<'_>) -> Result<Value> {
     let rules = crate::rooms::rules_for(invite.room_version)
         .map_err(|_| Error::incompatible_room_version(invite.room_version))?;
-    if invite.event.get().len() > MAX_PDU_BYTES {
-        return Err(Error::bad_json("Invite event too large"));
+    // Step 1 of the checks on receipt of a PDU, as for any received event: size, fields for the
+    // room version (`check_pdu_format`), room, event ID.
+    let checked = check::format(check::canonical(invite.event.get())?, &rules, invite.room_id)?;
+    if checked.event_id != invite.event_id {
+        return Err(Error::invalid_param(format!("Event ID {} is not the event's ID", invite.event_id)));
     }
-    let mut obj: CanonicalJsonObject =
-        serde_json::from_str(invite.event.get()).map_err(|e| Error::bad_json(format!("Invalid invite event: {e}")))?;
-    let hash = reference_hash(&obj, &rules).map_err(|e| Error::bad_json(format!("Invalid invite event: {e}")))?;
-    if format!("${hash}") != invite.event_id.as_str() {
-        return Err(Error::invalid_param(format!("Event ID {} is not the event's reference hash", invite.event_id)));
-    }
-    let json = serde_json::to_value(&obj).map_err(Error::internal)?;
-    let pdu = Pdu::from_json(invite.event_id.to_owned(), &json, &rules)?;
+    let (mut obj, pdu) = (checked.obj, checked.pdu);
     let content = pdu.content_value();
     if pdu.kind.to_string() != "m.room.member" || content.get("membership").and_then(Value::as_str) != Some("invite") {
         return Err(Error::bad_json("Not an m.room.member invite event"));
-    }
-    if pdu.room_id.as_deref() != Some(invite.room_id) {
-        return Err(Error::invalid_param("The invite event is for another room"));
     }
     let target = pdu
         .state_key

@@ -6,10 +6,11 @@
 use std::collections::BTreeSet;
 
 use ruma::signatures::hash_and_sign_event;
-use ruma::{EventId, OwnedEventId, RoomId, ServerName};
+use ruma::{EventId, OwnedEventId, OwnedServerName, RoomId, ServerName};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use super::sender::fanout;
 use super::txn::ensure_room_open_to;
 use crate::error::{Error, Result};
 use crate::rooms::ingest::remote::Remote;
@@ -60,7 +61,12 @@ async fn receive(
         Outcome::Rejected(why) => return Err(Error::forbidden(why)),
         Outcome::SoftFailed => return Err(Error::forbidden("Event not authorized by the room's current state")),
     }
-    load(s, &event_id)?.ok_or_else(|| Error::internal(format!("{event_id} not stored")))
+    let stored = load(s, &event_id)?.ok_or_else(|| Error::internal(format!("{event_id} not stored")))?;
+    // `Known` also covers an event refused earlier: sending it again must not get the room's state.
+    if stored.meta.rejected || stored.meta.soft_failed {
+        return Err(Error::forbidden(format!("Event {event_id} was refused")));
+    }
+    Ok(stored)
 }
 
 /// `PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}`: the join as stored (signed by us),
@@ -108,15 +114,11 @@ pub async fn send_join(
     Ok(body)
 }
 
-/// Servers with at least one joined member, by the current state.
-fn servers_in_room(s: &Services, room_id: &RoomId) -> Result<Vec<String>> {
-    let rows = s.db.scan_prefix(crate::storage::catalog::ROOM_MEMBERSHIPS, &room_id.to_string())?;
-    let servers: BTreeSet<String> = rows
-        .into_iter()
-        .filter(|(_, m)| m.membership == "join")
-        .filter_map(|((_, user), _)| ruma::UserId::parse(user).ok().map(|u| u.server_name().to_string()))
-        .collect();
-    Ok(servers.into_iter().collect())
+/// Servers with at least one joined member, by the current state: the others and us.
+fn servers_in_room(s: &Services, room_id: &RoomId) -> Result<BTreeSet<OwnedServerName>> {
+    let mut servers: BTreeSet<OwnedServerName> = fanout::servers_in_room(s, room_id)?.iter().cloned().collect();
+    servers.insert(s.server_name.clone());
+    Ok(servers)
 }
 
 /// `PUT /_matrix/federation/v2/send_leave/{roomId}/{eventId}`: `{}` once stored.

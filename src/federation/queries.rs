@@ -2,18 +2,17 @@
 //! Directory" `GET /query/directory`, "Device Management" `GET /user/devices/{userId}`,
 //! "Spaces" `GET /hierarchy/{roomId}`).
 
-use std::collections::BTreeSet;
-
 use ruma::{RoomAliasId, RoomId, ServerName, UserId};
 use serde_json::{Value, json};
 
-use super::access::check_acl;
+use super::access::{check_acl, server_has_member};
+use super::sender::fanout::servers_in_room;
 use crate::error::{Error, Result};
 use crate::rooms::format::stripped;
 use crate::rooms::read::state_events;
 use crate::rooms::{alias, current_state, current_state_content, directory, room};
 use crate::services::Services;
-use crate::storage::catalog::{DEVICE_KEYS, DEVICE_LIST_POSITIONS, DEVICES, ROOM_MEMBERSHIPS, USERS};
+use crate::storage::catalog::{DEVICE_KEYS, DEVICE_LIST_POSITIONS, DEVICES, USERS};
 use crate::storage::codec::Counter;
 
 /// `GET /query/directory?room_alias=`: the room of a local alias and the servers in it (ours
@@ -24,15 +23,8 @@ pub fn room_alias(s: &Services, alias: &RoomAliasId) -> Result<Value> {
         return Err(not_found());
     }
     let room_id = alias::resolve(s, alias)?.ok_or_else(not_found)?;
-    let mut servers = vec![s.server_name.to_string()];
-    let others: BTreeSet<String> =
-        s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())?
-            .into_iter()
-            .filter(|(_, m)| m.membership == "join")
-            .filter_map(|((_, user), _)| UserId::parse(user).ok().map(|u| u.server_name().to_string()))
-            .filter(|server| *server != s.server_name.as_str())
-            .collect();
-    servers.extend(others);
+    let mut servers = vec![s.server_name.clone()];
+    servers.extend(servers_in_room(s, &room_id)?.iter().cloned());
     Ok(json!({ "room_id": room_id, "servers": servers }))
 }
 
@@ -73,11 +65,7 @@ fn accessible(s: &Services, room_id: &RoomId, server: &ServerName) -> Result<boo
     if matches!(rule, "public" | "knock" | "knock_restricted") || summary["world_readable"] == json!(true) {
         return Ok(true);
     }
-    let present = |r: &RoomId, states: &[&str]| -> Result<bool> {
-        Ok(s.db.scan_prefix(ROOM_MEMBERSHIPS, &r.to_string())?.iter().any(|((_, u), m)| {
-            states.contains(&m.membership.as_str()) && UserId::parse(u).is_ok_and(|u| u.server_name() == server)
-        }))
-    };
+    let present = |r: &RoomId, states: &[&str]| server_has_member(s, r, server, states);
     if present(room_id, &["join", "invite"])? {
         return Ok(true);
     }

@@ -8,17 +8,17 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use ruma::events::room::server_acl::RoomServerAclEventContent;
-use ruma::{CanonicalJsonObject, CanonicalJsonValue, OwnedRoomId, RoomId, ServerName, UserId};
+use ruma::{CanonicalJsonObject, CanonicalJsonValue, OwnedRoomId, RoomId, ServerName};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+pub use super::access::{is_resident, server_allowed};
 use crate::error::{Error, Result};
 use crate::rooms::ingest::remote::Remote;
 use crate::rooms::ingest::{Outcome, check, ingest, persist};
-use crate::rooms::{current_state_content, room, rules_for};
+use crate::rooms::{room, rules_for};
 use crate::services::{Services, State};
-use crate::storage::catalog::{FEDERATION_RECEIVED_TXNS, ROOM_MEMBERSHIPS};
+use crate::storage::catalog::FEDERATION_RECEIVED_TXNS;
 use crate::users::now_ms;
 
 /// Limits of one transaction (spec: "Transactions"; Synapse answers 400 beyond them).
@@ -39,24 +39,6 @@ fn origin_lock(origin: &ServerName) -> Arc<tokio::sync::Mutex<()>> {
     static LOCKS: OnceLock<Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
     let mut locks = LOCKS.get_or_init(Default::default).lock().unwrap_or_else(PoisonError::into_inner);
     locks.entry(origin.to_string()).or_default().clone()
-}
-
-/// Is a user of this server joined to the room?
-pub fn is_resident(s: &Services, room_id: &RoomId) -> Result<bool> {
-    let members = s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())?;
-    Ok(members.iter().any(|((_, user), m)| {
-        m.membership == "join" && UserId::parse(user).is_ok_and(|u| u.server_name() == s.server_name)
-    }))
-}
-
-/// May `server` take part in the room, by its `m.room.server_acl` (spec: "Server Access
-/// Control Lists")? Without an ACL, yes.
-pub fn server_allowed(s: &Services, room_id: &RoomId, server: &ServerName) -> Result<bool> {
-    let Some(content) = current_state_content(s, room_id, "m.room.server_acl", "")? else { return Ok(true) };
-    match serde_json::from_value::<RoomServerAclEventContent>(content) {
-        Ok(acl) => Ok(acl.is_allowed(server)),
-        Err(_) => Ok(true),
-    }
 }
 
 /// `M_FORBIDDEN` unless this server is in the room and the room's ACL lets `origin` in.

@@ -9,12 +9,12 @@ use ruma::{OwnedEventId, RoomId, UserId};
 use serde_json::Value;
 
 use super::check::Checked;
-use super::persist::{auth_by_auth_events, meta_of, store_outliers};
+use super::persist::{auth_by_auth_events, meta_of, state_of, store_outliers};
 use crate::error::{Error, Result};
 use crate::rooms::append::append;
 use crate::rooms::build::{RoomCtx, StateBefore, authorize};
-use crate::rooms::state::{self, ShortState};
-use crate::rooms::{load, membership, remote_invites, rules_for, short, state_event};
+use crate::rooms::state;
+use crate::rooms::{membership, remote_invites, rules_for, short, state_event};
 use crate::services::Services;
 use crate::storage::catalog::ROOMS;
 use crate::storage::records::RoomRecord;
@@ -65,16 +65,14 @@ pub fn store_join(
         let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
         let mut record = crate::rooms::room(s, room_id)?;
         let rules = rules_for(&record.room_version)?;
-        let mut state = ShortState::new();
+        // Events that failed their checks were not stored: the state is made of the others.
+        let mut known = Vec::with_capacity(state_ids.len());
         for id in state_ids {
-            let Some(ev) = load(s, id)? else { continue };
-            match &ev.pdu.state_key {
-                Some(key) if !ev.meta.rejected && ev.pdu.room()? == room_id => {
-                    state.insert(short::statekey(&s.db, &ev.pdu.kind.to_string(), key)?, short::event(&s.db, id)?);
-                }
-                _ => {}
+            if meta_of(s, id)?.is_some() {
+                known.push(id.clone());
             }
         }
+        let state = state_of(s, room_id, &known, None)?;
         let create = state_event(s, &state, "m.room.create", "")?
             .ok_or_else(|| Error::forbidden("The room state from the resident server has no m.room.create"))?;
         let content = create.pdu.content_value();

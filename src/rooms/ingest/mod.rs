@@ -38,6 +38,8 @@ use remote::{Peer, Remote};
 pub const MISSING_EVENTS_LIMIT: u32 = 20;
 /// Events fetched one by one to learn the state at a missing prev event.
 const MAX_STATE_FETCH: usize = 1000;
+/// Most event IDs (state and auth chain) taken from one `/state_ids` answer.
+const MAX_STATE_IDS: usize = 100_000;
 /// Concurrent `/event` requests.
 const FETCH_CONCURRENCY: usize = 8;
 
@@ -223,14 +225,19 @@ async fn state_after_missing<P: Peer>(
     prev: &EventId,
 ) -> Result<ShortState> {
     let (pdu_ids, auth_ids) = peer.state_ids(room_id, prev).await?;
+    // The answer's size is the peer's choice: refuse a large one before looking at it.
+    if pdu_ids.len() + auth_ids.len() > MAX_STATE_IDS {
+        return Err(Error::forbidden(format!("/state_ids names more than {MAX_STATE_IDS} events")));
+    }
+    let mut seen: HashSet<&EventId> = HashSet::new();
     let mut wanted: Vec<OwnedEventId> = Vec::new();
     for id in pdu_ids.iter().chain(&auth_ids).map(|i| i.as_ref()).chain([prev]) {
-        if !wanted.iter().any(|w| w == id) && persist::meta_of(s, id)?.is_none() {
+        if seen.insert(id) && persist::meta_of(s, id)?.is_none() {
             wanted.push(id.to_owned());
+            if wanted.len() > MAX_STATE_FETCH {
+                return Err(Error::forbidden(format!("More than {MAX_STATE_FETCH} unknown state events")));
+            }
         }
-    }
-    if wanted.len() > MAX_STATE_FETCH {
-        return Err(Error::forbidden(format!("{} unknown state events, more than {MAX_STATE_FETCH}", wanted.len())));
     }
     let fetched: Vec<CanonicalJsonObject> = stream::iter(wanted)
         .map(|id: OwnedEventId| async move {
@@ -241,5 +248,5 @@ async fn state_after_missing<P: Peer>(
         .collect()
         .await;
     store_fetched(s, room_id, rules, fetched).await?;
-    persist::state_of(s, &pdu_ids, Some(prev))
+    persist::state_of(s, room_id, &pdu_ids, Some(prev))
 }

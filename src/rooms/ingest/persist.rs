@@ -126,14 +126,18 @@ pub fn store_outliers(s: &Services, room_id: &RoomId, events: Vec<Checked>) -> R
     Ok(())
 }
 
-/// The state made of stored events (e.g. the `pdu_ids` of `/state_ids`), plus `extra` when it
-/// is an accepted state event (the state after it rather than before).
-pub fn state_of(s: &Services, ids: &[OwnedEventId], extra: Option<&EventId>) -> Result<ShortState> {
+/// The state made of stored events (e.g. the `pdu_ids` of `/state_ids`, or the `state` of a
+/// `send_join` answer), plus `extra` when it is a state event (the state after it rather than
+/// before). Rejected events and events of other rooms are left out: another server's word
+/// cannot put them in this room's state (spec: Server-Server API, "Rejection"). An event that
+/// is not stored is an error.
+pub fn state_of(s: &Services, room_id: &RoomId, ids: &[OwnedEventId], extra: Option<&EventId>) -> Result<ShortState> {
     let mut out = ShortState::new();
     for id in ids.iter().map(|i| i.as_ref()).chain(extra) {
         let ev = load(s, id)?.ok_or_else(|| Error::not_found(format!("State event {id} was not fetched")))?;
         let Some(key) = &ev.pdu.state_key else { continue };
-        if Some(id) == extra && ev.meta.rejected {
+        if ev.meta.rejected || ev.pdu.room()? != room_id {
+            tracing::info!(event_id = %id, %room_id, "left out of a received state: rejected or of another room");
             continue;
         }
         let sk = short::statekey(&s.db, &ev.pdu.kind.to_string(), key)?;

@@ -254,3 +254,32 @@ async fn auth_events_are_fetched_and_failures_rejected_or_soft_failed() {
     assert!(meta.soft_failed && !meta.rejected && meta.stream_pos == 0);
     assert!(!extremities(&s, &room_id).contains(&late.to_string()));
 }
+
+/// Another server's `/state_ids` (or `send_join` state) cannot put an event of another room, or
+/// one we rejected, into this room's state.
+#[tokio::test]
+async fn received_state_leaves_out_other_rooms_and_rejected_events() {
+    let (s, _dir) = services();
+    let bob = UserId::parse("@bob:localhost").unwrap();
+    accounts::create(&s.db, &bob, Default::default()).unwrap();
+    let public = CreateRoom { preset: Some("public_chat".into()), ..Default::default() };
+    let room_id = create(&s, &bob, public.clone()).unwrap();
+    let other = create(&s, &bob, public).unwrap();
+    let rules = rules_for(&room(&s, &room_id).unwrap().room_version).unwrap();
+    let (create_ev, pl) =
+        (state_id(&s, &room_id, "m.room.create", ""), state_id(&s, &room_id, "m.room.power_levels", ""));
+    let foreign_pl = state_id(&s, &other, "m.room.power_levels", "");
+
+    // Mallory's power levels, not authorized by their auth events: stored as a rejected outlier.
+    let b = Builder { s: &s, room_id: room_id.clone(), rules: rules.clone() };
+    let mallory = "@mallory:localhost";
+    let (bad, bad_obj) =
+        b.event(mallory, "m.room.power_levels", Some(""), json!({ "users": { mallory: 100 } }), &[&pl], &[&pl], 10);
+    let checked = super::check::format(bad_obj, &rules, &room_id).unwrap();
+    persist::store_outliers(&s, &room_id, vec![checked]).unwrap();
+    assert!(persist::meta_of(&s, &bad).unwrap().unwrap().rejected);
+
+    let state = persist::state_of(&s, &room_id, &[create_ev.clone(), foreign_pl, bad], None).unwrap();
+    let ids: Vec<u64> = state.values().copied().collect();
+    assert_eq!(ids, [crate::rooms::short::event(&s.db, &create_ev).unwrap()], "only the room's own create event");
+}

@@ -341,3 +341,29 @@ async fn bad_pdus_are_refused_and_nothing_is_stored() {
     assert_eq!(r.body, json!({ "pdus": { &rejoin: { "error": why } } }));
     assert_eq!(event_status(&b, &bob, &room, &rejoin).await.status, 404);
 }
+
+/// A join the room's rules refuse is 403 — and stays 403 when sent again (the stored, rejected
+/// event must not be taken as "already known" and answered with the room's state).
+#[tokio::test]
+async fn a_refused_send_join_sent_again_is_still_refused() {
+    let pki = Pki::new();
+    let mut a = Fed::start(&pki);
+    let b = Fed::start(&pki);
+    let as_a = AsA::new(&mut a);
+    let bob = b.server.register("bob", "password-bob").await;
+    let room = b.server.create_room(bob.token().unwrap(), json!({ "preset": "private_chat" })).await;
+    let (head, depth) = tip(&b, &bob, &room).await;
+    let (pl, jr) = (
+        state_id(&b, &bob, &room, "m.room.power_levels", "").await,
+        state_id(&b, &bob, &room, "m.room.join_rules", "").await,
+    );
+    let alice = as_a.user("alice");
+    let (join, join_pdu) = as_a.member(&room, &alice, "join", &head, &[&pl, &jr], depth + 1);
+    let path = format!("/_matrix/federation/v2/send_join/{}/{}", urlencode(&room), urlencode(&join));
+    for attempt in 0..2 {
+        let r = as_a.put(&b, &path, &join_pdu).await;
+        assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "attempt {attempt}: {:?}", r.body);
+        assert!(r.body.get("state").is_none(), "attempt {attempt}: {:?}", r.body);
+    }
+    assert_eq!(joined(&b, &bob, &room).await, [bob.user_id.clone()]);
+}
