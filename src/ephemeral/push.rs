@@ -14,7 +14,8 @@ use std::task::{Context, Poll, Waker};
 use ruma::events::AnySyncTimelineEvent;
 use ruma::power_levels::NotificationPowerLevels;
 use ruma::push::{
-    Action, ConditionalPushRule, PatternedPushRule, PushConditionPowerLevelsCtx, PushConditionRoomCtx, Ruleset,
+    Action, ConditionalPushRule, FlattenedJson, PatternedPushRule, PushConditionPowerLevelsCtx, PushConditionRoomCtx,
+    Ruleset,
 };
 use ruma::room_version_rules::RoomPowerLevelsRules;
 use ruma::serde::Raw;
@@ -58,16 +59,26 @@ impl Evaluator {
         Ok(Evaluator { rules: default_rules(user_id), ctx })
     }
 
-    pub fn evaluate(&self, event: &StoredEvent) -> Outcome {
-        let Ok(json) = serde_json::value::to_raw_value(&event.json) else { return Outcome::default() };
-        let raw = Raw::<AnySyncTimelineEvent>::from_json(json);
-        // Nothing in the default rules awaits (no thread subscriptions): the future is ready.
-        let actions = ready(self.rules.get_actions(&raw, &self.ctx)).unwrap_or_default();
+    /// The outcome for an event flattened with [`flatten`]: the actions of the first rule that
+    /// applies (spec: "Push Rules", evaluation order), none for the user's own events.
+    pub fn evaluate(&self, event: &FlattenedJson) -> Outcome {
+        if event.get_str("sender").is_some_and(|sender| sender == self.ctx.user_id.as_str()) {
+            return Outcome::default();
+        }
+        // Nothing in the default rules awaits (no thread subscriptions): the futures are ready.
+        let rule = self.rules.iter().find(|rule| ready(rule.applies(event, &self.ctx)).unwrap_or(false));
+        let actions = rule.map(|r| r.actions()).unwrap_or_default();
         Outcome {
             notify: actions.iter().any(Action::should_notify),
             highlight: actions.iter().any(Action::is_highlight),
         }
     }
+}
+
+/// An event as the push rules see it (dotted keys to values).
+pub fn flatten(event: &StoredEvent) -> Option<FlattenedJson> {
+    let json = serde_json::value::to_raw_value(&*event.json).ok()?;
+    Some(FlattenedJson::from_raw(&Raw::<AnySyncTimelineEvent>::from_json(json)))
 }
 
 /// Poll a future that never waits exactly once.

@@ -18,13 +18,14 @@ use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Map, Value, json};
 
 use super::lock;
-use super::push::{Evaluator, Outcome};
+use super::push::{Evaluator, Outcome, flatten};
 use super::receipts::{self, MAIN, UNTHREADED, thread_of};
 use crate::error::Result;
 use crate::rooms::{StoredEvent, load_by_short, read, room, short};
 use crate::services::Services;
 use crate::storage::catalog::{EVENT_META, RELATIONS, ROOM_MEMBERSHIPS, ROOM_TIMELINE, THREAD_ROOTS};
 use crate::storage::codec::Counter;
+use ruma::push::FlattenedJson;
 
 /// Above this many cached (room, user) counts the cache starts over.
 const CACHE_MAX: usize = 100_000;
@@ -37,7 +38,12 @@ pub struct Cache {
     /// building one reads the room's members and power levels, so it is reused until the room's
     /// state moves.
     evaluators: Mutex<HashMap<(OwnedRoomId, OwnedUserId), (u64, Arc<Evaluator>)>>,
+    /// Events flattened for the push rules, by short event ID (each is counted for every member).
+    flattened: Mutex<HashMap<u64, Arc<FlattenedJson>>>,
 }
+
+/// Above this many flattened events the cache starts over.
+const FLATTENED_MAX: usize = 10_000;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Counted {
@@ -94,7 +100,7 @@ pub fn unread_counts(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result
         if let Some(ev) = load_by_short(s, event)?
             && thread_of(&ev).is_none()
         {
-            main.add(counting.outcome(&ev)?);
+            main.add(counting.outcome(event, &ev)?);
         }
     }
     {
@@ -124,7 +130,7 @@ pub fn unread_counts(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result
                 continue;
             }
             if let Some(ev) = load_by_short(s, reply)? {
-                thread.add(counting.outcome(&ev)?);
+                thread.add(counting.outcome(reply, &ev)?);
             }
         }
         if thread.notify > 0 {
@@ -146,7 +152,7 @@ struct Counting<'a> {
 }
 
 impl Counting<'_> {
-    fn outcome(&mut self, ev: &StoredEvent) -> Result<Outcome> {
+    fn outcome(&mut self, short: u64, ev: &StoredEvent) -> Result<Outcome> {
         let m = &ev.meta;
         let sender = ev.pdu.sender.as_str();
         if m.rejected || m.soft_failed || m.outlier || m.redacted_by.is_some() {
@@ -158,7 +164,22 @@ impl Counting<'_> {
         if self.eval.is_none() {
             self.eval = Some(self.evaluator()?);
         }
-        Ok(self.eval.as_ref().map(|e| e.evaluate(ev)).unwrap_or_default())
+        let Some(flat) = self.flattened(short, ev) else { return Ok(Outcome::default()) };
+        Ok(self.eval.as_ref().map(|e| e.evaluate(&flat)).unwrap_or_default())
+    }
+
+    /// The event flattened for the push rules, shared by every user it is counted for.
+    fn flattened(&self, short: u64, ev: &StoredEvent) -> Option<Arc<FlattenedJson>> {
+        if let Some(flat) = lock(&self.s.ephemeral.unread.flattened).get(&short) {
+            return Some(flat.clone());
+        }
+        let flat = Arc::new(flatten(ev)?);
+        let mut cache = lock(&self.s.ephemeral.unread.flattened);
+        if cache.len() >= FLATTENED_MAX {
+            cache.clear();
+        }
+        cache.insert(short, flat.clone());
+        Some(flat)
     }
 
     fn evaluator(&self) -> Result<Arc<Evaluator>> {

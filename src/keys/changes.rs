@@ -102,10 +102,15 @@ pub fn device_list_changes(
     Ok((ids(changed, &left), ids(left, &BTreeSet::new())))
 }
 
-/// Whether the room has any event in `(since, upto]` (so any membership that moved in the
-/// window shows there): skips scanning the members of quiet rooms.
+/// Whether the room's membership may have moved in `(since, upto]`: skips scanning the members
+/// of rooms where nobody joined or left. Uses the room record's `membership_pos`; older records
+/// fall back to "any event in the window".
 fn room_moved(s: &Services, room_id: &str, since: u64, upto: u64) -> Result<bool> {
     let Some(room) = s.db.get(ROOMS, &room_id.to_owned())? else { return Ok(false) };
+    if let Some(pos) = room.membership_pos {
+        // Only membership moves change who shares the room.
+        return Ok(pos > since);
+    }
     let short = room.shortroomid;
     let next = s.db.scan_from(ROOM_TIMELINE, &short, &(short, since + 1), false, 1)?;
     Ok(next.first().is_some_and(|((_, pos), _)| *pos <= upto))

@@ -103,6 +103,8 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
         current_state_group: old_current.unwrap_or(state_before),
         max_depth,
         forward_extremities,
+        // A new room has no members yet.
+        membership_pos: old_record.as_ref().map_or(Some(0), |r| r.membership_pos),
     };
     batch.put(ROOMS, &room_id.to_string(), &record)?;
 
@@ -218,13 +220,16 @@ pub fn refresh_current_state(
             (group, changed, removed)
         }
     };
-    update_current_state(s, &mut batch, room_id, record.shortroomid, (&changed, &removed), pos)?;
+    if update_current_state(s, &mut batch, room_id, record.shortroomid, (&changed, &removed), pos)? {
+        record.membership_pos = Some(pos);
+    }
     record.current_state_group = group;
     batch.put(ROOMS, &room_id.to_string(), &record)?;
     batch.commit()
 }
 
-/// Apply changed and removed keys to the current-state and membership indexes.
+/// Apply changed and removed keys to the current-state and membership indexes; whether a
+/// membership changed.
 fn update_current_state(
     s: &Services,
     batch: &mut Batch<'_>,
@@ -232,7 +237,8 @@ fn update_current_state(
     shortroomid: u64,
     (changed, removed): (&[(u64, u64)], &[u64]),
     pos: u64,
-) -> Result<()> {
+) -> Result<bool> {
+    let mut members_changed = false;
     let db: &Storage = &s.db;
     for (key, event) in changed {
         batch.put(CURRENT_STATE, &(shortroomid, *key), &Counter(*event))?;
@@ -244,12 +250,13 @@ fn update_current_state(
             let record = MembershipRecord { membership, event_id: event_id.to_string(), stream_pos: pos };
             batch.put(ROOM_MEMBERSHIPS, &(room_id.to_string(), state_key.clone()), &record)?;
             batch.put(USER_MEMBERSHIPS, &(state_key, room_id.to_string()), &record)?;
+            members_changed = true;
         }
     }
     for key in removed {
         batch.delete(CURRENT_STATE, &(shortroomid, *key))?;
     }
-    Ok(())
+    Ok(members_changed)
 }
 
 /// Replace the target's stored JSON with its redacted form (room version's redaction

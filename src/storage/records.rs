@@ -125,6 +125,10 @@ pub struct RoomRecord {
     /// yet. Kept in the record (rewritten on every append) rather than a table of churning rows.
     #[serde(default)]
     pub forward_extremities: Vec<(u64, String)>,
+    /// Stream position of the last change to the room's membership index (`room_memberships`);
+    /// `None` in records written before it was kept (then readers scan the members).
+    #[serde(default)]
+    pub membership_pos: Option<u64>,
 }
 
 /// `event_meta` value: what we know about an event beyond its PDU.

@@ -50,6 +50,11 @@ fn timeline(
     upto: u64,
     membership: Option<&str>,
 ) -> Result<(Vec<StoredEvent>, bool)> {
+    if after > 0
+        && let Some(found) = timeline_forward(c, shortroomid, after, upto, membership)?
+    {
+        return Ok(found);
+    }
     const CHUNK: usize = 100;
     let limit = c.filter.timeline_limit();
     let mut events = Vec::new();
@@ -61,13 +66,7 @@ fn timeline(
                 break 'scan;
             }
             cursor = pos.saturating_sub(1);
-            let Some(ev) = load_by_short(c.s, *sid)? else { continue };
-            if ev.meta.rejected || ev.meta.soft_failed || c.ignored.iter().any(|u| u == ev.pdu.sender.as_str()) {
-                continue;
-            }
-            if !c.filter.timeline.events.allows(&ev) || !can_see(c.s, c.user, &ev, membership)? {
-                continue;
-            }
+            let Some(ev) = visible(c, *sid, membership)? else { continue };
             if events.len() == limit {
                 events.reverse();
                 return Ok((events, true));
@@ -80,6 +79,47 @@ fn timeline(
     }
     events.reverse();
     Ok((events, false))
+}
+
+/// An incremental sync usually finds a few new events: read them forwards (RocksDB iterates
+/// backwards slowly). `None` when the window holds more than a few hundred rows.
+fn timeline_forward(
+    c: &Ctx<'_>,
+    shortroomid: u64,
+    after: u64,
+    upto: u64,
+    membership: Option<&str>,
+) -> Result<Option<(Vec<StoredEvent>, bool)>> {
+    const MAX_ROWS: usize = 256;
+    let rows = c.s.db.scan_from(ROOM_TIMELINE, &shortroomid, &(shortroomid, after + 1), false, MAX_ROWS + 1)?;
+    let window = rows.iter().take_while(|((_, pos), _)| *pos <= upto).count();
+    if window == MAX_ROWS + 1 {
+        return Ok(None);
+    }
+    let limit = c.filter.timeline_limit();
+    let (mut events, mut limited) = (std::collections::VecDeque::new(), false);
+    for (_, Counter(sid)) in &rows[..window] {
+        let Some(ev) = visible(c, *sid, membership)? else { continue };
+        events.push_back(ev);
+        if events.len() > limit {
+            events.pop_front();
+            limited = true;
+        }
+    }
+    Ok(Some((events.into(), limited)))
+}
+
+/// The event if it belongs in this user's timeline: not rejected or soft-failed, not from an
+/// ignored user, allowed by the filter and by history visibility.
+fn visible(c: &Ctx<'_>, sid: u64, membership: Option<&str>) -> Result<Option<StoredEvent>> {
+    let Some(ev) = load_by_short(c.s, sid)? else { return Ok(None) };
+    if ev.meta.rejected || ev.meta.soft_failed || c.ignored.iter().any(|u| u == ev.pdu.sender.as_str()) {
+        return Ok(None);
+    }
+    if !c.filter.timeline.events.allows(&ev) || !can_see(c.s, c.user, &ev, membership)? {
+        return Ok(None);
+    }
+    Ok(Some(ev))
 }
 
 /// The `state` section: the full state before the timeline (initial, newly joined, full_state),

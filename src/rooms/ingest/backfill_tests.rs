@@ -42,6 +42,7 @@ async fn joined_room(history_visibility: &str) -> Joined {
         current_state_group: empty,
         max_depth: 0,
         forward_extremities: vec![],
+        membership_pos: Some(0),
     };
     batch.put(ROOMS, &room_id.to_string(), &record).unwrap();
     batch.commit().unwrap();

@@ -39,6 +39,7 @@ pub fn prepare_room(s: &Services, room_id: &RoomId, version: &str) -> Result<()>
                 current_state_group: state::new_empty(&s.db, &mut batch)?,
                 max_depth: 0,
                 forward_extremities: Vec::new(),
+                membership_pos: Some(0),
             };
             batch.put(ROOMS, &room_id.to_string(), &record)?;
             batch.commit()
