@@ -61,6 +61,10 @@ fn state_at(
 ) -> Result<(Vec<StoredEvent>, Vec<StoredEvent>)> {
     let record = ensure_may_read(s, room_id, origin)?;
     let ev = room_event(s, room_id, event_id)?;
+    if ev.meta.outlier {
+        // We hold the event but not the state at it (it came with a join's state or auth chain).
+        return Err(Error::not_found(format!("State at {event_id} is not known here")));
+    }
     if !ServerView::new(s, &record, origin)?.may_see(&ev)? {
         return Err(Error::forbidden(format!("Server {origin} may not see {event_id}")));
     }

@@ -158,6 +158,9 @@ async fn settle<P: Peer>(
     Ok((ev.event_id, outcome))
 }
 
+/// Largest `/event_auth` answer checked and stored (each event costs a signature check).
+const MAX_AUTH_CHAIN: usize = 10_000;
+
 /// Step 4's prerequisite: every auth event stored (outliers are fine); missing ones come from
 /// the peer's `event_auth` and are checked and stored as outliers.
 async fn fetch_auth_events<P: Peer>(
@@ -180,6 +183,9 @@ async fn fetch_auth_events<P: Peer>(
         return Ok(());
     }
     match peer.event_auth(room_id, &ev.event_id).await {
+        Ok(chain) if chain.len() > MAX_AUTH_CHAIN => {
+            tracing::info!(event_id = %ev.event_id, events = chain.len(), "event_auth answer too large; ignored");
+        }
         Ok(chain) => store_fetched(s, room_id, rules, chain).await?,
         Err(e) => tracing::info!(event_id = %ev.event_id, error = %e, "event_auth failed"),
     }

@@ -295,3 +295,41 @@ async fn invite_of_a_remote_user_by_a_local_one_and_refusals() {
     let r = p.a.server.join(&p.alice.access_token, &format!("#missing:{}", p.b.name)).await;
     assert_eq!((r.status, r.errcode()), (404, "M_NOT_FOUND"), "{:?}", r.body);
 }
+
+/// The state and auth chain a join brings along are outliers on the joining server: it holds
+/// them but not the state at them, so `/state_ids` at one is 404, while at the join it is served.
+#[tokio::test]
+async fn state_at_an_outlier_is_not_served() {
+    let mut p = Pair::start().await;
+    let room = p.public_room(json!({ "topic": "Chat here" })).await;
+    let r = p.alice_joins(&room).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let state = p.b.server.get(&format!("/_matrix/client/v3/rooms/{room}/state"), p.bob.token()).await;
+    let topic = state.body.as_array().unwrap().iter().find(|e| e["type"] == "m.room.topic").unwrap();
+    let topic_id = topic["event_id"].as_str().unwrap().to_owned();
+    let alice_join = p.a.server.get(&format!("/_matrix/client/v3/rooms/{room}/state"), p.alice.token()).await;
+    let join_id = alice_join
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "m.room.member" && e["state_key"] == p.alice.user_id.as_str())
+        .unwrap()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let key = p.b.signing_key();
+    for (event_id, status) in [(topic_id.as_str(), 404), (join_id.as_str(), 200)] {
+        let uri = format!("/_matrix/federation/v1/state_ids/{}?event_id={}", urlencode(&room), urlencode(event_id));
+        let auth = super::x_matrix(&key, &p.b.name, &p.a.name, "GET", &uri, None);
+        let r = p.a.request(reqwest::Method::GET, &uri, Some(&auth), None).await;
+        assert_eq!(r.status, status, "{event_id}: {:?}", r.body);
+        if status == 404 {
+            assert_eq!(r.errcode(), "M_NOT_FOUND");
+        } else {
+            let ids = r.body["pdu_ids"].as_array().unwrap();
+            assert!(ids.contains(&json!(topic_id)), "the state before alice's join holds the topic: {ids:?}");
+        }
+    }
+}
