@@ -153,6 +153,13 @@ impl Federation {
         let satisfied =
             |keys: &BTreeMap<String, Base64>| !keys.is_empty() && key_id.is_none_or(|k| keys.contains_key(k));
         let usable = self.cached_keys(server).await?.usable(min);
+        if satisfied(&usable) {
+            return Ok(usable);
+        }
+        // A fetch already in flight (e.g. for an X-Matrix check) is waited for, not skipped.
+        let gate = self.fetch_gate(server);
+        let _turn = gate.lock().await;
+        let usable = self.cached_keys(server).await?.usable(min);
         if satisfied(&usable) || !self.may_fetch(server) {
             return Ok(usable);
         }
@@ -196,6 +203,14 @@ impl Federation {
         }
         fetched.insert(server.to_owned(), Instant::now());
         true
+    }
+
+    pub(super) fn fetch_gate(&self, server: &ServerName) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut gates = self.fetching.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if gates.len() > CACHE_SERVERS {
+            gates.clear();
+        }
+        gates.entry(server.to_owned()).or_default().clone()
     }
 
     /// `GET /_matrix/key/v2/server` on the server itself.

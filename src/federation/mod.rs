@@ -64,6 +64,8 @@ pub struct Federation {
     /// When each server's keys were last fetched, so a missing key does not cause a fetch per
     /// request.
     fetched: Mutex<HashMap<OwnedServerName, Instant>>,
+    /// One key fetch per server at a time: concurrent callers wait for it and read its result.
+    fetching: Mutex<HashMap<OwnedServerName, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Outbound timeouts.
@@ -96,6 +98,7 @@ impl Federation {
             db,
             keys: Mutex::new(HashMap::new()),
             fetched: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(HashMap::new()),
         })
     }
 }

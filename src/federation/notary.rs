@@ -16,6 +16,15 @@ impl Federation {
             return Ok(vec![self.own_key_response()?]);
         }
         let mut set = self.cached_keys(server).await?;
+        let gate = self.fetch_gate(server);
+        let _turn = if set.response_valid_until() < min_valid_until_ts {
+            // Wait for a fetch in flight, then look again.
+            let turn = gate.lock().await;
+            set = self.cached_keys(server).await?;
+            Some(turn)
+        } else {
+            None
+        };
         if set.response_valid_until() < min_valid_until_ts && self.may_fetch(server) {
             match self.fetch_direct(server).await {
                 Ok(()) => set = self.cached_keys(server).await?,

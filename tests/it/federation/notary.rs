@@ -94,3 +94,20 @@ async fn denied_ip_ranges_stop_outbound_connections() {
     assert!(!b_log.contains("/_matrix/key/v2/server") && !b_log.contains("/_matrix/federation/"), "{b_log}");
     assert!(a.server.log().contains("deny_ip_ranges"), "{}", a.server.log());
 }
+
+/// Concurrent lookups of a server's keys share one fetch: none of them gets an empty answer
+/// because another one's fetch was still in flight.
+#[tokio::test]
+async fn concurrent_lookups_wait_for_the_fetch_in_flight() {
+    let pki = Pki::new();
+    let a = Fed::start(&pki);
+    let b = Fed::start(&pki);
+    let b_name = b.name.to_string();
+    let path = format!("/_matrix/key/v2/query/{}", urlencode(&b_name));
+    let answers = futures_util::future::join_all((0..8).map(|_| a.get(&path))).await;
+    let b_keys = b.get("/_matrix/key/v2/server").await.body["verify_keys"].clone();
+    for r in answers {
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(only_response(&r.body)["verify_keys"], b_keys);
+    }
+}
