@@ -75,7 +75,8 @@ pub fn upload(s: &Services, user: &UserId, device: &DeviceId, up: Upload) -> Res
 
 /// `device_keys` of `POST /keys/query`: for each requested local user, the keys of the listed
 /// devices (all devices when the list is empty), with `unsigned.device_display_name`. Users of
-/// other servers are left out until federation exists; unknown users map to `{}`.
+/// other servers are left out here: `keys::remote::query` asks their servers; unknown users map
+/// to `{}`.
 pub fn query(s: &Services, requested: &BTreeMap<OwnedUserId, Vec<OwnedDeviceId>>) -> Result<Value> {
     let mut out = Map::new();
     for (user, wanted) in requested {

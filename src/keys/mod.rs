@@ -13,6 +13,7 @@
 pub mod changes;
 pub mod device_keys;
 pub mod one_time_keys;
+pub mod remote;
 pub mod to_device;
 
 #[cfg(test)]

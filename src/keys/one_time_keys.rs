@@ -102,7 +102,8 @@ pub fn store_in(
     Ok(pos.is_some())
 }
 
-/// `one_time_keys` of `POST /keys/claim`: for each requested local `(user, device, algorithm)`,
+/// `one_time_keys` of `POST /keys/claim`: for each requested local `(user, device, algorithm)`
+/// (other servers' users: `keys::remote::claim`),
 /// the device's oldest one-time key of that algorithm, removed so no one gets it again; when
 /// there is none, its fallback key for the algorithm, marked used. Devices without either are
 /// left out (spec: no failure is recorded for unknown users or devices).

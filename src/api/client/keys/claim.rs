@@ -3,22 +3,21 @@
 use std::collections::BTreeMap;
 
 use ruma::api::client::keys::claim_keys;
-use serde_json::json;
 
 use crate::api::ruma::{RawJson, Ruma};
 use crate::error::Result;
-use crate::keys::one_time_keys;
+use crate::keys::remote;
 use crate::services::State;
 
-/// `POST /_matrix/client/v3/keys/claim`
+/// `POST /_matrix/client/v3/keys/claim`: users of other servers through their servers.
 pub async fn claim(s: State, r: Ruma<claim_keys::v3::Request>) -> Result<RawJson> {
     r.auth()?;
+    let timeout = r.body.timeout.unwrap_or(remote::DEFAULT_TIMEOUT);
     let requested: BTreeMap<_, BTreeMap<_, String>> = r
         .body
         .one_time_keys
         .into_iter()
         .map(|(user, devices)| (user, devices.into_iter().map(|(d, alg)| (d, alg.to_string())).collect()))
         .collect();
-    let one_time_keys = s.blocking(move |s| one_time_keys::claim(s, &requested)).await?;
-    Ok(RawJson(json!({ "one_time_keys": one_time_keys, "failures": {} })))
+    Ok(RawJson(remote::claim(&s, requested, timeout).await?))
 }

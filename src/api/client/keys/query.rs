@@ -2,19 +2,17 @@
 //! "Tracking the device list for a user").
 
 use ruma::api::client::keys::{get_key_changes, get_keys};
-use serde_json::json;
 
 use crate::api::ruma::{RawJson, Ruma};
 use crate::error::Result;
-use crate::keys::{changes, device_keys};
+use crate::keys::{changes, remote};
 use crate::services::State;
 
-/// `POST /_matrix/client/v3/keys/query`
+/// `POST /_matrix/client/v3/keys/query`: users of other servers through their servers.
 pub async fn query(s: State, r: Ruma<get_keys::v3::Request>) -> Result<RawJson> {
     r.auth()?;
-    let requested = r.body.device_keys;
-    let device_keys = s.blocking(move |s| device_keys::query(s, &requested)).await?;
-    Ok(RawJson(json!({ "device_keys": device_keys, "failures": {} })))
+    let timeout = r.body.timeout.unwrap_or(remote::DEFAULT_TIMEOUT);
+    Ok(RawJson(remote::query(&s, r.body.device_keys, timeout).await?))
 }
 
 /// `GET /_matrix/client/v3/keys/changes?from=&to=`: `to` beyond what is committed is read as
