@@ -96,3 +96,27 @@ async fn remote_device_keys_without_a_valid_self_signature_are_dropped() {
             .await;
     assert_eq!(r.body["device_keys"][bob][dev]["algorithms"], json!(["m.megolm.v1.aes-sha2"]), "B itself serves it");
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_a_failure_after_the_timeout() {
+    let p = Pair::start().await;
+    // Accepts connections and never says a word (not even the TLS handshake).
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let name = format!("127.0.0.1:{}", silent.local_addr().unwrap().port());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            open.push(conn);
+        }
+    });
+    let bob = p.bob.user_id.as_str();
+    let body = json!({ "device_keys": { format!("@x:{name}"): [], bob: [] }, "timeout": 1000 });
+    let started = std::time::Instant::now();
+    let r = p.a.server.post("/_matrix/client/v3/keys/query", Some(&p.alice.access_token), body).await;
+    let took = started.elapsed();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["failures"].as_object().unwrap().keys().collect::<Vec<_>>(), [&name], "{:?}", r.body);
+    assert_eq!(r.body["device_keys"][bob], json!({}), "B answered (bob has no device keys)");
+    assert!(took < std::time::Duration::from_secs(5), "bounded by the 1 s timeout, took {took:?}");
+    held.abort();
+}
