@@ -5,6 +5,7 @@
 mod auth;
 mod backfill;
 mod join;
+mod knock;
 mod limits;
 mod notary;
 mod receive;
