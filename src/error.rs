@@ -80,10 +80,29 @@ impl ErrorKind {
     pub fn from_errcode(errcode: &str) -> Option<ErrorKind> {
         use ErrorKind::*;
         [
-            Forbidden, MissingToken, BadJson, NotJson, NotFound, Unknown, UserInUse, InvalidUsername, Exclusive,
-            InvalidParam, MissingParam, WeakPassword, UserDeactivated, GuestAccessForbidden, TooLarge,
-            Unauthorized, UnsupportedRoomVersion, RoomInUse, InvalidRoomState, BadAlias, IncompatibleRoomVersion,
-            UnableToAuthoriseJoin, UnableToGrantJoin,
+            Forbidden,
+            MissingToken,
+            BadJson,
+            NotJson,
+            NotFound,
+            Unknown,
+            UserInUse,
+            InvalidUsername,
+            Exclusive,
+            InvalidParam,
+            MissingParam,
+            WeakPassword,
+            UserDeactivated,
+            GuestAccessForbidden,
+            TooLarge,
+            Unauthorized,
+            UnsupportedRoomVersion,
+            RoomInUse,
+            InvalidRoomState,
+            BadAlias,
+            IncompatibleRoomVersion,
+            UnableToAuthoriseJoin,
+            UnableToGrantJoin,
         ]
         .into_iter()
         .find(|k| k.errcode() == errcode)

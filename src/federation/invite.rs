@@ -94,7 +94,7 @@ pub async fn receive(s: &State, origin: &ServerName, invite: IncomingInvite<'_>)
 
 /// One entry of `invite_room_state` in stripped form (a full PDU since Matrix 1.16, or the
 /// older stripped event): `type`, `state_key`, `sender`, `content`.
-fn stripped(entry: &RawStrippedState) -> Option<Value> {
+pub(crate) fn stripped(entry: &RawStrippedState) -> Option<Value> {
     let raw = match entry {
         RawStrippedState::Pdu(raw) => raw.get(),
         #[allow(deprecated)]

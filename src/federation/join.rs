@@ -4,6 +4,7 @@
 //! server for a `make_*` template, complete and sign it, hand it back with `send_*`, and (for a
 //! join) store the room from the answer. See `docs/federation.md`, "Joining a remote room".
 
+use axum::http;
 use ruma::api::federation::membership::{
     create_join_event::v2 as send_join, create_leave_event::v2 as send_leave, prepare_join_event::v1 as make_join,
     prepare_leave_event::v1 as make_leave,
@@ -13,7 +14,6 @@ use ruma::{
     CanonicalJsonObject, CanonicalJsonValue, OwnedRoomId, OwnedServerName, RoomAliasId, RoomId, RoomOrAliasId,
     RoomVersionId, ServerName, UserId,
 };
-use axum::http;
 use serde_json::value::{RawValue, to_raw_value};
 
 use super::txn::is_resident;

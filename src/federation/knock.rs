@@ -9,6 +9,7 @@ use ruma::api::federation::membership::{create_knock_event::v1 as send_knock, pr
 use ruma::{OwnedRoomId, OwnedServerName, RoomId, RoomOrAliasId, RoomVersionId, ServerName, UserId};
 use serde_json::Value;
 
+use super::invite::stripped;
 use super::join::{candidates, complete, raw, relay, resolve_alias};
 use super::txn::is_resident;
 use crate::error::{Error, Result};
@@ -56,7 +57,13 @@ pub async fn knock(
 }
 
 /// `make_knock` on `server`, our signed knock, `send_knock`, then the knock stored.
-async fn knock_via(s: &State, server: &ServerName, user: &UserId, room_id: &RoomId, reason: Option<&str>) -> Result<()> {
+async fn knock_via(
+    s: &State,
+    server: &ServerName,
+    user: &UserId,
+    room_id: &RoomId,
+    reason: Option<&str>,
+) -> Result<()> {
     let ver = KNOCKABLE_VERSIONS.iter().filter_map(|v| RoomVersionId::try_from(*v).ok()).collect();
     let mut req = make_knock::Request::new(room_id.to_owned(), user.to_owned());
     req.ver = ver;
@@ -69,8 +76,7 @@ async fn knock_via(s: &State, server: &ServerName, user: &UserId, room_id: &Room
     let (pdu, obj) = complete(s, &rules, &template.event, room_id, user, "knock", reason).await?;
     let req = send_knock::Request::new(room_id.to_owned(), pdu.event_id.clone(), raw(&obj)?);
     let answer = s.federation.send(server, req).await?;
-    let state: Vec<Value> =
-        answer.knock_room_state.iter().filter_map(|e| serde_json::to_value(e).ok()).filter(Value::is_object).collect();
+    let state: Vec<Value> = answer.knock_room_state.iter().filter_map(stripped).collect();
     let event = serde_json::to_value(&obj).map_err(Error::internal)?;
     tracing::info!(%server, %room_id, state = state.len(), "knocked through another server");
     let (u, r) = (user.to_owned(), room_id.to_owned());
