@@ -1,5 +1,5 @@
 //! Knocking on a room of another server and remote refusals relayed, between two real Trellis
-//! servers A (alice) and B (bob): a remote 403 on join is B's own error; alice knocks on bob's
+//! servers A (alice) and B (bob): a remote 403 or 400 on join is B's own error; alice knocks on bob's
 //! knock room, sees it under `knock` with B's stripped state, bob sees the knock, invites,
 //! alice joins and messages flow.
 
@@ -21,6 +21,17 @@ async fn join_of_an_invite_only_room_relays_the_remote_403() {
     let path = format!("/_matrix/client/v3/knock/{}?via={}", urlencode(&room), urlencode(p.b.name.as_str()));
     let r = p.a.server.post(&path, p.alice.token(), json!({})).await;
     assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "{:?}", r.body);
+
+    // A restricted room whose allowed room B is not in: B's 400 M_UNABLE_TO_AUTHORISE_JOIN.
+    let allow = json!({ "join_rule": "restricted", "allow": [{ "type": "m.room_membership", "room_id": format!("!elsewhere:{}", p.b.name) }] });
+    let body = json!({
+        "preset": "private_chat",
+        "room_version": "10",
+        "initial_state": [{ "type": "m.room.join_rules", "state_key": "", "content": allow }],
+    });
+    let restricted = p.b.server.create_room(&p.bob.access_token, body).await;
+    let r = p.alice_joins(&restricted).await;
+    assert_eq!((r.status, r.errcode()), (400, "M_UNABLE_TO_AUTHORISE_JOIN"), "{:?}", r.body);
 }
 
 #[tokio::test]
