@@ -76,6 +76,38 @@ impl ErrorKind {
         }
     }
 
+    /// The kind behind an `errcode` without extra fields, if it is one of ours.
+    pub fn from_errcode(errcode: &str) -> Option<ErrorKind> {
+        use ErrorKind::*;
+        [
+            Forbidden,
+            MissingToken,
+            BadJson,
+            NotJson,
+            NotFound,
+            Unknown,
+            UserInUse,
+            InvalidUsername,
+            Exclusive,
+            InvalidParam,
+            MissingParam,
+            WeakPassword,
+            UserDeactivated,
+            GuestAccessForbidden,
+            TooLarge,
+            Unauthorized,
+            UnsupportedRoomVersion,
+            RoomInUse,
+            InvalidRoomState,
+            BadAlias,
+            IncompatibleRoomVersion,
+            UnableToAuthoriseJoin,
+            UnableToGrantJoin,
+        ]
+        .into_iter()
+        .find(|k| k.errcode() == errcode)
+    }
+
     pub fn status(self) -> StatusCode {
         use ErrorKind::*;
         match self {
@@ -103,8 +135,32 @@ pub enum Error {
     /// A Matrix error whose body carries more fields (`room_version` of
     /// `M_INCOMPATIBLE_ROOM_VERSION`).
     Detailed { kind: ErrorKind, message: String, fields: serde_json::Map<String, Value> },
+    /// Another server's error answer to one of our federation requests, kept whole so that a
+    /// membership change can relay it ([`Error::relayed`]); unrelayed, a 403 or 404 keeps its
+    /// meaning and anything else is a 502.
+    Remote(Box<RemoteError>),
     /// A failure on our side; details are logged and shown to the client only in dev mode.
     Internal(String),
+}
+
+/// An error status and Matrix error body another server answered with.
+#[derive(Debug)]
+pub struct RemoteError {
+    pub destination: String,
+    pub status: StatusCode,
+    /// The response body when it is a JSON object (`errcode`, `error`, more fields).
+    pub body: serde_json::Map<String, Value>,
+    /// Whether it goes to the client as the remote server gave it.
+    pub relayed: bool,
+}
+
+impl RemoteError {
+    pub fn errcode(&self) -> &str {
+        self.body.get("errcode").and_then(Value::as_str).unwrap_or("M_UNKNOWN")
+    }
+    pub fn message(&self) -> &str {
+        self.body.get("error").and_then(Value::as_str).unwrap_or_default()
+    }
 }
 
 impl Error {
@@ -140,6 +196,26 @@ impl Error {
             format!("Your homeserver does not support the features required to join this room (version {version})");
         Error::Detailed { kind: ErrorKind::IncompatibleRoomVersion, message, fields }
     }
+    /// A remote server's error as it came (status, `errcode`, `error` and other fields), when it
+    /// is a 4xx Matrix error; else unchanged.
+    pub fn relayed(self) -> Self {
+        match self {
+            Error::Remote(mut r) if r.status.is_client_error() && r.body.contains_key("errcode") => {
+                r.relayed = true;
+                Error::Remote(r)
+            }
+            other => other,
+        }
+    }
+
+    /// The remote server's error behind this one, if any.
+    pub fn remote(&self) -> Option<&RemoteError> {
+        match self {
+            Error::Remote(r) => Some(r),
+            _ => None,
+        }
+    }
+
     pub fn internal(context: impl std::fmt::Display) -> Self {
         Error::Internal(context.to_string())
     }
@@ -148,6 +224,12 @@ impl Error {
         match self {
             Error::Matrix { kind, .. } | Error::Detailed { kind, .. } => *kind,
             Error::Uiaa(_) => ErrorKind::Unauthorized,
+            Error::Remote(r) if r.relayed => ErrorKind::from_errcode(r.errcode()).unwrap_or(ErrorKind::Unknown),
+            Error::Remote(r) => match r.status {
+                StatusCode::FORBIDDEN => ErrorKind::Forbidden,
+                StatusCode::NOT_FOUND => ErrorKind::NotFound,
+                _ => ErrorKind::Unknown,
+            },
             Error::Internal(_) => ErrorKind::Unknown,
         }
     }
@@ -175,6 +257,19 @@ impl Error {
                 (kind.status(), Value::Object(body))
             }
             Error::Uiaa(body) => (StatusCode::UNAUTHORIZED, body.clone()),
+            Error::Remote(r) if r.relayed => {
+                let mut body = r.body.clone();
+                body.insert("error".into(), json!(r.message()));
+                (r.status, Value::Object(body))
+            }
+            Error::Remote(r) => {
+                let status = match r.status {
+                    StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => r.status,
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                let errcode = self.kind().errcode();
+                (status, json!({ "errcode": errcode, "error": self.to_string() }))
+            }
             Error::Internal(detail) => {
                 let message = if dev_mode { detail.as_str() } else { "Internal server error" };
                 (StatusCode::INTERNAL_SERVER_ERROR, json!({ "errcode": "M_UNKNOWN", "error": message }))
@@ -190,6 +285,9 @@ impl std::fmt::Display for Error {
                 write!(f, "{}: {message}", kind.errcode())
             }
             Error::Uiaa(_) => write!(f, "user-interactive authentication required"),
+            Error::Remote(r) => {
+                write!(f, "{} answered {}: {} {}", r.destination, r.status, r.errcode(), r.message())
+            }
             Error::Internal(detail) => write!(f, "internal error: {detail}"),
         }
     }

@@ -11,7 +11,7 @@ use ruma::api::{IncomingResponseExt, OutgoingBody, OutgoingRequest};
 
 use super::Federation;
 use super::discovery::Destination;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, RemoteError, Result};
 
 /// Largest response body read from another server.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -22,18 +22,15 @@ fn unreachable(destination: &ServerName, what: impl std::fmt::Display) -> Error 
         .with_status(http::StatusCode::BAD_GATEWAY)
 }
 
-/// The error for a destination that answered with an error status: 403 and 404 keep their
-/// meaning, anything else is a 502.
+/// The error for a destination that answered with an error status: the status and Matrix
+/// error kept ([`Error::Remote`]; unrelayed, 403 and 404 keep their meaning, anything else is a
+/// 502).
 fn remote_error(destination: &ServerName, status: http::StatusCode, body: &[u8]) -> Error {
-    let body: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let errcode = body["errcode"].as_str().unwrap_or("M_UNKNOWN");
-    let message = body["error"].as_str().unwrap_or_default();
-    let text = format!("{destination} answered {status}: {errcode} {message}");
-    match status {
-        http::StatusCode::NOT_FOUND => Error::not_found(text),
-        http::StatusCode::FORBIDDEN => Error::forbidden(text),
-        _ => unreachable(destination, text),
-    }
+    let body = match serde_json::from_slice(body) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    Error::Remote(Box::new(RemoteError { destination: destination.to_string(), status, body, relayed: false }))
 }
 
 impl Federation {

@@ -94,7 +94,7 @@ pub async fn receive(s: &State, origin: &ServerName, invite: IncomingInvite<'_>)
 
 /// One entry of `invite_room_state` in stripped form (a full PDU since Matrix 1.16, or the
 /// older stripped event): `type`, `state_key`, `sender`, `content`.
-fn stripped(entry: &RawStrippedState) -> Option<Value> {
+pub(crate) fn stripped(entry: &RawStrippedState) -> Option<Value> {
     let raw = match entry {
         RawStrippedState::Pdu(raw) => raw.get(),
         #[allow(deprecated)]
@@ -149,7 +149,7 @@ pub async fn invite_remote(
     let version_id = RoomVersionId::try_from(version.as_str()).map_err(Error::internal)?;
     let event = to_raw_value(&obj).map_err(Error::internal)?;
     let req = create_invite::Request::new(room_id.to_owned(), pdu.event_id.clone(), version_id, event, stripped);
-    let returned = s.federation.send(target.server_name(), req).await?.event;
+    let returned = s.federation.send(target.server_name(), req).await.map_err(Error::relayed)?.event;
     let returned: CanonicalJsonObject = serde_json::from_str(returned.get())
         .map_err(|e| Error::forbidden(format!("{} returned an invalid invite: {e}", target.server_name())))?;
     check_countersigned(s, &returned, &pdu, target.server_name(), &rules).await?;

@@ -4,6 +4,7 @@
 //! server for a `make_*` template, complete and sign it, hand it back with `send_*`, and (for a
 //! join) store the room from the answer. See `docs/federation.md`, "Joining a remote room".
 
+use axum::http;
 use ruma::api::federation::membership::{
     create_join_event::v2 as send_join, create_leave_event::v2 as send_leave, prepare_join_event::v1 as make_join,
     prepare_leave_event::v1 as make_leave,
@@ -66,12 +67,24 @@ pub async fn join(
     Err(relay(errors, "join"))
 }
 
-/// The error for a membership change no server would make: the first refusal (403, 400 with
-/// a Matrix error) as the remote server gave it, else 404 "No known servers".
-fn relay(errors: Vec<Error>, what: &str) -> Error {
-    let refused = |e: &Error| matches!(e.kind(), ErrorKind::Forbidden | ErrorKind::IncompatibleRoomVersion);
+/// The error for a membership change no server would make (as Synapse): the first 4xx Matrix
+/// error a remote server answered (other than 404), as it gave it; else the first refusal of
+/// ours (a bad template, a room version we cannot join); else 404 "No known servers".
+pub(crate) fn relay(errors: Vec<Error>, what: &str) -> Error {
     let count = errors.len();
-    errors.into_iter().find(refused).unwrap_or_else(|| {
+    let remote = |e: &Error| {
+        e.remote().is_some_and(|r| {
+            r.status.is_client_error() && r.status != http::StatusCode::NOT_FOUND && r.body.contains_key("errcode")
+        })
+    };
+    let ours = |e: &Error| {
+        e.remote().is_none() && matches!(e.kind(), ErrorKind::Forbidden | ErrorKind::IncompatibleRoomVersion)
+    };
+    let mut errors = errors;
+    if let Some(i) = errors.iter().position(remote) {
+        return errors.swap_remove(i).relayed();
+    }
+    errors.into_iter().find(ours).unwrap_or_else(|| {
         Error::not_found(format!("No known servers: none of the {count} servers tried would {what} the room"))
     })
 }
@@ -100,7 +113,7 @@ pub async fn resolve_alias(s: &State, alias: &RoomAliasId) -> Result<(OwnedRoomI
 
 /// Servers to ask, in order, without duplicates or ourselves: `given`, the server of a pending
 /// remote invite's sender, the room ID's server (room versions before 12).
-async fn candidates(
+pub(crate) async fn candidates(
     s: &State,
     user: &UserId,
     room_id: &RoomId,
@@ -194,7 +207,7 @@ fn joinable(version: Option<&RoomVersionId>) -> Result<String> {
 }
 
 /// A PDU as raw JSON for a request body.
-fn raw(obj: &CanonicalJsonObject) -> Result<Box<RawValue>> {
+pub(crate) fn raw(obj: &CanonicalJsonObject) -> Result<Box<RawValue>> {
     to_raw_value(obj).map_err(Error::internal)
 }
 
@@ -202,7 +215,7 @@ fn raw(obj: &CanonicalJsonObject) -> Result<Box<RawValue>> {
 /// of `user` in `room_id` with `membership`; its content keeps what the resident server put
 /// there (e.g. `join_authorised_via_users_server`) plus our display name, avatar and reason;
 /// `origin_server_ts` is now; the template's hashes, signatures, `unsigned` and `origin` go.
-async fn complete(
+pub(crate) async fn complete(
     s: &State,
     rules: &ruma::room_version_rules::RoomVersionRules,
     template: &RawValue,

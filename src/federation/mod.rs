@@ -20,6 +20,7 @@ pub mod invite;
 pub mod ip_filter;
 pub mod join;
 pub mod key_store;
+pub mod knock;
 pub mod listener;
 pub mod membership;
 pub mod notary;

@@ -27,6 +27,35 @@ pub fn store(
     event: Value,
     invite_room_state: Vec<Value>,
 ) -> Result<()> {
+    put(s, user, room_id, event_id, room_version, event, invite_room_state, false)
+}
+
+/// Store the user's knock `event_id` accepted by a resident server (spec: Server-Server API
+/// "Knocking upon a room"), with the `knock_room_state` it answered; `/sync` lists the room
+/// under `knock` until the user is invited, joins or rescinds.
+pub fn store_knock(
+    s: &Services,
+    user: &UserId,
+    room_id: &RoomId,
+    event_id: &EventId,
+    room_version: &str,
+    event: Value,
+    knock_room_state: Vec<Value>,
+) -> Result<()> {
+    put(s, user, room_id, event_id, room_version, event, knock_room_state, true)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn put(
+    s: &Services,
+    user: &UserId,
+    room_id: &RoomId,
+    event_id: &EventId,
+    room_version: &str,
+    event: Value,
+    invite_room_state: Vec<Value>,
+    knock: bool,
+) -> Result<()> {
     let pos = s.db.stream().allocate();
     let key = (user.to_string(), room_id.to_string());
     let record = RemoteInviteRecord {
@@ -36,9 +65,11 @@ pub fn store(
         invite_room_state,
         stream_pos: pos.pos(),
         rejection: None,
+        knock,
     };
+    let membership = if knock { "knock" } else { "invite" };
     let membership =
-        MembershipRecord { membership: "invite".into(), event_id: event_id.to_string(), stream_pos: pos.pos() };
+        MembershipRecord { membership: membership.into(), event_id: event_id.to_string(), stream_pos: pos.pos() };
     let mut batch = s.db.batch();
     batch.put(REMOTE_INVITES, &key, &record)?;
     batch.put(USER_MEMBERSHIPS, &key, &membership)?;
@@ -56,14 +87,14 @@ pub fn behind(
 ) -> Result<Option<RemoteInviteRecord>> {
     let Some(record) = s.db.get(REMOTE_INVITES, &(user.to_string(), room_id.to_string()))? else { return Ok(None) };
     let matches = match &record.rejection {
-        _ if m.membership == "invite" => record.event_id == m.event_id,
+        _ if m.membership == "invite" || m.membership == "knock" => record.event_id == m.event_id,
         Some((leave_id, _)) => m.membership == "leave" && *leave_id == m.event_id,
         None => false,
     };
     Ok(matches.then_some(record))
 }
 
-/// The user's pending remote invite to the room, if their membership is still that invite.
+/// The user's pending remote invite (or knock) to the room, if their membership is still that.
 pub fn pending(s: &Services, user: &UserId, room_id: &RoomId) -> Result<Option<RemoteInviteRecord>> {
     let key = (user.to_string(), room_id.to_string());
     let Some(m) = s.db.get(USER_MEMBERSHIPS, &key)? else { return Ok(None) };
@@ -139,6 +170,11 @@ pub fn invite_state(record: &RemoteInviteRecord) -> Value {
         "content": e.get("content").cloned().unwrap_or_else(|| json!({})),
     }));
     json!({ "events": events })
+}
+
+/// `knock_state` for `/sync`: the stripped state the resident server answered, then the knock.
+pub fn knock_state(record: &RemoteInviteRecord) -> Value {
+    invite_state(record)
 }
 
 /// The inviting user.

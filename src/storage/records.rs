@@ -201,6 +201,10 @@ pub struct RemoteInviteRecord {
     /// The out-of-band leave PDU (signed by us) once the user rejected the invite locally.
     #[serde(default)]
     pub rejection: Option<(String, serde_json::Value)>,
+    /// A knock of the user sent with `send_knock` rather than an invite: `event` is the knock,
+    /// `invite_room_state` the `knock_room_state` the resident server answered.
+    #[serde(default)]
+    pub knock: bool,
 }
 
 impl JsonValue for RemoteInviteRecord {}

@@ -149,7 +149,11 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
                 invite.insert(room.clone(), json!({ "invite_state": state }));
             }
             "knock" if changed && m.stream_pos <= upto => {
-                knock.insert(room.clone(), json!({ "knock_state": rooms::stripped_room(&c, &room_id)? }));
+                let state = match remote_invites::behind(s, user, &room_id, &m)? {
+                    Some(r) => remote_invites::knock_state(&r),
+                    None => rooms::stripped_room(&c, &room_id)?,
+                };
+                knock.insert(room.clone(), json!({ "knock_state": state }));
             }
             "leave" | "ban" if (since > 0 && m.stream_pos > since) || (since == 0 && req.filter.include_leave) => {
                 if s.db.get(FORGOTTEN_ROOMS, &(user.to_string(), room.clone()))?.is_some() {

@@ -47,10 +47,10 @@ impl<'a> Watch<'a> {
             panic!("sync: {:?}\n{}", r.body, &log[log.len().saturating_sub(4000)..]);
         }
         self.since = r.body["next_batch"].as_str().map(str::to_owned);
-        for section in ["join", "invite", "leave"] {
+        for section in ["join", "invite", "leave", "knock"] {
             let Some(rooms) = r.body["rooms"][section].as_object() else { continue };
             for (room, data) in rooms {
-                for part in ["timeline", "state", "ephemeral", "invite_state"] {
+                for part in ["timeline", "state", "ephemeral", "invite_state", "knock_state"] {
                     for event in data[part]["events"].as_array().into_iter().flatten() {
                         let (section, part, room) = (section.to_owned(), part.to_owned(), room.clone());
                         self.seen.push(Seen { section, part, room, event: event.clone() });

@@ -6,6 +6,7 @@ mod auth;
 mod backfill;
 mod join;
 mod keys;
+mod knock;
 mod limits;
 mod notary;
 mod receive;

@@ -101,17 +101,12 @@ pub async fn unban(s: State, r: Ruma<unban_user::v3::Request>) -> Result<unban_u
     Ok(unban_user::v3::Response::new())
 }
 
-/// `POST /_matrix/client/v3/knock/{roomIdOrAlias}`
+/// `POST /_matrix/client/v3/knock/{roomIdOrAlias}?via=`: locally, or through another server
+/// (`federation::knock`).
 pub async fn knock(s: State, r: Ruma<knock_room::v3::Request>) -> Result<knock_room::v3::Response> {
     let user = r.auth()?.user_id.clone();
-    let (target, reason) = (r.body.room_id_or_alias, r.body.reason);
-    let room_id = s
-        .blocking(move |s| {
-            let room_id = resolve_room(s, &target)?;
-            membership::knock(s, &room_id, &user, reason.as_deref())?;
-            Ok(room_id)
-        })
-        .await?;
+    let b = r.body;
+    let room_id = federation::knock::knock(&s, &user, &b.room_id_or_alias, b.via, b.reason).await?;
     Ok(knock_room::v3::Response::new(room_id))
 }
 
