@@ -319,6 +319,15 @@ async fn state_at_an_outlier_is_not_served() {
         .unwrap()
         .to_owned();
 
+    // The joined user may still read the outlier itself.
+    let r =
+        p.a.server
+            .get(&format!("/_matrix/client/v3/rooms/{room}/event/{}", urlencode(&topic_id)), p.alice.token())
+            .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["content"]["topic"], "Chat here");
+    assert_eq!(r.body["event_id"], topic_id.as_str());
+
     let key = p.b.signing_key();
     for (event_id, status) in [(topic_id.as_str(), 404), (join_id.as_str(), 200)] {
         let uri = format!("/_matrix/federation/v1/state_ids/{}?event_id={}", urlencode(&room), urlencode(event_id));

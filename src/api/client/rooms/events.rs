@@ -109,7 +109,9 @@ pub async fn get_event(s: State, r: Ruma<get_room_event::v3::Request>) -> Result
         .blocking(move |s| {
             let not_found = || Error::not_found("Event not found");
             let ev = rooms_svc::load(s, &b.event_id)?.ok_or_else(not_found)?;
-            if ev.pdu.room()? != b.room_id || ev.meta.rejected || ev.meta.soft_failed || ev.meta.outlier {
+            // Outliers (state and auth events learnt with a remote join) are served to joined
+            // members, as Synapse does; `can_see` decides.
+            if ev.pdu.room()? != b.room_id || ev.meta.rejected || ev.meta.soft_failed {
                 return Err(not_found());
             }
             let current = membership::membership_of(s, &b.room_id, &auth.user_id)?;
