@@ -40,20 +40,14 @@ pub async fn join(
     via: Vec<OwnedServerName>,
     reason: Option<String>,
 ) -> Result<OwnedRoomId> {
-    let (room_id, servers) = match <&RoomId>::try_from(target) {
-        Ok(room_id) => (room_id.to_owned(), via),
-        Err(alias) => {
-            let (room_id, alias_servers) = resolve_alias(s, alias).await?;
-            (room_id, via.into_iter().chain(alias_servers).collect())
+    let (room_id, servers) = match route(s, user, target, via).await? {
+        Route::Local(room_id) => {
+            let (rid, user) = (room_id.clone(), user.to_owned());
+            s.blocking(move |s| membership::join(s, &rid, &user, reason.as_deref())).await?;
+            return Ok(room_id);
         }
+        Route::Remote(room_id, servers) => (room_id, servers),
     };
-    let servers = candidates(s, user, &room_id, servers).await?;
-    let rid = room_id.clone();
-    if servers.is_empty() || s.blocking(move |s| is_resident(s, &rid)).await? {
-        let (rid, user) = (room_id.clone(), user.to_owned());
-        s.blocking(move |s| membership::join(s, &rid, &user, reason.as_deref())).await?;
-        return Ok(room_id);
-    }
     let mut errors = Vec::new();
     for server in &servers {
         match join_via(s, server, user, &room_id, reason.as_deref()).await {
@@ -65,6 +59,37 @@ pub async fn join(
         }
     }
     Err(relay(errors, "join"))
+}
+
+/// Where a membership change for `target` happens (joins and knocks alike).
+pub(crate) enum Route {
+    /// A local user is in the room, or no other server can be asked.
+    Local(OwnedRoomId),
+    /// Through the first of these servers that takes it: `via`, the alias's servers, the
+    /// inviting server, the room ID's server.
+    Remote(OwnedRoomId, Vec<OwnedServerName>),
+}
+
+/// Resolve `target` (a remote alias through `/query/directory`) and pick the [`Route`].
+pub(crate) async fn route(
+    s: &State,
+    user: &UserId,
+    target: &RoomOrAliasId,
+    via: Vec<OwnedServerName>,
+) -> Result<Route> {
+    let (room_id, servers) = match <&RoomId>::try_from(target) {
+        Ok(room_id) => (room_id.to_owned(), via),
+        Err(alias) => {
+            let (room_id, alias_servers) = resolve_alias(s, alias).await?;
+            (room_id, via.into_iter().chain(alias_servers).collect())
+        }
+    };
+    let servers = candidates(s, user, &room_id, servers).await?;
+    let rid = room_id.clone();
+    if servers.is_empty() || s.blocking(move |s| is_resident(s, &rid)).await? {
+        return Ok(Route::Local(room_id));
+    }
+    Ok(Route::Remote(room_id, servers))
 }
 
 /// The error for a membership change no server would make (as Synapse): the first 4xx Matrix

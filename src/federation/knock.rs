@@ -10,8 +10,7 @@ use ruma::{OwnedRoomId, OwnedServerName, RoomId, RoomOrAliasId, RoomVersionId, S
 use serde_json::Value;
 
 use super::invite::stripped;
-use super::join::{candidates, complete, raw, relay, resolve_alias};
-use super::txn::is_resident;
+use super::join::{Route, complete, raw, relay, route};
 use crate::error::{Error, Result};
 use crate::rooms::{membership, remote_invites, rules_for};
 use crate::services::State;
@@ -29,20 +28,14 @@ pub async fn knock(
     via: Vec<OwnedServerName>,
     reason: Option<String>,
 ) -> Result<OwnedRoomId> {
-    let (room_id, servers) = match <&RoomId>::try_from(target) {
-        Ok(room_id) => (room_id.to_owned(), via),
-        Err(alias) => {
-            let (room_id, alias_servers) = resolve_alias(s, alias).await?;
-            (room_id, via.into_iter().chain(alias_servers).collect())
+    let (room_id, servers) = match route(s, user, target, via).await? {
+        Route::Local(room_id) => {
+            let (rid, user) = (room_id.clone(), user.to_owned());
+            s.blocking(move |s| membership::knock(s, &rid, &user, reason.as_deref())).await?;
+            return Ok(room_id);
         }
+        Route::Remote(room_id, servers) => (room_id, servers),
     };
-    let servers = candidates(s, user, &room_id, servers).await?;
-    let rid = room_id.clone();
-    if servers.is_empty() || s.blocking(move |s| is_resident(s, &rid)).await? {
-        let (rid, user) = (room_id.clone(), user.to_owned());
-        s.blocking(move |s| membership::knock(s, &rid, &user, reason.as_deref())).await?;
-        return Ok(room_id);
-    }
     let mut errors = Vec::new();
     for server in &servers {
         match knock_via(s, server, user, &room_id, reason.as_deref()).await {
