@@ -42,7 +42,7 @@ fn main() -> Result<(), String> {
     let sent = started.elapsed() - joined;
     s.db.flush_and_compact().map_err(e)?;
 
-    let mut sizes = s.db.sst_sizes();
+    let mut sizes = s.db.table_sizes();
     sizes.sort_by(|a, b| b.1.cmp(&a.1));
     let total: u64 = sizes.iter().map(|(_, b)| b).sum();
     let groups = s.db.scan_all(STATE_GROUPS).map_err(e)?;

@@ -14,9 +14,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Direction, IteratorMode, MergeOperands, Options, WriteBatch,
-};
+use rocksdb::{BlockBasedOptions, Cache, DB, Direction, IteratorMode, MergeOperands, Options, WriteBatch};
 
 use crate::error::{Context, Error, Result};
 use catalog::Table;
@@ -45,6 +43,15 @@ const STREAM_POSITION: &str = "stream_position";
 const SHORTID: &str = "shortid";
 const STATE_GROUP: &str = "state_group";
 
+/// The full key of `key` in `table`: the table's id, then the encoded key.
+fn tagged<K, V>(table: Table<K, V>, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + key.len());
+    out.extend_from_slice(&table.id.to_be_bytes());
+    out.extend_from_slice(key);
+    out
+}
+
+/// Merge operator of the keyspace; only [`catalog::COUNTERS`] entries are ever merged.
 fn merge_max(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
     let decode = |b: &[u8]| <[u8; 8]>::try_from(b).map(u64::from_be_bytes).unwrap_or(0);
     let max = operands.iter().map(decode).chain(existing.map(decode)).max().unwrap_or(0);
@@ -52,7 +59,9 @@ fn merge_max(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> 
 }
 
 impl Storage {
-    /// Open (or create) the database at `path` with every table of the catalog.
+    /// Open (or create) the database at `path`. Every table of the catalog lives in RocksDB's
+    /// default column family (one set of memtables and files: each column family costs RocksDB
+    /// ~70 KB of memory whether used or not).
     pub fn open(path: &Path, cache_mb: usize) -> Result<Storage> {
         std::fs::create_dir_all(path).ctx(&format!("creating {}", path.display()))?;
         let cache = Cache::new_lru_cache(cache_mb.max(1) * 1024 * 1024);
@@ -60,34 +69,31 @@ impl Storage {
         table_opts.set_block_cache(&cache);
         table_opts.set_bloom_filter(10.0, false);
 
-        // One memtable budget for all tables, instead of RocksDB's 64 MiB per column family.
-        let write_buffers = rocksdb::WriteBufferManager::new_write_buffer_manager(32 * 1024 * 1024, false);
-        let cf_opts = |name: &str| {
-            let mut o = Options::default();
-            o.set_write_buffer_size(4 * 1024 * 1024);
-            o.set_arena_block_size(256 * 1024);
-            o.set_block_based_table_factory(&table_opts);
-            o.set_compression_type(rocksdb::DBCompressionType::Lz4);
-            if catalog::MAX_MERGED.contains(&name) {
-                o.set_merge_operator_associative("max_u64", merge_max);
-            }
-            o
-        };
-        let mut db_opts = Options::default();
-        db_opts.create_if_missing(true);
-        db_opts.create_missing_column_families(true);
-        db_opts.set_max_open_files(256);
-        db_opts.set_keep_log_file_num(3);
-        db_opts.set_write_buffer_manager(&write_buffers);
-        db_opts.set_max_log_file_size(8 * 1024 * 1024);
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.set_write_buffer_size(16 * 1024 * 1024);
+        opts.set_arena_block_size(256 * 1024);
+        opts.set_block_based_table_factory(&table_opts);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        opts.set_merge_operator_associative("max_u64", merge_max);
+        opts.set_max_open_files(256);
+        opts.set_keep_log_file_num(3);
+        opts.set_max_log_file_size(8 * 1024 * 1024);
 
-        let cfs = catalog::ALL.iter().map(|name| ColumnFamilyDescriptor::new(*name, cf_opts(name)));
-        let db = DB::open_cf_descriptors(&db_opts, path, cfs)
+        // A database from before tables shared one column family cannot be read.
+        if let Ok(families) = DB::list_cf(&opts, path)
+            && families.iter().any(|f| f != "default")
+        {
+            return Err(Error::internal(format!(
+                "the database at {} has the old layout (a column family per table); move it away to start afresh",
+                path.display()
+            )));
+        }
+        let db = DB::open(&opts, path)
             .map_err(|e| Error::internal(format!("opening database at {}: {e}", path.display())))?;
 
         let read_counter = |name: &str| -> Result<u64> {
-            let cf = db.cf_handle(catalog::COUNTERS.name).ok_or_else(|| Error::internal("no counters table"))?;
-            Ok(match db.get_cf(cf, KeyCodec::encode(&name.to_string()))? {
+            Ok(match db.get(tagged(catalog::COUNTERS, &KeyCodec::encode(&name.to_string())))? {
                 Some(v) => Counter::decode_value(&v)?.0,
                 None => 0,
             })
@@ -106,10 +112,6 @@ impl Storage {
         Ok(Storage { inner: Arc::new(inner) })
     }
 
-    fn cf<K, V>(&self, table: Table<K, V>) -> Result<&rocksdb::ColumnFamily> {
-        self.inner.db.cf_handle(table.name).ok_or_else(|| Error::internal(format!("missing table {}", table.name)))
-    }
-
     /// Run storage work in place (see `Services::blocking` for why not on the blocking pool).
     pub async fn blocking<R, F>(&self, f: F) -> Result<R>
     where
@@ -120,7 +122,7 @@ impl Storage {
     }
 
     pub fn get<K: KeyCodec, V: ValueCodec>(&self, table: Table<K, V>, key: &K) -> Result<Option<V>> {
-        match self.inner.db.get_pinned_cf(self.cf(table)?, key.encode())? {
+        match self.inner.db.get_pinned(tagged(table, &key.encode()))? {
             Some(bytes) => Ok(Some(V::decode_value(&bytes)?)),
             None => Ok(None),
         }
@@ -146,16 +148,16 @@ impl Storage {
         reverse: bool,
         limit: usize,
     ) -> Result<Vec<(K, V)>> {
-        let (prefix, start) = (prefix.encode(), start.encode());
+        let (prefix, start) = (tagged(table, &prefix.encode()), tagged(table, &start.encode()));
         let direction = if reverse { Direction::Reverse } else { Direction::Forward };
-        let iter = self.inner.db.iterator_cf(self.cf(table)?, IteratorMode::From(&start, direction));
+        let iter = self.inner.db.iterator(IteratorMode::From(&start, direction));
         let mut out = Vec::new();
         for item in iter {
             let (k, v) = item?;
             if !k.starts_with(&prefix) || out.len() >= limit {
                 break;
             }
-            out.push((K::decode(&k)?, V::decode_value(&v)?));
+            out.push((K::decode(&k[2..])?, V::decode_value(&v)?));
         }
         Ok(out)
     }
@@ -171,14 +173,15 @@ impl Storage {
     }
 
     fn scan_bytes<K: KeyCodec, V: ValueCodec>(&self, table: Table<K, V>, prefix: &[u8]) -> Result<Vec<(K, V)>> {
-        let iter = self.inner.db.iterator_cf(self.cf(table)?, IteratorMode::From(prefix, Direction::Forward));
+        let prefix = tagged(table, prefix);
+        let iter = self.inner.db.iterator(IteratorMode::From(&prefix, Direction::Forward));
         let mut out = Vec::new();
         for item in iter {
             let (k, v) = item?;
-            if !k.starts_with(prefix) {
+            if !k.starts_with(&prefix) {
                 break;
             }
-            out.push((K::decode(&k)?, V::decode_value(&v)?));
+            out.push((K::decode(&k[2..])?, V::decode_value(&v)?));
         }
         Ok(out)
     }
@@ -237,38 +240,20 @@ impl Storage {
         self.get(catalog::SHORTID_STRINGS, &id)
     }
 
-    /// Bytes of SST files per table (what is on disk after a flush).
-    pub fn sst_sizes(&self) -> Vec<(&'static str, u64)> {
-        catalog::ALL
-            .iter()
-            .filter_map(|name| {
-                let cf = self.inner.db.cf_handle(name)?;
-                Some((*name, self.inner.db.property_int_value_cf(cf, "rocksdb.total-sst-files-size").ok()??))
-            })
-            .collect()
-    }
-
-    /// Approximate on-disk size of every table, for `/metrics`.
+    /// Approximate bytes of SST files per table (RocksDB's estimate for each table's key range;
+    /// what is still in memtables is not counted until it is flushed).
     pub fn table_sizes(&self) -> Vec<(&'static str, u64)> {
-        catalog::ALL
-            .iter()
-            .filter_map(|name| {
-                let cf = self.inner.db.cf_handle(name)?;
-                let sst = self.inner.db.property_int_value_cf(cf, "rocksdb.total-sst-files-size").ok()??;
-                let mem = self.inner.db.property_int_value_cf(cf, "rocksdb.cur-size-all-mem-tables").ok()??;
-                Some((*name, sst + mem))
-            })
-            .collect()
+        let bounds: Vec<([u8; 2], [u8; 2])> =
+            catalog::ALL.iter().map(|t| (t.id.to_be_bytes(), (t.id + 1).to_be_bytes())).collect();
+        let ranges: Vec<rocksdb::Range> = bounds.iter().map(|(a, b)| rocksdb::Range::new(a, b)).collect();
+        let sizes = self.inner.db.get_approximate_sizes(&ranges);
+        catalog::ALL.iter().zip(sizes).map(|(t, bytes)| (t.name, bytes)).collect()
     }
 
-    /// Flush memtables and compact every table (for size measurements and maintenance).
+    /// Flush the memtables and compact everything (for size measurements and maintenance).
     pub fn flush_and_compact(&self) -> Result<()> {
-        for name in catalog::ALL {
-            if let Some(cf) = self.inner.db.cf_handle(name) {
-                self.inner.db.flush_cf(cf)?;
-                self.inner.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
-            }
-        }
+        self.inner.db.flush()?;
+        self.inner.db.compact_range(None::<&[u8]>, None::<&[u8]>);
         Ok(())
     }
 
@@ -288,21 +273,18 @@ pub struct Batch<'a> {
 
 impl Batch<'_> {
     pub fn put<K: KeyCodec, V: ValueCodec>(&mut self, table: Table<K, V>, key: &K, value: &V) -> Result<()> {
-        self.inner.put_cf(self.storage.cf(table)?, key.encode(), value.encode_value());
+        self.inner.put(tagged(table, &key.encode()), value.encode_value());
         Ok(())
     }
 
     pub fn delete<K: KeyCodec, V: ValueCodec>(&mut self, table: Table<K, V>, key: &K) -> Result<()> {
-        self.inner.delete_cf(self.storage.cf(table)?, key.encode());
+        self.inner.delete(tagged(table, &key.encode()));
         Ok(())
     }
 
     fn merge_counter(&mut self, name: &str, value: u64) -> Result<()> {
-        self.inner.merge_cf(
-            self.storage.cf(catalog::COUNTERS)?,
-            KeyCodec::encode(&name.to_string()),
-            Counter(value).encode_value(),
-        );
+        self.inner
+            .merge(tagged(catalog::COUNTERS, &KeyCodec::encode(&name.to_string())), Counter(value).encode_value());
         Ok(())
     }
 
@@ -371,5 +353,46 @@ mod tests {
         let found = s.scan_prefix(catalog::FILTERS, &"@a:x".to_string()).unwrap();
         let ids: Vec<_> = found.iter().map(|((_, d), _)| d.as_str()).collect();
         assert_eq!(ids, ["D1", "D2"]);
+    }
+
+    #[test]
+    fn tables_sharing_the_keyspace_stay_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path(), 8).unwrap();
+        // Neighbours by id, with keys of the same shape.
+        let (before, middle, after) = (catalog::PUBLISHED_ROOMS, catalog::FORGOTTEN_ROOMS, catalog::REPORTS);
+        assert_eq!((before.id + 1, middle.id + 1), (middle.id, after.id));
+        let user = "@a:x".to_string();
+        let mut b = s.batch();
+        b.put(before, &user, &serde_json::json!(0)).unwrap();
+        b.put(middle, &(user.clone(), "!r:x".to_string()), &serde_json::json!(1)).unwrap();
+        b.put(after, &(user.clone(), 5), &serde_json::json!(2)).unwrap();
+        b.put(after, &("@b:x".to_string(), 6), &serde_json::json!(3)).unwrap();
+        b.commit().unwrap();
+        assert_eq!(s.scan_all(middle).unwrap().len(), 1);
+        assert_eq!(s.scan_prefix(middle, &user).unwrap()[0].1, serde_json::json!(1));
+        let back = s.scan_from(after, &user, &(user.clone(), u64::MAX), true, 10).unwrap();
+        assert_eq!(back, [((user.clone(), 5), serde_json::json!(2))], "a reverse scan stays in its table and prefix");
+        let back = s.scan_from(middle, &user, &(user.clone(), "~".to_string()), true, 10).unwrap();
+        assert_eq!(back.len(), 1);
+        let forward = s.scan_from(after, &"@b:x".to_string(), &("@b:x".to_string(), 0), false, 10).unwrap();
+        assert_eq!(
+            forward,
+            [(("@b:x".to_string(), 6), serde_json::json!(3))],
+            "a forward scan stops at the table's end"
+        );
+        assert_eq!(s.get(before, &user).unwrap(), Some(serde_json::json!(0)));
+        assert_eq!(s.get(middle, &(user, "!other:x".to_string())).unwrap(), None);
+    }
+
+    #[test]
+    fn an_old_layout_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        drop(DB::open_cf(&opts, dir.path(), ["users"]).unwrap());
+        let err = Storage::open(dir.path(), 8).err().expect("refused");
+        assert!(err.to_string().contains("old layout"), "{err}");
     }
 }
