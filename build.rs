@@ -1,4 +1,5 @@
-//! Link-time code layout for the `trellis` binary (docs/benchmarks.md, "Idle memory").
+//! Link-time code layout for the `trellis` binary (docs/benchmarks.md, "Reading these
+//! figures", idle memory).
 //!
 //! - `-z keep-text-section-prefix` keeps `.text.startup.*` (C++ static initialisers, run once)
 //!   and `.text.unlikely.*` in runs of their own instead of scattering them through `.text`.

@@ -3,7 +3,7 @@
 common requests, in the order it first runs them. `build.rs` hands the file to the linker
 (`--symbol-ordering-file`) for release builds, which lays those functions out next to each other:
 start-up then maps a few MiB of code instead of touching a page in every corner of a 25 MB `.text`
-(see docs/benchmarks.md, "Idle memory").
+(see docs/benchmarks.md, "Reading these figures", idle memory).
 
     python3 bench/symbol_order.py [--binary PATH]
 

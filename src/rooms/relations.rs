@@ -35,11 +35,16 @@ fn visible_children(
     rel: Option<&str>,
 ) -> Result<Vec<StoredEvent>> {
     let Some(parent_short) = short::event_get(&s.db, &parent.pdu.event_id)? else { return Ok(Vec::new()) };
+    // Most events have no children: look before reading the viewer's membership and ignore list.
+    let found = children(s, parent_short)?;
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
     let room_id = parent.pdu.room()?;
     let current = membership::membership_of(s, &room_id, viewer)?;
     let ignored = read::ignored_users(s, viewer)?;
     let mut out = Vec::new();
-    for (child, rel_type, _) in children(s, parent_short)? {
+    for (child, rel_type, _) in found {
         if rel.is_some_and(|r| r != rel_type) {
             continue;
         }
