@@ -47,6 +47,8 @@ pub struct Services {
     pub event_cache: crate::rooms::EventCache,
     /// Recently loaded room states.
     pub state_cache: crate::rooms::state::StateCache,
+    /// History visibility and membership per (state group, viewer).
+    pub visibility_cache: crate::rooms::read::VisibilityCache,
     /// One lock per room: appends to a room are serialised, so a local room never forks.
     room_locks: Mutex<HashMap<ruma::OwnedRoomId, Arc<Mutex<()>>>>,
     /// When each device's last-seen record was last written (throttles those writes).
@@ -109,6 +111,7 @@ impl Services {
             client_base_url: std::sync::OnceLock::new(),
             router: std::sync::OnceLock::new(),
             state_cache: Default::default(),
+            visibility_cache: Default::default(),
             event_cache: Default::default(),
             backfills: Default::default(),
             ephemeral: Default::default(),

@@ -25,6 +25,7 @@ use crate::rooms::{StoredEvent, load_by_short, read, room, short};
 use crate::services::Services;
 use crate::storage::catalog::{EVENT_META, RELATIONS, ROOM_MEMBERSHIPS, ROOM_TIMELINE, THREAD_ROOTS};
 use crate::storage::codec::Counter;
+use crate::storage::records::RoomRecord;
 use ruma::push::FlattenedJson;
 
 /// Above this many cached (room, user) counts the cache starts over.
@@ -76,19 +77,32 @@ pub fn unread_counts(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result
     let Some(joined_at) = membership.filter(|m| m.membership == "join").map(|m| m.stream_pos) else {
         return Ok((Counted::default().json(), json!({})));
     };
-    let record = room(s, room_id)?;
+    let joined = Joined { record: &room(s, room_id)?, joined_at, ignored: read::ignored_users(s, user_id)? };
+    unread_counts_joined(s, room_id, user_id, joined)
+}
+
+/// What the caller of [`unread_counts_joined`] already knows of a room the user is joined to.
+pub struct Joined<'a> {
+    pub record: &'a RoomRecord,
+    /// The stream position of the user's join.
+    pub joined_at: u64,
+    /// Users the user ignores.
+    pub ignored: Vec<String>,
+}
+
+/// [`unread_counts`] for a room `/sync` already found the user joined to.
+pub fn unread_counts_joined(
+    s: &Services,
+    room_id: &RoomId,
+    user_id: &UserId,
+    joined: Joined<'_>,
+) -> Result<(Value, Value)> {
+    let Joined { record, joined_at, ignored } = joined;
     let shortroomid = record.shortroomid;
     let own = receipts::own_receipts(s, room_id, user_id)?;
     let latest = |thread: &str| own.iter().filter(|(t, _)| t == thread).map(|(_, p)| *p).max().unwrap_or(0);
     let floor = joined_at.max(latest(UNTHREADED));
-    let mut counting = Counting {
-        s,
-        room_id,
-        user_id,
-        state_group: record.current_state_group,
-        ignored: read::ignored_users(s, user_id)?,
-        eval: None,
-    };
+    let mut counting = Counting { s, room_id, user_id, state_group: record.current_state_group, ignored, eval: None };
 
     let key = (room_id.to_owned(), user_id.to_owned());
     let base = floor.max(latest(MAIN));

@@ -17,6 +17,7 @@ use crate::storage::catalog::{
     DEVICE_LIST_CHANGES, DEVICE_LIST_POSITIONS, ROOM_MEMBERSHIPS, ROOM_TIMELINE, ROOMS, USER_MEMBERSHIPS,
 };
 use crate::storage::codec::Counter;
+use crate::storage::records::MembershipRecord;
 use crate::storage::{Batch, Storage};
 
 /// Record, in `batch`, that `user`'s device list changed; returns the stream position (held
@@ -59,6 +60,21 @@ pub fn device_list_changes(
     if upto <= since {
         return Ok((Vec::new(), Vec::new()));
     }
+    let memberships = s.db.scan_prefix(USER_MEMBERSHIPS, &user.to_string())?;
+    device_list_changes_in(s, user, since, upto, &memberships)
+}
+
+/// [`device_list_changes`] given the user's `user_memberships` rows (which `/sync` has read).
+pub fn device_list_changes_in(
+    s: &Services,
+    user: &UserId,
+    since: u64,
+    upto: u64,
+    memberships: &[((String, String), MembershipRecord)],
+) -> Result<(Vec<OwnedUserId>, Vec<OwnedUserId>)> {
+    if upto <= since {
+        return Ok((Vec::new(), Vec::new()));
+    }
     let in_window = |pos: u64| pos > since && pos <= upto;
     let mut device_changes = BTreeSet::new();
     for (pos, changed) in s.db.scan_from(DEVICE_LIST_CHANGES, &(), &(since + 1), false, usize::MAX)? {
@@ -69,14 +85,14 @@ pub fn device_list_changes(
     }
     let (mut joined, mut departed) = (BTreeSet::new(), BTreeSet::new());
     let me = user.to_string();
-    for ((_, room_id), mine) in s.db.scan_prefix(USER_MEMBERSHIPS, &me)? {
+    for ((_, room_id), mine) in memberships {
         let i_moved = in_window(mine.stream_pos);
         let i_am_in = mine.membership == "join";
         let i_left = i_moved && matches!(mine.membership.as_str(), "leave" | "ban");
-        if !(i_am_in || i_left) || (!i_moved && !room_moved(s, &room_id, since, upto)?) {
+        if !(i_am_in || i_left) || (!i_moved && !room_moved(s, room_id, since, upto)?) {
             continue;
         }
-        for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id)? {
+        for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, room_id)? {
             if member == me {
                 continue;
             }

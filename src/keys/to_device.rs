@@ -119,7 +119,7 @@ pub fn ack_to_device(s: &Services, user: &UserId, device: &DeviceId, upto: u64) 
         let rows = s.db.scan_from(TO_DEVICE_INBOX, &prefix, &start, false, 1000)?;
         let full = rows.len() == 1000;
         let mut batch = s.db.batch();
-        let mut done = !full;
+        let (mut done, mut deleted) = (!full, false);
         for (key, _) in rows {
             if key.2 > upto {
                 done = true;
@@ -127,8 +127,12 @@ pub fn ack_to_device(s: &Services, user: &UserId, device: &DeviceId, upto: u64) 
             }
             from = key.2 + 1;
             batch.delete(TO_DEVICE_INBOX, &key)?;
+            deleted = true;
         }
-        batch.commit()?;
+        // Most syncs acknowledge nothing: no write then.
+        if deleted {
+            batch.commit()?;
+        }
         if done {
             return Ok(());
         }

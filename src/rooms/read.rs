@@ -132,6 +132,44 @@ pub fn ignored_users(s: &Services, viewer: &UserId) -> Result<Vec<String>> {
         .unwrap_or_default())
 }
 
+/// What history visibility depends on at one state group: the room's `history_visibility` and
+/// the viewer's membership. State groups never change, so it is cached per (group, viewer): the
+/// events of a quiet stretch of a room share one group.
+#[derive(Default)]
+pub struct VisibilityCache {
+    entries: std::sync::Mutex<std::collections::HashMap<(u64, ruma::OwnedUserId), VisibilityAt>>,
+}
+
+#[derive(Clone)]
+struct VisibilityAt {
+    visibility: Arc<str>,
+    membership: Option<Arc<str>>,
+}
+
+/// Above this many (group, viewer) entries the cache starts over.
+const VISIBILITY_CACHE_MAX: usize = 50_000;
+
+fn visibility_at(s: &Services, viewer: &UserId, group: u64) -> Result<VisibilityAt> {
+    let lock = || s.visibility_cache.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let key = (group, viewer.to_owned());
+    if let Some(found) = lock().get(&key) {
+        return Ok(found.clone());
+    }
+    let at = state::load(&s.db, &s.state_cache, group)?;
+    let content = |e: StoredEvent, field: &str| e.pdu.content_value().get(field).and_then(Value::as_str).map(Arc::from);
+    let visibility = state_event(s, &at, "m.room.history_visibility", "")?
+        .and_then(|e| content(e, "history_visibility"))
+        .unwrap_or_else(|| Arc::from("shared"));
+    let membership = state_event(s, &at, "m.room.member", viewer.as_str())?.and_then(|e| content(e, "membership"));
+    let found = VisibilityAt { visibility, membership };
+    let mut cache = lock();
+    if cache.len() >= VISIBILITY_CACHE_MAX {
+        cache.clear();
+    }
+    cache.insert(key, found.clone());
+    Ok(found)
+}
+
 /// May `viewer` see `ev`? (spec: "History visibility"; evaluated at the event).
 pub fn can_see(s: &Services, viewer: &UserId, ev: &StoredEvent, current: Option<&str>) -> Result<bool> {
     if ev.pdu.kind.to_string() == "m.room.member" && ev.pdu.state_key.as_deref() == Some(viewer.as_str()) {
@@ -141,16 +179,11 @@ pub fn can_see(s: &Services, viewer: &UserId, ev: &StoredEvent, current: Option<
         // State learnt when joining through another server: part of the room's state.
         return Ok(current == Some("join"));
     }
-    let at = state::load(&s.db, &s.state_cache, ev.meta.state_after)?;
-    let visibility = state_event(s, &at, "m.room.history_visibility", "")?
-        .and_then(|e| e.pdu.content_value().get("history_visibility").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_else(|| "shared".into());
-    if visibility == "world_readable" {
+    let VisibilityAt { visibility, membership } = visibility_at(s, viewer, ev.meta.state_after)?;
+    if &*visibility == "world_readable" {
         return Ok(true);
     }
-    let membership_at = state_event(s, &at, "m.room.member", viewer.as_str())?
-        .and_then(|e| e.pdu.content_value().get("membership").and_then(Value::as_str).map(str::to_owned));
-    Ok(match (membership_at.as_deref(), visibility.as_str()) {
+    Ok(match (membership.as_deref(), &*visibility) {
         (Some("join"), _) => true,
         (Some("invite"), "invited" | "shared") => true,
         (_, "shared") => current == Some("join"),

@@ -311,8 +311,11 @@ impl Batch<'_> {
     }
 
     pub fn commit(self) -> Result<()> {
-        // `held` drops after the write: the positions finish once the data is in.
-        self.storage.inner.db.write(self.inner)?;
+        // `held` drops after the write: the positions finish once the data is in. An empty batch
+        // writes nothing (a RocksDB write would still queue behind other writers).
+        if !self.inner.is_empty() {
+            self.storage.inner.db.write(self.inner)?;
+        }
         Ok(())
     }
 }

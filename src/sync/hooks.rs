@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::error::Result;
 use crate::services::Services;
+use crate::storage::records::MembershipRecord;
 
 /// To-device messages after `since` (a page) and the position delivered up to.
 pub fn to_device(s: &Services, user: &UserId, device: &DeviceId, since: u64, upto: u64) -> Result<(Vec<Value>, u64)> {
@@ -23,8 +24,9 @@ pub fn device_lists(
     user: &UserId,
     since: u64,
     upto: u64,
+    memberships: &[((String, String), MembershipRecord)],
 ) -> Result<(Vec<OwnedUserId>, Vec<OwnedUserId>)> {
-    crate::keys::device_list_changes(s, user, since, upto)
+    crate::keys::changes::device_list_changes_in(s, user, since, upto, memberships)
 }
 
 pub fn one_time_key_counts(s: &Services, user: &UserId, device: &DeviceId) -> Result<BTreeMap<String, u64>> {
@@ -52,8 +54,14 @@ pub fn presence(s: &Services, viewer: &UserId, since: u64, upto: u64) -> Result<
     crate::ephemeral::presence_since(s, viewer, since, upto)
 }
 
-pub fn unread_counts(s: &Services, room: &RoomId, user: &UserId) -> Result<(Value, Value)> {
-    crate::ephemeral::unread_counts(s, room, user)
+/// Unread counts of a room the user is joined to (since `joined_at`).
+pub fn unread_counts(
+    s: &Services,
+    room: &RoomId,
+    user: &UserId,
+    joined: crate::ephemeral::unread::Joined<'_>,
+) -> Result<(Value, Value)> {
+    crate::ephemeral::unread::unread_counts_joined(s, room, user, joined)
 }
 
 /// Mark the user active for presence while a sync request or socket is open.

@@ -117,7 +117,9 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
     );
 
     let (mut join, mut invite, mut leave, mut knock) = (Map::new(), Map::new(), Map::new(), Map::new());
-    for ((_, room), m) in s.db.scan_prefix(USER_MEMBERSHIPS, &user.to_string())? {
+    let memberships = s.db.scan_prefix(USER_MEMBERSHIPS, &user.to_string())?;
+    for ((_, room), m) in &memberships {
+        let (room, m) = (room.clone(), m);
         if !req.filter.wants_room(&room) {
             continue;
         }
@@ -180,7 +182,8 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
         .collect();
     let device_id: &ruma::DeviceId = device.into();
     let (to_device, to_device_reached) = hooks::to_device(s, user, device_id, to_device_since, upto)?;
-    let (changed, left) = if since > 0 { hooks::device_lists(s, user, since, upto)? } else { (Vec::new(), Vec::new()) };
+    let (changed, left) =
+        if since > 0 { hooks::device_lists(s, user, since, upto, &memberships)? } else { (Vec::new(), Vec::new()) };
     let has_data = !(join.is_empty()
         && invite.is_empty()
         && leave.is_empty()

@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::filter::{SyncFilter, allows_type};
 use super::hooks;
+use crate::ephemeral::unread::Joined;
 use crate::error::Result;
 use crate::rooms::format::{Viewer, client_event, stripped};
 use crate::rooms::read::{TopoToken, can_see};
@@ -219,7 +220,8 @@ pub fn room(
     });
     if !left {
         out["ephemeral"] = json!({ "events": ephemeral });
-        let (mut unread, threads) = hooks::unread_counts(c.s, room_id, c.user)?;
+        let joined = Joined { record: &record, joined_at: m.stream_pos, ignored: c.ignored.clone() };
+        let (mut unread, threads) = hooks::unread_counts(c.s, room_id, c.user, joined)?;
         if c.filter.unread_thread_notifications {
             out["unread_thread_notifications"] = threads;
         } else {
