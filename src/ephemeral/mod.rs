@@ -53,6 +53,8 @@ pub struct Ephemeral {
     pub(crate) unread: unread::Cache,
     /// Serialises receipt writes, so "receipts only move forward" holds under concurrency.
     pub(crate) receipt_lock: Mutex<()>,
+    /// Each user's own read receipts per room, as unread counts read them on every `/sync`.
+    pub(crate) own_receipts: receipts::OwnReceipts,
 }
 
 /// Lock a mutex, ignoring poisoning (the data is plain maps that stay consistent).

@@ -4,8 +4,9 @@
 //! marker ([`crate::rooms::info::markers`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use ruma::{EventId, RoomId, UserId};
+use ruma::{EventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Map, Value, json};
 
 use super::lock;
@@ -129,17 +130,62 @@ pub fn store(
     };
     batch.put(RECEIPT_CHANGES, &(room_id.to_string(), pos.pos()), &change)?;
     batch.stream_position(&pos)?;
-    batch.commit()
+    let written = batch.commit();
+    s.ephemeral.own_receipts.forget(room_id, user_id);
+    written
+}
+
+/// Cached [`own_receipts`] per (room, user). [`store`] forgets an entry after its write, and a
+/// read that overlapped any write does not fill the cache, so an entry is never older than the
+/// table.
+#[derive(Default)]
+pub struct OwnReceipts {
+    inner: std::sync::Mutex<OwnReceiptsInner>,
+}
+
+#[derive(Default)]
+struct OwnReceiptsInner {
+    /// Bumped by every write.
+    generation: u64,
+    entries: std::collections::HashMap<(OwnedRoomId, OwnedUserId), Arc<[(String, u64)]>>,
+}
+
+/// Above this many (room, user) entries the cache starts over.
+const OWN_RECEIPTS_MAX: usize = 100_000;
+
+impl OwnReceipts {
+    fn forget(&self, room_id: &RoomId, user_id: &UserId) {
+        let mut inner = lock(&self.inner);
+        inner.generation += 1;
+        inner.entries.remove(&(room_id.to_owned(), user_id.to_owned()));
+    }
 }
 
 /// The user's `m.read` and `m.read.private` receipts in the room: `(thread, event_pos)`.
-pub fn own_receipts(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Vec<(String, u64)>> {
+pub fn own_receipts(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Arc<[(String, u64)]>> {
+    let cache = &s.ephemeral.own_receipts;
+    let key = (room_id.to_owned(), user_id.to_owned());
+    let generation = {
+        let inner = lock(&cache.inner);
+        if let Some(found) = inner.entries.get(&key) {
+            return Ok(found.clone());
+        }
+        inner.generation
+    };
     let mut out = Vec::new();
     for kind in [READ, READ_PRIVATE] {
         let prefix = (room_id.to_string(), kind.to_owned(), user_id.to_string());
         for ((_, (_, thread)), r) in s.db.scan_prefix(RECEIPTS, &prefix)? {
             out.push((thread, r.event_pos));
         }
+    }
+    let out: Arc<[(String, u64)]> = out.into();
+    let mut inner = lock(&cache.inner);
+    if inner.generation == generation {
+        if inner.entries.len() >= OWN_RECEIPTS_MAX {
+            inner.entries.clear();
+        }
+        inner.entries.insert(key, out.clone());
     }
     Ok(out)
 }
