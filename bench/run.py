@@ -1024,6 +1024,8 @@ def render(p: argparse.Namespace, info: dict, tr: Optional[dict], sy: Optional[d
     L.append(row("Deliveries received / expected", lambda r: f"{r['delivered']} / {r['expected_deliveries']}", cols))
     L.append(row("Sync responses received (of which empty)", lambda r: f"{r['responses']} ({r['empty']})", cols))
     L.append(row("Server CPU per message (ms)", lambda r: f3(r["cpu_ms_per_msg"]), cols, "≤ 0.4 ms (10 receivers)"))
+    L.append(row("Server CPU per sync response (ms)",
+                 lambda r: f3((r["cpu_ms_per_msg"] or 0) * r["sent"] / r["responses"] if r["responses"] else None), cols))
     L.append(row("Server CPU utilisation (cores)", lambda r: f"{r['server_cpu_util']:.2f}", cols))
     L.append(row("Harness CPU per message (ms)", lambda r: f3(r["harness_cpu_ms_per_msg"]), cols))
     L.append(row("Other processes' CPU meanwhile (cores)", lambda r: f"{r['other_cpu_util']:.2f}", cols))
@@ -1130,6 +1132,11 @@ def document(p: argparse.Namespace, info: dict, tables: str) -> str:
         "  phases its CPU (the \"Harness CPU per message\" row) competes with the server's, so send",
         "  throughput and delivery latency there are bounded by the harness as much as by the server;",
         "  server CPU per message and the fixed-rate phase are the figures least affected by it.",
+        "- In the closed loop a sync response carries every message that arrived since the receiver's",
+        "  previous one, so CPU per message also depends on how many responses each message took (the",
+        "  \"Sync responses received\" row): a server that answers sooner sends more, smaller responses.",
+        "  CPU per sync response is the cost of one wake-up, computation and response. Figures from",
+        "  separate runs on this shared machine have differed by up to a third for both servers.",
         "- Synapse runs with SQLite, as a single process; its recommended production setup is",
         "  PostgreSQL (and workers for large deployments), which would change its figures. Its Python",
         "  code runs on one core at a time: a server CPU utilisation near 1.00 means it is saturated,",
