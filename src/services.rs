@@ -47,6 +47,8 @@ pub struct Services {
     pub event_cache: crate::rooms::EventCache,
     /// Recently loaded room states.
     pub state_cache: crate::rooms::state::StateCache,
+    /// Access tokens recently resolved (`users/tokens.rs`).
+    pub auth_cache: crate::users::tokens::AuthCache,
     /// History visibility and membership per (state group, viewer).
     pub visibility_cache: crate::rooms::read::VisibilityCache,
     /// One lock per room: appends to a room are serialised, so a local room never forks.
@@ -112,6 +114,7 @@ impl Services {
             router: std::sync::OnceLock::new(),
             state_cache: Default::default(),
             visibility_cache: Default::default(),
+            auth_cache: Default::default(),
             event_cache: Default::default(),
             backfills: Default::default(),
             ephemeral: Default::default(),

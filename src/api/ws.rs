@@ -66,7 +66,7 @@ pub async fn connect(
 }
 
 async fn authenticate(s: &State, token: String) -> Result<Auth, Error> {
-    s.db.blocking(move |db| tokens::authenticate(db, &token)).await
+    s.blocking(move |s| tokens::authenticate(s, &token)).await
 }
 
 struct Session {

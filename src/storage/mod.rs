@@ -34,6 +34,15 @@ struct Inner {
     state_group_next: AtomicU64,
     /// Short ids already looked up (they never change once assigned).
     shortid_cache: Mutex<std::collections::HashMap<String, u64>>,
+    /// Write counters per table (slot `id % 64`), bumped after each committed batch that wrote to
+    /// the table: caches of values derived from a table compare them (see [`Storage::generation`]).
+    generations: [AtomicU64; GENERATION_SLOTS],
+}
+
+const GENERATION_SLOTS: usize = 64;
+
+fn generation_slot(id: u16) -> usize {
+    usize::from(id) % GENERATION_SLOTS
 }
 
 /// Short ids kept in memory before the cache starts over.
@@ -108,6 +117,7 @@ impl Storage {
             shortid_lock: Mutex::new(()),
             state_group_next,
             shortid_cache: Mutex::default(),
+            generations: std::array::from_fn(|_| AtomicU64::new(0)),
         };
         Ok(Storage { inner: Arc::new(inner) })
     }
@@ -187,7 +197,14 @@ impl Storage {
     }
 
     pub fn batch(&self) -> Batch<'_> {
-        Batch { storage: self, inner: WriteBatch::default(), held: Vec::new() }
+        Batch { storage: self, inner: WriteBatch::default(), held: Vec::new(), touched: 0 }
+    }
+
+    /// How many committed batches have written to `table` (or a table sharing its slot). A value
+    /// derived from the table while this stayed the same is still current; read it *before*
+    /// reading the table.
+    pub fn generation<K, V>(&self, table: Table<K, V>) -> u64 {
+        self.inner.generations[generation_slot(table.id)].load(Ordering::SeqCst)
     }
 
     /// The global stream counter (see [`stream`]).
@@ -269,20 +286,25 @@ pub struct Batch<'a> {
     inner: WriteBatch,
     /// Positions from [`Batch::allocate_position`]: finished when the batch is dropped.
     held: Vec<PendingPosition>,
+    /// Generation slots of the tables written, one bit each.
+    touched: u64,
 }
 
 impl Batch<'_> {
     pub fn put<K: KeyCodec, V: ValueCodec>(&mut self, table: Table<K, V>, key: &K, value: &V) -> Result<()> {
+        self.touched |= 1 << generation_slot(table.id);
         self.inner.put(tagged(table, &key.encode()), value.encode_value());
         Ok(())
     }
 
     pub fn delete<K: KeyCodec, V: ValueCodec>(&mut self, table: Table<K, V>, key: &K) -> Result<()> {
+        self.touched |= 1 << generation_slot(table.id);
         self.inner.delete(tagged(table, &key.encode()));
         Ok(())
     }
 
     fn merge_counter(&mut self, name: &str, value: u64) -> Result<()> {
+        self.touched |= 1 << generation_slot(catalog::COUNTERS.id);
         self.inner
             .merge(tagged(catalog::COUNTERS, &KeyCodec::encode(&name.to_string())), Counter(value).encode_value());
         Ok(())
@@ -314,7 +336,13 @@ impl Batch<'_> {
         // `held` drops after the write: the positions finish once the data is in. An empty batch
         // writes nothing (a RocksDB write would still queue behind other writers).
         if !self.inner.is_empty() {
-            self.storage.inner.db.write(self.inner)?;
+            let written = self.storage.inner.db.write(self.inner);
+            for (slot, generation) in self.storage.inner.generations.iter().enumerate() {
+                if self.touched & (1 << slot) != 0 {
+                    generation.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            written?;
         }
         Ok(())
     }
@@ -386,6 +414,21 @@ mod tests {
         );
         assert_eq!(s.get(before, &user).unwrap(), Some(serde_json::json!(0)));
         assert_eq!(s.get(middle, &(user, "!other:x".to_string())).unwrap(), None);
+    }
+
+    #[test]
+    fn committed_writes_move_their_tables_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path(), 8).unwrap();
+        let (filters, users) = (s.generation(catalog::FILTERS), s.generation(catalog::USERS));
+        let mut b = s.batch();
+        b.put(catalog::FILTERS, &("@a:x".to_string(), "1".to_string()), &serde_json::json!({})).unwrap();
+        assert_eq!(s.generation(catalog::FILTERS), filters, "not before the commit");
+        b.commit().unwrap();
+        assert_eq!(s.generation(catalog::FILTERS), filters + 1);
+        assert_eq!(s.generation(catalog::USERS), users, "other tables keep theirs");
+        s.batch().commit().unwrap();
+        assert_eq!(s.generation(catalog::FILTERS), filters + 1, "an empty batch writes nothing");
     }
 
     #[test]

@@ -225,16 +225,25 @@ pub async fn sync(s: &State, user: &UserId, device: &str, req: SyncRequest) -> R
         .await?;
     let req = std::sync::Arc::new(req);
     let mut rx = s.db.stream().subscribe();
+    let compute_at = |upto: u64| {
+        let (u, d, r) = (user.to_owned(), device.to_owned(), req.clone());
+        s.blocking(move |s| compute(s, &u, &d, &r, upto))
+    };
     loop {
         let upto = *rx.borrow_and_update();
-        let (u, d, r) = (user.to_owned(), device.to_owned(), req.clone());
-        let (response, has_data) = s.blocking(move |s| compute(s, &u, &d, &r, upto)).await?;
-        if has_data || req.since.is_none() || req.full_state || tokio::time::Instant::now() >= deadline {
-            return Ok(response);
+        let timed_out = tokio::time::Instant::now() >= deadline;
+        // A token at the stream's head (and no to-device page pending) has nothing to catch up
+        // on: wait straight away instead of computing an empty response first.
+        let at_head = req.since.is_some_and(|t| t.pos >= upto && t.to_device >= t.pos) && !req.full_state;
+        if timed_out || !at_head {
+            let (response, has_data) = compute_at(upto).await?;
+            if has_data || req.since.is_none() || req.full_state || timed_out {
+                return Ok(response);
+            }
         }
         tokio::select! {
-            changed = rx.changed() => if changed.is_err() { return Ok(response) },
-            _ = tokio::time::sleep_until(deadline) => return Ok(response),
+            changed = rx.changed() => if changed.is_err() { return Ok(compute_at(upto).await?.0) },
+            _ = tokio::time::sleep_until(deadline) => {}
         }
     }
 }

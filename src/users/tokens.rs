@@ -9,8 +9,9 @@ use sha2::{Digest, Sha256};
 
 use super::{accounts, now_ms, random_string};
 use crate::error::{Error, ErrorKind, Result};
+use crate::services::Services;
 use crate::storage::Storage;
-use crate::storage::catalog::{ACCESS_TOKENS, DEVICES, LOGIN_TOKENS, REFRESH_TOKENS};
+use crate::storage::catalog::{ACCESS_TOKENS, DEVICES, LOGIN_TOKENS, REFRESH_TOKENS, USERS};
 use crate::storage::records::{AccessTokenRecord, DeviceRecord, LoginTokenRecord, RefreshTokenRecord};
 
 pub fn hash(token: &str) -> String {
@@ -26,14 +27,58 @@ pub struct Auth {
 }
 
 /// Resolve an access token: unknown or revoked → `M_UNKNOWN_TOKEN`; expired → the same with
-/// `soft_logout: true` (the client may refresh).
-pub fn authenticate(db: &Storage, token: &str) -> Result<Auth> {
-    let unknown = || Error::new(ErrorKind::UnknownToken { soft_logout: false }, "Unknown access token");
+/// `soft_logout: true` (the client may refresh). Answers come from [`AuthCache`] while no write
+/// has touched the tables they were read from.
+pub fn authenticate(s: &Services, token: &str) -> Result<Auth> {
     let token_hash = hash(token);
-    let record = db.get(ACCESS_TOKENS, &token_hash)?.ok_or_else(unknown)?;
-    if record.expires_at.is_some_and(|at| at <= now_ms()) {
+    let generations = [s.db.generation(ACCESS_TOKENS), s.db.generation(USERS), s.db.generation(DEVICES)];
+    let cached = lock(&s.auth_cache.entries).get(&token_hash).filter(|c| c.generations == generations).cloned();
+    if let Some(c) = cached {
+        return check_expiry(c.expires_at).map(|()| c.auth);
+    }
+    let (auth, expires_at) = authenticate_uncached(&s.db, &token_hash)?;
+    let mut entries = lock(&s.auth_cache.entries);
+    if entries.len() >= AUTH_CACHE_MAX {
+        entries.clear();
+    }
+    entries.insert(token_hash, CachedAuth { generations, auth: auth.clone(), expires_at });
+    drop(entries);
+    check_expiry(expires_at).map(|()| auth)
+}
+
+/// Tokens recently resolved, by hash, with the write generations of `access_tokens`, `users` and
+/// `devices` they were read at: any write to those tables (a logout, a deleted device, a
+/// deactivation, a new token) makes every entry stale.
+#[derive(Default)]
+pub struct AuthCache {
+    entries: Mutex<std::collections::HashMap<String, CachedAuth>>,
+}
+
+#[derive(Clone)]
+struct CachedAuth {
+    generations: [u64; 3],
+    auth: Auth,
+    expires_at: Option<u64>,
+}
+
+/// Above this many cached tokens the cache starts over.
+const AUTH_CACHE_MAX: usize = 100_000;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn check_expiry(expires_at: Option<u64>) -> Result<()> {
+    if expires_at.is_some_and(|at| at <= now_ms()) {
         return Err(Error::new(ErrorKind::UnknownToken { soft_logout: true }, "Access token has expired"));
     }
+    Ok(())
+}
+
+/// The token's owner and expiry from the database (expiry not yet checked).
+fn authenticate_uncached(db: &Storage, token_hash: &str) -> Result<(Auth, Option<u64>)> {
+    let unknown = || Error::new(ErrorKind::UnknownToken { soft_logout: false }, "Unknown access token");
+    let record = db.get(ACCESS_TOKENS, &token_hash.to_owned())?.ok_or_else(unknown)?;
     let user_id = UserId::parse(&record.user_id).map_err(|_| unknown())?;
     let user = accounts::get(db, &user_id)?.ok_or_else(unknown)?;
     if user.deactivated {
@@ -43,10 +88,10 @@ pub fn authenticate(db: &Storage, token: &str) -> Result<Auth> {
     // The device must still hold this very token: a token that lost a race with logout or
     // rotation is dead even if its row lingered.
     let device = super::devices::get(db, &user_id, &device_id)?.ok_or_else(unknown)?;
-    if device.access_token_hash.as_deref() != Some(token_hash.as_str()) {
+    if device.access_token_hash.as_deref() != Some(token_hash) {
         return Err(unknown());
     }
-    Ok(Auth { user_id, device_id, is_guest: user.is_guest })
+    Ok((Auth { user_id, device_id, is_guest: user.is_guest }, record.expires_at))
 }
 
 /// Token lifetimes from `[login]`.
