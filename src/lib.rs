@@ -65,6 +65,16 @@ pub async fn serve(config: Config) -> Result<(), String> {
         let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
             .install_recorder()
             .map_err(|e| format!("cannot start metrics: {e}"))?;
+        // The exporter keeps every histogram sample until upkeep folds them in (its docs: the
+        // caller runs it periodically); without it memory grows between scrapes.
+        let upkeep = handle.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                upkeep.run_upkeep();
+            }
+        });
         let listener = bind(metrics.listen, "metrics.listen").await?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         announce(&format!("metrics listening on http://{addr}/metrics"));

@@ -47,6 +47,8 @@ pub struct Services {
     pub event_cache: crate::rooms::EventCache,
     /// Recently loaded room states.
     pub state_cache: crate::rooms::state::StateCache,
+    /// Stored `/sync` filters, parsed (`sync/filter.rs`).
+    pub sync_filters: crate::sync::filter::FilterCache,
     /// Access tokens recently resolved (`users/tokens.rs`).
     pub auth_cache: crate::users::tokens::AuthCache,
     /// History visibility and membership per (state group, viewer).
@@ -115,6 +117,7 @@ impl Services {
             state_cache: Default::default(),
             visibility_cache: Default::default(),
             auth_cache: Default::default(),
+            sync_filters: Default::default(),
             event_cache: Default::default(),
             backfills: Default::default(),
             ephemeral: Default::default(),

@@ -139,3 +139,34 @@ mod tests {
         assert_eq!(projected, json!({ "type": "m.room.message", "content": { "body": "hi" } }));
     }
 }
+
+/// Stored filters parsed once, by (user, filter ID): a stored filter never changes (its ID is
+/// random and only ever written when the filter is created).
+#[derive(Default)]
+pub struct FilterCache {
+    parsed: std::sync::Mutex<std::collections::HashMap<(ruma::OwnedUserId, String), std::sync::Arc<SyncFilter>>>,
+}
+
+/// Above this many parsed filters the cache starts over.
+const FILTER_CACHE_MAX: usize = 10_000;
+
+/// The user's stored filter `filter_id` (spec: `GET /user/{userId}/filter/{filterId}`), parsed.
+pub fn stored(
+    s: &crate::services::Services,
+    user: &ruma::UserId,
+    filter_id: &str,
+) -> crate::error::Result<std::sync::Arc<SyncFilter>> {
+    let lock = || s.sync_filters.parsed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let key = (user.to_owned(), filter_id.to_owned());
+    if let Some(found) = lock().get(&key) {
+        return Ok(found.clone());
+    }
+    let parsed =
+        std::sync::Arc::new(SyncFilter::from_json(&crate::users::account_data::get_filter(&s.db, user, filter_id)?));
+    let mut cache = lock();
+    if cache.len() >= FILTER_CACHE_MAX {
+        cache.clear();
+    }
+    cache.insert(key, parsed.clone());
+    Ok(parsed)
+}

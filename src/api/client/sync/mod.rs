@@ -8,7 +8,6 @@ use crate::error::{Error, Result};
 use crate::services::State;
 use crate::sync::filter::SyncFilter;
 use crate::sync::{SyncRequest, parse_token};
-use crate::users::account_data;
 
 pub fn routes(r: Router<State>) -> Router<State> {
     route::<sync_events::Request, _, _, _>(r, sync)
@@ -25,11 +24,11 @@ pub async fn sync(s: State, r: Ruma<sync_events::Request>) -> Result<RawJson> {
         }
         Some(sync_events::Filter::FilterId(id)) => {
             let uid = auth.user_id.clone();
-            let stored =
-                s.db.blocking(move |db| account_data::get_filter(db, &uid, &id))
-                    .await
-                    .map_err(|_| Error::invalid_param("Unknown filter ID"))?;
-            SyncFilter::from_json(&stored)
+            let stored = s
+                .blocking(move |s| crate::sync::filter::stored(s, &uid, &id))
+                .await
+                .map_err(|_| Error::invalid_param("Unknown filter ID"))?;
+            SyncFilter::clone(&stored)
         }
         Some(_) => SyncFilter::default(),
     };
