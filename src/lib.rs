@@ -1,6 +1,7 @@
 //! Trellis, a Matrix homeserver. See `docs/architecture.md` for the map of this crate.
 
 pub mod api;
+pub mod cache;
 pub mod config;
 pub mod ephemeral;
 pub mod error;

@@ -10,6 +10,7 @@ use ruma::{EventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Map, Value, json};
 
 use super::lock;
+use crate::cache::BoundedCache;
 use crate::error::{Error, Result};
 use crate::rooms::info::{markers, visible_event};
 use crate::rooms::{StoredEvent, membership, read};
@@ -130,48 +131,19 @@ pub fn store(
     };
     batch.put(RECEIPT_CHANGES, &(room_id.to_string(), pos.pos()), &change)?;
     batch.stream_position(&pos)?;
-    let written = batch.commit();
-    s.ephemeral.own_receipts.forget(room_id, user_id);
-    written
+    batch.commit()
 }
 
-/// Cached [`own_receipts`] per (room, user). [`store`] forgets an entry after its write, and a
-/// read that overlapped any write does not fill the cache, so an entry is never older than the
-/// table.
-#[derive(Default)]
-pub struct OwnReceipts {
-    inner: std::sync::Mutex<OwnReceiptsInner>,
-}
-
-#[derive(Default)]
-struct OwnReceiptsInner {
-    /// Bumped by every write.
-    generation: u64,
-    entries: std::collections::HashMap<(OwnedRoomId, OwnedUserId), Arc<[(String, u64)]>>,
-}
-
-/// Above this many (room, user) entries the cache starts over.
-const OWN_RECEIPTS_MAX: usize = 100_000;
-
-impl OwnReceipts {
-    fn forget(&self, room_id: &RoomId, user_id: &UserId) {
-        let mut inner = lock(&self.inner);
-        inner.generation += 1;
-        inner.entries.remove(&(room_id.to_owned(), user_id.to_owned()));
-    }
-}
+/// [`own_receipts`] per (room, user), with the `receipts` write generation it was read at.
+pub type OwnReceipts = BoundedCache<(OwnedRoomId, OwnedUserId), (u64, Arc<[(String, u64)]>), 100_000>;
 
 /// The user's `m.read` and `m.read.private` receipts in the room: `(thread, event_pos)`.
 pub fn own_receipts(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Arc<[(String, u64)]>> {
-    let cache = &s.ephemeral.own_receipts;
+    let generation = s.db.generation(RECEIPTS);
     let key = (room_id.to_owned(), user_id.to_owned());
-    let generation = {
-        let inner = lock(&cache.inner);
-        if let Some(found) = inner.entries.get(&key) {
-            return Ok(found.clone());
-        }
-        inner.generation
-    };
+    if let Some((_, found)) = s.ephemeral.own_receipts.get(&key).filter(|(g, _)| *g == generation) {
+        return Ok(found);
+    }
     let mut out = Vec::new();
     for kind in [READ, READ_PRIVATE] {
         let prefix = (room_id.to_string(), kind.to_owned(), user_id.to_string());
@@ -180,13 +152,7 @@ pub fn own_receipts(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<
         }
     }
     let out: Arc<[(String, u64)]> = out.into();
-    let mut inner = lock(&cache.inner);
-    if inner.generation == generation {
-        if inner.entries.len() >= OWN_RECEIPTS_MAX {
-            inner.entries.clear();
-        }
-        inner.entries.insert(key, out.clone());
-    }
+    s.ephemeral.own_receipts.insert(key, (generation, out.clone()));
     Ok(out)
 }
 

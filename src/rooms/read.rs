@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::state::{self, ShortState};
 use super::{StoredEvent, load_by_short, room, short, state_event};
+use crate::cache::BoundedCache;
 use crate::error::{Error, Result};
 use crate::services::Services;
 use crate::storage::catalog::{ACCOUNT_DATA, EVENT_META, ROOM_MEMBERSHIPS, ROOM_TIMELINE, ROOM_TOPOLOGY};
@@ -135,25 +136,18 @@ pub fn ignored_users(s: &Services, viewer: &UserId) -> Result<Vec<String>> {
 /// What history visibility depends on at one state group: the room's `history_visibility` and
 /// the viewer's membership. State groups never change, so it is cached per (group, viewer): the
 /// events of a quiet stretch of a room share one group.
-#[derive(Default)]
-pub struct VisibilityCache {
-    entries: std::sync::Mutex<std::collections::HashMap<(u64, ruma::OwnedUserId), VisibilityAt>>,
-}
+pub type VisibilityCache = BoundedCache<(u64, ruma::OwnedUserId), VisibilityAt, 50_000>;
 
 #[derive(Clone)]
-struct VisibilityAt {
+pub struct VisibilityAt {
     visibility: Arc<str>,
     membership: Option<Arc<str>>,
 }
 
-/// Above this many (group, viewer) entries the cache starts over.
-const VISIBILITY_CACHE_MAX: usize = 50_000;
-
 fn visibility_at(s: &Services, viewer: &UserId, group: u64) -> Result<VisibilityAt> {
-    let lock = || s.visibility_cache.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let key = (group, viewer.to_owned());
-    if let Some(found) = lock().get(&key) {
-        return Ok(found.clone());
+    if let Some(found) = s.visibility_cache.get(&key) {
+        return Ok(found);
     }
     let at = state::load(&s.db, &s.state_cache, group)?;
     let content = |e: StoredEvent, field: &str| e.pdu.content_value().get(field).and_then(Value::as_str).map(Arc::from);
@@ -162,11 +156,7 @@ fn visibility_at(s: &Services, viewer: &UserId, group: u64) -> Result<Visibility
         .unwrap_or_else(|| Arc::from("shared"));
     let membership = state_event(s, &at, "m.room.member", viewer.as_str())?.and_then(|e| content(e, "membership"));
     let found = VisibilityAt { visibility, membership };
-    let mut cache = lock();
-    if cache.len() >= VISIBILITY_CACHE_MAX {
-        cache.clear();
-    }
-    cache.insert(key, found.clone());
+    s.visibility_cache.insert(key, found.clone());
     Ok(found)
 }
 

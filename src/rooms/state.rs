@@ -5,8 +5,8 @@
 //! shares its group with its predecessor; a state event adds a one-entry delta. Every
 //! [`SNAPSHOT_EVERY`] deltas a full snapshot is written so loading never walks a long chain.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::storage::catalog::STATE_GROUPS;
@@ -21,29 +21,12 @@ pub const SNAPSHOT_EVERY: u32 = 64;
 /// Loaded groups kept in memory.
 const CACHE_ENTRIES: usize = 512;
 
-/// Recently loaded full states, by group.
-#[derive(Default)]
-pub struct StateCache {
-    groups: Mutex<HashMap<u64, Arc<ShortState>>>,
-}
-
-impl StateCache {
-    fn get(&self, group: u64) -> Option<Arc<ShortState>> {
-        self.groups.lock().unwrap_or_else(PoisonError::into_inner).get(&group).cloned()
-    }
-
-    fn put(&self, group: u64, state: Arc<ShortState>) {
-        let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
-        if groups.len() >= CACHE_ENTRIES {
-            groups.clear();
-        }
-        groups.insert(group, state);
-    }
-}
+/// Recently loaded full states, by group (groups never change).
+pub type StateCache = crate::cache::BoundedCache<u64, Arc<ShortState>, CACHE_ENTRIES>;
 
 /// The full state of a group.
 pub fn load(db: &Storage, cache: &StateCache, group: u64) -> Result<Arc<ShortState>> {
-    if let Some(state) = cache.get(group) {
+    if let Some(state) = cache.get(&group) {
         return Ok(state);
     }
     // Walk up to a snapshot (or a cached ancestor), then apply the deltas downwards.
@@ -51,7 +34,7 @@ pub fn load(db: &Storage, cache: &StateCache, group: u64) -> Result<Arc<ShortSta
     let mut base: Option<Arc<ShortState>> = None;
     let mut next = Some(group);
     while let Some(id) = next {
-        if let Some(cached) = cache.get(id) {
+        if let Some(cached) = cache.get(&id) {
             base = Some(cached);
             break;
         }
@@ -70,7 +53,7 @@ pub fn load(db: &Storage, cache: &StateCache, group: u64) -> Result<Arc<ShortSta
         state.extend(record.added.iter().copied());
     }
     let state = Arc::new(state);
-    cache.put(group, state.clone());
+    cache.insert(group, state.clone());
     Ok(state)
 }
 

@@ -142,13 +142,7 @@ mod tests {
 
 /// Stored filters parsed once, by (user, filter ID): a stored filter never changes (its ID is
 /// random and only ever written when the filter is created).
-#[derive(Default)]
-pub struct FilterCache {
-    parsed: std::sync::Mutex<std::collections::HashMap<(ruma::OwnedUserId, String), std::sync::Arc<SyncFilter>>>,
-}
-
-/// Above this many parsed filters the cache starts over.
-const FILTER_CACHE_MAX: usize = 10_000;
+pub type FilterCache = crate::cache::BoundedCache<(ruma::OwnedUserId, String), std::sync::Arc<SyncFilter>, 10_000>;
 
 /// The user's stored filter `filter_id` (spec: `GET /user/{userId}/filter/{filterId}`), parsed.
 pub fn stored(
@@ -156,17 +150,12 @@ pub fn stored(
     user: &ruma::UserId,
     filter_id: &str,
 ) -> crate::error::Result<std::sync::Arc<SyncFilter>> {
-    let lock = || s.sync_filters.parsed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let key = (user.to_owned(), filter_id.to_owned());
-    if let Some(found) = lock().get(&key) {
-        return Ok(found.clone());
+    if let Some(found) = s.sync_filters.get(&key) {
+        return Ok(found);
     }
-    let parsed =
-        std::sync::Arc::new(SyncFilter::from_json(&crate::users::account_data::get_filter(&s.db, user, filter_id)?));
-    let mut cache = lock();
-    if cache.len() >= FILTER_CACHE_MAX {
-        cache.clear();
-    }
-    cache.insert(key, parsed.clone());
+    let stored = crate::users::account_data::get_filter(&s.db, user, filter_id)?;
+    let parsed = std::sync::Arc::new(SyncFilter::from_json(&stored));
+    s.sync_filters.insert(key, parsed.clone());
     Ok(parsed)
 }

@@ -8,6 +8,7 @@ use std::sync::{Mutex, PoisonError};
 use sha2::{Digest, Sha256};
 
 use super::{accounts, now_ms, random_string};
+use crate::cache::BoundedCache;
 use crate::error::{Error, ErrorKind, Result};
 use crate::services::Services;
 use crate::storage::Storage;
@@ -32,40 +33,24 @@ pub struct Auth {
 pub fn authenticate(s: &Services, token: &str) -> Result<Auth> {
     let token_hash = hash(token);
     let generations = [s.db.generation(ACCESS_TOKENS), s.db.generation(USERS), s.db.generation(DEVICES)];
-    let cached = lock(&s.auth_cache.entries).get(&token_hash).filter(|c| c.generations == generations).cloned();
-    if let Some(c) = cached {
+    if let Some(c) = s.auth_cache.get(&token_hash).filter(|c| c.generations == generations) {
         return check_expiry(c.expires_at).map(|()| c.auth);
     }
     let (auth, expires_at) = authenticate_uncached(&s.db, &token_hash)?;
-    let mut entries = lock(&s.auth_cache.entries);
-    if entries.len() >= AUTH_CACHE_MAX {
-        entries.clear();
-    }
-    entries.insert(token_hash, CachedAuth { generations, auth: auth.clone(), expires_at });
-    drop(entries);
+    s.auth_cache.insert(token_hash, CachedAuth { generations, auth: auth.clone(), expires_at });
     check_expiry(expires_at).map(|()| auth)
 }
 
 /// Tokens recently resolved, by hash, with the write generations of `access_tokens`, `users` and
 /// `devices` they were read at: any write to those tables (a logout, a deleted device, a
 /// deactivation, a new token) makes every entry stale.
-#[derive(Default)]
-pub struct AuthCache {
-    entries: Mutex<std::collections::HashMap<String, CachedAuth>>,
-}
+pub type AuthCache = BoundedCache<String, CachedAuth, 100_000>;
 
 #[derive(Clone)]
-struct CachedAuth {
+pub struct CachedAuth {
     generations: [u64; 3],
     auth: Auth,
     expires_at: Option<u64>,
-}
-
-/// Above this many cached tokens the cache starts over.
-const AUTH_CACHE_MAX: usize = 100_000;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn check_expiry(expires_at: Option<u64>) -> Result<()> {
