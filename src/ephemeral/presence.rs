@@ -32,11 +32,11 @@ pub(crate) fn write(
     let pos = db.stream().allocate();
     let mut batch = db.batch();
     if let Some(old) = old {
-        batch.delete(PRESENCE_CHANGES, &old.stream_pos)?;
+        batch.delete(PRESENCE_CHANGES, &((), old.stream_pos))?;
     }
     record.stream_pos = pos.pos();
     batch.put(PRESENCE, &user.to_string(), &record)?;
-    batch.put(PRESENCE_CHANGES, &pos.pos(), &user.to_string())?;
+    batch.put(PRESENCE_CHANGES, &((), pos.pos()), &user.to_string())?;
     batch.stream_position(&pos)?;
     batch.commit()
 }
@@ -147,9 +147,9 @@ pub fn presence_since(s: &Services, viewer: &UserId, since: u64, upto: u64) -> R
     let mut users: BTreeSet<OwnedUserId> = BTreeSet::new();
     if since == 0 {
         users = shared_users(s, viewer)?;
-    } else {
+    } else if s.db.last_key(PRESENCE_CHANGES, &())?.is_some_and(|((), last)| last > since) {
         let mut changed = Vec::new();
-        for (pos, user) in s.db.scan_from(PRESENCE_CHANGES, &(), &(since + 1), false, usize::MAX)? {
+        for (((), pos), user) in s.db.scan_from(PRESENCE_CHANGES, &(), &((), since + 1), false, usize::MAX)? {
             if pos > upto {
                 break;
             }

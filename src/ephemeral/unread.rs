@@ -109,7 +109,9 @@ pub fn unread_counts_joined(
     let cached = lock(&s.ephemeral.unread.main).get(&key).copied().filter(|c| c.base == base);
     let mut main = cached.unwrap_or(Counted { base, upto: base, notify: 0, highlight: 0 });
     let start = (shortroomid, main.upto + 1);
-    for ((_, pos), Counter(event)) in s.db.scan_from(ROOM_TIMELINE, &shortroomid, &start, false, usize::MAX)? {
+    let grew = s.db.last_key(ROOM_TIMELINE, &shortroomid)?.is_some_and(|(_, last)| last > main.upto);
+    let rows = if grew { s.db.scan_from(ROOM_TIMELINE, &shortroomid, &start, false, usize::MAX)? } else { Vec::new() };
+    for ((_, pos), Counter(event)) in rows {
         main.upto = pos;
         if let Some(ev) = load_by_short(s, event)?
             && thread_of(&ev).is_none()
@@ -126,7 +128,10 @@ pub fn unread_counts_joined(
     }
 
     let mut threads = Map::new();
-    for ((_, root), Counter(last_reply)) in s.db.scan_prefix(THREAD_ROOTS, &shortroomid)? {
+    let roots = s
+        .db
+        .derived(THREAD_ROOTS, &shortroomid, "roots", || Ok(Arc::new(s.db.scan_prefix(THREAD_ROOTS, &shortroomid)?)))?;
+    for &((_, root), Counter(last_reply)) in roots.iter() {
         if last_reply <= floor {
             continue;
         }

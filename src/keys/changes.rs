@@ -27,9 +27,9 @@ pub fn record_in(db: &Storage, batch: &mut Batch<'_>, user: &UserId) -> Result<u
     let pos = batch.allocate_position()?;
     let key = user.to_string();
     if let Some(Counter(old)) = db.get(DEVICE_LIST_POSITIONS, &key)? {
-        batch.delete(DEVICE_LIST_CHANGES, &old)?;
+        batch.delete(DEVICE_LIST_CHANGES, &((), old))?;
     }
-    batch.put(DEVICE_LIST_CHANGES, &pos, &key)?;
+    batch.put(DEVICE_LIST_CHANGES, &((), pos), &key)?;
     batch.put(DEVICE_LIST_POSITIONS, &key, &Counter(pos))?;
     Ok(pos)
 }
@@ -77,11 +77,13 @@ pub fn device_list_changes_in(
     }
     let in_window = |pos: u64| pos > since && pos <= upto;
     let mut device_changes = BTreeSet::new();
-    for (pos, changed) in s.db.scan_from(DEVICE_LIST_CHANGES, &(), &(since + 1), false, usize::MAX)? {
-        if pos > upto {
-            break;
+    if s.db.last_key(DEVICE_LIST_CHANGES, &())?.is_some_and(|((), last)| last > since) {
+        for (((), pos), changed) in s.db.scan_from(DEVICE_LIST_CHANGES, &(), &((), since + 1), false, usize::MAX)? {
+            if pos > upto {
+                break;
+            }
+            device_changes.insert(changed);
         }
-        device_changes.insert(changed);
     }
     let (mut joined, mut departed) = (BTreeSet::new(), BTreeSet::new());
     let me = user.to_string();

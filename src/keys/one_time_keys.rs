@@ -90,7 +90,7 @@ pub fn store_in(
         batch.put(ONE_TIME_KEYS, &(prefix.clone(), (algorithm.clone(), p, key_id.clone())), key)?;
     }
     for (algorithm, key_id, key) in &fallback.0 {
-        let k = (prefix.0.clone(), prefix.1.clone(), algorithm.clone());
+        let k = (prefix.clone(), algorithm.clone());
         if db.get(FALLBACK_KEYS, &k)?.is_some_and(|old| old.key_id == *key_id && old.key == *key) {
             continue;
         }
@@ -129,7 +129,7 @@ pub fn claim(s: &Services, requested: &BTreeMap<OwnedUserId, BTreeMap<OwnedDevic
                     Some((k.1.2, key))
                 }
                 None => {
-                    let k = (pair.0.clone(), pair.1.clone(), algorithm.clone());
+                    let k = (pair.clone(), algorithm.clone());
                     match db.get(FALLBACK_KEYS, &k)? {
                         Some(mut record) => {
                             if !record.used {
@@ -163,17 +163,24 @@ pub fn claim(s: &Services, requested: &BTreeMap<OwnedUserId, BTreeMap<OwnedDevic
 
 /// Unclaimed one-time keys of the device per algorithm (`signed_curve25519` always present)
 /// (spec: `/sync` `device_one_time_keys_count`, `/keys/upload` `one_time_key_counts`).
+/// Kept in memory while the device's keys do not change (every `/sync` reports them).
 pub fn one_time_key_counts(s: &Services, user: &UserId, device: &DeviceId) -> Result<BTreeMap<String, u64>> {
-    let mut counts = BTreeMap::from([(SIGNED_CURVE25519.to_owned(), 0)]);
-    for ((_, (algorithm, _, _)), _) in s.db.scan_prefix(ONE_TIME_KEYS, &(user.to_string(), device.to_string()))? {
-        *counts.entry(algorithm).or_insert(0) += 1;
-    }
-    Ok(counts)
+    let prefix = (user.to_string(), device.to_string());
+    s.db.derived(ONE_TIME_KEYS, &prefix, "counts", || {
+        let mut counts = BTreeMap::from([(SIGNED_CURVE25519.to_owned(), 0)]);
+        for ((_, (algorithm, _, _)), _) in s.db.scan_prefix(ONE_TIME_KEYS, &prefix)? {
+            *counts.entry(algorithm).or_insert(0) += 1;
+        }
+        Ok(counts)
+    })
 }
 
 /// Algorithms for which the device has a fallback key that has not been claimed yet (spec:
 /// `/sync` `device_unused_fallback_key_types`).
 pub fn unused_fallback_key_types(s: &Services, user: &UserId, device: &DeviceId) -> Result<Vec<String>> {
-    let rows = s.db.scan_prefix(FALLBACK_KEYS, &(user.to_string(), device.to_string()))?;
-    Ok(rows.into_iter().filter(|(_, r)| !r.used).map(|((_, _, algorithm), _)| algorithm).collect())
+    let prefix = (user.to_string(), device.to_string());
+    s.db.derived(FALLBACK_KEYS, &prefix, "unused", || {
+        let rows = s.db.scan_prefix(FALLBACK_KEYS, &prefix)?;
+        Ok(rows.into_iter().filter(|(_, r)| !r.used).map(|((_, algorithm), _)| algorithm).collect())
+    })
 }

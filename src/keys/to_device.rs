@@ -63,7 +63,7 @@ pub fn send(
                     batch.allocate_position()?
                 };
                 let message = json!({ "type": event_type, "sender": sender, "content": content });
-                batch.put(TO_DEVICE_INBOX, &(user.to_string(), device.clone(), p), &message)?;
+                batch.put(TO_DEVICE_INBOX, &((user.to_string(), device.clone()), p), &message)?;
             }
         }
     }
@@ -88,11 +88,15 @@ pub fn to_device_page(
         return Ok((Vec::new(), upto.max(since)));
     }
     let prefix = (user.to_string(), device.to_string());
-    let start = (prefix.0.clone(), prefix.1.clone(), since + 1);
+    // Most syncs find the inbox unchanged: its last key, kept in memory, says so without a scan.
+    if s.db.last_key(TO_DEVICE_INBOX, &prefix)?.is_none_or(|(_, last)| last <= since) {
+        return Ok((Vec::new(), upto));
+    }
+    let start = (prefix.clone(), since + 1);
     let rows = s.db.scan_from(TO_DEVICE_INBOX, &prefix, &start, false, PAGE)?;
     let mut out = Vec::with_capacity(rows.len());
     let mut last = since;
-    for ((_, _, pos), message) in rows {
+    for ((_, pos), message) in rows {
         if pos > upto {
             break;
         }
@@ -113,19 +117,22 @@ pub fn to_device_since(s: &Services, user: &UserId, device: &DeviceId, since: u6
 /// syncing from a token at `upto` (spec: "the server should delete messages once delivered").
 pub fn ack_to_device(s: &Services, user: &UserId, device: &DeviceId, upto: u64) -> Result<()> {
     let prefix = (user.to_string(), device.to_string());
+    if s.db.last_key(TO_DEVICE_INBOX, &prefix)?.is_none() {
+        return Ok(());
+    }
     let mut from = 0;
     loop {
-        let start = (prefix.0.clone(), prefix.1.clone(), from);
+        let start = (prefix.clone(), from);
         let rows = s.db.scan_from(TO_DEVICE_INBOX, &prefix, &start, false, 1000)?;
         let full = rows.len() == 1000;
         let mut batch = s.db.batch();
         let (mut done, mut deleted) = (!full, false);
         for (key, _) in rows {
-            if key.2 > upto {
+            if key.1 > upto {
                 done = true;
                 break;
             }
-            from = key.2 + 1;
+            from = key.1 + 1;
             batch.delete(TO_DEVICE_INBOX, &key)?;
             deleted = true;
         }

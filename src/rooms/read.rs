@@ -126,11 +126,16 @@ impl EventFilter {
 
 /// Users the viewer ignores (`m.ignored_user_list` account data).
 pub fn ignored_users(s: &Services, viewer: &UserId) -> Result<Vec<String>> {
-    let key = (viewer.to_string(), String::new(), "m.ignored_user_list".to_owned());
-    Ok(s.db
-        .get(ACCOUNT_DATA, &key)?
-        .and_then(|r| r.content.get("ignored_users").and_then(Value::as_object).map(|m| m.keys().cloned().collect()))
-        .unwrap_or_default())
+    let user = viewer.to_string();
+    s.db.derived(ACCOUNT_DATA, &user, "ignored_users", || {
+        let key = (user.clone(), String::new(), "m.ignored_user_list".to_owned());
+        Ok(s.db
+            .get(ACCOUNT_DATA, &key)?
+            .and_then(|r| {
+                r.content.get("ignored_users").and_then(Value::as_object).map(|m| m.keys().cloned().collect())
+            })
+            .unwrap_or_default())
+    })
 }
 
 /// What history visibility depends on at one state group: the room's `history_visibility` and

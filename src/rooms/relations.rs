@@ -35,7 +35,11 @@ fn visible_children(
     rel: Option<&str>,
 ) -> Result<Vec<StoredEvent>> {
     let Some(parent_short) = short::event_get(&s.db, &parent.pdu.event_id)? else { return Ok(Vec::new()) };
-    // Most events have no children: look before reading the viewer's membership and ignore list.
+    // Most events have no children: the relations table's last key under the parent, kept in
+    // memory, says so; and look before reading the viewer's membership and ignore list.
+    if s.db.last_key(RELATIONS, &parent_short)?.is_none() {
+        return Ok(Vec::new());
+    }
     let found = children(s, parent_short)?;
     if found.is_empty() {
         return Ok(Vec::new());

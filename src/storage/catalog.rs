@@ -4,6 +4,10 @@
 //!
 //! Key notation: `a | b` is the tuple codec of [`super::codec`] (strings `00 00`-terminated,
 //! integers 8-byte big-endian). Hashes are lowercase hex SHA-256 of the secret.
+//!
+//! Tables declared `.marked()` keep an in-memory write mark per entity, the key's first part
+//! (`(a | b) | c` has the entity `a | b`), so readers can tell an entity is unchanged without
+//! a scan ([`super::marks`]).
 
 use std::marker::PhantomData;
 
@@ -15,6 +19,9 @@ pub struct Table<K, V> {
     pub name: &'static str,
     /// Stored as the first two bytes (big-endian) of every key; never reuse or renumber one.
     pub id: u16,
+    /// Whether committed writes leave a per-entity write mark (keyed by the key's
+    /// [`super::codec::KeyCodec::Head`]; see [`super::Storage::mark`]).
+    pub marked: bool,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -34,7 +41,12 @@ impl<K, V> Copy for Table<K, V> {}
 
 impl<K, V> Table<K, V> {
     const fn new(id: u16, name: &'static str) -> Self {
-        Table { name, id, _types: PhantomData }
+        Table { name, id, marked: false, _types: PhantomData }
+    }
+
+    /// The table with per-entity write marks.
+    const fn marked(self) -> Self {
+        Table { marked: true, ..self }
     }
 
     pub const fn tag(&self) -> Tag {
@@ -76,9 +88,10 @@ pub const LOGIN_TOKENS: Table<String, LoginTokenRecord> = Table::new(14, "login_
 /// `user_id | field` → JSON value (`displayname`, `avatar_url`, extended fields like `m.tz`).
 pub const PROFILES: Table<(String, String), serde_json::Value> = Table::new(15, "profiles");
 /// `user_id | room_id ("" for global) | type` → [`AccountDataRecord`].
-pub const ACCOUNT_DATA: Table<(String, String, String), AccountDataRecord> = Table::new(16, "account_data");
+pub const ACCOUNT_DATA: Table<(String, String, String), AccountDataRecord> = Table::new(16, "account_data").marked();
 /// `user_id | stream_pos` → [`AccountDataChange`]: the index `/sync` reads after a token.
-pub const ACCOUNT_DATA_CHANGES: Table<(String, u64), AccountDataChange> = Table::new(17, "account_data_changes");
+pub const ACCOUNT_DATA_CHANGES: Table<(String, u64), AccountDataChange> =
+    Table::new(17, "account_data_changes").marked();
 /// `user_id | filter_id` → filter JSON.
 pub const FILTERS: Table<(String, String), serde_json::Value> = Table::new(18, "filters");
 
@@ -90,7 +103,7 @@ pub const PDUS: Table<u64, serde_json::Value> = Table::new(20, "pdus");
 /// `shorteventid` → [`EventMeta`].
 pub const EVENT_META: Table<u64, EventMeta> = Table::new(21, "event_meta");
 /// `shortroomid | stream_pos` → `shorteventid`: the timeline in stream order.
-pub const ROOM_TIMELINE: Table<(u64, u64), Counter> = Table::new(22, "room_timeline");
+pub const ROOM_TIMELINE: Table<(u64, u64), Counter> = Table::new(22, "room_timeline").marked();
 /// `shortroomid | depth | stream_pos` → `shorteventid`: the timeline in topological order.
 pub const ROOM_TOPOLOGY: Table<(u64, u64, u64), Counter> = Table::new(23, "room_topology");
 /// `state_group` → [`StateGroupRecord`]: state snapshots as deltas on a parent.
@@ -100,15 +113,15 @@ pub const CURRENT_STATE: Table<(u64, u64), Counter> = Table::new(25, "current_st
 /// `room_id | user_id` → [`MembershipRecord`]: room → members.
 pub const ROOM_MEMBERSHIPS: Table<(String, String), MembershipRecord> = Table::new(26, "room_memberships");
 /// `user_id | room_id` → [`MembershipRecord`]: user → rooms.
-pub const USER_MEMBERSHIPS: Table<(String, String), MembershipRecord> = Table::new(27, "user_memberships");
+pub const USER_MEMBERSHIPS: Table<(String, String), MembershipRecord> = Table::new(27, "user_memberships").marked();
 /// `user_id | device_id | scope/txn_id` → `event_id`: idempotent `/send` and `/redact`
 /// (`scope` is the endpoint and its path arguments, as Synapse keys on the request path).
 pub const TXN_IDS: Table<(String, String, String), String> = Table::new(28, "txn_ids");
 /// `parent shorteventid | child shorteventid` → `[rel_type, event_type]` (`m.relates_to`).
-pub const RELATIONS: Table<(u64, u64), serde_json::Value> = Table::new(29, "relations");
+pub const RELATIONS: Table<(u64, u64), serde_json::Value> = Table::new(29, "relations").marked();
 
 /// `shortroomid | root shorteventid` → stream position of the thread's latest reply.
-pub const THREAD_ROOTS: Table<(u64, u64), Counter> = Table::new(30, "thread_roots");
+pub const THREAD_ROOTS: Table<(u64, u64), Counter> = Table::new(30, "thread_roots").marked();
 /// `#alias:server` → `room_id` (local aliases).
 pub const ALIASES: Table<String, String> = Table::new(31, "aliases");
 /// `room_id | #alias:server` → `user_id` of whoever created the alias.
@@ -129,12 +142,13 @@ pub const RECEIPTS: Table<ReceiptKey, ReceiptRecord> = Table::new(36, "receipts"
 pub type ReceiptKey = ((String, String), (String, String));
 /// `room_id | stream_pos` → [`ReceiptChange`]: which receipt changed at that position (one row per
 /// receipt: an update deletes the row at its previous position), for "changed since N".
-pub const RECEIPT_CHANGES: Table<(String, u64), ReceiptChange> = Table::new(37, "receipt_changes");
+pub const RECEIPT_CHANGES: Table<(String, u64), ReceiptChange> = Table::new(37, "receipt_changes").marked();
 /// `user_id` → [`PresenceRecord`]: the user's presence (spec: "Presence").
 pub const PRESENCE: Table<String, PresenceRecord> = Table::new(38, "presence");
 /// `stream_pos` → `user_id` whose presence changed then (one row per user: a change deletes the
-/// row at the previous position), for "changed since N".
-pub const PRESENCE_CHANGES: Table<u64, String> = Table::new(39, "presence_changes");
+/// row at the previous position), for "changed since N". Typed `() | stream_pos` (same bytes):
+/// the whole table is one entity for its write mark.
+pub const PRESENCE_CHANGES: Table<((), u64), String> = Table::new(39, "presence_changes").marked();
 
 /// `user_id | device_id` → the device's `device_keys` object exactly as uploaded
 /// (`POST /keys/upload`; spec: "End-to-End Encryption", "Uploading keys").
@@ -143,17 +157,20 @@ pub const DEVICE_KEYS: Table<(String, String), serde_json::Value> = Table::new(4
 pub type OneTimeKeyKey = ((String, String), (String, u64, String));
 /// [`OneTimeKeyKey`] → the one-time key (a string or a signed key object). The upload's stream
 /// position orders claims oldest first.
-pub const ONE_TIME_KEYS: Table<OneTimeKeyKey, serde_json::Value> = Table::new(41, "one_time_keys");
-/// `user_id | device_id | algorithm` → [`FallbackKeyRecord`]: at most one per algorithm.
-pub const FALLBACK_KEYS: Table<(String, String, String), FallbackKeyRecord> = Table::new(42, "fallback_keys");
+pub const ONE_TIME_KEYS: Table<OneTimeKeyKey, serde_json::Value> = Table::new(41, "one_time_keys").marked();
+/// `(user_id | device_id) | algorithm` → [`FallbackKeyRecord`]: at most one per algorithm.
+pub const FALLBACK_KEYS: Table<((String, String), String), FallbackKeyRecord> =
+    Table::new(42, "fallback_keys").marked();
 /// `stream_pos` → `user_id` whose device list changed then (one row per user: a change deletes
-/// the row at the user's previous position in `device_list_positions`).
-pub const DEVICE_LIST_CHANGES: Table<u64, String> = Table::new(43, "device_list_changes");
+/// the row at the user's previous position in `device_list_positions`). Typed `() | stream_pos`
+/// like `presence_changes`.
+pub const DEVICE_LIST_CHANGES: Table<((), u64), String> = Table::new(43, "device_list_changes").marked();
 /// `user_id` → stream position of the last change to their device list.
 pub const DEVICE_LIST_POSITIONS: Table<String, Counter> = Table::new(44, "device_list_positions");
-/// `user_id | device_id | stream_pos` → `{type, sender, content}`: send-to-device messages
+/// `(user_id | device_id) | stream_pos` → `{type, sender, content}`: send-to-device messages
 /// waiting for the device (deleted once `/sync` acknowledges them).
-pub const TO_DEVICE_INBOX: Table<(String, String, u64), serde_json::Value> = Table::new(45, "to_device_inbox");
+pub const TO_DEVICE_INBOX: Table<((String, String), u64), serde_json::Value> =
+    Table::new(45, "to_device_inbox").marked();
 /// `user_id | device_id | txn_id` → stream position of the sender's `PUT /sendToDevice` with
 /// that transaction ID (idempotency).
 pub const TO_DEVICE_TXNS: Table<(String, String, String), Counter> = Table::new(46, "to_device_txns");

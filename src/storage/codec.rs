@@ -10,8 +10,14 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 
 pub trait KeyCodec: Sized {
+    /// The key's first part (the whole key for a single value): the entity per-entity write
+    /// marks are kept for ([`crate::storage::Storage::mark`]).
+    type Head: KeyCodec;
+
     fn encode_into(&self, out: &mut Vec<u8>);
     fn decode_from(input: &mut &[u8]) -> Result<Self>;
+    /// Encode [`KeyCodec::Head`] only (a prefix of [`KeyCodec::encode_into`]'s output).
+    fn encode_head_into(&self, out: &mut Vec<u8>);
 
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(32);
@@ -29,6 +35,12 @@ pub trait KeyCodec: Sized {
 }
 
 impl KeyCodec for String {
+    type Head = String;
+
+    fn encode_head_into(&self, out: &mut Vec<u8>) {
+        self.encode_into(out);
+    }
+
     fn encode_into(&self, out: &mut Vec<u8>) {
         for &b in self.as_bytes() {
             out.push(b);
@@ -64,6 +76,12 @@ impl KeyCodec for String {
 }
 
 impl KeyCodec for u64 {
+    type Head = u64;
+
+    fn encode_head_into(&self, out: &mut Vec<u8>) {
+        self.encode_into(out);
+    }
+
     fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.to_be_bytes());
     }
@@ -78,6 +96,9 @@ impl KeyCodec for u64 {
 /// The empty prefix: encodes to no bytes, so `scan_from(table, &(), &start, ..)` walks a whole
 /// table from `start` (e.g. a table keyed by stream position alone).
 impl KeyCodec for () {
+    type Head = ();
+
+    fn encode_head_into(&self, _out: &mut Vec<u8>) {}
     fn encode_into(&self, _out: &mut Vec<u8>) {}
     fn decode_from(_input: &mut &[u8]) -> Result<Self> {
         Ok(())
@@ -85,6 +106,12 @@ impl KeyCodec for () {
 }
 
 impl<A: KeyCodec, B: KeyCodec> KeyCodec for (A, B) {
+    type Head = A;
+
+    fn encode_head_into(&self, out: &mut Vec<u8>) {
+        self.0.encode_into(out);
+    }
+
     fn encode_into(&self, out: &mut Vec<u8>) {
         self.0.encode_into(out);
         self.1.encode_into(out);
@@ -95,6 +122,12 @@ impl<A: KeyCodec, B: KeyCodec> KeyCodec for (A, B) {
 }
 
 impl<A: KeyCodec, B: KeyCodec, C: KeyCodec> KeyCodec for (A, B, C) {
+    type Head = A;
+
+    fn encode_head_into(&self, out: &mut Vec<u8>) {
+        self.0.encode_into(out);
+    }
+
     fn encode_into(&self, out: &mut Vec<u8>) {
         self.0.encode_into(out);
         self.1.encode_into(out);

@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod codec;
+pub mod marks;
 pub mod records;
 pub mod stream;
 
@@ -14,7 +15,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rocksdb::{BlockBasedOptions, Cache, DB, Direction, IteratorMode, MergeOperands, Options, WriteBatch};
+use rocksdb::{BlockBasedOptions, Cache, DB, Direction, IteratorMode, MergeOperands, Options, ReadOptions, WriteBatch};
 
 use crate::error::{Context, Error, Result};
 use catalog::Table;
@@ -37,7 +38,15 @@ struct Inner {
     /// Write counters per table (slot `id % 64`), bumped after each committed batch that wrote to
     /// the table: caches of values derived from a table compare them (see [`Storage::generation`]).
     generations: [AtomicU64; GENERATION_SLOTS],
+    /// Per-entity write marks of the `.marked()` tables.
+    marks: marks::Marks,
+    /// [`Storage::last_key`] answers: the raw last key under a head, with the head's mark.
+    last_keys: crate::cache::BoundedCache<Box<[u8]>, (u64, Option<Box<[u8]>>), 100_000>,
+    /// [`Storage::derived`] values by (tagged head, kind), with the head's mark.
+    derived: crate::cache::BoundedCache<(Box<[u8]>, &'static str), (u64, Derived), 100_000>,
 }
+
+type Derived = Arc<dyn std::any::Any + Send + Sync>;
 
 const GENERATION_SLOTS: usize = 64;
 
@@ -51,6 +60,18 @@ const SHORTID_CACHE: usize = 100_000;
 const STREAM_POSITION: &str = "stream_position";
 const SHORTID: &str = "shortid";
 const STATE_GROUP: &str = "state_group";
+
+/// The smallest byte string above every key starting with `prefix` (`None` if there is none).
+fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut out = prefix.to_vec();
+    while let Some(last) = out.pop() {
+        if last < 0xFF {
+            out.push(last + 1);
+            return Some(out);
+        }
+    }
+    None
+}
 
 /// The full key of `key` in `table`: the table's id, then the encoded key.
 fn tagged<K, V>(table: Table<K, V>, key: &[u8]) -> Vec<u8> {
@@ -118,6 +139,9 @@ impl Storage {
             state_group_next,
             shortid_cache: Mutex::default(),
             generations: std::array::from_fn(|_| AtomicU64::new(0)),
+            marks: Default::default(),
+            last_keys: Default::default(),
+            derived: Default::default(),
         };
         Ok(Storage { inner: Arc::new(inner) })
     }
@@ -197,7 +221,7 @@ impl Storage {
     }
 
     pub fn batch(&self) -> Batch<'_> {
-        Batch { storage: self, inner: WriteBatch::default(), held: Vec::new(), touched: 0 }
+        Batch { storage: self, inner: WriteBatch::default(), held: Vec::new(), touched: 0, marks: Vec::new() }
     }
 
     /// How many committed batches have written to `table` (or a table sharing its slot). A value
@@ -205,6 +229,62 @@ impl Storage {
     /// reading the table.
     pub fn generation<K, V>(&self, table: Table<K, V>) -> u64 {
         self.inner.generations[generation_slot(table.id)].load(Ordering::SeqCst)
+    }
+
+    /// The write mark of entity `head` in a `.marked()` table ([`marks`]): a value derived from
+    /// the entity's rows while this stayed the same is still current. Read it *before* the rows.
+    pub fn mark<K: KeyCodec, V>(&self, table: Table<K, V>, head: &K::Head) -> u64 {
+        debug_assert!(table.marked, "{} keeps no write marks", table.name);
+        self.inner.marks.get(&tagged(table, &head.encode()))
+    }
+
+    /// The last key under entity `head` of a `.marked()` table, in key order: for a table keyed
+    /// `entity | stream_pos`, the entity's latest change. One reverse seek, then answered from
+    /// memory while the entity's mark stays the same.
+    pub fn last_key<K: KeyCodec, V>(&self, table: Table<K, V>, head: &K::Head) -> Result<Option<K>> {
+        debug_assert!(table.marked, "{} keeps no write marks", table.name);
+        let prefix = tagged(table, &head.encode());
+        let mark = self.inner.marks.get(&prefix);
+        let raw = match self.inner.last_keys.get(&prefix[..]).filter(|(m, _)| *m == mark) {
+            Some((_, raw)) => raw,
+            None => {
+                let mut opts = ReadOptions::default();
+                opts.set_iterate_lower_bound(prefix.clone());
+                if let Some(upper) = successor(&prefix) {
+                    opts.set_iterate_upper_bound(upper);
+                }
+                let mut iter = self.inner.db.raw_iterator_opt(opts);
+                iter.seek_to_last();
+                let raw = iter.key().map(Box::from);
+                iter.status()?;
+                self.inner.last_keys.insert(prefix.into_boxed_slice(), (mark, raw.clone()));
+                raw
+            }
+        };
+        raw.map(|k| K::decode(&k[2..])).transpose()
+    }
+
+    /// A value `compute`d from the rows of entity `head` in a `.marked()` table (`kind` names
+    /// what is computed), kept in memory while the entity's mark stays the same. For what
+    /// `/sync` reads on every call and rarely changes: a user's rooms, a device's key counts.
+    pub fn derived<K: KeyCodec, V, T: Clone + Send + Sync + 'static>(
+        &self,
+        table: Table<K, V>,
+        head: &K::Head,
+        kind: &'static str,
+        compute: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        debug_assert!(table.marked, "{} keeps no write marks", table.name);
+        let key = (tagged(table, &head.encode()).into_boxed_slice(), kind);
+        let mark = self.inner.marks.get(&key.0);
+        if let Some((_, value)) = self.inner.derived.get(&key).filter(|(m, _)| *m == mark)
+            && let Some(value) = value.downcast_ref::<T>()
+        {
+            return Ok(value.clone());
+        }
+        let value = compute()?;
+        self.inner.derived.insert(key, (mark, Arc::new(value.clone())));
+        Ok(value)
     }
 
     /// The global stream counter (see [`stream`]).
@@ -288,19 +368,30 @@ pub struct Batch<'a> {
     held: Vec<PendingPosition>,
     /// Generation slots of the tables written, one bit each.
     touched: u64,
+    /// Entities of `.marked()` tables written (table id, then the encoded head).
+    marks: Vec<Vec<u8>>,
 }
 
 impl Batch<'_> {
     pub fn put<K: KeyCodec, V: ValueCodec>(&mut self, table: Table<K, V>, key: &K, value: &V) -> Result<()> {
-        self.touched |= 1 << generation_slot(table.id);
+        self.touch(table, key);
         self.inner.put(tagged(table, &key.encode()), value.encode_value());
         Ok(())
     }
 
     pub fn delete<K: KeyCodec, V: ValueCodec>(&mut self, table: Table<K, V>, key: &K) -> Result<()> {
-        self.touched |= 1 << generation_slot(table.id);
+        self.touch(table, key);
         self.inner.delete(tagged(table, &key.encode()));
         Ok(())
+    }
+
+    fn touch<K: KeyCodec, V>(&mut self, table: Table<K, V>, key: &K) {
+        self.touched |= 1 << generation_slot(table.id);
+        if table.marked {
+            let mut entity = table.id.to_be_bytes().to_vec();
+            key.encode_head_into(&mut entity);
+            self.marks.push(entity);
+        }
     }
 
     fn merge_counter(&mut self, name: &str, value: u64) -> Result<()> {
@@ -341,6 +432,9 @@ impl Batch<'_> {
                 if self.touched & (1 << slot) != 0 {
                     generation.fetch_add(1, Ordering::SeqCst);
                 }
+            }
+            if !self.marks.is_empty() {
+                self.storage.inner.marks.record(self.marks);
             }
             written?;
         }
@@ -429,6 +523,30 @@ mod tests {
         assert_eq!(s.generation(catalog::USERS), users, "other tables keep theirs");
         s.batch().commit().unwrap();
         assert_eq!(s.generation(catalog::FILTERS), filters + 1, "an empty batch writes nothing");
+    }
+
+    #[test]
+    fn last_key_follows_the_entitys_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path(), 8).unwrap();
+        let (a, b) = ("@a:x".to_string(), "@b:x".to_string());
+        let change = |pos| records::AccountDataChange { room_id: String::new(), data_type: format!("t{pos}") };
+        let table = catalog::ACCOUNT_DATA_CHANGES;
+        assert_eq!(s.last_key(table, &a).unwrap(), None);
+        let mark_b = s.mark(table, &b);
+        let mut batch = s.batch();
+        batch.put(table, &(a.clone(), 5), &change(5)).unwrap();
+        batch.put(table, &(a.clone(), 300), &change(300)).unwrap();
+        batch.commit().unwrap();
+        assert_eq!(s.last_key(table, &a).unwrap(), Some((a.clone(), 300)), "a cached `None` is not reused");
+        assert_eq!(s.mark(table, &b), mark_b, "another entity's mark stays");
+        assert_eq!(s.last_key(table, &b).unwrap(), None, "keys of the neighbour are not under b");
+        let mut batch = s.batch();
+        batch.delete(table, &(a.clone(), 300)).unwrap();
+        batch.put(table, &(b.clone(), 7), &change(7)).unwrap();
+        batch.commit().unwrap();
+        assert_eq!(s.last_key(table, &a).unwrap(), Some((a.clone(), 5)));
+        assert_eq!(s.last_key(table, &b).unwrap(), Some((b, 7)));
     }
 
     #[test]

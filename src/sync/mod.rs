@@ -9,6 +9,7 @@ pub mod filter;
 pub mod hooks;
 pub mod rooms;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ruma::{RoomId, UserId};
@@ -19,6 +20,7 @@ use crate::rooms::read::ignored_users;
 use crate::rooms::remote_invites;
 use crate::services::{Services, State};
 use crate::storage::catalog::{ACCOUNT_DATA, ACCOUNT_DATA_CHANGES, FORGOTTEN_ROOMS, USER_MEMBERSHIPS};
+use crate::storage::records::MembershipRecord;
 use filter::{SyncFilter, allows_type};
 use rooms::Ctx;
 
@@ -69,6 +71,9 @@ pub fn parse_token(s: &Services, token: &str) -> Result<SyncToken> {
 /// Account data changed in `(since, upto]`: (global events, `(room_id, event)` pairs).
 fn account_data(s: &Services, user: &UserId, since: u64, upto: u64) -> Result<(Vec<Value>, Vec<(String, Value)>)> {
     let key = user.to_string();
+    if since > 0 && s.db.last_key(ACCOUNT_DATA_CHANGES, &key)?.is_none_or(|(_, last)| last <= since) {
+        return Ok((Vec::new(), Vec::new()));
+    }
     let rows =
         s.db.scan_from(ACCOUNT_DATA_CHANGES, &key, &(key.clone(), since.saturating_add(1)), false, usize::MAX)?;
     let (mut global, mut per_room) = (Vec::new(), Vec::new());
@@ -88,6 +93,13 @@ fn account_data(s: &Services, user: &UserId, since: u64, upto: u64) -> Result<(V
         }
     }
     Ok((global, per_room))
+}
+
+/// The user's rows of `user_memberships` (every room they are or were in), kept in memory while
+/// they do not change.
+fn rooms_of(s: &Services, user: &UserId) -> Result<Arc<Vec<((String, String), MembershipRecord)>>> {
+    let key = user.to_string();
+    s.db.derived(USER_MEMBERSHIPS, &key, "rooms", || Ok(Arc::new(s.db.scan_prefix(USER_MEMBERSHIPS, &key)?)))
 }
 
 /// One sync response for `(since, upto]` and whether it holds anything new.
@@ -117,8 +129,8 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
     );
 
     let (mut join, mut invite, mut leave, mut knock) = (Map::new(), Map::new(), Map::new(), Map::new());
-    let memberships = s.db.scan_prefix(USER_MEMBERSHIPS, &user.to_string())?;
-    for ((_, room), m) in &memberships {
+    let memberships = rooms_of(s, user)?;
+    for ((_, room), m) in memberships.iter() {
         let (room, m) = (room.clone(), m);
         if !req.filter.wants_room(&room) {
             continue;

@@ -51,6 +51,11 @@ fn timeline(
     upto: u64,
     membership: Option<&str>,
 ) -> Result<(Vec<StoredEvent>, bool)> {
+    // Most rooms of a user with many saw nothing new: the timeline's last key, kept in memory,
+    // says so without a scan.
+    if c.s.db.last_key(ROOM_TIMELINE, &shortroomid)?.is_none_or(|(_, last)| last <= after) {
+        return Ok((Vec::new(), false));
+    }
     if after > 0
         && let Some(found) = timeline_forward(c, shortroomid, after, upto, membership)?
     {

@@ -70,7 +70,7 @@ fn follow(s: &Services, reached: Option<u64>) -> Result<u64> {
         return Ok(from);
     }
     let mut found = false;
-    for (pos, user) in s.db.scan_from(PRESENCE_CHANGES, &(), &(from + 1), false, usize::MAX)? {
+    for (((), pos), user) in s.db.scan_from(PRESENCE_CHANGES, &(), &((), from + 1), false, usize::MAX)? {
         if pos > upto {
             break;
         }
@@ -80,7 +80,7 @@ fn follow(s: &Services, reached: Option<u64>) -> Result<u64> {
             _ => {}
         }
     }
-    for (pos, user) in s.db.scan_from(DEVICE_LIST_CHANGES, &(), &(from + 1), false, usize::MAX)? {
+    for (((), pos), user) in s.db.scan_from(DEVICE_LIST_CHANGES, &(), &((), from + 1), false, usize::MAX)? {
         if pos > upto {
             break;
         }
