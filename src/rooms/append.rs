@@ -58,9 +58,9 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
     let db = &s.db;
     let room_id = pdu.room()?;
     let shortroomid = short::room(db, &room_id)?;
-    let sid = short::event(db, &pdu.event_id)?;
     let pos = db.stream().allocate();
     let mut batch = db.batch();
+    let sid = short::event_in(&mut batch, &pdu.event_id)?;
 
     let (state_before, state_after, this_key) = state_groups(s, &mut batch, ctx, pdu, sid, true)?;
 
@@ -144,7 +144,10 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
         StateBefore::Group(g) if on_head && old_current == Some(g) => Some((state_after, this_key.map(|k| (k, sid)))),
         _ => None,
     };
-    refresh_current_state(s, &room_id, hint, pos.pos())?;
+    // A message on the head leaves the current state as the batch above wrote it.
+    if !matches!(hint, Some((group, None)) if Some(group) == old_current) {
+        refresh_current_state(s, &room_id, hint, pos.pos())?;
+    }
     crate::federation::sender::fanout::event_appended(s, pdu, pos.pos());
     Ok(())
 }

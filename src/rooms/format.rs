@@ -48,11 +48,8 @@ pub fn client_event_plain(s: &Services, ev: &StoredEvent, viewer: Option<Viewer<
     }
     if let (Some(v), true) = (viewer, placed) {
         // The requesting user's membership at the event (spec v1.11, MSC4115).
-        let at = state::load(&s.db, &s.state_cache, ev.meta.state_after)?;
-        let membership = state_event(s, &at, "m.room.member", v.user_id.as_str())?
-            .and_then(|m| m.pdu.content_value().get("membership").and_then(Value::as_str).map(str::to_owned))
-            .unwrap_or_else(|| "leave".into());
-        unsigned.insert("membership".into(), json!(membership));
+        let membership = super::read::membership_at(s, v.user_id, ev.meta.state_after)?;
+        unsigned.insert("membership".into(), json!(membership.as_deref().unwrap_or("leave")));
     }
     if let Some(by) = &ev.meta.redacted_by {
         if let Some(redaction) = ruma::EventId::parse(by).ok().and_then(|id| load(s, &id).ok().flatten()) {
@@ -66,14 +63,15 @@ pub fn client_event_plain(s: &Services, ev: &StoredEvent, viewer: Option<Viewer<
 /// The client fields of an event without `unsigned`.
 pub fn bare(ev: &StoredEvent) -> Result<Value> {
     let j = &ev.json;
-    let mut out = json!({
-        "event_id": ev.meta.event_id,
-        "room_id": ev.pdu.room()?,
-        "sender": ev.pdu.sender,
-        "type": ev.pdu.kind.to_string(),
-        "origin_server_ts": j.get("origin_server_ts").cloned().unwrap_or(json!(0)),
-        "content": j.get("content").cloned().unwrap_or_else(|| json!({})),
-    });
+    // Built field by field: `json!` would copy the content a second time.
+    let mut out = Map::new();
+    out.insert("event_id".into(), Value::String(ev.meta.event_id.clone()));
+    out.insert("room_id".into(), Value::String(ev.pdu.room()?.to_string()));
+    out.insert("sender".into(), Value::String(ev.pdu.sender.to_string()));
+    out.insert("type".into(), Value::String(ev.pdu.kind.to_string()));
+    out.insert("origin_server_ts".into(), j.get("origin_server_ts").cloned().unwrap_or(json!(0)));
+    out.insert("content".into(), j.get("content").cloned().unwrap_or_else(|| json!({})));
+    let mut out = Value::Object(out);
     if let Some(key) = &ev.pdu.state_key {
         out["state_key"] = json!(key);
     }

@@ -165,6 +165,11 @@ fn visibility_at(s: &Services, viewer: &UserId, group: u64) -> Result<Visibility
     Ok(found)
 }
 
+/// The viewer's membership at state group `group` (`None`: never in the room then).
+pub fn membership_at(s: &Services, viewer: &UserId, group: u64) -> Result<Option<Arc<str>>> {
+    Ok(visibility_at(s, viewer, group)?.membership)
+}
+
 /// May `viewer` see `ev`? (spec: "History visibility"; evaluated at the event).
 pub fn can_see(s: &Services, viewer: &UserId, ev: &StoredEvent, current: Option<&str>) -> Result<bool> {
     if ev.pdu.kind.to_string() == "m.room.member" && ev.pdu.state_key.as_deref() == Some(viewer.as_str()) {

@@ -4,7 +4,7 @@
 use ruma::{EventId, OwnedEventId, RoomId};
 
 use crate::error::{Error, Result};
-use crate::storage::Storage;
+use crate::storage::{Batch, Storage};
 
 fn statekey_string(kind: &str, state_key: &str) -> String {
     // JSON makes the pair unambiguous whatever characters either part holds.
@@ -17,6 +17,11 @@ pub fn room(db: &Storage, room_id: &RoomId) -> Result<u64> {
 
 pub fn event(db: &Storage, event_id: &EventId) -> Result<u64> {
     db.get_or_create_shortid(&format!("e{event_id}"))
+}
+
+/// [`event`] allocated in `batch` (for the event being appended: see [`Batch::shortid`]).
+pub fn event_in(batch: &mut Batch<'_>, event_id: &EventId) -> Result<u64> {
+    batch.shortid(&format!("e{event_id}"))
 }
 
 /// The short id of a known event, without allocating.

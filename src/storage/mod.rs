@@ -401,6 +401,20 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// The short id of `long`, allocated in this batch when it has none: it exists once the batch
+    /// commits, saving a write of its own. Only for identifiers nothing else can be allocating
+    /// meanwhile, such as the ID of an event being appended under its room's lock.
+    pub fn shortid(&mut self, long: &str) -> Result<u64> {
+        if let Some(id) = self.storage.shortid(long)? {
+            return Ok(id);
+        }
+        let id = self.storage.inner.shortid_next.fetch_add(1, Ordering::SeqCst);
+        self.put(catalog::SHORTIDS, &long.to_string(), &Counter(id))?;
+        self.put(catalog::SHORTID_STRINGS, &id, &long.to_string())?;
+        self.merge_counter(SHORTID, id)?;
+        Ok(id)
+    }
+
     /// Record that this batch writes state group `id` (persists the counter's high mark).
     pub fn state_group(&mut self, id: u64) -> Result<()> {
         self.merge_counter(STATE_GROUP, id)

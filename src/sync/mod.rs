@@ -102,6 +102,12 @@ fn rooms_of(s: &Services, user: &UserId) -> Result<Arc<Vec<((String, String), Me
     s.db.derived(USER_MEMBERSHIPS, &key, "rooms", || Ok(Arc::new(s.db.scan_prefix(USER_MEMBERSHIPS, &key)?)))
 }
 
+/// A JSON object of `fields`, moved in (`json!` copies every value it is given, which for the
+/// sections of a sync response is most of the work of building it).
+pub(crate) fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
 /// One sync response for `(since, upto]` and whether it holds anything new.
 pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upto: u64) -> Result<(Value, bool)> {
     let since = req.since.map_or(0, |t| t.pos);
@@ -206,16 +212,18 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
         && to_device_reached >= upto
         && changed.is_empty()
         && left.is_empty());
-    let response = json!({
-        "next_batch": SyncToken { pos: upto, to_device: to_device_reached }.encode(),
-        "rooms": { "join": join, "invite": invite, "leave": leave, "knock": knock },
-        "account_data": { "events": global_data },
-        "presence": { "events": presence },
-        "to_device": { "events": to_device },
-        "device_lists": { "changed": changed, "left": left },
-        "device_one_time_keys_count": hooks::one_time_key_counts(s, user, device_id)?,
-        "device_unused_fallback_key_types": hooks::unused_fallback_key_types(s, user, device_id)?,
-    });
+    let events = |events: Vec<Value>| object([("events", Value::Array(events))]);
+    let rooms = [("join", join), ("invite", invite), ("leave", leave), ("knock", knock)];
+    let response = object([
+        ("next_batch", json!(SyncToken { pos: upto, to_device: to_device_reached }.encode())),
+        ("rooms", object(rooms.map(|(k, v)| (k, Value::Object(v))))),
+        ("account_data", events(global_data)),
+        ("presence", events(presence)),
+        ("to_device", events(to_device)),
+        ("device_lists", json!({ "changed": changed, "left": left })),
+        ("device_one_time_keys_count", json!(hooks::one_time_key_counts(s, user, device_id)?)),
+        ("device_unused_fallback_key_types", json!(hooks::unused_fallback_key_types(s, user, device_id)?)),
+    ]);
     Ok((response, has_data))
 }
 

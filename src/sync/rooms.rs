@@ -7,7 +7,7 @@ use ruma::{RoomId, UserId};
 use serde_json::{Map, Value, json};
 
 use super::filter::{SyncFilter, allows_type};
-use super::hooks;
+use super::{hooks, object};
 use crate::ephemeral::unread::Joined;
 use crate::error::Result;
 use crate::rooms::format::{Viewer, client_event, stripped};
@@ -218,13 +218,19 @@ pub fn room(
         None => format!("s{upto}"),
     };
     let members_changed = events.iter().chain(&state).any(|e| e.pdu.kind.to_string() == "m.room.member");
-    let mut out = json!({
-        "timeline": { "events": events.iter().map(|e| c.format(e)).collect::<Result<Vec<_>>>()?, "limited": limited, "prev_batch": prev_batch },
-        "state": { "events": state.iter().map(|e| c.format(e)).collect::<Result<Vec<_>>>()? },
-        "account_data": { "events": account_data },
-    });
+    let formatted = |events: &[StoredEvent]| events.iter().map(|e| c.format(e)).collect::<Result<Vec<_>>>();
+    let timeline = object([
+        ("events", Value::Array(formatted(&events)?)),
+        ("limited", Value::Bool(limited)),
+        ("prev_batch", Value::String(prev_batch)),
+    ]);
+    let mut out = object([
+        ("timeline", timeline),
+        ("state", object([("events", Value::Array(formatted(&state)?))])),
+        ("account_data", object([("events", Value::Array(account_data))])),
+    ]);
     if !left {
-        out["ephemeral"] = json!({ "events": ephemeral });
+        out["ephemeral"] = object([("events", Value::Array(ephemeral))]);
         let joined = Joined { record: &record, joined_at: m.stream_pos, ignored: c.ignored.clone() };
         let (mut unread, threads) = hooks::unread_counts(c.s, room_id, c.user, joined)?;
         if c.filter.unread_thread_notifications {
