@@ -81,7 +81,8 @@ struct Session {
 }
 
 fn frame(v: Value) -> Message {
-    Message::Text(v.to_string().into())
+    // `to_string` writes straight into a buffer (`Display` goes through a formatter per token).
+    Message::Text(serde_json::to_string(&v).unwrap_or_default().into())
 }
 
 fn close(code: u16, reason: &str) -> Message {
@@ -207,7 +208,11 @@ impl Session {
                     set_presence: None,
                 }));
                 if has_data || first {
-                    return self.socket.send(frame(json!({ "type": "sync", "data": response }))).await.is_ok();
+                    return self
+                        .socket
+                        .send(frame(crate::sync::object([("type", json!("sync")), ("data", response)])))
+                        .await
+                        .is_ok();
                 }
                 true
             }
