@@ -141,6 +141,8 @@ impl Session {
         loop {
             if dirty && self.sync.is_some() {
                 dirty = false;
+                // As `/sync` does: ready tasks first, so concurrent writes share one frame.
+                tokio::task::yield_now().await;
                 if !self.push().await {
                     return;
                 }
