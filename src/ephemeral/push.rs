@@ -6,16 +6,17 @@
 //! `.m.rule.contains_user_name`, `.m.rule.roomnotif`) that clients which do not send `m.mentions`
 //! still rely on. ruma skips those for events that carry `m.mentions`, as the spec says.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use ruma::events::AnySyncTimelineEvent;
 use ruma::power_levels::NotificationPowerLevels;
 use ruma::push::{
-    Action, ConditionalPushRule, FlattenedJson, PatternedPushRule, PushConditionPowerLevelsCtx, PushConditionRoomCtx,
-    Ruleset,
+    Action, AnyPushRule, ConditionalPushRule, FlattenedJson, PatternedPushRule, PushCondition,
+    PushConditionPowerLevelsCtx, PushConditionRoomCtx, Ruleset,
 };
 use ruma::room_version_rules::RoomPowerLevelsRules;
 use ruma::serde::Raw;
@@ -36,8 +37,13 @@ pub struct Outcome {
 
 /// The user's rules and the room context they are evaluated in.
 pub struct Evaluator {
-    rules: Ruleset,
+    /// The rules in evaluation order.
+    rules: Vec<AnyPushRule>,
     ctx: PushConditionRoomCtx,
+    /// Per event type, the positions in `rules` of the rules that can apply to it: enabled, and
+    /// not tied to another type by an exact `event_match` on `type`. Most default rules are for
+    /// one type (members, tombstones, calls...), so a message is checked against a third of them.
+    candidates: Mutex<HashMap<String, Arc<[usize]>>>,
 }
 
 impl Evaluator {
@@ -56,7 +62,23 @@ impl Evaluator {
             display_name,
         );
         ctx.power_levels = Some(power_levels(s, room_id)?);
-        Ok(Evaluator { rules: default_rules(user_id), ctx })
+        let rules = default_rules(user_id).iter().map(|r| r.to_owned()).collect();
+        Ok(Evaluator { rules, ctx, candidates: Mutex::default() })
+    }
+
+    fn candidates(&self, kind: &str) -> Arc<[usize]> {
+        let mut cache = super::lock(&self.candidates);
+        if let Some(found) = cache.get(kind) {
+            return found.clone();
+        }
+        let kind_lower = kind.to_lowercase();
+        let found: Arc<[usize]> =
+            self.rules.iter().enumerate().filter(|(_, r)| may_apply(r, &kind_lower)).map(|(i, _)| i).collect();
+        // Event types are few; a room full of odd ones only costs this map its entries.
+        if cache.len() < 256 {
+            cache.insert(kind.to_owned(), found.clone());
+        }
+        found
     }
 
     /// The outcome for an event flattened with [`flatten`]: the actions of the first rule that
@@ -65,14 +87,35 @@ impl Evaluator {
         if event.get_str("sender").is_some_and(|sender| sender == self.ctx.user_id.as_str()) {
             return Outcome::default();
         }
+        let candidates = self.candidates(event.get_str("type").unwrap_or_default());
         // Nothing in the default rules awaits (no thread subscriptions): the futures are ready.
-        let rule = self.rules.iter().find(|rule| ready(rule.applies(event, &self.ctx)).unwrap_or(false));
+        let rule = candidates
+            .iter()
+            .map(|&i| &self.rules[i])
+            .find(|rule| ready(rule.applies(event, &self.ctx)).unwrap_or(false));
         let actions = rule.map(|r| r.actions()).unwrap_or_default();
         Outcome {
             notify: actions.iter().any(Action::should_notify),
             highlight: actions.iter().any(Action::is_highlight),
         }
     }
+}
+
+/// Whether `rule` can apply to an event of type `kind_lower` (lowercased): it is enabled and no
+/// exact `event_match` on `type` names another type. `event_match` compares case-insensitively
+/// and, without `*` or `?` in the pattern, whole values (spec: "Conditions").
+fn may_apply(rule: &AnyPushRule, kind_lower: &str) -> bool {
+    let conditions = match rule {
+        AnyPushRule::Override(r) | AnyPushRule::Underride(r) => &r.conditions,
+        _ => return rule.enabled(),
+    };
+    rule.enabled()
+        && conditions.iter().all(|c| match c {
+            PushCondition::EventMatch(m) if m.key == "type" && !m.pattern.contains(['*', '?']) => {
+                m.pattern.to_lowercase() == kind_lower
+            }
+            _ => true,
+        })
 }
 
 /// An event as the push rules see it (dotted keys to values).
@@ -171,4 +214,50 @@ fn power_levels(s: &Services, room_id: &RoomId) -> Result<PushConditionPowerLeve
     }
     let pl_rules = RoomPowerLevelsRules::new(&rules.authorization, creators);
     Ok(PushConditionPowerLevelsCtx::new(users, users_default, notifications, pl_rules))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat(event: Value) -> FlattenedJson {
+        let raw = serde_json::value::to_raw_value(&event).unwrap();
+        FlattenedJson::from_raw(&Raw::<AnySyncTimelineEvent>::from_json(raw))
+    }
+
+    #[test]
+    fn candidates_by_type_give_the_full_rulesets_answer() {
+        let user = ruma::user_id!("@alice:x");
+        let ruleset = default_rules(user);
+        let all: Vec<AnyPushRule> = ruleset.iter().map(|r| r.to_owned()).collect();
+        let room = ruma::room_id!("!r:x").to_owned();
+        let ctx = PushConditionRoomCtx::new(room, UInt::from(2u32), user.to_owned(), "Alice".into());
+        let eval = Evaluator { rules: all.clone(), ctx: ctx.clone(), candidates: Mutex::default() };
+        let message = eval.candidates("m.room.message");
+        let ids: Vec<&str> = message.iter().map(|&i| all[i].rule_id()).collect();
+        assert!(ids.contains(&".m.rule.message") && ids.contains(&".m.rule.contains_display_name"));
+        assert!(!ids.contains(&".m.rule.member_event") && !ids.contains(&".m.rule.master"), "{ids:?}");
+        assert!(message.len() < all.len() / 2 + 4, "{} of {}", message.len(), all.len());
+
+        let events = [
+            json!({ "type": "m.room.message", "sender": "@bob:x", "content": { "msgtype": "m.text", "body": "hi" } }),
+            json!({ "type": "m.room.message", "sender": "@bob:x", "content": { "msgtype": "m.text", "body": "hi Alice" } }),
+            json!({ "type": "m.room.message", "sender": "@bob:x", "content": { "msgtype": "m.notice", "body": "bot" } }),
+            json!({ "type": "m.room.message", "sender": "@bob:x", "content": { "body": "@room", "msgtype": "m.text" } }),
+            json!({ "type": "m.room.member", "sender": "@bob:x", "state_key": "@alice:x", "content": { "membership": "invite" } }),
+            json!({ "type": "m.room.tombstone", "sender": "@bob:x", "state_key": "", "content": { "body": "moved" } }),
+            json!({ "type": "m.reaction", "sender": "@bob:x", "content": {} }),
+            json!({ "type": "m.room.encrypted", "sender": "@bob:x", "content": {} }),
+            json!({ "type": "m.call.invite", "sender": "@bob:x", "content": {} }),
+            json!({ "type": "M.Room.Message", "sender": "@bob:x", "content": { "msgtype": "m.text", "body": "x" } }),
+        ];
+        for event in events {
+            let f = flat(event.clone());
+            let full = all.iter().find(|r| ready(r.applies(&f, &ctx)).unwrap_or(false)).map(|r| r.rule_id());
+            let kind = f.get_str("type").unwrap_or_default().to_owned();
+            let fast =
+                eval.candidates(&kind).iter().map(|&i| &all[i]).find(|r| ready(r.applies(&f, &ctx)).unwrap_or(false));
+            assert_eq!(fast.map(|r| r.rule_id()), full, "{event}");
+        }
+    }
 }
