@@ -1212,7 +1212,8 @@ def document(p: argparse.Namespace, info: dict, tables: str) -> str:
             "SQLite `PRAGMA synchronous = NORMAL` (no fsync per commit, like Trellis's RocksDB WAL; "
             "see below)" if info.get("sync_normal") else ""),
         f"- **Harness:** Python {platform.python_version()}, aiohttp {pkg_version('aiohttp')}, websockets "
-        f"{pkg_version('websockets')}{', uvloop ' + pkg_version('uvloop') if uvloop else ''}; one asyncio process",
+        f"{pkg_version('websockets')}{', uvloop ' + pkg_version('uvloop') if uvloop else ''}; one asyncio process; "
+        "sends and `/sync` long-polls on a minimal HTTP/1.1 keep-alive client (`Http1`), the rest on aiohttp",
         f"- **Parameters:** {p.users} users in one room; {p.senders} closed-loop senders × {p.messages} messages; "
         f"{p.receivers} receivers (long-poll `/sync`, timeout 30000, incremental, filter: this room, timeline "
         f"limit {p.timeline_limit}, no presence/ephemeral/account data); fixed rate {p.rate:g} messages/s for "
@@ -1242,7 +1243,9 @@ def document(p: argparse.Namespace, info: dict, tables: str) -> str:
         "- The harness is one Python process on the same two cores as the server. In the closed-loop",
         "  phases its CPU (the \"Harness CPU per message\" row) competes with the server's, so send",
         "  throughput and delivery latency there are bounded by the harness as much as by the server;",
-        "  server CPU per message and the fixed-rate phase are the figures least affected by it.",
+        "  server CPU per message and the fixed-rate phase are the figures least affected by it. Sends",
+        "  and long-polls use a minimal HTTP/1.1 client (`bench/README.md`): with aiohttp, ~0.15 ms of",
+        "  harness CPU per request sat inside the delivery latencies (about 2 ms of the fixed-rate p99).",
         "- In the closed loop a sync response carries every message that arrived since the receiver's",
         "  previous one, so CPU per message also depends on how many responses each message took (the",
         "  \"Sync responses received\" row): a server that answers sooner sends more, smaller responses.",
