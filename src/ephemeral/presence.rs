@@ -147,7 +147,7 @@ pub fn presence_since(s: &Services, viewer: &UserId, since: u64, upto: u64) -> R
     let mut users: BTreeSet<OwnedUserId> = BTreeSet::new();
     if since == 0 {
         users = shared_users(s, viewer)?;
-    } else if s.db.last_key(PRESENCE_CHANGES, &())?.is_some_and(|((), last)| last > since) {
+    } else if s.db.latest_position(PRESENCE_CHANGES, &())? > since {
         let mut changed = Vec::new();
         for (((), pos), user) in s.db.scan_from(PRESENCE_CHANGES, &(), &((), since + 1), false, usize::MAX)? {
             if pos > upto {

@@ -167,7 +167,7 @@ pub fn receipts_since(s: &Services, room_id: &RoomId, viewer: &UserId, since: u6
             rows.insert((kind, user, thread), r);
         }
     } else {
-        if s.db.last_key(RECEIPT_CHANGES, &room)?.is_none_or(|(_, last)| last <= since) {
+        if s.db.latest_position(RECEIPT_CHANGES, &room)? <= since {
             return Ok(None);
         }
         for ((_, pos), c) in s.db.scan_from(RECEIPT_CHANGES, &room, &(room.clone(), since + 1), false, usize::MAX)? {

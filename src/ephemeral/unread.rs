@@ -109,7 +109,7 @@ pub fn unread_counts_joined(
     let cached = lock(&s.ephemeral.unread.main).get(&key).copied().filter(|c| c.base == base);
     let mut main = cached.unwrap_or(Counted { base, upto: base, notify: 0, highlight: 0 });
     let start = (shortroomid, main.upto + 1);
-    let grew = s.db.last_key(ROOM_TIMELINE, &shortroomid)?.is_some_and(|(_, last)| last > main.upto);
+    let grew = s.db.latest_position(ROOM_TIMELINE, &shortroomid)? > main.upto;
     let rows = if grew { s.db.scan_from(ROOM_TIMELINE, &shortroomid, &start, false, usize::MAX)? } else { Vec::new() };
     for ((_, pos), Counter(event)) in rows {
         main.upto = pos;

@@ -77,7 +77,7 @@ pub fn device_list_changes_in(
     }
     let in_window = |pos: u64| pos > since && pos <= upto;
     let mut device_changes = BTreeSet::new();
-    if s.db.last_key(DEVICE_LIST_CHANGES, &())?.is_some_and(|((), last)| last > since) {
+    if s.db.latest_position(DEVICE_LIST_CHANGES, &())? > since {
         for (((), pos), changed) in s.db.scan_from(DEVICE_LIST_CHANGES, &(), &((), since + 1), false, usize::MAX)? {
             if pos > upto {
                 break;

@@ -89,7 +89,7 @@ pub fn to_device_page(
     }
     let prefix = (user.to_string(), device.to_string());
     // Most syncs find the inbox unchanged: its last key, kept in memory, says so without a scan.
-    if s.db.last_key(TO_DEVICE_INBOX, &prefix)?.is_none_or(|(_, last)| last <= since) {
+    if s.db.latest_position(TO_DEVICE_INBOX, &prefix)? <= since {
         return Ok((Vec::new(), upto));
     }
     let start = (prefix.clone(), since + 1);
@@ -117,7 +117,7 @@ pub fn to_device_since(s: &Services, user: &UserId, device: &DeviceId, since: u6
 /// syncing from a token at `upto` (spec: "the server should delete messages once delivered").
 pub fn ack_to_device(s: &Services, user: &UserId, device: &DeviceId, upto: u64) -> Result<()> {
     let prefix = (user.to_string(), device.to_string());
-    if s.db.last_key(TO_DEVICE_INBOX, &prefix)?.is_none() {
+    if s.db.latest_position(TO_DEVICE_INBOX, &prefix)? == 0 {
         return Ok(());
     }
     let mut from = 0;

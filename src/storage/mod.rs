@@ -287,6 +287,13 @@ impl Storage {
         Ok(value)
     }
 
+    /// The latest stream position under entity `head` of a `.marked()` table keyed
+    /// `head | stream_pos` (0, below every position, when there is none): whether anything
+    /// happened there after a token, without a scan while the entity's mark holds.
+    pub fn latest_position<H: KeyCodec, V>(&self, table: Table<(H, u64), V>, head: &H) -> Result<u64> {
+        Ok(self.last_key(table, head)?.map_or(0, |(_, pos)| pos))
+    }
+
     /// The global stream counter (see [`stream`]).
     pub fn stream(&self) -> &Arc<StreamCounter> {
         &self.inner.stream
@@ -547,6 +554,7 @@ mod tests {
         let change = |pos| records::AccountDataChange { room_id: String::new(), data_type: format!("t{pos}") };
         let table = catalog::ACCOUNT_DATA_CHANGES;
         assert_eq!(s.last_key(table, &a).unwrap(), None);
+        assert_eq!(s.latest_position(table, &a).unwrap(), 0, "nothing yet: below every position");
         let mark_b = s.mark(table, &b);
         let mut batch = s.batch();
         batch.put(table, &(a.clone(), 5), &change(5)).unwrap();
@@ -560,6 +568,7 @@ mod tests {
         batch.put(table, &(b.clone(), 7), &change(7)).unwrap();
         batch.commit().unwrap();
         assert_eq!(s.last_key(table, &a).unwrap(), Some((a.clone(), 5)));
+        assert_eq!(s.latest_position(table, &a).unwrap(), 5);
         assert_eq!(s.last_key(table, &b).unwrap(), Some((b, 7)));
     }
 

@@ -71,7 +71,7 @@ pub fn parse_token(s: &Services, token: &str) -> Result<SyncToken> {
 /// Account data changed in `(since, upto]`: (global events, `(room_id, event)` pairs).
 fn account_data(s: &Services, user: &UserId, since: u64, upto: u64) -> Result<(Vec<Value>, Vec<(String, Value)>)> {
     let key = user.to_string();
-    if since > 0 && s.db.last_key(ACCOUNT_DATA_CHANGES, &key)?.is_none_or(|(_, last)| last <= since) {
+    if since > 0 && s.db.latest_position(ACCOUNT_DATA_CHANGES, &key)? <= since {
         return Ok((Vec::new(), Vec::new()));
     }
     let rows =

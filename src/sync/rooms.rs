@@ -53,7 +53,7 @@ fn timeline(
 ) -> Result<(Vec<StoredEvent>, bool)> {
     // Most rooms of a user with many saw nothing new: the timeline's last key, kept in memory,
     // says so without a scan.
-    if c.s.db.last_key(ROOM_TIMELINE, &shortroomid)?.is_none_or(|(_, last)| last <= after) {
+    if c.s.db.latest_position(ROOM_TIMELINE, &shortroomid)? <= after {
         return Ok((Vec::new(), false));
     }
     if after > 0
