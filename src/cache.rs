@@ -1,8 +1,9 @@
 //! The in-memory caches' one shape: a map behind a mutex that starts over when it reaches its
 //! bound (what is cached is cheap to read again; no eviction bookkeeping on the hot path).
 //!
-//! A value derived from tables that change is stored with the tables' write generations
-//! ([`crate::storage::Storage::generation`], read *before* the tables) and used only while they
+//! A value derived from tables that change is stored with the write marks of the entities it was
+//! read from ([`crate::storage::Storage::mark`]) or the tables' write generations
+//! ([`crate::storage::Storage::generation`]), read *before* the rows, and used only while they
 //! are unchanged.
 
 use std::borrow::Borrow;

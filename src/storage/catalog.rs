@@ -70,17 +70,17 @@ pub const SHORTIDS: Table<String, Counter> = Table::new(5, "shortids");
 /// Short numeric id → long identifier.
 pub const SHORTID_STRINGS: Table<u64, String> = Table::new(6, "shortid_strings");
 /// `user_id` → [`UserRecord`].
-pub const USERS: Table<String, UserRecord> = Table::new(7, "users");
+pub const USERS: Table<String, UserRecord> = Table::new(7, "users").marked();
 /// `medium | address` (address lowercased) → `user_id`.
 pub const THREEPIDS: Table<(String, String), String> = Table::new(8, "threepids");
 /// `user_id | medium | address` → `added_ts` (the reverse of `threepids`).
 pub const USER_THREEPIDS: Table<(String, String, String), serde_json::Value> = Table::new(9, "user_threepids");
 /// `user_id | device_id` → [`DeviceRecord`].
-pub const DEVICES: Table<(String, String), DeviceRecord> = Table::new(10, "devices");
+pub const DEVICES: Table<(String, String), DeviceRecord> = Table::new(10, "devices").marked();
 /// `user_id | device_id` → [`LastSeenRecord`] (written as the device makes requests).
 pub const DEVICE_LAST_SEEN: Table<(String, String), LastSeenRecord> = Table::new(11, "device_last_seen");
 /// `sha256(access_token)` → [`AccessTokenRecord`].
-pub const ACCESS_TOKENS: Table<String, AccessTokenRecord> = Table::new(12, "access_tokens");
+pub const ACCESS_TOKENS: Table<String, AccessTokenRecord> = Table::new(12, "access_tokens").marked();
 /// `sha256(refresh_token)` → [`RefreshTokenRecord`].
 pub const REFRESH_TOKENS: Table<String, RefreshTokenRecord> = Table::new(13, "refresh_tokens");
 /// `sha256(login_token)` → [`LoginTokenRecord`].

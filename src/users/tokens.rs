@@ -29,26 +29,38 @@ pub struct Auth {
 
 /// Resolve an access token: unknown or revoked → `M_UNKNOWN_TOKEN`; expired → the same with
 /// `soft_logout: true` (the client may refresh). Answers come from [`AuthCache`] while no write
-/// has touched the tables they were read from.
+/// has touched the rows they were read from.
 pub fn authenticate(s: &Services, token: &str) -> Result<Auth> {
     let token_hash = hash(token);
-    let generations = [s.db.generation(ACCESS_TOKENS), s.db.generation(USERS), s.db.generation(DEVICES)];
-    if let Some(c) = s.auth_cache.get(&token_hash).filter(|c| c.generations == generations) {
+    if let Some(c) = s.auth_cache.get(&token_hash).filter(|c| c.marks == marks(s, &token_hash, &c.auth.user_id)) {
         return check_expiry(c.expires_at).map(|()| c.auth);
     }
-    let (auth, expires_at) = authenticate_uncached(&s.db, &token_hash)?;
-    s.auth_cache.insert(token_hash, CachedAuth { generations, auth: auth.clone(), expires_at });
+    let unknown = || Error::new(ErrorKind::UnknownToken { soft_logout: false }, "Unknown access token");
+    // Each write mark is read before the rows it covers (see `storage::marks`).
+    let token_mark = s.db.mark(ACCESS_TOKENS, &token_hash);
+    let record = s.db.get(ACCESS_TOKENS, &token_hash)?.ok_or_else(unknown)?;
+    let user_id = UserId::parse(&record.user_id).map_err(|_| unknown())?;
+    let owner_marks = marks(s, &token_hash, &user_id);
+    let (auth, expires_at) = resolve(&s.db, &token_hash, record)?;
+    let marks = [token_mark, owner_marks[1], owner_marks[2]];
+    s.auth_cache.insert(token_hash, CachedAuth { marks, auth: auth.clone(), expires_at });
     check_expiry(expires_at).map(|()| auth)
 }
 
-/// Tokens recently resolved, by hash, with the write generations of `access_tokens`, `users` and
-/// `devices` they were read at: any write to those tables (a logout, a deleted device, a
-/// deactivation, a new token) makes every entry stale.
+/// The write marks of the token's row, its owner's account and its owner's devices.
+fn marks(s: &Services, token_hash: &str, user_id: &UserId) -> [u64; 3] {
+    let (token, user) = (token_hash.to_owned(), user_id.to_string());
+    [s.db.mark(ACCESS_TOKENS, &token), s.db.mark(USERS, &user), s.db.mark(DEVICES, &user)]
+}
+
+/// Tokens recently resolved, by hash, with the write marks of the rows they were read from
+/// (the token, its owner's account and devices): a logout, a deleted device or a deactivation
+/// makes the owner's entries stale, and nobody else's.
 pub type AuthCache = BoundedCache<String, CachedAuth, 100_000>;
 
 #[derive(Clone)]
 pub struct CachedAuth {
-    generations: [u64; 3],
+    marks: [u64; 3],
     auth: Auth,
     expires_at: Option<u64>,
 }
@@ -60,10 +72,9 @@ fn check_expiry(expires_at: Option<u64>) -> Result<()> {
     Ok(())
 }
 
-/// The token's owner and expiry from the database (expiry not yet checked).
-fn authenticate_uncached(db: &Storage, token_hash: &str) -> Result<(Auth, Option<u64>)> {
+/// The owner and expiry of the token behind `record` (expiry not yet checked).
+fn resolve(db: &Storage, token_hash: &str, record: AccessTokenRecord) -> Result<(Auth, Option<u64>)> {
     let unknown = || Error::new(ErrorKind::UnknownToken { soft_logout: false }, "Unknown access token");
-    let record = db.get(ACCESS_TOKENS, &token_hash.to_owned())?.ok_or_else(unknown)?;
     let user_id = UserId::parse(&record.user_id).map_err(|_| unknown())?;
     let user = accounts::get(db, &user_id)?.ok_or_else(unknown)?;
     if user.deactivated {
