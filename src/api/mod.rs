@@ -3,6 +3,7 @@
 //! RocksDB directly.
 
 pub mod admin;
+pub mod body;
 pub mod client;
 pub mod federation;
 pub mod ops;

@@ -189,6 +189,15 @@ async fn prepare<T: IncomingRequest>(
     empty_state_key: bool,
 ) -> Result<Ruma<T>> {
     let (mut parts, body) = req.into_parts();
+    // The federation listener serves exactly these paths, with its own limit.
+    let path = parts.uri.path();
+    let limit = if path.starts_with("/_matrix/federation/") || path.starts_with("/_matrix/key/") {
+        s.config.federation.max_request_bytes
+    } else {
+        s.config.server.max_request_bytes
+    };
+    // A body announced too large is refused before anything else is done for it.
+    super::body::check_length(&parts.headers, limit)?;
     let params = RawPathParams::from_request_parts(&mut parts, s)
         .await
         .map_err(|e| Error::invalid_param(format!("Invalid path parameter: {}", e.body_text())))?;
@@ -213,16 +222,8 @@ async fn prepare<T: IncomingRequest>(
         s.rate_limiter.check(class, &key)?;
     }
 
-    // The federation listener serves exactly these paths, with its own limit.
-    let path = parts.uri.path();
-    let limit = if path.starts_with("/_matrix/federation/") || path.starts_with("/_matrix/key/") {
-        s.config.federation.max_request_bytes
-    } else {
-        s.config.server.max_request_bytes
-    };
-    let mut bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| Error::new(ErrorKind::TooLarge, format!("Request body exceeds {limit} bytes")))?;
+    let timeout = std::time::Duration::from_millis(s.config.server.request_body_timeout_ms);
+    let mut bytes = super::body::read(&parts.headers, body, limit, timeout).await?;
     // The signature covers the body as sent, before an empty body becomes `{}`.
     let origin = match policy {
         Policy::ServerSignatures => Some(s.federation.authenticate(&parts, &bytes).await?),

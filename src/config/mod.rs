@@ -119,6 +119,9 @@ impl Config {
         if self.server.max_request_bytes < 1024 {
             return bad("server.max_request_bytes", "must be at least 1024");
         }
+        if self.server.request_body_timeout_ms == 0 {
+            return bad("server.request_body_timeout_ms", "must be at least 1");
+        }
         if self.federation.max_request_bytes < 1024 {
             return bad("federation.max_request_bytes", "must be at least 1024");
         }

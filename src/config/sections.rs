@@ -16,11 +16,14 @@ pub struct ServerSection {
     pub dev_mode: bool,
     /// Largest request body accepted on JSON endpoints, in bytes (larger → 413 `M_TOO_LARGE`).
     pub max_request_bytes: usize,
+    /// A request body (on the client and the federation listener) must arrive whole within this
+    /// many milliseconds of the handler starting to read it; a slower one gets 408.
+    pub request_body_timeout_ms: u64,
 }
 
 impl Default for ServerSection {
     fn default() -> Self {
-        ServerSection { dev_mode: false, max_request_bytes: 1024 * 1024 }
+        ServerSection { dev_mode: false, max_request_bytes: 1024 * 1024, request_body_timeout_ms: 60_000 }
     }
 }
 

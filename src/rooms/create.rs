@@ -3,16 +3,59 @@
 //! and invites — each a signed, authorized event on the new room's DAG.
 
 use ruma::room_version_rules::RoomIdFormatVersion;
-use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
+use ruma::{CanonicalJsonValue, Int, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Map, Value, json};
 
 use super::append::{append, send};
-use super::build::{NewEvent, RoomCtx, authorize, build};
+use super::build::{NewEvent, RoomCtx, authorize, seal, template};
 use super::{membership, rules_for};
 use crate::error::{Error, ErrorKind, Result};
 use crate::services::Services;
 use crate::storage::catalog::PUBLISHED_ROOMS;
-use crate::users::random_string;
+use crate::users::{now_ms, random_string};
+
+/// Tries at a create event whose room ID is not taken before giving up (each one a millisecond
+/// later than the last; two are needed only when one user creates rooms in the same millisecond).
+const CREATE_TRIES: u64 = 1000;
+
+/// Build, authorize and persist the room's `m.room.create`. The room ID never names an existing
+/// room: in v12 it is the create event's hash, so two creations by the same sender with the
+/// same content in the same millisecond would hash alike; `origin_server_ts` then moves on by a
+/// millisecond until the ID is free. The check and the write happen under the new ID's room lock,
+/// so two concurrent creations cannot both take it. (Older versions draw a random ID; the same
+/// check guards it.)
+fn create_event(
+    s: &Services,
+    creator: &UserId,
+    version: &str,
+    v12: bool,
+    content: Value,
+    origin_server_ts: u64,
+) -> Result<OwnedRoomId> {
+    let new = NewEvent::state("m.room.create", "", content);
+    for ts in origin_server_ts..origin_server_ts + CREATE_TRIES {
+        let room_id = if v12 {
+            None
+        } else {
+            Some(RoomId::parse(format!("!{}:{}", random_string(18), s.server_name)).map_err(Error::internal)?)
+        };
+        let ctx = RoomCtx::new_room(room_id, version)?;
+        let mut unsigned = template(s, &ctx, creator, &new)?;
+        let ts = Int::try_from(ts).map_err(Error::internal)?;
+        unsigned.insert("origin_server_ts".into(), CanonicalJsonValue::Integer(ts));
+        let (pdu, obj) = seal(s, &ctx.rules, unsigned)?;
+        authorize(s, &ctx, &pdu)?;
+        let room_id = pdu.room()?;
+        let lock = s.room_lock(&room_id);
+        let _guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if super::exists(s, &room_id)? {
+            continue;
+        }
+        append(s, &ctx, &pdu, obj, None)?;
+        return Ok(room_id);
+    }
+    Err(Error::internal(format!("no free room ID after {CREATE_TRIES} create events")))
+}
 
 /// What `POST /createRoom` asks for, in plain JSON terms.
 #[derive(Debug, Default, Clone)]
@@ -77,20 +120,7 @@ pub fn create(s: &Services, creator: &UserId, req: CreateRoom) -> Result<OwnedRo
         extra.extend(req.invite.iter().map(|u| json!(u)));
         create_content.insert("additional_creators".into(), Value::Array(extra));
     }
-    let room_id = if v12 {
-        None
-    } else {
-        Some(RoomId::parse(format!("!{}:{}", random_string(18), s.server_name)).map_err(Error::internal)?)
-    };
-    let ctx = RoomCtx::new_room(room_id, &version)?;
-    let (pdu, obj) = build(s, &ctx, creator, &NewEvent::state("m.room.create", "", Value::Object(create_content)))?;
-    authorize(s, &ctx, &pdu)?;
-    let room_id = pdu.room()?;
-    let lock = s.room_lock(&room_id);
-    {
-        let _guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        append(s, &ctx, &pdu, obj, None)?;
-    }
+    let room_id = create_event(s, creator, &version, v12, Value::Object(create_content), now_ms())?;
 
     // 2. the creator joins
     send(s, &room_id, creator, membership::member_event(s, creator, "join", None, false)?, None)?;
@@ -174,4 +204,41 @@ pub fn create(s: &Services, creator: &UserId, req: CreateRoom) -> Result<OwnedRo
     }
     tracing::info!(%room_id, %creator, version, "room created");
     Ok(room_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use ruma::UserId;
+    use serde_json::json;
+
+    use super::create_event;
+    use crate::config::Config;
+    use crate::rooms::{load, room};
+    use crate::services::Services;
+
+    /// Two create events by one sender with one content in one millisecond: the second room
+    /// gets the next millisecond, and so a room ID of its own.
+    #[test]
+    fn a_create_event_never_takes_an_existing_room_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.database.path = dir.path().join("db");
+        let s = Services::new(config).map_err(|e| e.to_string()).unwrap();
+        let alice = UserId::parse("@alice:localhost").unwrap();
+        let content = json!({ "room_version": "12" });
+        let first = create_event(&s, &alice, "12", true, content.clone(), 1_700_000_000_000).unwrap();
+        let second = create_event(&s, &alice, "12", true, content.clone(), 1_700_000_000_000).unwrap();
+        let third = create_event(&s, &alice, "12", true, content, 1_700_000_000_000).unwrap();
+        assert_ne!(first, second);
+        assert_ne!(second, third);
+        assert_ne!(first, third);
+        for (room_id, ts) in [(&first, 1_700_000_000_000u64), (&second, 1_700_000_000_001), (&third, 1_700_000_000_002)]
+        {
+            let record = room(&s, room_id).unwrap();
+            assert_eq!(record.room_version, "12");
+            let event_id = ruma::EventId::parse(format!("${}", &room_id.as_str()[1..])).unwrap();
+            let create = load(&s, &event_id).unwrap().unwrap();
+            assert_eq!(u64::from(create.pdu.origin_server_ts.0), ts);
+        }
+    }
 }

@@ -67,6 +67,11 @@ pub fn room(s: &Services, room_id: &RoomId) -> Result<RoomRecord> {
     s.db.get(ROOMS, &room_id.to_string())?.ok_or_else(|| Error::not_found(format!("Unknown room {room_id}")))
 }
 
+/// Whether the room is known here (created here, or joined over federation).
+pub fn exists(s: &Services, room_id: &RoomId) -> Result<bool> {
+    Ok(s.db.get(ROOMS, &room_id.to_string())?.is_some())
+}
+
 /// Parsed events kept in memory (every receiver of a message reads the same few events).
 #[derive(Default)]
 pub struct EventCache {

@@ -3,6 +3,7 @@
 mod account_data;
 mod accounts;
 mod basics;
+mod bodies;
 mod dag;
 mod devices;
 mod ephemeral;

@@ -353,3 +353,41 @@ async fn aliases_and_canonical_alias_validation() {
     assert_eq!(r.body["chunk"][0]["room_id"], json!(room));
     assert_eq!(r.body["chunk"][0]["num_joined_members"], json!(1));
 }
+
+/// Fifty `createRoom`s at once by one user with one body: in v12 the room ID is the create
+/// event's hash, and create events with the same sender, content and millisecond hash alike.
+/// Every creation must still get a room of its own.
+#[tokio::test]
+async fn concurrent_creations_by_one_user_get_distinct_rooms() {
+    let s = std::sync::Arc::new(TestServer::start());
+    let alice = s.register("alice", "password1").await;
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (s, token) = (s.clone(), alice.access_token.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = s.post("/_matrix/client/v3/createRoom", Some(&token), json!({ "name": "Same" })).await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+            r.body["room_id"].as_str().unwrap().to_owned()
+        }));
+    }
+    let mut rooms = Vec::new();
+    for t in tasks {
+        rooms.push(t.await.unwrap());
+    }
+    let distinct: std::collections::BTreeSet<&String> = rooms.iter().collect();
+    assert_eq!(distinct.len(), 50, "{rooms:?}");
+    let r = s.get("/_matrix/client/v3/joined_rooms", Some(&alice.access_token)).await;
+    assert_eq!(r.body["joined_rooms"].as_array().unwrap().len(), 50, "{:?}", r.body);
+    for room in &rooms {
+        let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/state"), Some(&alice.access_token)).await;
+        let state = r.body.as_array().unwrap();
+        let count = |t: &str| state.iter().filter(|e| e["type"] == t).count();
+        assert_eq!((count("m.room.create"), count("m.room.member"), count("m.room.name")), (1, 1, 1), "{room}");
+        let create = state.iter().find(|e| e["type"] == "m.room.create").unwrap();
+        assert_eq!(format!("!{}", &create["event_id"].as_str().unwrap()[1..]), *room, "the ID is the create event's");
+        let r =
+            s.get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=50"), Some(&alice.access_token)).await;
+        let creates = r.body["chunk"].as_array().unwrap().iter().filter(|e| e["type"] == "m.room.create").count();
+        assert_eq!(creates, 1, "{room}: one create event in its timeline");
+    }
+}

@@ -54,10 +54,12 @@ struct Body {
 /// `POST /_synapse/admin/v1/register`
 pub async fn register(AxState(s): AxState<State>, req: Request) -> Response {
     let ip = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
-    let limit = s.config.server.max_request_bytes;
-    let body = match axum::body::to_bytes(req.into_body(), limit).await {
+    let (limit, timeout) =
+        (s.config.server.max_request_bytes, std::time::Duration::from_millis(s.config.server.request_body_timeout_ms));
+    let (parts, body) = req.into_parts();
+    let body = match crate::api::body::read(&parts.headers, body, limit, timeout).await {
         Ok(b) => b,
-        Err(_) => return Error::new(ErrorKind::TooLarge, "Request body too large").into_response(),
+        Err(e) => return e.into_response(),
     };
     match register_inner(&s, &body, ip).await {
         Ok(v) => axum::Json(v).into_response(),
