@@ -2,13 +2,13 @@
 //! ban, unban, knock, forget. Each is an `m.room.member` event that the room version's
 //! authorization rules must accept; a refusal is `M_FORBIDDEN` with the rule that failed.
 
-use ruma::{OwnedEventId, RoomId, UserId};
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Value, json};
 
 use super::append::send;
 use super::build::NewEvent;
-use super::room;
-use crate::error::{Error, Result};
+use super::{power, room};
+use crate::error::{Error, ErrorKind, Result};
 use crate::services::Services;
 use crate::storage::catalog::{FORGOTTEN_ROOMS, PROFILES, ROOM_MEMBERSHIPS, USERS};
 
@@ -93,6 +93,66 @@ pub fn member_event(
     Ok(NewEvent::state("m.room.member", target.as_str(), content))
 }
 
+/// The room's join rule (`invite` when it has none).
+pub fn join_rule(s: &Services, room_id: &RoomId) -> Result<String> {
+    Ok(super::current_state_content(s, room_id, "m.room.join_rules", "")?
+        .and_then(|c| c.get("join_rule").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| "invite".into()))
+}
+
+/// For a restricted join (join rule `restricted` in room versions 8+, `knock_restricted` in
+/// 10+) of a user not already invited or joined: the local joined user who may invite to put
+/// in `join_authorised_via_users_server`, once `user` is known to be joined to one of the
+/// rooms of the rule's `allow` list. `None` when no authoriser is needed.
+///
+/// Errors (as the Server-Server API's `make_join`): 400 `M_UNABLE_TO_AUTHORISE_JOIN` if this
+/// server is in none of the allowed rooms, 403 if `user` is in none of them, 400
+/// `M_UNABLE_TO_GRANT_JOIN` if no local user may invite.
+pub fn restricted_authoriser(s: &Services, room_id: &RoomId, user: &UserId) -> Result<Option<OwnedUserId>> {
+    let rules = super::rules_for(&room(s, room_id)?.room_version)?;
+    let restricted = match join_rule(s, room_id)?.as_str() {
+        "restricted" => rules.authorization.restricted_join_rule,
+        "knock_restricted" => rules.authorization.knock_restricted_join_rule,
+        _ => false,
+    };
+    if !restricted || matches!(membership_of(s, room_id, user)?.as_deref(), Some("join" | "invite")) {
+        return Ok(None);
+    }
+    let content = super::current_state_content(s, room_id, "m.room.join_rules", "")?.unwrap_or_default();
+    let allowed: Vec<OwnedRoomId> = content
+        .get("allow")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|a| a.get("type").and_then(Value::as_str) == Some("m.room_membership"))
+        .filter_map(|a| a.get("room_id").and_then(Value::as_str).and_then(|r| RoomId::parse(r).ok()))
+        .collect();
+    let known: Vec<&OwnedRoomId> = allowed.iter().filter(|r| room(s, r).is_ok()).collect();
+    if known.is_empty() {
+        return Err(Error::new(
+            ErrorKind::UnableToAuthoriseJoin,
+            "This server is in none of the rooms that grant access to this room",
+        ));
+    }
+    let mut satisfied = false;
+    for r in known {
+        satisfied |= is_joined(s, r, user)?;
+    }
+    if !satisfied {
+        return Err(Error::forbidden(format!("{user} is not in a room that grants access to {room_id}")));
+    }
+    let needed = power::required(s, room_id, "invite")?;
+    for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())? {
+        let Ok(member) = UserId::parse(&member) else { continue };
+        if m.membership == "join" && s.is_local(&member) && power::user_power(s, room_id, &member)? >= needed {
+            return Ok(Some(member));
+        }
+    }
+    Err(Error::new(ErrorKind::UnableToGrantJoin, "No user of this server may invite to this room"))
+}
+
+/// Join a room this server is in. For a restricted room the join names a local user who may
+/// invite ([`restricted_authoriser`]); a user in none of the allowed rooms gets 403.
 pub fn join(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&str>) -> Result<OwnedEventId> {
     room(s, room_id)?;
     match membership_of(s, room_id, user_id)?.as_deref() {
@@ -104,7 +164,18 @@ pub fn join(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&st
         }
         _ => {}
     }
-    let event = send(s, room_id, user_id, member_event(s, user_id, "join", reason, false)?, None)?;
+    // A local user cannot be in an allowed room this server is not in: that is a plain 403.
+    let authoriser = restricted_authoriser(s, room_id, user_id).map_err(|e| match e.kind() {
+        ErrorKind::UnableToAuthoriseJoin => {
+            Error::forbidden(format!("You are not in a room that grants access to {room_id}"))
+        }
+        _ => e,
+    })?;
+    let mut event = member_event(s, user_id, "join", reason, false)?;
+    if let Some(via) = authoriser {
+        event.content["join_authorised_via_users_server"] = json!(via);
+    }
+    let event = send(s, room_id, user_id, event, None)?;
     forget_undo(s, room_id, user_id)?;
     Ok(event)
 }
