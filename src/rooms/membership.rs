@@ -275,20 +275,56 @@ pub fn knock(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&s
     send(s, room_id, user_id, member_event(s, user_id, "knock", reason, false)?, None)
 }
 
-/// Forget a room the user has left (spec: `POST /rooms/{roomId}/forget`).
+/// Forget a room the user has left (spec: `POST /rooms/{roomId}/forget`): from now on its
+/// history and state are hidden from them ([`ensure_not_forgotten`]) and it leaves their
+/// `/sync`, until their membership changes again (a new invite or join un-forgets, as in
+/// Synapse, where the flag belongs to the membership event).
 pub fn forget(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<()> {
-    match membership_of(s, room_id, user_id)?.as_deref() {
-        Some("join" | "invite" | "knock") => {
+    let record = s.db.get(ROOM_MEMBERSHIPS, &(room_id.to_string(), user_id.to_string()))?;
+    match record {
+        Some(m) if matches!(m.membership.as_str(), "join" | "invite" | "knock") => {
             Err(Error::new(crate::error::ErrorKind::Unknown, "The user is still in the room")
                 .with_status(axum::http::StatusCode::BAD_REQUEST))
         }
-        Some(_) => {
+        Some(m) => {
             let mut batch = s.db.batch();
-            batch.put(FORGOTTEN_ROOMS, &(user_id.to_string(), room_id.to_string()), &json!(true))?;
+            batch.put(
+                FORGOTTEN_ROOMS,
+                &(user_id.to_string(), room_id.to_string()),
+                &json!({ "event_id": m.event_id }),
+            )?;
             batch.commit()
         }
         None => Err(Error::not_found("You were never in this room")),
     }
+}
+
+/// Has the user forgotten the room? Only while their membership is still the one they forgot
+/// (rows written before the event ID was kept count while the user is not in the room).
+pub fn is_forgotten(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<bool> {
+    let Some(row) = s.db.get(FORGOTTEN_ROOMS, &(user_id.to_string(), room_id.to_string()))? else {
+        return Ok(false);
+    };
+    let Some(m) = s.db.get(ROOM_MEMBERSHIPS, &(room_id.to_string(), user_id.to_string()))? else {
+        return Ok(false);
+    };
+    Ok(match row.get("event_id").and_then(Value::as_str) {
+        Some(forgotten) => forgotten == m.event_id,
+        None => !matches!(m.membership.as_str(), "join" | "invite" | "knock"),
+    })
+}
+
+/// `M_FORBIDDEN` if the user forgot the room, unless it is world-readable (as Synapse: a
+/// forgotten room reads like one never joined).
+pub fn ensure_not_forgotten(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<()> {
+    if !is_forgotten(s, room_id, user_id)? {
+        return Ok(());
+    }
+    let visibility = super::current_state_content(s, room_id, "m.room.history_visibility", "")?;
+    if visibility.as_ref().and_then(|c| c.get("history_visibility")).and_then(Value::as_str) == Some("world_readable") {
+        return Ok(());
+    }
+    Err(Error::forbidden(format!("You are not allowed to see room {room_id}")))
 }
 
 /// A room the user joins again is no longer forgotten.

@@ -252,3 +252,76 @@ async fn restricted_rooms_admit_members_of_the_allowed_room() {
     assert_eq!(s.room_post(&bob.access_token, &space, "leave", json!({})).await.status, 200);
     assert_eq!(s.join(&bob.access_token, &room).await.status, 403);
 }
+
+#[tokio::test]
+async fn forgotten_rooms_are_unreadable_and_leave_sync() {
+    let s = TestServer::start();
+    let (alice, bob, _) = three(&s).await;
+    let room = s.create_room(&alice.access_token, json!({ "preset": "public_chat", "name": "Old" })).await;
+    assert_eq!(s.join(&bob.access_token, &room).await.status, 200);
+    let event = s.send_text(&alice.access_token, &room, "before the leave").await;
+    let since = s.get("/_matrix/client/v3/sync?timeout=0", bob.token()).await.body["next_batch"].clone();
+    let since = since.as_str().unwrap().to_owned();
+    assert_eq!(s.room_post(&bob.access_token, &room, "leave", json!({})).await.status, 200);
+    let include_leave = "filter=%7B%22room%22%3A%7B%22include_leave%22%3Atrue%7D%7D";
+    let reads = [
+        format!("/_matrix/client/v3/rooms/{room}/messages?dir=b"),
+        format!("/_matrix/client/v3/rooms/{room}/state"),
+        format!("/_matrix/client/v3/rooms/{room}/state/m.room.name/"),
+        format!("/_matrix/client/v3/rooms/{room}/event/{event}"),
+        format!("/_matrix/client/v3/rooms/{room}/context/{event}"),
+        format!("/_matrix/client/v3/rooms/{room}/members"),
+        format!("/_matrix/client/v1/rooms/{room}/relations/{event}"),
+        format!("/_matrix/client/v1/rooms/{room}/threads"),
+        format!("/_matrix/client/v1/rooms/{room}/timestamp_to_event?ts=0&dir=f"),
+        format!("/_matrix/client/v3/rooms/{room}/aliases"),
+    ];
+    for path in &reads {
+        assert_eq!(s.get(path, bob.token()).await.status, 200, "readable after leaving: {path}");
+    }
+    let r = s.get(&format!("/_matrix/client/v3/sync?since={since}&timeout=0"), bob.token()).await;
+    assert!(r.body["rooms"]["leave"].get(&room).is_some(), "the leave is synced: {:?}", r.body["rooms"]);
+
+    assert_eq!(s.room_post(&bob.access_token, &room, "forget", json!({})).await.status, 200);
+    for path in &reads {
+        let r = s.get(path, bob.token()).await;
+        assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "forgotten: {path}: {:?}", r.body);
+    }
+    for path in [
+        format!("/_matrix/client/v3/sync?since={since}&timeout=0"),
+        format!("/_matrix/client/v3/sync?since={since}&timeout=0&{include_leave}"),
+        format!("/_matrix/client/v3/sync?timeout=0&{include_leave}"),
+    ] {
+        let r = s.get(&path, bob.token()).await;
+        assert_eq!(r.status, 200);
+        assert!(r.body["rooms"]["leave"].get(&room).is_none(), "{path}: {:?}", r.body["rooms"]["leave"]);
+        assert!(r.body["rooms"]["join"].get(&room).is_none(), "{path}");
+    }
+    // Others still read it.
+    assert_eq!(s.get(&reads[0], alice.token()).await.status, 200);
+
+    // Joining again un-forgets; a later leave is synced again.
+    assert_eq!(s.join(&bob.access_token, &room).await.status, 200);
+    for path in &reads {
+        assert_eq!(s.get(path, bob.token()).await.status, 200, "rejoined: {path}");
+    }
+    let since = s.get("/_matrix/client/v3/sync?timeout=0", bob.token()).await.body["next_batch"].clone();
+    let since = since.as_str().unwrap().to_owned();
+    assert_eq!(s.room_post(&bob.access_token, &room, "leave", json!({})).await.status, 200);
+    let r = s.get(&format!("/_matrix/client/v3/sync?since={since}&timeout=0"), bob.token()).await;
+    assert!(r.body["rooms"]["leave"].get(&room).is_some(), "the new leave is synced: {:?}", r.body["rooms"]);
+
+    // Forgotten after a ban too, and a new invite (a new membership) un-forgets.
+    assert_eq!(s.join(&bob.access_token, &room).await.status, 200);
+    assert_eq!(
+        s.room_post(&alice.access_token, &room, "ban", json!({ "user_id": "@bob:localhost" })).await.status,
+        200
+    );
+    assert_eq!(s.room_post(&bob.access_token, &room, "forget", json!({})).await.status, 200);
+    assert_eq!(s.get(&reads[1], bob.token()).await.status, 403);
+    assert_eq!(
+        s.room_post(&alice.access_token, &room, "unban", json!({ "user_id": "@bob:localhost" })).await.status,
+        200
+    );
+    assert_eq!(s.get(&reads[1], bob.token()).await.status, 200, "the unban is a new membership");
+}
