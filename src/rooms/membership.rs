@@ -180,6 +180,42 @@ pub fn join(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&st
     Ok(event)
 }
 
+/// After a display name or avatar change: a new `m.room.member` join event with the current
+/// profile in every room the user is joined to (as Synapse does), so members see the new name.
+/// The rest of the member content is kept, but not `join_authorised_via_users_server` (it
+/// authorised the original join; another server's authoriser would not have signed this one)
+/// nor `reason` (which explained the original join). A room that refuses the event (no power
+/// to send it, a broken room) is skipped and logged: the profile itself has already changed.
+pub fn propagate_profile(s: &Services, user_id: &UserId) -> Result<()> {
+    for room_id in joined_rooms(s, user_id)? {
+        let current = super::current_state_content(s, &room_id, "m.room.member", user_id.as_str())?;
+        let mut content = match current {
+            Some(Value::Object(c)) => c,
+            _ => serde_json::Map::new(),
+        };
+        let before = content.clone();
+        for field in ["join_authorised_via_users_server", "reason"] {
+            content.remove(field);
+        }
+        content.insert("membership".into(), json!("join"));
+        for field in ["displayname", "avatar_url"] {
+            match s.db.get(PROFILES, &(user_id.to_string(), field.to_owned()))? {
+                Some(Value::String(v)) => content.insert(field.into(), json!(v)),
+                _ => content.remove(field),
+            };
+        }
+        let unchanged = ["displayname", "avatar_url"].iter().all(|f| before.get(*f) == content.get(*f));
+        if unchanged {
+            continue;
+        }
+        let event = NewEvent::state("m.room.member", user_id.as_str(), Value::Object(content));
+        if let Err(e) = send(s, &room_id, user_id, event, None) {
+            tracing::warn!(%room_id, %user_id, error = %e, "profile change not sent to the room");
+        }
+    }
+    Ok(())
+}
+
 pub fn invite(
     s: &Services,
     room_id: &RoomId,
