@@ -240,6 +240,14 @@ async fn restricted_rooms_admit_members_of_the_allowed_room() {
         assert_eq!(s.room_post(&carol.access_token, &room, "leave", json!({})).await.status, 200);
     }
 
+    // A profile change in a restricted room is a join → join without the authoriser.
+    let room = restricted_room(&s, &alice, "10", "restricted", &space).await;
+    assert_eq!(s.join(&bob.access_token, &room).await.status, 200);
+    let path = "/_matrix/client/v3/profile/@bob:localhost/displayname";
+    assert_eq!(s.put(path, bob.token(), json!({ "displayname": "Bobby" })).await.status, 200);
+    let m = member_content(&s, &alice, &room, "@bob:localhost").await;
+    assert_eq!(m, json!({ "membership": "join", "displayname": "Bobby" }));
+
     // A room version without restricted joins, or an allowed room this server is not in.
     let room = restricted_room(&s, &alice, "7", "restricted", &space).await;
     assert_eq!(s.join(&bob.access_token, &room).await.status, 403, "v7 has no restricted rule");
