@@ -10,7 +10,7 @@ use super::build::NewEvent;
 use super::{power, room};
 use crate::error::{Error, ErrorKind, Result};
 use crate::services::Services;
-use crate::storage::catalog::{FORGOTTEN_ROOMS, PROFILES, ROOM_MEMBERSHIPS, USERS};
+use crate::storage::catalog::{FORGOTTEN_ROOMS, PROFILES, ROOM_MEMBERSHIPS, USER_MEMBERSHIPS, USERS};
 
 /// The user's current membership in the room (`None` if never a member).
 pub fn membership_of(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Option<String>> {
@@ -33,7 +33,7 @@ pub fn ensure_joined(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result
 
 /// Rooms the user is joined to.
 pub fn joined_rooms(s: &Services, user_id: &UserId) -> Result<Vec<ruma::OwnedRoomId>> {
-    let rows = s.db.scan_prefix(crate::storage::catalog::USER_MEMBERSHIPS, &user_id.to_string())?;
+    let rows = s.db.scan_prefix(USER_MEMBERSHIPS, &user_id.to_string())?;
     rows.into_iter()
         .filter(|(_, m)| m.membership == "join")
         .map(|((_, room), _)| RoomId::parse(room).map_err(Error::internal))
@@ -316,7 +316,8 @@ pub fn knock(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&s
 /// `/sync`, until their membership changes again (a new invite or join un-forgets, as in
 /// Synapse, where the flag belongs to the membership event).
 pub fn forget(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<()> {
-    let record = s.db.get(ROOM_MEMBERSHIPS, &(room_id.to_string(), user_id.to_string()))?;
+    // The user's side of the memberships: it also holds rejected invites to other servers' rooms.
+    let record = s.db.get(USER_MEMBERSHIPS, &(user_id.to_string(), room_id.to_string()))?;
     match record {
         Some(m) if matches!(m.membership.as_str(), "join" | "invite" | "knock") => {
             Err(Error::new(crate::error::ErrorKind::Unknown, "The user is still in the room")
@@ -341,7 +342,7 @@ pub fn is_forgotten(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<
     let Some(row) = s.db.get(FORGOTTEN_ROOMS, &(user_id.to_string(), room_id.to_string()))? else {
         return Ok(false);
     };
-    let Some(m) = s.db.get(ROOM_MEMBERSHIPS, &(room_id.to_string(), user_id.to_string()))? else {
+    let Some(m) = s.db.get(USER_MEMBERSHIPS, &(user_id.to_string(), room_id.to_string()))? else {
         return Ok(false);
     };
     Ok(match row.get("event_id").and_then(Value::as_str) {

@@ -260,6 +260,15 @@ async fn remote_invite_accepted_and_rejected() {
             assert_eq!(leave.event["sender"], p.alice.user_id.as_str());
             let mine = alice.wait("the rejection on A", member(&room, &p.alice.user_id, "leave")).await;
             assert_eq!(mine.section, "leave");
+            // A rejected invite can be forgotten: it leaves /sync, include_leave too.
+            let include_leave = "filter=%7B%22room%22%3A%7B%22include_leave%22%3Atrue%7D%7D";
+            let path = format!("/_matrix/client/v3/sync?timeout=0&{include_leave}");
+            let r = p.a.server.get(&path, p.alice.token()).await;
+            assert!(r.body["rooms"]["leave"].get(&room).is_some(), "{:?}", r.body["rooms"]);
+            let r = p.a.server.room_post(&p.alice.access_token, &room, "forget", json!({})).await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+            let r = p.a.server.get(&path, p.alice.token()).await;
+            assert!(r.body["rooms"]["leave"].get(&room).is_none(), "forgotten: {:?}", r.body["rooms"]);
         }
     }
 }
