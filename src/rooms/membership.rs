@@ -188,32 +188,37 @@ pub fn join(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&st
 /// to send it, a broken room) is skipped and logged: the profile itself has already changed.
 pub fn propagate_profile(s: &Services, user_id: &UserId) -> Result<()> {
     for room_id in joined_rooms(s, user_id)? {
-        let current = super::current_state_content(s, &room_id, "m.room.member", user_id.as_str())?;
-        let mut content = match current {
-            Some(Value::Object(c)) => c,
-            _ => serde_json::Map::new(),
-        };
-        let before = content.clone();
-        for field in ["join_authorised_via_users_server", "reason"] {
-            content.remove(field);
-        }
-        content.insert("membership".into(), json!("join"));
-        for field in ["displayname", "avatar_url"] {
-            match s.db.get(PROFILES, &(user_id.to_string(), field.to_owned()))? {
-                Some(Value::String(v)) => content.insert(field.into(), json!(v)),
-                _ => content.remove(field),
-            };
-        }
-        let unchanged = ["displayname", "avatar_url"].iter().all(|f| before.get(*f) == content.get(*f));
-        if unchanged {
-            continue;
-        }
-        let event = NewEvent::state("m.room.member", user_id.as_str(), Value::Object(content));
-        if let Err(e) = send(s, &room_id, user_id, event, None) {
+        let sent = profile_event(s, &room_id, user_id)
+            .and_then(|event| event.map(|e| send(s, &room_id, user_id, e, None)).transpose());
+        if let Err(e) = sent {
             tracing::warn!(%room_id, %user_id, error = %e, "profile change not sent to the room");
         }
     }
     Ok(())
+}
+
+/// The member event carrying the user's current profile into `room_id`; `None` if their
+/// membership there already shows it.
+fn profile_event(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Option<NewEvent>> {
+    let mut content = match super::current_state_content(s, room_id, "m.room.member", user_id.as_str())? {
+        Some(Value::Object(c)) => c,
+        _ => serde_json::Map::new(),
+    };
+    let before = content.clone();
+    for field in ["join_authorised_via_users_server", "reason"] {
+        content.remove(field);
+    }
+    content.insert("membership".into(), json!("join"));
+    for field in ["displayname", "avatar_url"] {
+        match s.db.get(PROFILES, &(user_id.to_string(), field.to_owned()))? {
+            Some(Value::String(v)) => content.insert(field.into(), json!(v)),
+            _ => content.remove(field),
+        };
+    }
+    if ["displayname", "avatar_url"].iter().all(|f| before.get(*f) == content.get(*f)) {
+        return Ok(None);
+    }
+    Ok(Some(NewEvent::state("m.room.member", user_id.as_str(), Value::Object(content))))
 }
 
 pub fn invite(
