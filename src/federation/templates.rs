@@ -6,16 +6,15 @@
 //! signed or stored.
 
 use ruma::signatures::reference_hash;
-use ruma::{CanonicalJsonObject, EventId, OwnedUserId, RoomId, RoomVersionId, ServerName, UserId};
+use ruma::{CanonicalJsonObject, EventId, RoomId, RoomVersionId, ServerName, UserId};
 use serde_json::{Value, json};
 
 use super::access::check_acl;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::rooms::build::{NewEvent, RoomCtx, authorize, template};
 use crate::rooms::pdu::Pdu;
-use crate::rooms::{current_state_content, membership, power, room};
+use crate::rooms::{membership, room};
 use crate::services::Services;
-use crate::storage::catalog::ROOM_MEMBERSHIPS;
 
 /// A template and the room's version.
 pub struct Template {
@@ -37,7 +36,7 @@ pub fn make_join(
     let version = prepare(s, origin, room_id, user, Some(ver))?;
     let mut content = json!({ "membership": "join" });
     let ctx = RoomCtx::current(s, room_id)?;
-    if let Some(via) = restricted_authoriser(s, &ctx, room_id, user)? {
+    if let Some(via) = membership::restricted_authoriser(s, room_id, user)? {
         content["join_authorised_via_users_server"] = json!(via);
     }
     finish(s, &ctx, version, user, content)
@@ -64,7 +63,7 @@ pub fn make_knock(
     if !ctx.rules.authorization.knocking {
         return Err(Error::incompatible_room_version(&version));
     }
-    let rule = join_rule(s, room_id)?;
+    let rule = membership::join_rule(s, room_id)?;
     if !matches!(rule.as_str(), "knock" | "knock_restricted") {
         return Err(Error::forbidden(format!("Room {room_id} does not accept knocks")));
     }
@@ -105,55 +104,4 @@ fn finish(s: &Services, ctx: &RoomCtx, room_version: String, user: &UserId, cont
     let pdu = Pdu::from_json(event_id, &json, &ctx.rules)?;
     authorize(s, ctx, &pdu)?;
     Ok(Template { room_version, event })
-}
-
-fn join_rule(s: &Services, room_id: &RoomId) -> Result<String> {
-    Ok(current_state_content(s, room_id, "m.room.join_rules", "")?
-        .and_then(|c| c.get("join_rule").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_else(|| "invite".into()))
-}
-
-/// For a restricted join (room versions 8+) of a user not already invited or joined: a local
-/// joined user who may invite, once the user is known to be joined to an allowed room.
-fn restricted_authoriser(s: &Services, ctx: &RoomCtx, room_id: &RoomId, user: &UserId) -> Result<Option<OwnedUserId>> {
-    let rule = join_rule(s, room_id)?;
-    let restricted = match rule.as_str() {
-        "restricted" => ctx.rules.authorization.restricted_join_rule,
-        "knock_restricted" => ctx.rules.authorization.knock_restricted_join_rule,
-        _ => false,
-    };
-    if !restricted || matches!(membership::membership_of(s, room_id, user)?.as_deref(), Some("join" | "invite")) {
-        return Ok(None);
-    }
-    let content = current_state_content(s, room_id, "m.room.join_rules", "")?.unwrap_or_default();
-    let allowed: Vec<ruma::OwnedRoomId> = content
-        .get("allow")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|a| a.get("type").and_then(Value::as_str) == Some("m.room_membership"))
-        .filter_map(|a| a.get("room_id").and_then(Value::as_str).and_then(|r| RoomId::parse(r).ok()))
-        .collect();
-    let known: Vec<&ruma::OwnedRoomId> = allowed.iter().filter(|r| room(s, r).is_ok()).collect();
-    if known.is_empty() {
-        return Err(Error::new(
-            ErrorKind::UnableToAuthoriseJoin,
-            "This server is in none of the rooms that grant access to this room",
-        ));
-    }
-    let mut satisfied = false;
-    for r in known {
-        satisfied |= membership::is_joined(s, r, user)?;
-    }
-    if !satisfied {
-        return Err(Error::forbidden(format!("{user} is not in a room that grants access to {room_id}")));
-    }
-    let needed = power::required(s, room_id, "invite")?;
-    for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())? {
-        let Ok(member) = UserId::parse(&member) else { continue };
-        if m.membership == "join" && s.is_local(&member) && power::user_power(s, room_id, &member)? >= needed {
-            return Ok(Some(member));
-        }
-    }
-    Err(Error::new(ErrorKind::UnableToGrantJoin, "No user of this server may invite to this room"))
 }

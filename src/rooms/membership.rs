@@ -2,15 +2,15 @@
 //! ban, unban, knock, forget. Each is an `m.room.member` event that the room version's
 //! authorization rules must accept; a refusal is `M_FORBIDDEN` with the rule that failed.
 
-use ruma::{OwnedEventId, RoomId, UserId};
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Value, json};
 
 use super::append::send;
 use super::build::NewEvent;
-use super::room;
-use crate::error::{Error, Result};
+use super::{power, room};
+use crate::error::{Error, ErrorKind, Result};
 use crate::services::Services;
-use crate::storage::catalog::{FORGOTTEN_ROOMS, PROFILES, ROOM_MEMBERSHIPS, USERS};
+use crate::storage::catalog::{FORGOTTEN_ROOMS, PROFILES, ROOM_MEMBERSHIPS, USER_MEMBERSHIPS, USERS};
 
 /// The user's current membership in the room (`None` if never a member).
 pub fn membership_of(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Option<String>> {
@@ -33,7 +33,7 @@ pub fn ensure_joined(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result
 
 /// Rooms the user is joined to.
 pub fn joined_rooms(s: &Services, user_id: &UserId) -> Result<Vec<ruma::OwnedRoomId>> {
-    let rows = s.db.scan_prefix(crate::storage::catalog::USER_MEMBERSHIPS, &user_id.to_string())?;
+    let rows = s.db.scan_prefix(USER_MEMBERSHIPS, &user_id.to_string())?;
     rows.into_iter()
         .filter(|(_, m)| m.membership == "join")
         .map(|((_, room), _)| RoomId::parse(room).map_err(Error::internal))
@@ -93,6 +93,66 @@ pub fn member_event(
     Ok(NewEvent::state("m.room.member", target.as_str(), content))
 }
 
+/// The room's join rule (`invite` when it has none).
+pub fn join_rule(s: &Services, room_id: &RoomId) -> Result<String> {
+    Ok(super::current_state_content(s, room_id, "m.room.join_rules", "")?
+        .and_then(|c| c.get("join_rule").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| "invite".into()))
+}
+
+/// For a restricted join (join rule `restricted` in room versions 8+, `knock_restricted` in
+/// 10+) of a user not already invited or joined: the local joined user who may invite to put
+/// in `join_authorised_via_users_server`, once `user` is known to be joined to one of the
+/// rooms of the rule's `allow` list. `None` when no authoriser is needed.
+///
+/// Errors (as the Server-Server API's `make_join`): 400 `M_UNABLE_TO_AUTHORISE_JOIN` if this
+/// server is in none of the allowed rooms, 403 if `user` is in none of them, 400
+/// `M_UNABLE_TO_GRANT_JOIN` if no local user may invite.
+pub fn restricted_authoriser(s: &Services, room_id: &RoomId, user: &UserId) -> Result<Option<OwnedUserId>> {
+    let rules = super::rules_for(&room(s, room_id)?.room_version)?;
+    let restricted = match join_rule(s, room_id)?.as_str() {
+        "restricted" => rules.authorization.restricted_join_rule,
+        "knock_restricted" => rules.authorization.knock_restricted_join_rule,
+        _ => false,
+    };
+    if !restricted || matches!(membership_of(s, room_id, user)?.as_deref(), Some("join" | "invite")) {
+        return Ok(None);
+    }
+    let content = super::current_state_content(s, room_id, "m.room.join_rules", "")?.unwrap_or_default();
+    let allowed: Vec<OwnedRoomId> = content
+        .get("allow")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|a| a.get("type").and_then(Value::as_str) == Some("m.room_membership"))
+        .filter_map(|a| a.get("room_id").and_then(Value::as_str).and_then(|r| RoomId::parse(r).ok()))
+        .collect();
+    let known: Vec<&OwnedRoomId> = allowed.iter().filter(|r| room(s, r).is_ok()).collect();
+    if known.is_empty() {
+        return Err(Error::new(
+            ErrorKind::UnableToAuthoriseJoin,
+            "This server is in none of the rooms that grant access to this room",
+        ));
+    }
+    let mut satisfied = false;
+    for r in known {
+        satisfied |= is_joined(s, r, user)?;
+    }
+    if !satisfied {
+        return Err(Error::forbidden(format!("{user} is not in a room that grants access to {room_id}")));
+    }
+    let needed = power::required(s, room_id, "invite")?;
+    for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())? {
+        let Ok(member) = UserId::parse(&member) else { continue };
+        if m.membership == "join" && s.is_local(&member) && power::user_power(s, room_id, &member)? >= needed {
+            return Ok(Some(member));
+        }
+    }
+    Err(Error::new(ErrorKind::UnableToGrantJoin, "No user of this server may invite to this room"))
+}
+
+/// Join a room this server is in. For a restricted room the join names a local user who may
+/// invite ([`restricted_authoriser`]); a user in none of the allowed rooms gets 403.
 pub fn join(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&str>) -> Result<OwnedEventId> {
     room(s, room_id)?;
     match membership_of(s, room_id, user_id)?.as_deref() {
@@ -104,9 +164,61 @@ pub fn join(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&st
         }
         _ => {}
     }
-    let event = send(s, room_id, user_id, member_event(s, user_id, "join", reason, false)?, None)?;
+    // A local user cannot be in an allowed room this server is not in: that is a plain 403.
+    let authoriser = restricted_authoriser(s, room_id, user_id).map_err(|e| match e.kind() {
+        ErrorKind::UnableToAuthoriseJoin => {
+            Error::forbidden(format!("You are not in a room that grants access to {room_id}"))
+        }
+        _ => e,
+    })?;
+    let mut event = member_event(s, user_id, "join", reason, false)?;
+    if let Some(via) = authoriser {
+        event.content["join_authorised_via_users_server"] = json!(via);
+    }
+    let event = send(s, room_id, user_id, event, None)?;
     forget_undo(s, room_id, user_id)?;
     Ok(event)
+}
+
+/// After a display name or avatar change: a new `m.room.member` join event with the current
+/// profile in every room the user is joined to (as Synapse does), so members see the new name.
+/// The rest of the member content is kept, but not `join_authorised_via_users_server` (it
+/// authorised the original join; another server's authoriser would not have signed this one)
+/// nor `reason` (which explained the original join). A room that refuses the event (no power
+/// to send it, a broken room) is skipped and logged: the profile itself has already changed.
+pub fn propagate_profile(s: &Services, user_id: &UserId) -> Result<()> {
+    for room_id in joined_rooms(s, user_id)? {
+        let sent = profile_event(s, &room_id, user_id)
+            .and_then(|event| event.map(|e| send(s, &room_id, user_id, e, None)).transpose());
+        if let Err(e) = sent {
+            tracing::warn!(%room_id, %user_id, error = %e, "profile change not sent to the room");
+        }
+    }
+    Ok(())
+}
+
+/// The member event carrying the user's current profile into `room_id`; `None` if their
+/// membership there already shows it.
+fn profile_event(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Option<NewEvent>> {
+    let mut content = match super::current_state_content(s, room_id, "m.room.member", user_id.as_str())? {
+        Some(Value::Object(c)) => c,
+        _ => serde_json::Map::new(),
+    };
+    let before = content.clone();
+    for field in ["join_authorised_via_users_server", "reason"] {
+        content.remove(field);
+    }
+    content.insert("membership".into(), json!("join"));
+    for field in ["displayname", "avatar_url"] {
+        match s.db.get(PROFILES, &(user_id.to_string(), field.to_owned()))? {
+            Some(Value::String(v)) => content.insert(field.into(), json!(v)),
+            _ => content.remove(field),
+        };
+    }
+    if ["displayname", "avatar_url"].iter().all(|f| before.get(*f) == content.get(*f)) {
+        return Ok(None);
+    }
+    Ok(Some(NewEvent::state("m.room.member", user_id.as_str(), Value::Object(content))))
 }
 
 pub fn invite(
@@ -204,20 +316,57 @@ pub fn knock(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&s
     send(s, room_id, user_id, member_event(s, user_id, "knock", reason, false)?, None)
 }
 
-/// Forget a room the user has left (spec: `POST /rooms/{roomId}/forget`).
+/// Forget a room the user has left (spec: `POST /rooms/{roomId}/forget`): from now on its
+/// history and state are hidden from them ([`ensure_not_forgotten`]) and it leaves their
+/// `/sync`, until their membership changes again (a new invite or join un-forgets, as in
+/// Synapse, where the flag belongs to the membership event).
 pub fn forget(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<()> {
-    match membership_of(s, room_id, user_id)?.as_deref() {
-        Some("join" | "invite" | "knock") => {
+    // The user's side of the memberships: it also holds rejected invites to other servers' rooms.
+    let record = s.db.get(USER_MEMBERSHIPS, &(user_id.to_string(), room_id.to_string()))?;
+    match record {
+        Some(m) if matches!(m.membership.as_str(), "join" | "invite" | "knock") => {
             Err(Error::new(crate::error::ErrorKind::Unknown, "The user is still in the room")
                 .with_status(axum::http::StatusCode::BAD_REQUEST))
         }
-        Some(_) => {
+        Some(m) => {
             let mut batch = s.db.batch();
-            batch.put(FORGOTTEN_ROOMS, &(user_id.to_string(), room_id.to_string()), &json!(true))?;
+            batch.put(
+                FORGOTTEN_ROOMS,
+                &(user_id.to_string(), room_id.to_string()),
+                &json!({ "event_id": m.event_id }),
+            )?;
             batch.commit()
         }
         None => Err(Error::not_found("You were never in this room")),
     }
+}
+
+/// Has the user forgotten the room? Only while their membership is still the one they forgot
+/// (rows written before the event ID was kept count while the user is not in the room).
+pub fn is_forgotten(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<bool> {
+    let Some(row) = s.db.get(FORGOTTEN_ROOMS, &(user_id.to_string(), room_id.to_string()))? else {
+        return Ok(false);
+    };
+    let Some(m) = s.db.get(USER_MEMBERSHIPS, &(user_id.to_string(), room_id.to_string()))? else {
+        return Ok(false);
+    };
+    Ok(match row.get("event_id").and_then(Value::as_str) {
+        Some(forgotten) => forgotten == m.event_id,
+        None => !matches!(m.membership.as_str(), "join" | "invite" | "knock"),
+    })
+}
+
+/// `M_FORBIDDEN` if the user forgot the room, unless it is world-readable (as Synapse: a
+/// forgotten room reads like one never joined).
+pub fn ensure_not_forgotten(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<()> {
+    if !is_forgotten(s, room_id, user_id)? {
+        return Ok(());
+    }
+    let visibility = super::current_state_content(s, room_id, "m.room.history_visibility", "")?;
+    if visibility.as_ref().and_then(|c| c.get("history_visibility")).and_then(Value::as_str) == Some("world_readable") {
+        return Ok(());
+    }
+    Err(Error::forbidden(format!("You are not allowed to see room {room_id}")))
 }
 
 /// A room the user joins again is no longer forgotten.

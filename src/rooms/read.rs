@@ -277,7 +277,7 @@ pub fn before(t: TopoToken) -> TopoToken {
 }
 
 /// The state a user may read: the current state while joined (or the room is world-readable),
-/// else the state when they left. `M_FORBIDDEN` if they were never in the room.
+/// else the state when they left. `M_FORBIDDEN` if they were never in the room or forgot it.
 pub fn state_for(s: &Services, room_id: &RoomId, viewer: &UserId) -> Result<Arc<ShortState>> {
     let record = room(s, room_id)?;
     let current = state::load(&s.db, &s.state_cache, record.current_state_group)?;
@@ -285,7 +285,10 @@ pub fn state_for(s: &Services, room_id: &RoomId, viewer: &UserId) -> Result<Arc<
     match member {
         Some(m) if m.membership == "join" => Ok(current),
         _ if world_readable(s, &current)? => Ok(current),
-        Some(m) if m.membership == "leave" || m.membership == "ban" => {
+        Some(m)
+            if (m.membership == "leave" || m.membership == "ban")
+                && !super::membership::is_forgotten(s, room_id, viewer)? =>
+        {
             let id = ruma::EventId::parse(&m.event_id).map_err(Error::internal)?;
             let short = short::event_get(&s.db, &id)?.ok_or_else(|| Error::internal("membership event unknown"))?;
             let meta = s.db.get(EVENT_META, &short)?.ok_or_else(|| Error::internal("membership event without meta"))?;

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::rooms::read::ignored_users;
 use crate::rooms::remote_invites;
 use crate::services::{Services, State};
-use crate::storage::catalog::{ACCOUNT_DATA, ACCOUNT_DATA_CHANGES, FORGOTTEN_ROOMS, USER_MEMBERSHIPS};
+use crate::storage::catalog::{ACCOUNT_DATA, ACCOUNT_DATA_CHANGES, USER_MEMBERSHIPS};
 use crate::storage::records::MembershipRecord;
 use filter::{SyncFilter, allows_type};
 use rooms::Ctx;
@@ -176,7 +176,7 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
                 knock.insert(room.clone(), json!({ "knock_state": state }));
             }
             "leave" | "ban" if (since > 0 && m.stream_pos > since) || (since == 0 && req.filter.include_leave) => {
-                if s.db.get(FORGOTTEN_ROOMS, &(user.to_string(), room.clone()))?.is_some() {
+                if crate::rooms::membership::is_forgotten(s, &room_id, user)? {
                     continue;
                 }
                 if let Some(r) = remote_invites::behind(s, user, &room_id, &m)? {

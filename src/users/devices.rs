@@ -52,11 +52,17 @@ fn not_found() -> Error {
     Error::not_found("Unknown device")
 }
 
+/// Rename a device. The name is part of what `/keys/query` returns
+/// (`unsigned.device_display_name`), so a change is a device-list change.
 pub fn set_display_name(db: &Storage, user_id: &UserId, device_id: &DeviceId, name: Option<String>) -> Result<()> {
     let mut record = get(db, user_id, device_id)?.ok_or_else(not_found)?;
+    if record.display_name == name {
+        return Ok(());
+    }
     record.display_name = name;
     let mut batch = db.batch();
     batch.put(DEVICES, &key(user_id, device_id), &record)?;
+    crate::keys::changes::record_in(db, &mut batch, user_id)?;
     batch.commit()
 }
 

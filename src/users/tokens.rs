@@ -128,7 +128,9 @@ pub fn create_session(
         record.display_name = display_name.or(record.display_name);
     }
     let mut batch = db.batch();
-    if existing.is_none() {
+    // A new device, or a login renaming an existing one: `/keys/query` answers differently.
+    let renamed = existing.as_ref().is_some_and(|e| e.display_name != record.display_name);
+    if existing.is_none() || renamed {
         crate::keys::changes::record_in(db, &mut batch, user_id)?;
     }
     super::devices::touch_in(&mut batch, user_id, &device_id, ip, now)?;

@@ -200,3 +200,61 @@ async fn to_device_messages_reach_one_or_all_devices_once() {
     trellis::keys::ack_to_device(&services, &bob, "B1".into(), upto).unwrap();
     assert!(inbox("B1").is_empty());
 }
+
+/// `device_lists.changed` of an incremental `/sync` by `who` since `since`, and its `next_batch`.
+async fn synced_changes(s: &TestServer, who: &Session, since: &str) -> (Value, String) {
+    let r = s.get(&format!("/_matrix/client/v3/sync?since={since}&timeout=0"), who.token()).await;
+    assert_eq!(r.status, 200, "sync: {:?}", r.body);
+    (r.body["device_lists"]["changed"].clone(), r.body["next_batch"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn device_renames_are_device_list_changes() {
+    let s = TestServer::start();
+    let alice = s.register("alice", PW).await;
+    s.register("bob", PW).await;
+    let bob = login_as(&s, "bob", "PHONE", Some("Phone")).await;
+    let room = s.create_room(&alice.access_token, json!({ "preset": "public_chat" })).await;
+    assert_eq!(s.join(&bob.access_token, &room).await.status, 200);
+    let changes = |from: &str| format!("/_matrix/client/v3/keys/changes?from={from}&to=s{}", u64::MAX);
+    let r = s.get("/_matrix/client/v3/sync?timeout=0", alice.token()).await;
+    let mut since = r.body["next_batch"].as_str().unwrap().to_owned();
+
+    // A rename through `PUT /devices/{deviceId}` changes what `/keys/query` says...
+    let r = s.put("/_matrix/client/v3/devices/PHONE", bob.token(), json!({ "display_name": "Old phone" })).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // ...so alice is told bob's device list changed, in /sync and /keys/changes.
+    let (changed, next) = synced_changes(&s, &alice, &since).await;
+    assert_eq!(changed, json!(["@bob:localhost"]), "the rename is in device_lists.changed");
+    let r = s.get(&changes(&since), alice.token()).await;
+    assert_eq!(r.body, json!({ "changed": ["@bob:localhost"], "left": [] }));
+    since = next;
+
+    // The same name again changes nothing.
+    let r = s.put("/_matrix/client/v3/devices/PHONE", bob.token(), json!({ "display_name": "Old phone" })).await;
+    assert_eq!(r.status, 200);
+    let (changed, next) = synced_changes(&s, &alice, &since).await;
+    assert_eq!(changed, json!([]), "no change, no entry");
+    since = next;
+
+    // Logging in again on the same device with another name renames it too.
+    let bob = login_as(&s, "bob", "PHONE", Some("New phone")).await;
+    let r = s.get("/_matrix/client/v3/devices/PHONE", bob.token()).await;
+    assert_eq!(r.body["display_name"], "New phone");
+    let (changed, next) = synced_changes(&s, &alice, &since).await;
+    assert_eq!(changed, json!(["@bob:localhost"]), "a login renaming its device");
+    since = next;
+
+    // A new device and a deleted one are changes as well.
+    login_as(&s, "bob", "LAPTOP", None).await;
+    let (changed, next) = synced_changes(&s, &alice, &since).await;
+    assert_eq!(changed, json!(["@bob:localhost"]), "the new device");
+    since = next;
+    let auth =
+        json!({ "type": "m.login.password", "identifier": { "type": "m.id.user", "user": "bob" }, "password": PW });
+    let r =
+        s.post("/_matrix/client/v3/delete_devices", bob.token(), json!({ "devices": ["LAPTOP"], "auth": auth })).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let (changed, _) = synced_changes(&s, &alice, &since).await;
+    assert_eq!(changed, json!(["@bob:localhost"]), "the deletion");
+}

@@ -184,3 +184,152 @@ async fn membership_transitions() {
     let r = s.room_post(&carol.access_token, &knockable, "leave", json!({})).await;
     assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"));
 }
+
+/// A room of `creator` in `version` whose join rule is `rule` with one `m.room_membership`
+/// allow entry for `allowed`.
+async fn restricted_room(s: &TestServer, creator: &Session, version: &str, rule: &str, allowed: &str) -> String {
+    let content = json!({ "join_rule": rule, "allow": [{ "type": "m.room_membership", "room_id": allowed }] });
+    let body = json!({
+        "preset": "private_chat",
+        "room_version": version,
+        "initial_state": [{ "type": "m.room.join_rules", "state_key": "", "content": content }],
+    });
+    s.create_room(&creator.access_token, body).await
+}
+
+async fn member_content(s: &TestServer, by: &Session, room: &str, user: &str) -> serde_json::Value {
+    let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.member/{user}"), by.token()).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body
+}
+
+#[tokio::test]
+async fn restricted_rooms_admit_members_of_the_allowed_room() {
+    let s = TestServer::start();
+    let (alice, bob, carol) = three(&s).await;
+    let space = s.create_room(&alice.access_token, json!({ "preset": "public_chat" })).await;
+    assert_eq!(s.join(&bob.access_token, &space).await.status, 200);
+    for (version, rule) in [
+        ("8", "restricted"),
+        ("9", "restricted"),
+        ("10", "restricted"),
+        ("10", "knock_restricted"),
+        ("11", "restricted"),
+        ("11", "knock_restricted"),
+        ("12", "restricted"),
+        ("12", "knock_restricted"),
+    ] {
+        let room = restricted_room(&s, &alice, version, rule, &space).await;
+        let r = s.join(&bob.access_token, &room).await;
+        assert_eq!(r.status, 200, "v{version} {rule}: a member of the allowed room joins: {:?}", r.body);
+        let m = member_content(&s, &alice, &room, "@bob:localhost").await;
+        assert_eq!(m["membership"], "join");
+        assert_eq!(m["join_authorised_via_users_server"], "@alice:localhost", "v{version} {rule}: {m}");
+        assert_eq!(s.join(&bob.access_token, &room).await.status, 200, "joining again is a no-op");
+
+        let r = s.join(&carol.access_token, &room).await;
+        assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "v{version} {rule}: carol is not in the space");
+
+        // An invited user needs no authoriser.
+        let invite = json!({ "user_id": "@carol:localhost" });
+        assert_eq!(s.room_post(&alice.access_token, &room, "invite", invite).await.status, 200);
+        assert_eq!(s.join(&carol.access_token, &room).await.status, 200, "v{version} {rule}: invited");
+        let m = member_content(&s, &alice, &room, "@carol:localhost").await;
+        assert_eq!(m["membership"], "join");
+        assert!(m.get("join_authorised_via_users_server").is_none(), "{m}");
+        assert_eq!(s.room_post(&carol.access_token, &room, "leave", json!({})).await.status, 200);
+    }
+
+    // A profile change in a restricted room is a join → join without the authoriser.
+    let room = restricted_room(&s, &alice, "10", "restricted", &space).await;
+    assert_eq!(s.join(&bob.access_token, &room).await.status, 200);
+    let path = "/_matrix/client/v3/profile/@bob:localhost/displayname";
+    assert_eq!(s.put(path, bob.token(), json!({ "displayname": "Bobby" })).await.status, 200);
+    let m = member_content(&s, &alice, &room, "@bob:localhost").await;
+    assert_eq!(m, json!({ "membership": "join", "displayname": "Bobby" }));
+
+    // A room version without restricted joins, or an allowed room this server is not in.
+    let room = restricted_room(&s, &alice, "7", "restricted", &space).await;
+    assert_eq!(s.join(&bob.access_token, &room).await.status, 403, "v7 has no restricted rule");
+    let room = restricted_room(&s, &alice, "10", "restricted", "!nowhere:elsewhere.example").await;
+    let r = s.join(&bob.access_token, &room).await;
+    assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "{:?}", r.body);
+
+    // Leaving the allowed room ends the access.
+    let room = restricted_room(&s, &alice, "10", "restricted", &space).await;
+    assert_eq!(s.room_post(&bob.access_token, &space, "leave", json!({})).await.status, 200);
+    assert_eq!(s.join(&bob.access_token, &room).await.status, 403);
+}
+
+#[tokio::test]
+async fn forgotten_rooms_are_unreadable_and_leave_sync() {
+    let s = TestServer::start();
+    let (alice, bob, _) = three(&s).await;
+    let room = s.create_room(&alice.access_token, json!({ "preset": "public_chat", "name": "Old" })).await;
+    assert_eq!(s.join(&bob.access_token, &room).await.status, 200);
+    let event = s.send_text(&alice.access_token, &room, "before the leave").await;
+    let since = s.get("/_matrix/client/v3/sync?timeout=0", bob.token()).await.body["next_batch"].clone();
+    let since = since.as_str().unwrap().to_owned();
+    assert_eq!(s.room_post(&bob.access_token, &room, "leave", json!({})).await.status, 200);
+    let include_leave = "filter=%7B%22room%22%3A%7B%22include_leave%22%3Atrue%7D%7D";
+    let reads = [
+        format!("/_matrix/client/v3/rooms/{room}/messages?dir=b"),
+        format!("/_matrix/client/v3/rooms/{room}/state"),
+        format!("/_matrix/client/v3/rooms/{room}/state/m.room.name/"),
+        format!("/_matrix/client/v3/rooms/{room}/event/{event}"),
+        format!("/_matrix/client/v3/rooms/{room}/context/{event}"),
+        format!("/_matrix/client/v3/rooms/{room}/members"),
+        format!("/_matrix/client/v1/rooms/{room}/relations/{event}"),
+        format!("/_matrix/client/v1/rooms/{room}/threads"),
+        format!("/_matrix/client/v1/rooms/{room}/timestamp_to_event?ts=0&dir=f"),
+        format!("/_matrix/client/v3/rooms/{room}/aliases"),
+    ];
+    for path in &reads {
+        assert_eq!(s.get(path, bob.token()).await.status, 200, "readable after leaving: {path}");
+    }
+    let r = s.get(&format!("/_matrix/client/v3/sync?since={since}&timeout=0"), bob.token()).await;
+    assert!(r.body["rooms"]["leave"].get(&room).is_some(), "the leave is synced: {:?}", r.body["rooms"]);
+
+    assert_eq!(s.room_post(&bob.access_token, &room, "forget", json!({})).await.status, 200);
+    for path in &reads {
+        let r = s.get(path, bob.token()).await;
+        assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "forgotten: {path}: {:?}", r.body);
+    }
+    for path in [
+        format!("/_matrix/client/v3/sync?since={since}&timeout=0"),
+        format!("/_matrix/client/v3/sync?since={since}&timeout=0&{include_leave}"),
+        format!("/_matrix/client/v3/sync?timeout=0&{include_leave}"),
+    ] {
+        let r = s.get(&path, bob.token()).await;
+        assert_eq!(r.status, 200);
+        assert!(r.body["rooms"]["leave"].get(&room).is_none(), "{path}: {:?}", r.body["rooms"]["leave"]);
+        assert!(r.body["rooms"]["join"].get(&room).is_none(), "{path}");
+    }
+    // Others still read it.
+    assert_eq!(s.get(&reads[0], alice.token()).await.status, 200);
+
+    // Joining again un-forgets; a later leave is synced again.
+    assert_eq!(s.join(&bob.access_token, &room).await.status, 200);
+    for path in &reads {
+        assert_eq!(s.get(path, bob.token()).await.status, 200, "rejoined: {path}");
+    }
+    let since = s.get("/_matrix/client/v3/sync?timeout=0", bob.token()).await.body["next_batch"].clone();
+    let since = since.as_str().unwrap().to_owned();
+    assert_eq!(s.room_post(&bob.access_token, &room, "leave", json!({})).await.status, 200);
+    let r = s.get(&format!("/_matrix/client/v3/sync?since={since}&timeout=0"), bob.token()).await;
+    assert!(r.body["rooms"]["leave"].get(&room).is_some(), "the new leave is synced: {:?}", r.body["rooms"]);
+
+    // Forgotten after a ban too, and a new invite (a new membership) un-forgets.
+    assert_eq!(s.join(&bob.access_token, &room).await.status, 200);
+    assert_eq!(
+        s.room_post(&alice.access_token, &room, "ban", json!({ "user_id": "@bob:localhost" })).await.status,
+        200
+    );
+    assert_eq!(s.room_post(&bob.access_token, &room, "forget", json!({})).await.status, 200);
+    assert_eq!(s.get(&reads[1], bob.token()).await.status, 403);
+    assert_eq!(
+        s.room_post(&alice.access_token, &room, "unban", json!({ "user_id": "@bob:localhost" })).await.status,
+        200
+    );
+    assert_eq!(s.get(&reads[1], bob.token()).await.status, 200, "the unban is a new membership");
+}

@@ -2,16 +2,17 @@
 //! (spec: "Profiles", with v1.16 extended profile fields). Other servers' users are looked up
 //! over federation.
 
-use ruma::OwnedUserId;
 use ruma::api::client::profile::{delete_profile_field, get_profile, get_profile_field, set_profile_field};
 use ruma::api::federation::query::get_profile_information::v1 as query_profile;
 use ruma::profile::ProfileFieldName;
+use ruma::{OwnedUserId, UserId};
 use serde_json::{Map, Value, json};
 
 use super::account::ensure_self;
 use crate::api::ruma::{RawJson, Ruma};
 use crate::error::{Error, Result};
-use crate::services::State;
+use crate::rooms::membership;
+use crate::services::{Services, State};
 use crate::users::profile;
 
 /// `GET /_matrix/client/v3/profile/{userId}`
@@ -51,7 +52,11 @@ pub async fn set_field(s: State, r: Ruma<set_profile_field::v3::Request>) -> Res
     ensure_self(&r.auth()?.user_id, &r.body.user_id, "the profile")?;
     let uid = r.body.user_id;
     let (field, value) = (r.body.value.field_name().as_str().to_owned(), r.body.value.value().into_owned());
-    s.db.blocking(move |db| profile::set_field(db, &uid, &field, value)).await?;
+    s.blocking(move |s| {
+        profile::set_field(&s.db, &uid, &field, value)?;
+        propagate(s, &uid, &field)
+    })
+    .await?;
     Ok(set_profile_field::v3::Response::new())
 }
 
@@ -62,6 +67,18 @@ pub async fn delete_field(
 ) -> Result<delete_profile_field::v3::Response> {
     ensure_self(&r.auth()?.user_id, &r.body.user_id, "the profile")?;
     let (uid, field) = (r.body.user_id, r.body.field.as_str().to_owned());
-    s.db.blocking(move |db| profile::delete_field(db, &uid, &field)).await?;
+    s.blocking(move |s| {
+        profile::delete_field(&s.db, &uid, &field)?;
+        propagate(s, &uid, &field)
+    })
+    .await?;
     Ok(delete_profile_field::v3::Response::new())
+}
+
+/// A display name or avatar change reaches the user's rooms as new `m.room.member` events.
+fn propagate(s: &Services, user_id: &UserId, field: &str) -> Result<()> {
+    if matches!(field, "displayname" | "avatar_url") {
+        membership::propagate_profile(s, user_id)?;
+    }
+    Ok(())
 }

@@ -25,6 +25,7 @@ pub fn visible_event(s: &Services, room_id: &RoomId, event_id: &EventId, viewer:
     if ev.pdu.room()? != room_id || ev.meta.rejected || ev.meta.soft_failed || ev.meta.outlier {
         return Err(not_found());
     }
+    membership::ensure_not_forgotten(s, room_id, viewer)?;
     let current = membership::membership_of(s, room_id, viewer)?;
     if !read::can_see(s, viewer, &ev, current.as_deref())? {
         return Err(not_found());

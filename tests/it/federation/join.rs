@@ -260,6 +260,15 @@ async fn remote_invite_accepted_and_rejected() {
             assert_eq!(leave.event["sender"], p.alice.user_id.as_str());
             let mine = alice.wait("the rejection on A", member(&room, &p.alice.user_id, "leave")).await;
             assert_eq!(mine.section, "leave");
+            // A rejected invite can be forgotten: it leaves /sync, include_leave too.
+            let include_leave = "filter=%7B%22room%22%3A%7B%22include_leave%22%3Atrue%7D%7D";
+            let path = format!("/_matrix/client/v3/sync?timeout=0&{include_leave}");
+            let r = p.a.server.get(&path, p.alice.token()).await;
+            assert!(r.body["rooms"]["leave"].get(&room).is_some(), "{:?}", r.body["rooms"]);
+            let r = p.a.server.room_post(&p.alice.access_token, &room, "forget", json!({})).await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+            let r = p.a.server.get(&path, p.alice.token()).await;
+            assert!(r.body["rooms"]["leave"].get(&room).is_none(), "forgotten: {:?}", r.body["rooms"]);
         }
     }
 }
@@ -340,5 +349,46 @@ async fn state_at_an_outlier_is_not_served() {
             let ids = r.body["pdu_ids"].as_array().unwrap();
             assert!(ids.contains(&json!(topic_id)), "the state before alice's join holds the topic: {ids:?}");
         }
+    }
+}
+
+#[tokio::test]
+async fn restricted_join_through_the_resident_server() {
+    let p = Pair::start().await;
+    let carol = p.b.server.register("carol", "password-carol").await;
+    let via_a =
+        |room: &str| format!("/_matrix/client/v3/join/{}?via={}", urlencode(room), urlencode(p.a.name.as_str()));
+    // The allowed room lives on A; bob of B joins it.
+    let space = p.a.server.create_room(&p.alice.access_token, json!({ "preset": "public_chat" })).await;
+    let r = p.b.server.post(&via_a(&space), p.bob.token(), json!({})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let mut alice = Watch::new(&p.a.server, &p.alice).await;
+    alice.wait("bob in the space", member(&space, &p.bob.user_id, "join")).await;
+
+    for (version, rule) in [("10", "restricted"), ("12", "knock_restricted")] {
+        let content = json!({ "join_rule": rule, "allow": [{ "type": "m.room_membership", "room_id": space }] });
+        let body = json!({
+            "preset": "private_chat",
+            "room_version": version,
+            "initial_state": [{ "type": "m.room.join_rules", "state_key": "", "content": content }],
+        });
+        let room = p.a.server.create_room(&p.alice.access_token, body).await;
+
+        // carol is in no allowed room: A's make_join refuses, and B relays the 403.
+        let r = p.b.server.post(&via_a(&room), carol.token(), json!({})).await;
+        assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "v{version} {rule}: {:?}", r.body);
+
+        let r = p.b.server.post(&via_a(&room), p.bob.token(), json!({})).await;
+        assert_eq!(r.status, 200, "v{version} {rule}: {:?}", r.body);
+        let path = format!("/_matrix/client/v3/rooms/{room}/state/m.room.member/{}", urlencode(&p.bob.user_id));
+        let m = p.a.server.get(&path, p.alice.token()).await.body;
+        assert_eq!(m["membership"], "join", "v{version} {rule}: {m}");
+        assert_eq!(m["join_authorised_via_users_server"], p.alice.user_id.as_str(), "v{version} {rule}");
+        let mut bob = Watch::new(&p.b.server, &p.bob).await;
+        let join = bob.wait("bob's join on B", member(&room, &p.bob.user_id, "join")).await;
+        assert_eq!(join.event["content"]["join_authorised_via_users_server"], p.alice.user_id.as_str());
+        let text = format!("v{version} from bob");
+        p.b.server.send_text(&p.bob.access_token, &room, &text).await;
+        alice.wait(&text, message(&room, &text)).await;
     }
 }

@@ -114,6 +114,7 @@ pub async fn get_event(s: State, r: Ruma<get_room_event::v3::Request>) -> Result
             if ev.pdu.room()? != b.room_id || ev.meta.rejected || ev.meta.soft_failed {
                 return Err(not_found());
             }
+            membership::ensure_not_forgotten(s, &b.room_id, &auth.user_id)?;
             let current = membership::membership_of(s, &b.room_id, &auth.user_id)?;
             if !read::can_see(s, &auth.user_id, &ev, current.as_deref())? {
                 return Err(not_found());
