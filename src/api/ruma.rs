@@ -197,7 +197,8 @@ async fn prepare<T: IncomingRequest>(
         s.config.server.max_request_bytes
     };
     // A body announced too large is refused before anything else is done for it.
-    super::body::check_length(&parts.headers, limit)?;
+    let timeout = std::time::Duration::from_millis(s.config.server.request_body_timeout_ms);
+    let body = super::body::check_length(&parts.headers, body, limit, timeout)?;
     let params = RawPathParams::from_request_parts(&mut parts, s)
         .await
         .map_err(|e| Error::invalid_param(format!("Invalid path parameter: {}", e.body_text())))?;
@@ -222,7 +223,6 @@ async fn prepare<T: IncomingRequest>(
         s.rate_limiter.check(class, &key)?;
     }
 
-    let timeout = std::time::Duration::from_millis(s.config.server.request_body_timeout_ms);
     let mut bytes = super::body::read(&parts.headers, body, limit, timeout).await?;
     // The signature covers the body as sent, before an empty body becomes `{}`.
     let origin = match policy {
