@@ -1,0 +1,176 @@
+//! Trellis federating with a server that is neither Trellis nor Synapse: the minimal
+//! spec-following [`Peer`] joins a room on Trellis (room versions 10, 11 and the default 12)
+//! and must get everything a joined server is owed through `/send` (PDUs, `m.typing`,
+//! `m.receipt`, `m.direct_to_device`), signed as the spec says; its own PDUs reach Trellis's
+//! users; a transaction it refused is retried after the backoff. Throughout, Trellis must not
+//! ask it for anything the spec does not require it to serve (`/version`, notary queries...).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::join::{Watch, message};
+use super::peer::{Joined, Peer, assert_signed};
+use super::{Fed, Pki};
+use crate::server::{Session, urlencode};
+
+/// Trellis with alice, a public room of hers (`version`: the server's default when `None`),
+/// and the peer joined to it as `@pat:<peer>`.
+async fn joined_peer(version: Option<&str>) -> (Pki, Fed, Peer, Session, Joined) {
+    let pki = Pki::new();
+    let trellis = Fed::start(&pki);
+    let peer = Peer::start(&pki).await;
+    let alice = trellis.server.register("alice", "password-alice").await;
+    let mut body = json!({ "preset": "public_chat" });
+    if let Some(v) = version {
+        body["room_version"] = json!(v);
+    }
+    let room = trellis.server.create_room(&alice.access_token, body).await;
+    let joined = peer.join(&trellis, &room, "pat").await;
+    assert_eq!(joined.version.as_str(), version.unwrap_or("12"));
+    (pki, trellis, peer, alice, joined)
+}
+
+/// Every transaction the peer got came from Trellis, addressed to the peer, and verified; no
+/// request the peer does not serve was made.
+fn assert_clean(trellis: &Fed, peer: &Peer) {
+    let log = peer.log();
+    assert_eq!(log.refused, Vec::<String>::new(), "transactions that failed authentication");
+    assert_eq!(log.unserved, Vec::<String>::new(), "Trellis asked for what the spec does not require");
+    for t in log.txns.iter().chain(&log.failed) {
+        assert_eq!((t.origin.as_str(), t.destination.as_deref()), (trellis.name.as_str(), Some(peer.name.as_str())));
+        assert_eq!(t.body["origin"], trellis.name.as_str());
+        assert!(t.body["origin_server_ts"].as_u64().is_some(), "{}", t.body);
+    }
+}
+
+async fn everything_reaches_the_peer(version: Option<&str>) {
+    let (_pki, trellis, peer, alice, room) = joined_peer(version).await;
+    let token = alice.access_token.as_str();
+    let trellis_keys = peer.key_map(&trellis.name).await;
+    let state = room.response["state"].as_array().unwrap();
+    let members: Vec<&Value> = state.iter().filter(|e| e["type"] == "m.room.member").map(|e| &e["state_key"]).collect();
+    assert_eq!(members, [&json!(alice.user_id)], "the state before the join");
+    // Trellis verified the peer's requests (and its join) with the key the peer serves.
+    assert!(peer.log().requests.contains(&"GET /_matrix/key/v2/server".to_owned()), "{:?}", peer.log());
+
+    // A message: the PDU as stored, signed by Trellis, with a matching content hash.
+    let m1 = trellis.server.send_text(token, &room.room_id, "hello peer").await;
+    let (t1, pdu) = peer.wait_pdu(&room, &m1, 15).await;
+    assert_eq!(
+        (&pdu["type"], &pdu["sender"], &pdu["room_id"], &pdu["content"]),
+        (
+            &json!("m.room.message"),
+            &json!(alice.user_id),
+            &json!(room.room_id),
+            &json!({ "msgtype": "m.text", "body": "hello peer" })
+        )
+    );
+    assert_signed(&trellis_keys, &pdu, &room.rules, "the message");
+
+    // A state change.
+    let r = trellis.server.set_state(token, &room.room_id, "m.room.topic", "", json!({ "topic": "peers" })).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let topic_id = r.body["event_id"].as_str().unwrap().to_owned();
+    let (_, pdu) = peer.wait_pdu(&room, &topic_id, 15).await;
+    assert_eq!(
+        (&pdu["type"], &pdu["state_key"], &pdu["content"]),
+        (&json!("m.room.topic"), &json!(""), &json!({ "topic": "peers" }))
+    );
+
+    // A second message, in a later transaction.
+    let m2 = trellis.server.send_text(token, &room.room_id, "second").await;
+    let (t2, _) = peer.wait_pdu(&room, &m2, 15).await;
+    assert_ne!(t1.txn_id, t2.txn_id);
+    assert!(t2.at > t1.at);
+
+    // Typing.
+    let path = format!("/_matrix/client/v3/rooms/{}/typing/{}", room.room_id, urlencode(&alice.user_id));
+    let r = trellis.server.put(&path, Some(token), json!({ "typing": true, "timeout": 20000 })).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let (_, edu) = peer.wait_edu("m.typing", 15, |_| true).await;
+    assert_eq!(edu["content"], json!({ "room_id": room.room_id, "user_id": alice.user_id, "typing": true }));
+
+    // A read receipt.
+    let path = format!("/_matrix/client/v3/rooms/{}/receipt/m.read/{}", room.room_id, urlencode(&m2));
+    let r = trellis.server.post(&path, Some(token), json!({})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let (_, edu) = peer.wait_edu("m.receipt", 15, |_| true).await;
+    let read = &edu["content"][&room.room_id]["m.read"][&alice.user_id];
+    assert_eq!(read["event_ids"], json!([m2]), "{edu}");
+    assert!(read["data"]["ts"].as_u64().is_some_and(|ts| ts > 0), "{edu}");
+
+    // A to-device message for the peer's user.
+    let body = json!({ "messages": { &room.user: { "PATDEVICE": { "hello": "pat" } } } });
+    let r = trellis.server.put("/_matrix/client/v3/sendToDevice/m.peer.test/td1", Some(token), body).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let (_, edu) = peer.wait_edu("m.direct_to_device", 15, |_| true).await;
+    let content = &edu["content"];
+    assert_eq!((&content["sender"], &content["type"]), (&json!(alice.user_id), &json!("m.peer.test")), "{edu}");
+    assert_eq!(content["messages"], json!({ &room.user: { "PATDEVICE": { "hello": "pat" } } }));
+    assert!(content["message_id"].as_str().is_some_and(|id| !id.is_empty()), "{edu}");
+
+    // The peer's user speaks: Trellis accepts the PDU and alice sees it.
+    let mut watch = Watch::new(&trellis.server, &alice).await;
+    let (id, r) = peer.send_message(&trellis, &room, "hello from the peer").await;
+    assert_eq!((r.status, &r.body), (200, &json!({ "pdus": { &id: {} } })));
+    let seen = watch.wait("the peer's message", message(&room.room_id, "hello from the peer")).await;
+    assert_eq!((&seen.event["event_id"], &seen.event["sender"]), (&json!(id), &json!(room.user)));
+
+    assert_clean(&trellis, &peer);
+}
+
+#[tokio::test]
+async fn spec_peer_gets_pdus_and_edus_room_v10() {
+    everything_reaches_the_peer(Some("10")).await;
+}
+
+#[tokio::test]
+async fn spec_peer_gets_pdus_and_edus_room_v11() {
+    everything_reaches_the_peer(Some("11")).await;
+}
+
+#[tokio::test]
+async fn spec_peer_gets_pdus_and_edus_default_room_v12() {
+    everything_reaches_the_peer(None).await;
+}
+
+/// How many times Trellis logged a failed transaction.
+fn failures_logged(trellis: &Fed) -> usize {
+    trellis.server.log().matches("transaction failed").count()
+}
+
+/// The peer answers the first `/send` with 500: Trellis re-sends the same transaction (same
+/// `txnId`, same PDUs) after its first backoff (5 s), with nothing from the peer to wake it.
+/// Then the peer is down (connection refused) when a message is sent, and comes back: the
+/// message arrives after the backoff again.
+#[tokio::test]
+async fn spec_peer_failed_transactions_are_retried_after_the_backoff() {
+    let (_pki, trellis, mut peer, alice, room) = joined_peer(None).await;
+    let token = alice.access_token.as_str();
+
+    peer.fail_sends(1);
+    let m1 = trellis.server.send_text(token, &room.room_id, "after a 500").await;
+    let failed = peer.wait_for("a refused transaction", 15, |log| log.failed.first().cloned()).await;
+    assert!(failed.pdus().iter().any(|p| room.event_id_of(p) == m1), "{:?}", failed.body);
+    let (delivered, _) = peer.wait_pdu(&room, &m1, 20).await;
+    assert_eq!((&delivered.txn_id, &delivered.body), (&failed.txn_id, &failed.body));
+    let waited = delivered.at - failed.at;
+    assert!(waited >= Duration::from_secs(4), "retried after {waited:?}, before the backoff");
+    assert_eq!(peer.log().failed.len(), 1);
+
+    // Down, then up again.
+    let before = failures_logged(&trellis);
+    peer.stop().await;
+    let m2 = trellis.server.send_text(token, &room.room_id, "while the peer was down").await;
+    let start = std::time::Instant::now();
+    while failures_logged(&trellis) == before {
+        assert!(start.elapsed() < Duration::from_secs(15), "no failed attempt logged:\n{}", trellis.server.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    peer.restart().await;
+    let (t2, pdu) = peer.wait_pdu(&room, &m2, 20).await;
+    assert_eq!(pdu["content"]["body"], "while the peer was down");
+    assert_ne!(t2.txn_id, delivered.txn_id);
+    assert_clean(&trellis, &peer);
+}
