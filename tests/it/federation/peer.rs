@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,7 +42,7 @@ use crate::server::{Resp, urlencode};
 
 /// The peer's one signing key.
 pub const KEY_ID: &str = "ed25519:peer1";
-/// How long the peer's key response says its key is valid.
+/// How long the peer's key response says its key is valid, unless [`Peer::set_key_validity`].
 const KEY_VALID_MS: u64 = 3600 * 1000;
 
 /// One `/send` transaction as the peer received it (its `X-Matrix` verified).
@@ -92,6 +92,8 @@ struct Shared {
     log: Mutex<Log>,
     /// `/send` requests still to answer with 500.
     fail_sends: AtomicU32,
+    /// `valid_until_ts` of the key response = now + this (ms).
+    key_validity: AtomicU64,
     /// Bumped on every change of `log`.
     changed: watch::Sender<u64>,
 }
@@ -108,7 +110,7 @@ impl Shared {
         let object = json!({
             "server_name": self.name,
             "verify_keys": { KEY_ID: { "key": key.encode() } },
-            "valid_until_ts": now_ms() + KEY_VALID_MS,
+            "valid_until_ts": now_ms() + self.key_validity.load(Ordering::SeqCst),
         });
         let mut object: CanonicalJsonObject = serde_json::from_value(object).unwrap();
         sign_json(self.name.as_str(), &self.key, &mut object).unwrap();
@@ -319,6 +321,7 @@ impl Peer {
             keys: Default::default(),
             log: Default::default(),
             fail_sends: AtomicU32::new(0),
+            key_validity: AtomicU64::new(KEY_VALID_MS),
             changed: watch::channel(0).0,
         });
         let tls = TlsAcceptor::from(Arc::new(config));
@@ -359,6 +362,16 @@ impl Peer {
     /// Answer the next `n` `/send` requests with 500 (after verifying them).
     pub fn fail_sends(&self, n: u32) {
         self.shared.fail_sends.store(n, Ordering::SeqCst);
+    }
+
+    /// Publish keys valid for `ms` from each request on.
+    pub fn set_key_validity(&self, ms: u64) {
+        self.shared.key_validity.store(ms, Ordering::SeqCst);
+    }
+
+    /// How many times the peer served its key response.
+    pub fn key_fetches(&self) -> usize {
+        self.log().requests.iter().filter(|r| *r == "GET /_matrix/key/v2/server").count()
     }
 
     pub fn user(&self, local: &str) -> String {

@@ -14,12 +14,16 @@ use super::peer::{Joined, Peer, assert_signed};
 use super::{Fed, Pki};
 use crate::server::{Session, urlencode};
 
-/// Trellis with alice, a public room of hers (`version`: the server's default when `None`),
-/// and the peer joined to it as `@pat:<peer>`.
-async fn joined_peer(version: Option<&str>) -> (Pki, Fed, Peer, Session, Joined) {
+/// Trellis with alice and the peer (`key_validity_ms`: of the peer's key responses, when not
+/// the default), a public room of alice's (`version`: the server's default when `None`), the
+/// peer joined to it as `@pat:<peer>`.
+async fn joined_peer(version: Option<&str>, key_validity_ms: Option<u64>) -> (Pki, Fed, Peer, Session, Joined) {
     let pki = Pki::new();
     let trellis = Fed::start(&pki);
     let peer = Peer::start(&pki).await;
+    if let Some(ms) = key_validity_ms {
+        peer.set_key_validity(ms);
+    }
     let alice = trellis.server.register("alice", "password-alice").await;
     let mut body = json!({ "preset": "public_chat" });
     if let Some(v) = version {
@@ -45,14 +49,14 @@ fn assert_clean(trellis: &Fed, peer: &Peer) {
 }
 
 async fn everything_reaches_the_peer(version: Option<&str>) {
-    let (_pki, trellis, peer, alice, room) = joined_peer(version).await;
+    let (_pki, trellis, peer, alice, room) = joined_peer(version, None).await;
     let token = alice.access_token.as_str();
     let trellis_keys = peer.key_map(&trellis.name).await;
     let state = room.response["state"].as_array().unwrap();
     let members: Vec<&Value> = state.iter().filter(|e| e["type"] == "m.room.member").map(|e| &e["state_key"]).collect();
     assert_eq!(members, [&json!(alice.user_id)], "the state before the join");
     // Trellis verified the peer's requests (and its join) with the key the peer serves.
-    assert!(peer.log().requests.contains(&"GET /_matrix/key/v2/server".to_owned()), "{:?}", peer.log());
+    assert_eq!(peer.key_fetches(), 1, "{:?}", peer.log());
 
     // A message: the PDU as stored, signed by Trellis, with a matching content hash.
     let m1 = trellis.server.send_text(token, &room.room_id, "hello peer").await;
@@ -146,7 +150,7 @@ fn failures_logged(trellis: &Fed) -> usize {
 /// message arrives after the backoff again.
 #[tokio::test]
 async fn spec_peer_failed_transactions_are_retried_after_the_backoff() {
-    let (_pki, trellis, mut peer, alice, room) = joined_peer(None).await;
+    let (_pki, trellis, mut peer, alice, room) = joined_peer(None, None).await;
     let token = alice.access_token.as_str();
 
     peer.fail_sends(1);
@@ -172,5 +176,22 @@ async fn spec_peer_failed_transactions_are_retried_after_the_backoff() {
     let (t2, pdu) = peer.wait_pdu(&room, &m2, 20).await;
     assert_eq!(pdu["content"]["body"], "while the peer was down");
     assert_ne!(t2.txn_id, delivered.txn_id);
+    assert_clean(&trellis, &peer);
+}
+
+/// The peer's key responses are valid for 2 s only (`valid_until_ts`: "when the list of valid
+/// keys should be refreshed"): once they have run out, Trellis fetches them again for the
+/// peer's next request instead of refusing it as signed by an unknown key.
+#[tokio::test]
+async fn spec_peer_keys_are_refetched_once_their_valid_until_ts_passed() {
+    let (_pki, trellis, peer, alice, room) = joined_peer(None, Some(2000)).await;
+    assert_eq!(peer.key_fetches(), 1);
+    let mut watch = Watch::new(&trellis.server, &alice).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (id, r) = peer.send_message(&trellis, &room, "with a fresh key").await;
+    assert_eq!((r.status, &r.body), (200, &json!({ "pdus": { &id: {} } })));
+    assert_eq!(peer.key_fetches(), 2);
+    let seen = watch.wait("the peer's message", message(&room.room_id, "with a fresh key")).await;
+    assert_eq!(seen.event["event_id"], id.as_str());
     assert_clean(&trellis, &peer);
 }
