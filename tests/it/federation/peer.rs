@@ -538,6 +538,18 @@ impl Peer {
     /// peer's own (`PUT /send/{txnId}`, signed). Returns the event ID and Trellis's answer.
     pub async fn send_message(&self, to: &Fed, room: &Joined, body: &str) -> (String, Resp) {
         let (prev, depth) = self.tip(room);
+        self.send_message_after(to, room, body, &prev, depth).await
+    }
+
+    /// [`Peer::send_message`] with the given prev event and its depth.
+    pub async fn send_message_after(
+        &self,
+        to: &Fed,
+        room: &Joined,
+        body: &str,
+        prev: &str,
+        depth: u64,
+    ) -> (String, Resp) {
         let mut auth = Vec::new();
         if !room.rules.authorization.room_create_event_id_as_room_id {
             auth.push(room.state_ids[&("m.room.create".to_owned(), String::new())].clone());

@@ -195,3 +195,28 @@ async fn spec_peer_keys_are_refetched_once_their_valid_until_ts_passed() {
     assert_eq!(seen.event["event_id"], id.as_str());
     assert_clean(&trellis, &peer);
 }
+
+/// The peer serves none of the endpoints a server uses to fill gaps in the DAG: a PDU of its
+/// on a prev event Trellis does not know gets a per-PDU error in a prompt 200 answer (Trellis
+/// asked for the gap, got 404 `M_UNRECOGNIZED`, and gave up), never a hang or a 5xx; the room
+/// goes on (the next PDU on a known event is accepted).
+#[tokio::test]
+async fn spec_peer_pdu_on_an_unknown_prev_event_is_refused_promptly() {
+    let (_pki, trellis, peer, _alice, room) = joined_peer(None, None).await;
+    let (_, depth) = peer.tip(&room);
+    let unknown = "$aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let start = std::time::Instant::now();
+    let (id, r) = peer.send_message_after(&trellis, &room, "on a gap", unknown, depth + 5).await;
+    assert!(start.elapsed() < Duration::from_secs(10), "answered after {:?}", start.elapsed());
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(r.body["pdus"][&id]["error"].as_str().is_some_and(|e| !e.is_empty()), "{:?}", r.body);
+    // The gap, then the state at the unknown event, each asked once.
+    let asked = peer.log().unserved;
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(asked[0].starts_with("POST /_matrix/federation/v1/get_missing_events/"), "{asked:?}");
+    assert!(asked[1].starts_with("GET /_matrix/federation/v1/state_ids/"), "{asked:?}");
+    assert!(asked[1].ends_with(&format!("?event_id={}", urlencode(unknown))), "{asked:?}");
+
+    let (id, r) = peer.send_message(&trellis, &room, "on the tip").await;
+    assert_eq!((r.status, &r.body), (200, &json!({ "pdus": { &id: {} } })));
+}
