@@ -114,6 +114,15 @@ async fn everything_reaches_the_peer(version: Option<&str>) {
     assert_eq!(content["messages"], json!({ &room.user: { "PATDEVICE": { "hello": "pat" } } }));
     assert!(content["message_id"].as_str().is_some_and(|id| !id.is_empty()), "{edu}");
 
+    // A new device of alice's: `m.device_list_update` for the server sharing a room with her.
+    let r = trellis.server.login("alice", "password-alice").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let device = r.body["device_id"].as_str().unwrap().to_owned();
+    let (_, edu) = peer.wait_edu("m.device_list_update", 15, |c| c["device_id"] == device.as_str()).await;
+    assert_eq!(edu["content"]["user_id"], alice.user_id.as_str(), "{edu}");
+    assert!(edu["content"]["stream_id"].as_u64().is_some(), "{edu}");
+    assert_ne!(edu["content"]["deleted"], json!(true), "{edu}");
+
     // The peer's user speaks: Trellis accepts the PDU and alice sees it.
     let mut watch = Watch::new(&trellis.server, &alice).await;
     let (id, r) = peer.send_message(&trellis, &room, "hello from the peer").await;
