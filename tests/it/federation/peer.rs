@@ -564,10 +564,19 @@ impl Peer {
         let mut pdu: CanonicalJsonObject = serde_json::from_value(pdu).unwrap();
         hash_and_sign_event(self.name.as_str(), &self.shared.key, &mut pdu, &room.rules.redaction).unwrap();
         let event_id = format!("${}", reference_hash(&pdu, &room.rules).unwrap());
-        let n = self.txn_counter.fetch_add(1, Ordering::SeqCst);
-        let body = json!({ "origin": self.name, "origin_server_ts": now_ms(), "pdus": [pdu] });
-        let r = self.request(to, ReqMethod::PUT, &format!("/_matrix/federation/v1/send/peer{n}"), Some(&body)).await;
+        let r = self.send_txn(to, &[serde_json::to_value(pdu).unwrap()], &[]).await;
         (event_id, r)
+    }
+
+    /// A transaction of the peer's own (`PUT /send/{txnId}`, a new `txnId`, signed); `edus`
+    /// left out of the body when empty (it is optional).
+    pub async fn send_txn(&self, to: &Fed, pdus: &[Value], edus: &[Value]) -> Resp {
+        let n = self.txn_counter.fetch_add(1, Ordering::SeqCst);
+        let mut body = json!({ "origin": self.name, "origin_server_ts": now_ms(), "pdus": pdus });
+        if !edus.is_empty() {
+            body["edus"] = json!(edus);
+        }
+        self.request(to, ReqMethod::PUT, &format!("/_matrix/federation/v1/send/peer{n}"), Some(&body)).await
     }
 }
 

@@ -130,6 +130,30 @@ async fn everything_reaches_the_peer(version: Option<&str>) {
     let seen = watch.wait("the peer's message", message(&room.room_id, "hello from the peer")).await;
     assert_eq!((&seen.event["event_id"], &seen.event["sender"]), (&json!(id), &json!(room.user)));
 
+    // The peer's EDUs in the spec's format: alice sees pat typing and pat's read receipt.
+    let typing = json!({ "edu_type": "m.typing",
+        "content": { "room_id": room.room_id, "user_id": room.user, "typing": true } });
+    let receipt = json!({ "edu_type": "m.receipt", "content": { &room.room_id: { "m.read": {
+        &room.user: { "event_ids": [m2], "data": { "ts": super::now_ms() } } } } } });
+    let r = peer.send_txn(&trellis, &[], &[typing, receipt]).await;
+    assert_eq!((r.status, &r.body), (200, &json!({ "pdus": {} })));
+    let user = room.user.clone();
+    watch
+        .wait("pat typing", |s| {
+            s.room == room.room_id
+                && s.event["type"] == "m.typing"
+                && s.event["content"]["user_ids"].as_array().is_some_and(|u| u.contains(&json!(user)))
+        })
+        .await;
+    let seen = watch
+        .wait("pat's receipt", |s| {
+            s.room == room.room_id
+                && s.event["type"] == "m.receipt"
+                && s.event["content"][&m2]["m.read"][&user].is_object()
+        })
+        .await;
+    assert!(seen.event["content"][&m2]["m.read"][&room.user]["ts"].as_u64().is_some(), "{:?}", seen.event);
+
     assert_clean(&trellis, &peer);
 }
 
