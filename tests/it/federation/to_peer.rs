@@ -36,15 +36,39 @@ async fn joined_peer(version: Option<&str>, key_validity_ms: Option<u64>) -> (Pk
 }
 
 /// Every transaction the peer got came from Trellis, addressed to the peer, and verified; no
-/// request the peer does not serve was made.
-fn assert_clean(trellis: &Fed, peer: &Peer) {
+/// request the peer does not serve was made. Every PDU is Trellis's own, signed by it with a
+/// matching content hash, delivered once; every EDU is one the spec defines, with a content
+/// object.
+async fn assert_clean(trellis: &Fed, peer: &Peer, room: &Joined) {
     let log = peer.log();
     assert_eq!(log.refused, Vec::<String>::new(), "transactions that failed authentication");
     assert_eq!(log.unserved, Vec::<String>::new(), "Trellis asked for what the spec does not require");
+    let keys = peer.key_map(&trellis.name).await;
+    let mut delivered = std::collections::BTreeSet::new();
     for t in log.txns.iter().chain(&log.failed) {
         assert_eq!((t.origin.as_str(), t.destination.as_deref()), (trellis.name.as_str(), Some(peer.name.as_str())));
         assert_eq!(t.body["origin"], trellis.name.as_str());
         assert!(t.body["origin_server_ts"].as_u64().is_some(), "{}", t.body);
+        assert!(t.pdus().len() <= 50 && t.edus().len() <= 100, "{}", t.body);
+        for edu in t.edus() {
+            let known = [
+                "m.typing",
+                "m.receipt",
+                "m.presence",
+                "m.direct_to_device",
+                "m.device_list_update",
+                "m.signing_key_update",
+            ];
+            assert!(known.contains(&edu["edu_type"].as_str().unwrap_or("")), "{edu}");
+            assert!(edu["content"].is_object(), "{edu}");
+        }
+    }
+    for t in &log.txns {
+        for pdu in t.pdus() {
+            assert!(pdu["sender"].as_str().is_some_and(|u| u.ends_with(&format!(":{}", trellis.name))), "{pdu}");
+            assert_signed(&keys, pdu, &room.rules, "a PDU sent to the peer");
+            assert!(delivered.insert(room.event_id_of(pdu)), "delivered twice: {pdu}");
+        }
     }
 }
 
@@ -154,7 +178,7 @@ async fn everything_reaches_the_peer(version: Option<&str>) {
         .await;
     assert!(seen.event["content"][&m2]["m.read"][&room.user]["ts"].as_u64().is_some(), "{:?}", seen.event);
 
-    assert_clean(&trellis, &peer);
+    assert_clean(&trellis, &peer, &room).await;
 }
 
 #[tokio::test]
@@ -209,7 +233,7 @@ async fn spec_peer_failed_transactions_are_retried_after_the_backoff() {
     let (t2, pdu) = peer.wait_pdu(&room, &m2, 20).await;
     assert_eq!(pdu["content"]["body"], "while the peer was down");
     assert_ne!(t2.txn_id, delivered.txn_id);
-    assert_clean(&trellis, &peer);
+    assert_clean(&trellis, &peer, &room).await;
 }
 
 /// The peer's key responses are valid for 2 s only (`valid_until_ts`: "when the list of valid
@@ -226,7 +250,7 @@ async fn spec_peer_keys_are_refetched_once_their_valid_until_ts_passed() {
     assert_eq!(peer.key_fetches(), 2);
     let seen = watch.wait("the peer's message", message(&room.room_id, "with a fresh key")).await;
     assert_eq!(seen.event["event_id"], id.as_str());
-    assert_clean(&trellis, &peer);
+    assert_clean(&trellis, &peer, &room).await;
 }
 
 /// The peer serves none of the endpoints a server uses to fill gaps in the DAG: a PDU of its
