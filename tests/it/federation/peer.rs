@@ -359,6 +359,11 @@ impl Peer {
         self.serve(tcp);
     }
 
+    /// `https://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
     /// Answer the next `n` `/send` requests with 500 (after verifying them).
     pub fn fail_sends(&self, n: u32) {
         self.shared.fail_sends.store(n, Ordering::SeqCst);

@@ -277,3 +277,36 @@ async fn spec_peer_pdu_on_an_unknown_prev_event_is_refused_promptly() {
     let (id, r) = peer.send_message(&trellis, &room, "on the tip").await;
     assert_eq!((r.status, &r.body), (200, &json!({ "pdus": { &id: {} } })));
 }
+
+/// The peer itself: what it does not serve is a 404 `M_UNRECOGNIZED` and logged; a `/send` not
+/// signed by the origin's published key is refused (401) and logged, one signed by it recorded.
+#[tokio::test]
+async fn spec_peer_refuses_what_it_should() {
+    let pki = Pki::new();
+    let mut trellis = Fed::start(&pki);
+    let peer = Peer::start(&pki).await;
+    let https = pki.https();
+    let r = crate::server::send(https.get(format!("{}/_matrix/federation/v1/version", peer.url()))).await;
+    assert_eq!((r.status, r.errcode()), (404, "M_UNRECOGNIZED"));
+    assert_eq!(peer.log().unserved, ["GET /_matrix/federation/v1/version"]);
+
+    let real = trellis.signing_key();
+    let name = trellis.name.clone();
+    let body = json!({ "origin": name, "origin_server_ts": super::now_ms(), "pdus": [] });
+    let put = |key: &ruma::signatures::Ed25519KeyPair, txn: &str| {
+        let path = format!("/_matrix/federation/v1/send/{txn}");
+        let auth = super::x_matrix(key, &name, &peer.name, "PUT", &path, Some(&body));
+        https.put(format!("{}{path}", peer.url())).header("authorization", auth).json(&body)
+    };
+    let doc = ruma::signatures::Ed25519KeyPair::generate();
+    let stranger = ruma::signatures::Ed25519KeyPair::from_der(&doc, real.version().to_owned()).unwrap();
+    let r = crate::server::send(put(&stranger, "forged")).await;
+    assert_eq!((r.status, r.errcode()), (401, "M_UNAUTHORIZED"));
+    assert_eq!(peer.log().refused.len(), 1, "{:?}", peer.log());
+    assert!(peer.log().txns.is_empty());
+
+    let r = crate::server::send(put(&real, "genuine")).await;
+    assert_eq!((r.status, &r.body), (200, &json!({ "pdus": {} })));
+    let log = peer.log();
+    assert_eq!((log.txns.len(), log.txns[0].txn_id.as_str(), log.refused.len()), (1, "genuine", 1));
+}
