@@ -92,6 +92,8 @@ struct Shared {
     log: Mutex<Log>,
     /// `/send` requests still to answer with 500.
     fail_sends: AtomicU32,
+    /// The body of the 200 answer to `/send` (`{"pdus": {}}` unless [`Peer::set_send_answer`]).
+    send_answer: Mutex<Value>,
     /// `valid_until_ts` of the key response = now + this (ms).
     key_validity: AtomicU64,
     /// Bumped on every change of `log`.
@@ -227,7 +229,7 @@ async fn put_send(
         return error(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", "Failing on purpose");
     }
     p.record(|l| l.txns.push(txn));
-    axum::Json(json!({ "pdus": {} })).into_response()
+    axum::Json(p.send_answer.lock().unwrap().clone()).into_response()
 }
 
 async fn unserved(State(p): State<Arc<Shared>>, method: Method, uri: Uri) -> Response {
@@ -322,6 +324,7 @@ impl Peer {
             log: Default::default(),
             fail_sends: AtomicU32::new(0),
             key_validity: AtomicU64::new(KEY_VALID_MS),
+            send_answer: Mutex::new(json!({ "pdus": {} })),
             changed: watch::channel(0).0,
         });
         let tls = TlsAcceptor::from(Arc::new(config));
@@ -367,6 +370,11 @@ impl Peer {
     /// Answer the next `n` `/send` requests with 500 (after verifying them).
     pub fn fail_sends(&self, n: u32) {
         self.shared.fail_sends.store(n, Ordering::SeqCst);
+    }
+
+    /// Answer verified `/send` requests 200 with `body`.
+    pub fn set_send_answer(&self, body: Value) {
+        *self.shared.send_answer.lock().unwrap() = body;
     }
 
     /// Publish keys valid for `ms` from each request on.

@@ -310,3 +310,24 @@ async fn spec_peer_refuses_what_it_should() {
     let log = peer.log();
     assert_eq!((log.txns.len(), log.txns[0].txn_id.as_str(), log.refused.len()), (1, "genuine", 1));
 }
+
+/// A 200 answer to `/send` means the peer has the transaction, even when its body lacks the
+/// `pdus` map (Synapse reads it as `response.get("pdus", {})`): Trellis must not re-send that
+/// transaction (which would hold up everything after it behind the backoff), and the next
+/// message goes out at once in a new one.
+#[tokio::test]
+async fn spec_peer_200_without_pdus_counts_as_delivered() {
+    let (_pki, trellis, peer, alice, room) = joined_peer(None, None).await;
+    let token = alice.access_token.as_str();
+    peer.set_send_answer(json!({}));
+    let m1 = trellis.server.send_text(token, &room.room_id, "first").await;
+    let (t1, _) = peer.wait_pdu(&room, &m1, 15).await;
+    let m2 = trellis.server.send_text(token, &room.room_id, "second").await;
+    let (t2, _) = peer.wait_pdu(&room, &m2, 15).await;
+    assert_ne!(t1.txn_id, t2.txn_id);
+    assert!(t2.at - t1.at < Duration::from_secs(4), "the second message waited {:?}", t2.at - t1.at);
+    let ids: Vec<String> = peer.log().txns.iter().map(|t| t.txn_id.clone()).collect();
+    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "a transaction was sent again: {ids:?}");
+    assert_clean(&trellis, &peer, &room).await;
+}
