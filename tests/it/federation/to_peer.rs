@@ -154,6 +154,14 @@ async fn everything_reaches_the_peer(version: Option<&str>) {
     let seen = watch.wait("the peer's message", message(&room.room_id, "hello from the peer")).await;
     assert_eq!((&seen.event["event_id"], &seen.event["sender"]), (&json!(id), &json!(room.user)));
 
+    // alice's /sync made her online: `m.presence` for the server sharing a room with her.
+    let online = |c: &Value| c["push"].as_array().is_some_and(|p| p.iter().any(|u| u["presence"] == "online"));
+    let (_, edu) = peer.wait_edu("m.presence", 15, online).await;
+    let push = edu["content"]["push"].as_array().unwrap();
+    let mine = push.iter().find(|u| u["user_id"] == alice.user_id.as_str() && u["presence"] == "online");
+    let mine = mine.unwrap_or_else(|| panic!("{edu}"));
+    assert!(mine["last_active_ago"].as_u64().is_some(), "{edu}");
+
     // The peer's EDUs in the spec's format: alice sees pat typing and pat's read receipt.
     let typing = json!({ "edu_type": "m.typing",
         "content": { "room_id": room.room_id, "user_id": room.user, "typing": true } });
