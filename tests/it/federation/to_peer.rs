@@ -212,10 +212,11 @@ fn failures_logged(trellis: &Fed) -> usize {
 /// The peer answers the first `/send` with 500: Trellis re-sends the same transaction (same
 /// `txnId`, same PDUs) after its first backoff (5 s), with nothing from the peer to wake it.
 /// Then the peer is down (connection refused) when a message is sent, and comes back: the
-/// message arrives after the backoff again.
+/// message arrives after the backoff again; likewise when Trellis restarts while the peer is
+/// down.
 #[tokio::test]
 async fn spec_peer_failed_transactions_are_retried_after_the_backoff() {
-    let (_pki, trellis, mut peer, alice, room) = joined_peer(None, None).await;
+    let (_pki, mut trellis, mut peer, alice, room) = joined_peer(None, None).await;
     let token = alice.access_token.as_str();
 
     peer.fail_sends(1);
@@ -241,6 +242,22 @@ async fn spec_peer_failed_transactions_are_retried_after_the_backoff() {
     let (t2, pdu) = peer.wait_pdu(&room, &m2, 20).await;
     assert_eq!(pdu["content"]["body"], "while the peer was down");
     assert_ne!(t2.txn_id, delivered.txn_id);
+
+    // Down again, and Trellis restarts meanwhile: the transaction in flight and its backoff
+    // were persisted, and it goes out once the peer is back.
+    let before = failures_logged(&trellis);
+    peer.stop().await;
+    let m3 = trellis.server.send_text(token, &room.room_id, "across a restart").await;
+    let start = std::time::Instant::now();
+    while failures_logged(&trellis) == before {
+        assert!(start.elapsed() < Duration::from_secs(15), "no failed attempt logged:\n{}", trellis.server.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    trellis.server.restart();
+    peer.restart().await;
+    let (t3, pdu) = peer.wait_pdu(&room, &m3, 20).await;
+    assert_eq!(pdu["content"]["body"], "across a restart");
+    assert_ne!(t3.txn_id, t2.txn_id);
     assert_clean(&trellis, &peer, &room).await;
 }
 
