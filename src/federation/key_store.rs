@@ -26,7 +26,8 @@ use crate::users::now_ms;
 /// A key is trusted at most this long after it was fetched (spec: room version 5+ signing
 /// requirements: "the lesser of valid_until_ts and 7 days into the future").
 const MAX_KEY_VALIDITY_MS: u64 = 7 * 24 * 3600 * 1000;
-/// A server's keys are fetched at most this often when a key is still missing.
+/// A server's keys are fetched at most this often when a key is still missing (unless the keys
+/// of the last fetch have run out since: see [`Federation::may_fetch`]).
 const REFETCH_AFTER: Duration = Duration::from_secs(30);
 /// Servers whose keys stay in memory before the cache starts over.
 const CACHE_SERVERS: usize = 10_000;
@@ -48,6 +49,12 @@ impl KeySet {
             .filter(|(_, r)| r.valid_until_ts >= min_valid_until_ts)
             .filter_map(|(id, r)| Some((id.clone(), Base64::new(STANDARD_NO_PAD.decode(&r.key).ok()?))))
             .collect()
+    }
+
+    /// When the current keys (not the old ones) stop being usable: the latest of their capped
+    /// `valid_until_ts` (0 without any). The server says to refresh them then.
+    pub fn refresh_at(&self) -> u64 {
+        self.keys.values().filter(|r| r.expired_ts.is_none()).map(|r| r.valid_until_ts).max().unwrap_or(0)
     }
 
     /// `valid_until_ts` of the stored response (0 without one).
@@ -159,8 +166,9 @@ impl Federation {
         // A fetch already in flight (e.g. for an X-Matrix check) is waited for, not skipped.
         let gate = self.fetch_gate(server);
         let _turn = gate.lock().await;
-        let usable = self.cached_keys(server).await?.usable(min);
-        if satisfied(&usable) || !self.may_fetch(server) {
+        let cached = self.cached_keys(server).await?;
+        let usable = cached.usable(min);
+        if satisfied(&usable) || !self.may_fetch(server, cached.refresh_at()) {
             return Ok(usable);
         }
         match self.fetch_direct(server).await {
@@ -192,11 +200,19 @@ impl Federation {
         Ok(self.cached_keys(server).await?.usable(min))
     }
 
-    /// Note a fetch for `server` unless one happened within [`REFETCH_AFTER`].
-    pub(super) fn may_fetch(&self, server: &ServerName) -> bool {
+    /// Note a fetch for `server` unless one happened within [`REFETCH_AFTER`] and the keys it
+    /// brought are still valid: `refresh_at` (ms, [`KeySet::refresh_at`]) passed after that
+    /// fetch means they ran out since, and are fetched again at once (a server may publish keys
+    /// valid for a short while). Keys that were expired when fetched do not bypass the limit.
+    pub(super) fn may_fetch(&self, server: &ServerName, refresh_at: u64) -> bool {
         let mut fetched = self.fetched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if fetched.get(server).is_some_and(|at| at.elapsed() < REFETCH_AFTER) {
-            return false;
+        if let Some(at) = fetched.get(server) {
+            let now = now_ms();
+            let fetched_ms = now.saturating_sub(u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX));
+            let ran_out_since = fetched_ms < refresh_at && refresh_at <= now;
+            if at.elapsed() < REFETCH_AFTER && !ran_out_since {
+                return false;
+            }
         }
         if fetched.len() > CACHE_SERVERS {
             fetched.clear();

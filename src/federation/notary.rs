@@ -25,7 +25,7 @@ impl Federation {
         } else {
             None
         };
-        if set.response_valid_until() < min_valid_until_ts && self.may_fetch(server) {
+        if set.response_valid_until() < min_valid_until_ts && self.may_fetch(server, set.refresh_at()) {
             match self.fetch_direct(server).await {
                 Ok(()) => set = self.cached_keys(server).await?,
                 Err(e) => tracing::info!(%server, error = %e, "notary: fetching keys failed"),

@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use ruma::api::federation::transactions::send_transaction_message::v1 as send_txn;
-use ruma::{EventId, MilliSecondsSinceUnixEpoch, OwnedRoomId, OwnedServerName, OwnedTransactionId, ServerName, UInt};
+use axum::http::Method;
+use ruma::{EventId, OwnedRoomId, OwnedServerName, ServerName};
 use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
@@ -247,8 +247,8 @@ async fn step(s: &Arc<Services>, destination: &ServerName) -> Result<Next> {
     };
     match transmit(s, destination, &txn).await {
         Ok(response) => {
-            for (event_id, result) in response.pdus {
-                if let Err(error) = result {
+            for (event_id, result) in response.get("pdus").and_then(Value::as_object).into_iter().flatten() {
+                if let Some(error) = result.get("error") {
                     tracing::info!(%destination, %event_id, %error, "destination refused a PDU");
                 }
             }
@@ -264,12 +264,30 @@ async fn step(s: &Arc<Services>, destination: &ServerName) -> Result<Next> {
     }
 }
 
-/// `PUT /_matrix/federation/v1/send/{txnId}` with the stored transaction, unchanged.
-async fn transmit(s: &Services, destination: &ServerName, txn: &OutgoingTxnRecord) -> Result<send_txn::Response> {
-    let raw = |v: &Value| serde_json::value::to_raw_value(v).map_err(Error::internal);
-    let ts = MilliSecondsSinceUnixEpoch(UInt::try_from(txn.origin_server_ts).map_err(Error::internal)?);
-    let mut request = send_txn::Request::new(OwnedTransactionId::from(txn.txn_id.as_str()), s.server_name.clone(), ts);
-    request.pdus = txn.pdus.iter().map(raw).collect::<Result<_>>()?;
-    request.edus = txn.edus.iter().map(|e| raw(e).map(ruma::serde::Raw::from_json)).collect::<Result<_>>()?;
-    s.federation.send(destination, request).await
+/// `PUT /_matrix/federation/v1/send/{txnId}` with the stored transaction, unchanged. Any 2xx
+/// with a JSON body means the destination has it: its `pdus` map (required by the spec) is only
+/// read for logging, so an answer without one does not get the transaction sent again forever
+/// (Synapse reads it as `response.get("pdus", {})`).
+async fn transmit(s: &Services, destination: &ServerName, txn: &OutgoingTxnRecord) -> Result<Value> {
+    let mut body = serde_json::json!({
+        "origin": s.server_name,
+        "origin_server_ts": txn.origin_server_ts,
+        "pdus": txn.pdus,
+    });
+    if !txn.edus.is_empty() {
+        body["edus"] = Value::from(txn.edus.clone());
+    }
+    let path = format!("/_matrix/federation/v1/send/{}", path_segment(&txn.txn_id));
+    s.federation.send_raw(destination, Method::PUT, &path, Some(&body)).await
+}
+
+/// A path segment percent-encoded (our transaction IDs are alphanumeric; this is for safety).
+fn path_segment(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -9,10 +9,12 @@ mod keys;
 mod knock;
 mod limits;
 mod notary;
+mod peer;
 mod receive;
 mod sender;
 mod serve;
 mod serve_invite;
+mod to_peer;
 mod transport;
 
 use std::path::PathBuf;
