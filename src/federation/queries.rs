@@ -82,14 +82,7 @@ fn allowed_rooms(s: &Services, room_id: &RoomId) -> Result<Vec<ruma::OwnedRoomId
     if !matches!(content.get("join_rule").and_then(Value::as_str), Some("restricted" | "knock_restricted")) {
         return Ok(Vec::new());
     }
-    Ok(content
-        .get("allow")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|a| a.get("type").and_then(Value::as_str) == Some("m.room_membership"))
-        .filter_map(|a| a.get("room_id").and_then(Value::as_str).and_then(|r| RoomId::parse(r).ok()))
-        .collect())
+    Ok(crate::rooms::membership::allowed_rooms(&content))
 }
 
 /// A room's hierarchy entry: its directory summary plus version, encryption, allowed rooms.

@@ -100,6 +100,19 @@ pub fn join_rule(s: &Services, room_id: &RoomId) -> Result<String> {
         .unwrap_or_else(|| "invite".into()))
 }
 
+/// The rooms whose members a `restricted`/`knock_restricted` join rule admits: its `allow`
+/// entries of type `m.room_membership` (other types and malformed room IDs are ignored).
+pub fn allowed_rooms(join_rules: &Value) -> Vec<OwnedRoomId> {
+    join_rules
+        .get("allow")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|a| a.get("type").and_then(Value::as_str) == Some("m.room_membership"))
+        .filter_map(|a| a.get("room_id").and_then(Value::as_str).and_then(|r| RoomId::parse(r).ok()))
+        .collect()
+}
+
 /// For a restricted join (join rule `restricted` in room versions 8+, `knock_restricted` in
 /// 10+) of a user not already invited or joined: the local joined user who may invite to put
 /// in `join_authorised_via_users_server`, once `user` is known to be joined to one of the
@@ -119,14 +132,7 @@ pub fn restricted_authoriser(s: &Services, room_id: &RoomId, user: &UserId) -> R
         return Ok(None);
     }
     let content = super::current_state_content(s, room_id, "m.room.join_rules", "")?.unwrap_or_default();
-    let allowed: Vec<OwnedRoomId> = content
-        .get("allow")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|a| a.get("type").and_then(Value::as_str) == Some("m.room_membership"))
-        .filter_map(|a| a.get("room_id").and_then(Value::as_str).and_then(|r| RoomId::parse(r).ok()))
-        .collect();
+    let allowed = allowed_rooms(&content);
     let known: Vec<&OwnedRoomId> = allowed.iter().filter(|r| room(s, r).is_ok()).collect();
     if known.is_empty() {
         return Err(Error::new(
