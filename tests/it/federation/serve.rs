@@ -320,3 +320,33 @@ async fn servers_outside_the_room_and_denied_servers_are_refused() {
         assert!(r.body["error"].as_str().unwrap().contains("ACL"), "{:?}", r.body);
     }
 }
+
+/// Once the last local user left a room, B no longer follows it and cannot vouch for its
+/// state: `make_join` and `make_knock` are 404 `M_NOT_FOUND` (as Synapse), not a template.
+#[tokio::test]
+async fn no_join_or_knock_template_without_a_local_member() {
+    let (_pki, _a, b, as_a) = start().await;
+    let bob = b.server.register("bob", "password-bob").await;
+    let tok = bob.access_token.as_str();
+    let x = urlencode(&format!("@x:{}", as_a.a));
+    let public = b.server.create_room(tok, json!({ "preset": "public_chat" })).await;
+    let knock = b.server.create_room(tok, json!({ "preset": "private_chat" })).await;
+    let rule = json!({ "join_rule": "knock" });
+    assert_eq!(b.server.set_state(tok, &knock, "m.room.join_rules", "", rule).await.status, 200);
+    let make_join = format!("/_matrix/federation/v1/make_join/{}/{x}?ver=12", urlencode(&public));
+    let make_knock = format!("/_matrix/federation/v1/make_knock/{}/{x}?ver=12", urlencode(&knock));
+    for path in [&make_join, &make_knock] {
+        let r = as_a.get(&b, path).await;
+        assert_eq!(r.status, 200, "{path}: {:?}", r.body);
+    }
+    for room in [&public, &knock] {
+        assert_eq!(b.server.room_post(tok, room, "leave", json!({})).await.status, 200);
+    }
+    for path in [&make_join, &make_knock] {
+        let r = as_a.get(&b, path).await;
+        assert_eq!((r.status, r.errcode()), (404, "M_NOT_FOUND"), "{path}: {:?}", r.body);
+    }
+    // An unknown room stays 404 as well.
+    let r = as_a.get(&b, &format!("/_matrix/federation/v1/make_join/{}/{x}?ver=12", urlencode("!nope:x"))).await;
+    assert_eq!((r.status, r.errcode()), (404, "M_NOT_FOUND"));
+}
