@@ -16,6 +16,7 @@ use ruma::{
 };
 use serde_json::value::{RawValue, to_raw_value};
 
+use super::sender::fanout::servers_in_room;
 use super::txn::is_resident;
 use crate::error::{Error, ErrorKind, Result};
 use crate::rooms::build::seal;
@@ -114,14 +115,23 @@ pub(crate) fn relay(errors: Vec<Error>, what: &str) -> Error {
     })
 }
 
-/// A room alias's room ID and the servers in the room: ours from the `aliases` table, another
-/// server's with `GET /query/directory` (its own name first when it is in the room).
+/// A room alias's room ID and the servers in the room: ours from the `aliases` table (we come
+/// first, then the other servers with joined members), another server's with
+/// `GET /query/directory` (its own name first when it is in the room). 404 `M_NOT_FOUND` when
+/// the alias is unknown, or another server's while federation is off.
 pub async fn resolve_alias(s: &State, alias: &RoomAliasId) -> Result<(OwnedRoomId, Vec<OwnedServerName>)> {
     let not_found = || Error::not_found(format!("Room alias {alias} not found"));
     if alias.server_name() == s.server_name || !s.config.federation.enabled {
         let a = alias.to_owned();
-        let room_id = s.blocking(move |s| alias::resolve(s, &a)).await?.ok_or_else(not_found)?;
-        return Ok((room_id, Vec::new()));
+        return s
+            .blocking(move |s| {
+                let room_id =
+                    alias::resolve(s, &a)?.ok_or_else(|| Error::not_found(format!("Room alias {a} not found")))?;
+                let mut servers = vec![s.server_name.clone()];
+                servers.extend(servers_in_room(s, &room_id)?.iter().filter(|x| **x != s.server_name).cloned());
+                Ok((room_id, servers))
+            })
+            .await;
     }
     let resp = s
         .federation

@@ -8,6 +8,7 @@ mod join;
 mod keys;
 mod knock;
 mod limits;
+mod lookups;
 mod notary;
 mod receive;
 mod sender;

@@ -1,0 +1,67 @@
+//! Client lookups that name another server are asked of it: a remote alias
+//! (`/directory/room`, `/room_summary`), another server's public rooms (`/publicRooms?server=`).
+//! Two real servers: alice on A looks up what bob published on B.
+
+use serde_json::json;
+
+use super::join::Pair;
+use crate::server::urlencode;
+
+#[tokio::test]
+async fn remote_alias_public_rooms_and_summary_are_asked_of_the_other_server() {
+    let p = Pair::start().await;
+    let body = json!({ "visibility": "public", "room_alias_name": "lobby", "name": "Lobby", "topic": "Chat here" });
+    let room = p.public_room(body).await;
+    let alias = format!("#lobby:{}", p.b.name);
+    let (a, tok) = (&p.a.server, p.alice.token());
+
+    // The alias, resolved by B (`/query/directory`): the room and B as the server to join via.
+    let r = a.get(&format!("/_matrix/client/v3/directory/room/{}", urlencode(&alias)), tok).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body, json!({ "room_id": room, "servers": [p.b.name] }));
+    let r =
+        a.get(&format!("/_matrix/client/v3/directory/room/{}", urlencode(&format!("#nope:{}", p.b.name))), tok).await;
+    assert_eq!((r.status, r.errcode()), (404, "M_NOT_FOUND"), "{:?}", r.body);
+    // On B itself, the same answer from its own table.
+    let r = p.b.server.get(&format!("/_matrix/client/v3/directory/room/{}", urlencode(&alias)), p.bob.token()).await;
+    assert_eq!(r.body, json!({ "room_id": room, "servers": [p.b.name] }));
+
+    // B's directory, through A.
+    let server = urlencode(p.b.name.as_str());
+    let r = a.get(&format!("/_matrix/client/v3/publicRooms?server={server}"), tok).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let chunk = r.body["chunk"].as_array().unwrap();
+    assert_eq!(chunk.len(), 1, "{:?}", r.body);
+    assert_eq!((chunk[0]["room_id"].as_str(), chunk[0]["name"].as_str()), (Some(room.as_str()), Some("Lobby")));
+    assert_eq!((chunk[0]["num_joined_members"].as_u64(), chunk[0]["join_rule"].as_str()), (Some(1), Some("public")));
+    assert_eq!(r.body["total_room_count_estimate"], 1);
+    // A's own directory is empty.
+    let r = a.get("/_matrix/client/v3/publicRooms", tok).await;
+    assert_eq!(r.body["chunk"], json!([]));
+    for (term, count) in [("lob", 1), ("nothing like it", 0)] {
+        let body = json!({ "filter": { "generic_search_term": term } });
+        let r = a.post(&format!("/_matrix/client/v3/publicRooms?server={server}"), tok, body).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.body["chunk"].as_array().unwrap().len(), count, "{term}: {:?}", r.body);
+    }
+
+    // A summary of the room A is not in, by alias: from B's hierarchy.
+    let r = a.get(&format!("/_matrix/client/v1/room_summary/{}", urlencode(&alias)), tok).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!((r.body["room_id"].as_str(), r.body["name"].as_str()), (Some(room.as_str()), Some("Lobby")));
+    assert_eq!(
+        (r.body["topic"].as_str(), r.body["join_rule"].as_str()),
+        (Some("Chat here"), Some("public")),
+        "{:?}",
+        r.body
+    );
+    assert_eq!((r.body["membership"].as_str(), r.body["room_version"].as_str()), (Some("leave"), Some("12")));
+    assert!(r.body.get("children_state").is_none());
+
+    // Joining by the alias resolves it the same way, then shows in the summary.
+    let r = a.join(&p.alice.access_token, &alias).await;
+    assert_eq!((r.status, r.body["room_id"].as_str()), (200, Some(room.as_str())), "{:?}", r.body);
+    let r = a.get(&format!("/_matrix/client/v1/room_summary/{}", urlencode(&alias)), tok).await;
+    assert_eq!((r.status, r.body["membership"].as_str()), (200, Some("join")), "{:?}", r.body);
+    assert_eq!(r.body["num_joined_members"], 2);
+}
