@@ -27,9 +27,8 @@ use crate::rooms::{alias, membership, remote_invites, rules_for};
 use crate::services::State;
 use crate::users::now_ms;
 
-/// Room versions we can join over federation (the `ver` of `make_join`): those whose event IDs
-/// are reference hashes.
-pub const JOINABLE_VERSIONS: [&str; 10] = ["3", "4", "5", "6", "7", "8", "9", "10", "11", "12"];
+/// Room versions we can join over federation (the `ver` of `make_join`): all we support.
+pub const JOINABLE_VERSIONS: [&str; 12] = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"];
 
 /// `POST /join/{roomIdOrAlias}` and `/rooms/{roomId}/join`: a local join when a local user is
 /// in the room (or no other server can be asked), else a join through the first of `via`, the

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use ruma::events::StateEventType;
-use ruma::room_version_rules::RoomVersionRules;
+use ruma::room_version_rules::{RoomVersionRules, StateResolutionV2Rules};
 use ruma::state_res::utils::event_id_set::EventIdSet;
 use ruma::state_res::{Event, StateMap};
 use ruma::{EventId, OwnedEventId};
@@ -19,10 +19,9 @@ use crate::services::Services;
 
 /// Resolve several states of one room into one.
 pub fn resolve(s: &Services, rules: &RoomVersionRules, states: &[Arc<ShortState>]) -> Result<ShortState> {
-    let v2 = rules
-        .state_res
-        .v2_rules()
-        .ok_or_else(|| Error::internal("state resolution v1 (room versions 1) is not supported"))?;
+    // Room version 1's original algorithm is not in ruma: its forks are resolved with v2, as
+    // Conduit does (the outcome can differ from Synapse's only for conflicting forks).
+    let v2 = rules.state_res.v2_rules().unwrap_or(&StateResolutionV2Rules::V2_0);
     let mut maps = Vec::with_capacity(states.len());
     for state in states {
         let mut map = StateMap::new();

@@ -10,6 +10,7 @@ mod knock;
 mod limits;
 mod lookups;
 mod notary;
+mod old_versions;
 mod receive;
 mod sender;
 mod serve;
