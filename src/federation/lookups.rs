@@ -1,15 +1,17 @@
 //! Client lookups that name another server, answered by asking it (spec: Client-Server API
-//! "Listing rooms" `GET`/`POST /publicRooms?server=`, `GET /room_summary/{roomIdOrAlias}`;
+//! "Listing rooms" `GET`/`POST /publicRooms?server=`, `GET /room_summary/{roomIdOrAlias}`,
+//! other servers' aliases in `m.room.canonical_alias`;
 //! Server-Server API "Public Room Directory", "Spaces"). Remote aliases are resolved by
 //! [`super::join::resolve_alias`], remote profiles by `users::profile`'s caller, remote keys
 //! by `keys::remote`.
 
 use axum::http::Method;
 use ruma::directory::Filter;
-use ruma::{OwnedServerName, RoomId, ServerName, UInt};
+use ruma::{OwnedRoomAliasId, OwnedServerName, RoomAliasId, RoomId, ServerName, UInt};
 use serde_json::{Value, json};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::rooms::alias::canonical_aliases;
 use crate::services::State;
 
 /// One page of another server's public room directory, passed on as it answered (ruma's
@@ -87,4 +89,25 @@ pub async fn remote_summary(s: &State, room_id: &RoomId, servers: &[OwnedServerN
         }
     }
     Err(not_found())
+}
+
+/// The aliases of other servers that `m.room.canonical_alias` content names and that their
+/// servers say point to `room_id` (`GET /query/directory`). An alias its server does not know
+/// is left out (the event is then 400 `M_BAD_ALIAS`); an unreachable server is an error, as in
+/// Synapse.
+pub async fn remote_aliases_to(s: &State, room_id: &RoomId, content: &Value) -> Result<Vec<OwnedRoomAliasId>> {
+    let mut out = Vec::new();
+    let remote = canonical_aliases(content)
+        .into_iter()
+        .filter_map(|a| RoomAliasId::parse(a).ok())
+        .filter(|a| a.server_name() != s.server_name);
+    for alias in remote {
+        match super::join::resolve_alias(s, &alias).await {
+            Ok((rid, _)) if rid == room_id => out.push(alias),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }

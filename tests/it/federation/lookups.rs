@@ -65,3 +65,37 @@ async fn remote_alias_public_rooms_and_summary_are_asked_of_the_other_server() {
     assert_eq!((r.status, r.body["membership"].as_str()), (200, Some("join")), "{:?}", r.body);
     assert_eq!(r.body["num_joined_members"], 2);
 }
+
+/// `m.room.canonical_alias` may name another server's alias once that server says it points to
+/// the room (`/query/directory`); one it does not know, or one for another room, is 400
+/// `M_BAD_ALIAS`.
+#[tokio::test]
+async fn a_canonical_alias_of_another_server_is_checked_with_it() {
+    let p = Pair::start().await;
+    let room = p.a.server.create_room(&p.alice.access_token, json!({ "preset": "public_chat" })).await;
+    let path = format!("/_matrix/client/v3/join/{}?via={}", urlencode(&room), urlencode(p.a.name.as_str()));
+    let r = p.b.server.post(&path, p.bob.token(), json!({})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let here = format!("#here:{}", p.b.name);
+    let body = json!({ "room_id": room });
+    let r =
+        p.b.server.put(&format!("/_matrix/client/v3/directory/room/{}", urlencode(&here)), p.bob.token(), body).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let elsewhere = p.b.server.create_room(&p.bob.access_token, json!({ "room_alias_name": "elsewhere" })).await;
+    assert!(elsewhere.starts_with('!'));
+
+    let set = async |content: serde_json::Value| {
+        p.a.server.set_state(&p.alice.access_token, &room, "m.room.canonical_alias", "", content).await
+    };
+    let r = set(json!({ "alias": here })).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r =
+        p.a.server
+            .get(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.canonical_alias/"), p.alice.token())
+            .await;
+    assert_eq!(r.body, json!({ "alias": here }));
+    for bad in [format!("#nope:{}", p.b.name), format!("#elsewhere:{}", p.b.name)] {
+        let r = set(json!({ "alias": here, "alt_aliases": [bad] })).await;
+        assert_eq!((r.status, r.errcode()), (400, "M_BAD_ALIAS"), "{bad}: {:?}", r.body);
+    }
+}
