@@ -111,3 +111,149 @@ pub async fn remote_aliases_to(s: &State, room_id: &RoomId, content: &Value) -> 
     }
     Ok(out)
 }
+
+/// Rooms one `GET /rooms/{roomId}/hierarchy` walk visits at most (every page walks again
+/// from the root, so this also bounds the work per request).
+const MAX_HIERARCHY_ROOMS: usize = 500;
+/// Rooms per page: the client's `limit`, at most this (and this by default).
+const MAX_HIERARCHY_PAGE: usize = 50;
+
+/// A room the hierarchy walk reached: its chunk (summary + `children_state`) and children.
+struct Visited {
+    chunk: Value,
+    children: Vec<super::queries::SpaceChild>,
+}
+
+/// May `user` see a room by its summary: anyone may for public, knock and world-readable rooms;
+/// otherwise only by their own membership (`join`, `invite`).
+fn may_see(summary: &Value, membership: Option<&str>) -> bool {
+    matches!(summary["join_rule"].as_str(), Some("public" | "knock" | "knock_restricted"))
+        || summary["world_readable"] == json!(true)
+        || matches!(membership, Some("join" | "invite"))
+}
+
+/// One room of the walk: ours when a local user is joined (its summary, by the user's view, and
+/// its children by our current state), else the first of `via` whose `/hierarchy` shows it.
+/// `None` when the user may not see it or nobody answers.
+async fn visit(
+    s: &State,
+    user: &ruma::UserId,
+    room_id: &RoomId,
+    via: &[OwnedServerName],
+    suggested_only: bool,
+) -> Result<Option<Visited>> {
+    let (rid, u) = (room_id.to_owned(), user.to_owned());
+    let local = s
+        .blocking(move |s| {
+            if crate::rooms::room(s, &rid).is_err() || !super::access::is_resident(s, &rid)? {
+                return Ok(None);
+            }
+            let mut chunk = match crate::rooms::info::summary::summary(s, &rid, Some(&u)) {
+                Ok(c) => c,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Some(None)),
+                Err(e) => return Err(e),
+            };
+            if let Some(o) = chunk.as_object_mut() {
+                o.remove("membership");
+            }
+            let (children_state, children) = super::queries::space_children(s, &rid, suggested_only)?;
+            chunk["children_state"] = json!(children_state);
+            Ok(Some(Some(Visited { chunk, children })))
+        })
+        .await?;
+    if let Some(found) = local {
+        return Ok(found);
+    }
+    if !s.config.federation.enabled {
+        return Ok(None);
+    }
+    let encoded: String = form_urlencoded::byte_serialize(room_id.as_bytes()).collect();
+    let path = format!("/_matrix/federation/v1/hierarchy/{encoded}?suggested_only={suggested_only}");
+    for server in via.iter().filter(|x| **x != s.server_name) {
+        let mut r = match s.federation.send_raw(server, Method::GET, &path, None).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(%server, %room_id, error = %e, "remote hierarchy failed");
+                continue;
+            }
+        };
+        let chunk = r["room"].take();
+        if chunk["room_id"] != room_id.as_str() {
+            continue;
+        }
+        let (rid, u) = (room_id.to_owned(), user.to_owned());
+        let membership = s.blocking(move |s| crate::rooms::membership::membership_of(s, &rid, &u)).await?;
+        if !may_see(&chunk, membership.as_deref()) {
+            return Ok(None);
+        }
+        let children = chunk["children_state"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                let child = RoomId::parse(c["state_key"].as_str()?).ok()?;
+                let via: Vec<OwnedServerName> = c["content"]["via"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|v| v.as_str().and_then(|v| ServerName::parse(v).ok()))
+                    .collect();
+                let suggested = c["content"]["suggested"].as_bool().unwrap_or(false);
+                (!via.is_empty() && (suggested || !suggested_only)).then_some((child, via))
+            })
+            .collect();
+        return Ok(Some(Visited { chunk, children }));
+    }
+    Ok(None)
+}
+
+/// `GET /_matrix/client/v1/rooms/{roomId}/hierarchy` (spec: Client-Server API "Spaces"): the
+/// space and the rooms below it, breadth first, each once, those `user` may see (403
+/// `M_FORBIDDEN` for the space itself), no deeper than `max_depth`; rooms we hold come from
+/// our state, others from their servers' `/hierarchy`. Pages of `limit` (at most 50); the
+/// token `h<offset>` resumes the same walk.
+pub async fn hierarchy(
+    s: &State,
+    user: &ruma::UserId,
+    room_id: &RoomId,
+    (from, limit, max_depth, suggested_only): (Option<&str>, Option<usize>, Option<usize>, bool),
+) -> Result<Value> {
+    let offset: usize = match from {
+        Some(t) => t
+            .strip_prefix('h')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| Error::invalid_param("Invalid pagination token"))?,
+        None => 0,
+    };
+    let limit = limit.unwrap_or(MAX_HIERARCHY_PAGE).clamp(1, MAX_HIERARCHY_PAGE);
+    let via: Vec<OwnedServerName> = room_id.server_name().map(ToOwned::to_owned).into_iter().collect();
+    let mut queue = std::collections::VecDeque::from([(room_id.to_owned(), via, 0usize)]);
+    let mut seen = std::collections::HashSet::from([room_id.to_owned()]);
+    let mut rooms = Vec::new();
+    let mut more = false;
+    while let Some((room, via, depth)) = queue.pop_front() {
+        if rooms.len() >= offset + limit {
+            more = true;
+            break;
+        }
+        let Some(visited) = visit(s, user, &room, &via, suggested_only).await? else {
+            if room == room_id {
+                return Err(Error::forbidden(format!("You may not see the hierarchy of {room_id}")));
+            }
+            continue;
+        };
+        rooms.push(visited.chunk);
+        if max_depth.is_none_or(|m| depth < m) {
+            for (child, via) in visited.children {
+                if seen.len() < MAX_HIERARCHY_ROOMS && seen.insert(child.clone()) {
+                    queue.push_back((child, via, depth + 1));
+                }
+            }
+        }
+    }
+    let page: Vec<Value> = rooms.into_iter().skip(offset).collect();
+    let mut out = json!({ "rooms": page });
+    if more {
+        out["next_batch"] = json!(format!("h{}", offset + limit));
+    }
+    Ok(out)
+}

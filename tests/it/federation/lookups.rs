@@ -99,3 +99,50 @@ async fn a_canonical_alias_of_another_server_is_checked_with_it() {
         assert_eq!((r.status, r.errcode()), (400, "M_BAD_ALIAS"), "{bad}: {:?}", r.body);
     }
 }
+
+/// A space on B with a public child and an invite-only one; alice on A joined the space: A's
+/// `/hierarchy` has the space from A's own state and the public child from B's federation
+/// `/hierarchy`, not the invite-only child; `max_depth` and pages; B's own walk has all three.
+#[tokio::test]
+async fn space_hierarchy_walks_local_and_remote_rooms() {
+    let p = Pair::start().await;
+    let tok = p.bob.access_token.as_str();
+    let space = p.public_room(json!({ "name": "Space", "creation_content": { "type": "m.space" } })).await;
+    let child = p.public_room(json!({ "name": "Child" })).await;
+    let secret = p.b.server.create_room(tok, json!({ "preset": "private_chat", "name": "Secret" })).await;
+    for c in [&child, &secret] {
+        let r = p.b.server.set_state(tok, &space, "m.space.child", c, json!({ "via": [p.b.name] })).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    let r = p.alice_joins(&space).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+
+    let path = |room: &str, q: &str| format!("/_matrix/client/v1/rooms/{}/hierarchy{q}", urlencode(room));
+    let ids = |body: &serde_json::Value| -> Vec<String> {
+        body["rooms"].as_array().unwrap().iter().map(|r| r["room_id"].as_str().unwrap().to_owned()).collect()
+    };
+    let r = p.a.server.get(&path(&space, ""), p.alice.token()).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(ids(&r.body), [space.clone(), child.clone()]);
+    let rooms = r.body["rooms"].as_array().unwrap();
+    assert_eq!((rooms[0]["name"].as_str(), rooms[0]["room_type"].as_str()), (Some("Space"), Some("m.space")));
+    assert_eq!(rooms[0]["children_state"].as_array().unwrap().len(), 2);
+    assert_eq!(rooms[0]["num_joined_members"], 2);
+    assert_eq!((rooms[1]["name"].as_str(), rooms[1]["join_rule"].as_str()), (Some("Child"), Some("public")));
+    assert_eq!(rooms[1]["children_state"], json!([]));
+    assert!(r.body.get("next_batch").is_none(), "{:?}", r.body);
+
+    let r = p.a.server.get(&path(&space, "?max_depth=0"), p.alice.token()).await;
+    assert_eq!(ids(&r.body), [space.clone()]);
+    let r = p.a.server.get(&path(&space, "?limit=1"), p.alice.token()).await;
+    assert_eq!((ids(&r.body), r.body["next_batch"].as_str()), (vec![space.clone()], Some("h1")));
+    let r = p.a.server.get(&path(&space, "?limit=1&from=h1"), p.alice.token()).await;
+    assert_eq!(ids(&r.body), [child.clone()]);
+
+    // A room alice may not see, as the root: 403.
+    let r = p.a.server.get(&path(&secret, ""), p.alice.token()).await;
+    assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "{:?}", r.body);
+    // On B, bob sees all three from B's own state.
+    let r = p.b.server.get(&path(&space, ""), p.bob.token()).await;
+    assert_eq!(ids(&r.body), [space.clone(), child.clone(), secret.clone()]);
+}
