@@ -146,7 +146,7 @@ impl Config {
             }
         }
         if !crate::rooms::create::creatable(&self.rooms.default_room_version) {
-            return bad("rooms.default_room_version", "not a room version this server creates (3 to 12)");
+            return bad("rooms.default_room_version", "not a room version this server creates (1 to 12)");
         }
         if self.presence.idle_timeout_ms == 0 {
             return bad("presence.idle_timeout_ms", "must be positive");

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use ruma::api::federation::membership::{RawStrippedState, create_invite::v2 as create_invite};
 use ruma::canonical_json::redact;
-use ruma::signatures::{Verified, reference_hash, sign_event, verify_event, verify_json};
+use ruma::signatures::{Verified, sign_event, verify_event, verify_json};
 use ruma::{CanonicalJsonObject, EventId, OwnedServerName, RoomId, RoomVersionId, ServerName, UserId};
 use serde_json::value::{RawValue, to_raw_value};
 use serde_json::{Value, json};
@@ -175,8 +175,7 @@ async fn check_countersigned(
     rules: &ruma::room_version_rules::RoomVersionRules,
 ) -> Result<()> {
     let changed = || Error::forbidden(format!("{server} returned another event than the invite"));
-    let hash = reference_hash(returned, rules).map_err(|_| changed())?;
-    if format!("${hash}") != ours.event_id.as_str() {
+    if crate::rooms::ingest::check::event_id(returned, rules).map_err(|_| changed())? != ours.event_id {
         return Err(changed());
     }
     let ts = u64::from(ours.origin_server_ts.0);

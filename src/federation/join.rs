@@ -16,6 +16,7 @@ use ruma::{
 };
 use serde_json::value::{RawValue, to_raw_value};
 
+use super::sender::fanout::servers_in_room;
 use super::txn::is_resident;
 use crate::error::{Error, ErrorKind, Result};
 use crate::rooms::build::seal;
@@ -26,9 +27,8 @@ use crate::rooms::{alias, membership, remote_invites, rules_for};
 use crate::services::State;
 use crate::users::now_ms;
 
-/// Room versions we can join over federation (the `ver` of `make_join`): those whose event IDs
-/// are reference hashes.
-pub const JOINABLE_VERSIONS: [&str; 10] = ["3", "4", "5", "6", "7", "8", "9", "10", "11", "12"];
+/// Room versions we can join over federation (the `ver` of `make_join`): all we support.
+pub const JOINABLE_VERSIONS: [&str; 12] = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"];
 
 /// `POST /join/{roomIdOrAlias}` and `/rooms/{roomId}/join`: a local join when a local user is
 /// in the room (or no other server can be asked), else a join through the first of `via`, the
@@ -114,14 +114,23 @@ pub(crate) fn relay(errors: Vec<Error>, what: &str) -> Error {
     })
 }
 
-/// A room alias's room ID and the servers in the room: ours from the `aliases` table, another
-/// server's with `GET /query/directory` (its own name first when it is in the room).
+/// A room alias's room ID and the servers in the room: ours from the `aliases` table (we come
+/// first, then the other servers with joined members), another server's with
+/// `GET /query/directory` (its own name first when it is in the room). 404 `M_NOT_FOUND` when
+/// the alias is unknown, or another server's while federation is off.
 pub async fn resolve_alias(s: &State, alias: &RoomAliasId) -> Result<(OwnedRoomId, Vec<OwnedServerName>)> {
     let not_found = || Error::not_found(format!("Room alias {alias} not found"));
     if alias.server_name() == s.server_name || !s.config.federation.enabled {
         let a = alias.to_owned();
-        let room_id = s.blocking(move |s| alias::resolve(s, &a)).await?.ok_or_else(not_found)?;
-        return Ok((room_id, Vec::new()));
+        return s
+            .blocking(move |s| {
+                let room_id =
+                    alias::resolve(s, &a)?.ok_or_else(|| Error::not_found(format!("Room alias {a} not found")))?;
+                let mut servers = vec![s.server_name.clone()];
+                servers.extend(servers_in_room(s, &room_id)?.iter().filter(|x| **x != s.server_name).cloned());
+                Ok((room_id, servers))
+            })
+            .await;
     }
     let resp = s
         .federation

@@ -22,6 +22,7 @@ pub mod join;
 pub mod key_store;
 pub mod knock;
 pub mod listener;
+pub mod lookups;
 pub mod membership;
 pub mod notary;
 pub mod own_keys;

@@ -101,6 +101,40 @@ fn room_summary(s: &Services, room_id: &RoomId) -> Result<Value> {
     Ok(out)
 }
 
+/// A space's child and the servers to reach it through (its `m.space.child` event's `via`).
+pub type SpaceChild = (ruma::OwnedRoomId, Vec<ruma::OwnedServerName>);
+
+/// A space's children by its current state: the stripped `m.space.child` events (with
+/// `origin_server_ts`) that have a non-empty `via` (and `suggested`, with `suggested_only`),
+/// and each child with its `via` servers.
+pub fn space_children(s: &Services, room_id: &RoomId, suggested_only: bool) -> Result<(Vec<Value>, Vec<SpaceChild>)> {
+    let mut children_state = Vec::new();
+    let mut children = Vec::new();
+    for ev in state_events(s, &*current_state(s, room_id)?)? {
+        if ev.pdu.kind.to_string() != "m.space.child" {
+            continue;
+        }
+        let content = ev.pdu.content_value();
+        let via: Vec<ruma::OwnedServerName> = content
+            .get("via")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().and_then(|v| ServerName::parse(v).ok()))
+            .collect();
+        let suggested = content.get("suggested").and_then(Value::as_bool).unwrap_or(false);
+        let Some(child) = ev.pdu.state_key.as_deref().and_then(|k| RoomId::parse(k).ok()) else { continue };
+        if via.is_empty() || (suggested_only && !suggested) {
+            continue;
+        }
+        let mut entry = stripped(&ev);
+        entry["origin_server_ts"] = json!(ev.pdu.origin_server_ts);
+        children_state.push(entry);
+        children.push((child, via));
+    }
+    Ok((children_state, children))
+}
+
 /// `GET /hierarchy/{roomId}`: the room (404 if unknown or not accessible to `origin`), its
 /// `m.space.child` events, and each child we know: its summary when `origin` may see it, else
 /// its ID in `inaccessible_children`. Children we do not know are left out.
@@ -110,24 +144,8 @@ pub fn hierarchy(s: &Services, origin: &ServerName, room_id: &RoomId, suggested_
     if !accessible(s, room_id, origin)? {
         return Err(not_found());
     }
-    let mut children_state = Vec::new();
-    let mut child_ids = Vec::new();
-    for ev in state_events(s, &*current_state(s, room_id)?)? {
-        if ev.pdu.kind.to_string() != "m.space.child" {
-            continue;
-        }
-        let content = ev.pdu.content_value();
-        let has_via = content.get("via").and_then(Value::as_array).is_some_and(|v| !v.is_empty());
-        let suggested = content.get("suggested").and_then(Value::as_bool).unwrap_or(false);
-        let Some(child) = ev.pdu.state_key.as_deref().and_then(|k| RoomId::parse(k).ok()) else { continue };
-        if !has_via || (suggested_only && !suggested) {
-            continue;
-        }
-        let mut entry = stripped(&ev);
-        entry["origin_server_ts"] = json!(ev.pdu.origin_server_ts);
-        children_state.push(entry);
-        child_ids.push(child);
-    }
+    let (children_state, child_ids) = space_children(s, room_id, suggested_only)?;
+    let child_ids = child_ids.into_iter().map(|(c, _)| c);
     let (mut children, mut inaccessible) = (Vec::new(), Vec::new());
     for child in child_ids {
         if room(s, &child).is_err() {

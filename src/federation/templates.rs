@@ -3,13 +3,13 @@
 //! the remote server will complete (hashes, signatures, event ID) and send back. It is exactly
 //! what [`build::template`] makes for a local event on the room's forward extremities, and it
 //! must already pass the room version's authorization rules (403 otherwise). Nothing is
-//! signed or stored.
+//! signed or stored. Joins and knocks are templated only while a local user is joined.
 
 use ruma::signatures::reference_hash;
 use ruma::{CanonicalJsonObject, EventId, RoomId, RoomVersionId, ServerName, UserId};
 use serde_json::{Value, json};
 
-use super::access::check_acl;
+use super::access::{check_acl, is_resident};
 use crate::error::{Error, Result};
 use crate::rooms::build::{NewEvent, RoomCtx, authorize, template};
 use crate::rooms::pdu::Pdu;
@@ -34,6 +34,7 @@ pub fn make_join(
     ver: &[RoomVersionId],
 ) -> Result<Template> {
     let version = prepare(s, origin, room_id, user, Some(ver))?;
+    ensure_resident(s, room_id, "make_join")?;
     let mut content = json!({ "membership": "join" });
     let ctx = RoomCtx::current(s, room_id)?;
     if let Some(via) = membership::restricted_authoriser(s, room_id, user)? {
@@ -59,6 +60,7 @@ pub fn make_knock(
     ver: &[RoomVersionId],
 ) -> Result<Template> {
     let version = prepare(s, origin, room_id, user, Some(ver))?;
+    ensure_resident(s, room_id, "make_knock")?;
     let ctx = RoomCtx::current(s, room_id)?;
     if !ctx.rules.authorization.knocking {
         return Err(Error::incompatible_room_version(&version));
@@ -84,12 +86,25 @@ fn prepare(
     }
     let record = room(s, room_id)?;
     check_acl(s, room_id, origin)?;
-    if let Some(ver) = ver {
-        if !ver.iter().any(|v| v.as_str() == record.room_version) {
-            return Err(Error::incompatible_room_version(&record.room_version));
-        }
+    if let Some(ver) = ver
+        && !ver.iter().any(|v| v.as_str() == record.room_version)
+    {
+        return Err(Error::incompatible_room_version(&record.room_version));
     }
     Ok(record.room_version)
+}
+
+/// A join or knock is only templated by a server with a joined user: one that left the room
+/// (all its users did) no longer follows it and cannot vouch for its state. 404, as Synapse
+/// ("Not an active room on this server"), so the joining server tries the next one. A leave
+/// template needs no such check (Synapse makes one regardless): rejecting an invite asks the
+/// inviting server, and the leave is authorized against the state we know.
+fn ensure_resident(s: &Services, room_id: &RoomId, what: &str) -> Result<()> {
+    if is_resident(s, room_id)? {
+        return Ok(());
+    }
+    tracing::info!(%room_id, "{what} for a room this server has no joined user in");
+    Err(Error::not_found(format!("Room {room_id} is not an active room on this server")))
 }
 
 /// The template on `ctx`, authorized (403 with the failed rule otherwise).

@@ -6,19 +6,20 @@
 use std::sync::Arc;
 
 use ruma::events::{StateEventType, TimelineEventType};
-use ruma::room_version_rules::RoomVersionRules;
+use ruma::room_version_rules::{EventIdFormatVersion, EventsReferenceFormatVersion, RoomVersionRules};
 use ruma::signatures::{JsonError, hash_and_sign_event, reference_hash};
 use ruma::state_res::{auth_types_for_event, check_state_dependent_auth_rules, check_state_independent_auth_rules};
-use ruma::{CanonicalJsonObject, EventId, OwnedEventId, OwnedRoomId, RoomId, UserId};
+use ruma::{CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, OwnedRoomId, RoomId, UserId};
 use serde_json::{Value, json};
 
+use super::ingest::check;
 use super::pdu::{MAX_PDU_BYTES, Pdu};
 use super::state::{self, ShortState};
-use super::{load, load_by_short, resolve, room, rules_for, short, state_event};
+use super::{StoredEvent, load, load_by_short, resolve, room, rules_for, short, state_event};
 use crate::error::{Error, ErrorKind, Result};
 use crate::services::Services;
 use crate::storage::catalog::EVENT_META;
-use crate::users::now_ms;
+use crate::users::{now_ms, random_string};
 
 /// What a client wants to add to a room.
 #[derive(Debug, Clone)]
@@ -126,12 +127,18 @@ pub fn build(s: &Services, ctx: &RoomCtx, sender: &UserId, new: &NewEvent) -> Re
 }
 
 /// Complete an unsigned event (from [`template`], or another server's `make_*` template):
-/// content hash, our signature, the size limit, and the event ID (reference hash).
+/// content hash, our signature, the size limit, and the event ID (the reference hash; in room
+/// versions 1 and 2 a new `$random:our.server` in the event's `event_id` field).
 pub fn seal(
     s: &Services,
     rules: &RoomVersionRules,
     mut canonical: CanonicalJsonObject,
 ) -> Result<(Pdu, CanonicalJsonObject)> {
+    if rules.event_id_format == EventIdFormatVersion::V1 {
+        // Room versions 1 and 2: `$random:server`, chosen by the sending server.
+        let id = format!("${}:{}", random_string(18), s.server_name);
+        canonical.insert("event_id".into(), CanonicalJsonValue::String(id));
+    }
     hash_and_sign_event(s.server_name.as_str(), &s.signing_key.key_pair, &mut canonical, &rules.redaction).map_err(
         |e| match e {
             JsonError::PduTooLarge => Error::new(ErrorKind::TooLarge, "Event too large"),
@@ -142,8 +149,12 @@ pub fn seal(
     if serde_json::to_vec(&json).map_or(usize::MAX, |v| v.len()) > MAX_PDU_BYTES {
         return Err(Error::new(ErrorKind::TooLarge, "Event exceeds 65536 bytes"));
     }
-    let hash = reference_hash(&canonical, rules).map_err(|e| Error::internal(format!("hashing event: {e}")))?;
-    let event_id = EventId::parse(format!("${hash}")).map_err(Error::internal)?;
+    let event_id = if rules.event_id_format == EventIdFormatVersion::V1 {
+        check::event_id(&canonical, rules)?
+    } else {
+        let hash = reference_hash(&canonical, rules).map_err(|e| Error::internal(format!("hashing event: {e}")))?;
+        EventId::parse(format!("${hash}")).map_err(Error::internal)?
+    };
     let pdu = Pdu::from_json(event_id, &json, rules)?;
     Ok((pdu, canonical))
 }
@@ -161,13 +172,17 @@ pub fn template(s: &Services, ctx: &RoomCtx, sender: &UserId, new: &NewEvent) ->
     let auth_types =
         auth_types_for_event(&kind, sender, new.state_key.as_deref(), &content_raw, &ctx.rules.authorization)
             .map_err(|e| Error::bad_json(format!("Invalid content for {kind}: {e}")))?;
-    let mut auth_events: Vec<String> = Vec::new();
+    let mut auth_events: Vec<StoredEvent> = Vec::new();
     for (ty, key) in auth_types {
-        if let Some(e) = state_event(s, &ctx.state, &ty.to_string(), &key)? {
-            if !auth_events.contains(&e.meta.event_id) {
-                auth_events.push(e.meta.event_id);
-            }
+        if let Some(e) = state_event(s, &ctx.state, &ty.to_string(), &key)?
+            && !auth_events.iter().any(|a| a.meta.event_id == e.meta.event_id)
+        {
+            auth_events.push(e);
         }
+    }
+    let mut prev_events = Vec::new();
+    for (id, _) in &ctx.prev_events {
+        prev_events.push(load(s, id)?.ok_or_else(|| Error::internal(format!("prev event {id} not stored")))?);
     }
     let depth = ctx.prev_events.iter().map(|(_, d)| *d).max().map_or(1, |d| d + 1);
     let mut obj = json!({
@@ -175,8 +190,8 @@ pub fn template(s: &Services, ctx: &RoomCtx, sender: &UserId, new: &NewEvent) ->
         "sender": sender,
         "origin_server_ts": now_ms(),
         "depth": depth,
-        "prev_events": ctx.prev_events.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
-        "auth_events": auth_events,
+        "prev_events": references(&ctx.rules, &prev_events),
+        "auth_events": references(&ctx.rules, &auth_events),
     });
     if let Some(room_id) = &ctx.room_id {
         obj["room_id"] = json!(room_id);
@@ -193,6 +208,22 @@ pub fn template(s: &Services, ctx: &RoomCtx, sender: &UserId, new: &NewEvent) ->
     }
     obj["content"] = content;
     serde_json::from_value(obj).map_err(|e| Error::bad_json(format!("Event is not canonical JSON: {e}")))
+}
+
+/// How a PDU names other events: by event ID, or in room versions 1 and 2 as
+/// `[event_id, {"sha256": content hash}]` (spec: room version 1, "Event format"), with the
+/// referenced event's content hash as Synapse sends it.
+fn references(rules: &RoomVersionRules, events: &[StoredEvent]) -> Value {
+    let old_format = rules.events_reference_format == EventsReferenceFormatVersion::V1;
+    let list = events.iter().map(|e| {
+        if old_format {
+            let sha256 = e.json.get("hashes").and_then(|h| h.get("sha256")).cloned().unwrap_or_else(|| json!(""));
+            json!([e.meta.event_id, { "sha256": sha256 }])
+        } else {
+            json!(e.meta.event_id)
+        }
+    });
+    Value::Array(list.collect())
 }
 
 /// The authorization rules of the room version, against the event's `auth_events` and against

@@ -73,9 +73,10 @@ pub struct CreateRoom {
     pub is_direct: bool,
 }
 
-/// Room versions we create rooms in (1 and 2 need the old `$id:server` event format).
+/// Room versions we create rooms in: every version we support, 1 and 2 (`$id:server` event
+/// IDs) included.
 pub fn creatable(version: &str) -> bool {
-    !matches!(version, "1" | "2") && rules_for(version).is_ok()
+    rules_for(version).is_ok()
 }
 
 pub fn create(s: &Services, creator: &UserId, req: CreateRoom) -> Result<OwnedRoomId> {

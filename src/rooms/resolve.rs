@@ -6,11 +6,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use ruma::events::StateEventType;
-use ruma::room_version_rules::RoomVersionRules;
+use ruma::room_version_rules::{RoomVersionRules, StateResolutionV2Rules};
 use ruma::state_res::utils::event_id_set::EventIdSet;
 use ruma::state_res::{Event, StateMap};
 use ruma::{EventId, OwnedEventId};
 
+use super::pdu::Pdu;
 use super::state::ShortState;
 use super::{load, short};
 use crate::error::{Error, Result};
@@ -18,10 +19,9 @@ use crate::services::Services;
 
 /// Resolve several states of one room into one.
 pub fn resolve(s: &Services, rules: &RoomVersionRules, states: &[Arc<ShortState>]) -> Result<ShortState> {
-    let v2 = rules
-        .state_res
-        .v2_rules()
-        .ok_or_else(|| Error::internal("state resolution v1 (room versions 1) is not supported"))?;
+    // Room version 1's original algorithm is not in ruma: its forks are resolved with v2, as
+    // Conduit does (the outcome can differ from Synapse's only for conflicting forks).
+    let v2 = rules.state_res.v2_rules().unwrap_or(&StateResolutionV2Rules::V2_0);
     let mut maps = Vec::with_capacity(states.len());
     for state in states {
         let mut map = StateMap::new();
@@ -47,16 +47,23 @@ pub fn resolve(s: &Services, rules: &RoomVersionRules, states: &[Arc<ShortState>
     Ok(out)
 }
 
-/// The full recursive set of `auth_events` of some events (spec: "auth chain").
+/// The full recursive set of `auth_events` of some events (spec: "auth chain"). In room
+/// version 12 the create event is not listed in `auth_events` but authorizes every event (its
+/// ID is the room ID's hash): it is in every chain, as Synapse serves it in `/event_auth`,
+/// `/state`, `/state_ids` and `send_join`.
 pub fn auth_chain<'a>(
     s: &Services,
     events: impl IntoIterator<Item = &'a OwnedEventId>,
 ) -> Result<EventIdSet<OwnedEventId>> {
     let mut seen: HashSet<OwnedEventId> = HashSet::new();
     let mut todo: Vec<OwnedEventId> = Vec::new();
+    let auth_of = |e: &Pdu, todo: &mut Vec<OwnedEventId>| {
+        todo.extend(e.auth_events().cloned());
+        todo.extend(implied_create(e));
+    };
     for id in events {
         if let Some(e) = load(s, id)? {
-            todo.extend(e.pdu.auth_events().cloned());
+            auth_of(&e.pdu, &mut todo);
         }
     }
     while let Some(id) = todo.pop() {
@@ -64,10 +71,20 @@ pub fn auth_chain<'a>(
             continue;
         }
         if let Some(e) = load(s, &id)? {
-            todo.extend(e.pdu.auth_events().cloned());
+            auth_of(&e.pdu, &mut todo);
         }
     }
     Ok(seen.into_iter().collect())
+}
+
+/// The create event a room version 12 event is authorized by without naming it: a room ID
+/// with no server name is `!` + the create event's reference hash.
+fn implied_create(e: &Pdu) -> Option<OwnedEventId> {
+    let room_id = e.room_id.as_ref()?;
+    if room_id.server_name().is_some() {
+        return None;
+    }
+    EventId::parse(format!("${}", room_id.as_str().trim_start_matches('!'))).ok()
 }
 
 /// Room version 12's conflicted state subgraph: every event that is both an auth-ancestor of a

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use ruma::serde::Base64;
-use ruma::signatures::{PublicKeyMap, Verified, reference_hash, verify_event};
+use ruma::signatures::{PublicKeyMap, Verified, verify_event};
 use ruma::state_res::{check_state_dependent_auth_rules, check_state_independent_auth_rules};
 use ruma::{CanonicalJsonObject, EventId};
 
@@ -29,9 +29,10 @@ pub fn verify_stored(s: &Services, ev: &StoredEvent, keys: &PublicKeyMap) -> Res
     let obj: CanonicalJsonObject =
         serde_json::from_value(serde_json::Value::clone(&ev.json)).map_err(|e| fail(e.to_string()))?;
 
-    let hash = reference_hash(&obj, &rules).map_err(|e| fail(e.to_string()))?;
-    if ev.meta.event_id != format!("${hash}") {
-        return Err(fail(format!("event ID is not the reference hash ${hash}")));
+    // The reference hash; in room versions 1 and 2 the event's own `event_id` field.
+    let id = super::ingest::check::event_id(&obj, &rules).map_err(|e| fail(e.to_string()))?;
+    if ev.meta.event_id != id.as_str() {
+        return Err(fail(format!("event ID is not the event's ID {id}")));
     }
     match verify_event(keys, &obj, &rules).map_err(|e| fail(format!("signature: {e}")))? {
         Verified::All => {}

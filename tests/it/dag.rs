@@ -1,6 +1,7 @@
 //! Walk every room's DAG on disk and check each event: prev and auth events exist, depth is
 //! max(prev depth) + 1, hashes and signatures verify with the server's key, the event ID is
-//! the reference hash, and the auth rules pass against the state before it.
+//! the reference hash (room versions 1 and 2: the event's own `$id:server`), and the auth rules
+//! pass against the state before it.
 
 use serde_json::json;
 use trellis::config::Config;
@@ -17,7 +18,7 @@ async fn every_event_of_every_room_verifies() {
     let alice = s.register("alice", "password1").await;
     let bob = s.register("bob", "password1").await;
     let carol = s.register("carol", "password1").await;
-    for version in ["10", "11", "12"] {
+    for version in ["1", "2", "10", "11", "12"] {
         let room = s
             .create_room(&alice.access_token, json!({ "room_version": version, "preset": "public_chat", "name": "DAG", "invite": ["@carol:localhost"] }))
             .await;
@@ -44,7 +45,7 @@ async fn every_event_of_every_room_verifies() {
     let keys = verify::local_keys(&services);
     let mut checked = 0;
     let all_rooms = services.db.scan_all(ROOMS).unwrap();
-    assert_eq!(all_rooms.len(), 3);
+    assert_eq!(all_rooms.len(), 5);
     for (room_id, record) in all_rooms {
         let mut previous_depth = 0;
         for ((_, _), Counter(sid)) in services.db.scan_prefix(ROOM_TIMELINE, &record.shortroomid).unwrap() {
@@ -57,7 +58,7 @@ async fn every_event_of_every_room_verifies() {
     }
     // create, join, power levels, join rules, history visibility, guest access, name, invite,
     // 2 joins, message, topic, redaction, kick, ban, message — per room.
-    assert_eq!(checked, 3 * 16, "every event was walked");
+    assert_eq!(checked, 5 * 16, "every event was walked");
 }
 
 /// Concurrent senders never fork a local room: appends are serialised per room.

@@ -88,16 +88,16 @@ async fn sends_are_idempotent_per_transaction() {
 async fn room_versions_and_errors() {
     let s = TestServer::start();
     let a = s.register("alice", "password1").await;
-    for v in ["10", "11", "12"] {
+    for v in ["1", "2", "10", "11", "12"] {
         let room = s.create_room(&a.access_token, json!({ "room_version": v })).await;
         let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.create/"), a.token()).await;
         assert_eq!(r.body["room_version"], json!(v));
         assert_eq!(room.contains(":localhost"), v != "12", "{room}");
-        if v == "10" {
+        if matches!(v, "1" | "2" | "10") {
             assert_eq!(r.body["creator"], "@alice:localhost");
         }
     }
-    for bad in ["1", "99"] {
+    for bad in ["0", "99"] {
         let r = s.post("/_matrix/client/v3/createRoom", a.token(), json!({ "room_version": bad })).await;
         assert_eq!((r.status, r.errcode()), (400, "M_UNSUPPORTED_ROOM_VERSION"), "{bad}");
     }
@@ -122,7 +122,8 @@ async fn room_versions_and_errors() {
     let caps = s.get("/_matrix/client/v3/capabilities", a.token()).await;
     let available = caps.body["capabilities"]["m.room_versions"]["available"].as_object().unwrap().clone();
     assert!(
-        available.contains_key("12") && available.contains_key("3") && !available.contains_key("1"),
+        ["1", "2", "3", "11", "12"].iter().all(|v| available.get(*v) == Some(&json!("stable")))
+            && available.len() == 12,
         "{available:?}"
     );
 }

@@ -21,7 +21,7 @@ const SUPPORTED_VERSIONS: &[&str] = &[
 
 /// Room versions `createRoom` accepts (events of versions 1 and 2 are authorized too, but we do
 /// not create rooms in their `$id:server` event format).
-const ROOM_VERSIONS: &[&str] = &["3", "4", "5", "6", "7", "8", "9", "10", "11", "12"];
+const ROOM_VERSIONS: &[&str] = &["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"];
 
 /// `GET /_matrix/client/versions`
 pub async fn versions(

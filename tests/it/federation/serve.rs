@@ -320,3 +320,142 @@ async fn servers_outside_the_room_and_denied_servers_are_refused() {
         assert!(r.body["error"].as_str().unwrap().contains("ACL"), "{:?}", r.body);
     }
 }
+
+/// Once the last local user left a room, B no longer follows it and cannot vouch for its
+/// state: `make_join` and `make_knock` are 404 `M_NOT_FOUND` (as Synapse), not a template.
+#[tokio::test]
+async fn no_join_or_knock_template_without_a_local_member() {
+    let (_pki, _a, b, as_a) = start().await;
+    let bob = b.server.register("bob", "password-bob").await;
+    let tok = bob.access_token.as_str();
+    let x = urlencode(&format!("@x:{}", as_a.a));
+    let public = b.server.create_room(tok, json!({ "preset": "public_chat" })).await;
+    let knock = b.server.create_room(tok, json!({ "preset": "private_chat" })).await;
+    let rule = json!({ "join_rule": "knock" });
+    assert_eq!(b.server.set_state(tok, &knock, "m.room.join_rules", "", rule).await.status, 200);
+    let make_join = format!("/_matrix/federation/v1/make_join/{}/{x}?ver=12", urlencode(&public));
+    let make_knock = format!("/_matrix/federation/v1/make_knock/{}/{x}?ver=12", urlencode(&knock));
+    for path in [&make_join, &make_knock] {
+        let r = as_a.get(&b, path).await;
+        assert_eq!(r.status, 200, "{path}: {:?}", r.body);
+    }
+    for room in [&public, &knock] {
+        assert_eq!(b.server.room_post(tok, room, "leave", json!({})).await.status, 200);
+    }
+    for path in [&make_join, &make_knock] {
+        let r = as_a.get(&b, path).await;
+        assert_eq!((r.status, r.errcode()), (404, "M_NOT_FOUND"), "{path}: {:?}", r.body);
+    }
+    // An unknown room stays 404 as well.
+    let r = as_a.get(&b, &format!("/_matrix/federation/v1/make_join/{}/{x}?ver=12", urlencode("!nope:x"))).await;
+    assert_eq!((r.status, r.errcode()), (404, "M_NOT_FOUND"));
+}
+
+/// The auth chain of `ids`, computed from the PDUs B serves (`/event`): their `auth_events`,
+/// recursively, plus in room version 12 the create event (`$` + the room ID's hash), which
+/// every event of the room is authorized by without listing it.
+async fn closure(as_a: &AsA, b: &Fed, room: &str, ids: &[String]) -> BTreeSet<String> {
+    let create = room.strip_prefix('!').filter(|r| !r.contains(':')).map(|r| format!("${r}"));
+    let mut todo: Vec<String> = Vec::new();
+    let mut out = BTreeSet::new();
+    let parents = async |id: &str| -> Vec<String> {
+        let r = as_a.get(b, &format!("/_matrix/federation/v1/event/{}", urlencode(id))).await;
+        assert_eq!(r.status, 200, "{id}: {:?}", r.body);
+        let pdu = &r.body["pdus"][0];
+        let mut p: Vec<String> =
+            pdu["auth_events"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+        if pdu["type"] != "m.room.create" {
+            p.extend(create.clone());
+        }
+        p
+    };
+    for id in ids {
+        todo.extend(parents(id).await);
+    }
+    for _ in 0..1000 {
+        let Some(id) = todo.pop() else { break };
+        if out.insert(id.clone()) {
+            todo.extend(parents(&id).await);
+        }
+    }
+    assert!(todo.is_empty(), "the walk ends");
+    out
+}
+
+/// `/event_auth`, `/state_ids` and `/state` return the whole auth chain, in room versions 11
+/// and 12: in a room with several members, power level and join rule changes, exactly the
+/// transitive closure of `auth_events` the test computes from the events themselves.
+#[tokio::test]
+async fn auth_chains_are_the_transitive_closure() {
+    let (_pki, _a, b, as_a) = start().await;
+    let bob = b.server.register("bob", "password-bob").await;
+    let carol = b.server.register("carol", "password-carol").await;
+    let dave = b.server.register("dave", "password-dave").await;
+    let erin = b.server.register("erin", "password-erin").await;
+    let tok = bob.access_token.as_str();
+    for version in ["11", "12"] {
+        let world = json!({ "history_visibility": "world_readable" });
+        let body = json!({ "preset": "public_chat", "room_version": version, "initial_state": [
+            { "type": "m.room.history_visibility", "state_key": "", "content": world }
+        ] });
+        let room = b.server.create_room(tok, body).await;
+        for who in [&carol, &dave] {
+            assert_eq!(b.server.join(&who.access_token, &room).await.status, 200);
+        }
+        let mut power =
+            json!({ "users": { bob.user_id.as_str(): 100, carol.user_id.as_str(): 50 }, "state_default": 50 });
+        if version == "12" {
+            power["users"].as_object_mut().unwrap().remove(bob.user_id.as_str());
+        }
+        assert_eq!(b.server.set_state(tok, &room, "m.room.power_levels", "", power.clone()).await.status, 200);
+        let rule = |r: &str| json!({ "join_rule": r });
+        assert_eq!(b.server.set_state(tok, &room, "m.room.join_rules", "", rule("invite")).await.status, 200);
+        power["users"][dave.user_id.as_str()] = json!(60);
+        assert_eq!(
+            b.server.set_state(&carol.access_token, &room, "m.room.topic", "", json!({ "topic": "t" })).await.status,
+            200
+        );
+        assert_eq!(b.server.set_state(tok, &room, "m.room.power_levels", "", power).await.status, 200);
+        assert_eq!(b.server.set_state(tok, &room, "m.room.join_rules", "", rule("public")).await.status, 200);
+        let r = b.server.set_state(&dave.access_token, &room, "m.room.name", "", json!({ "name": "n" })).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        // A join under the last join rules, and a message: its chain holds both rule changes'
+        // power levels.
+        assert_eq!(b.server.join(&erin.access_token, &room).await.status, 200);
+        let last = b.server.send_text(&erin.access_token, &room, "after it all").await;
+        let message = last.clone();
+        let r_enc = urlencode(&room);
+
+        let rules = ruma::RoomVersionId::try_from(version).unwrap().rules().unwrap();
+        let want = closure(&as_a, &b, &room, std::slice::from_ref(&last)).await;
+        // Create, bob's and erin's joins, three power levels, the last join rules.
+        assert_eq!(want.len(), 7, "v{version}: {want:?}");
+        let r = as_a.get(&b, &format!("/_matrix/federation/v1/event_auth/{r_enc}/{}", urlencode(&last))).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let got: BTreeSet<String> = r.body["auth_chain"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let obj: ruma::CanonicalJsonObject = serde_json::from_value(p.clone()).unwrap();
+                format!("${}", ruma::signatures::reference_hash(&obj, &rules).unwrap())
+            })
+            .collect();
+        assert_eq!(got, want, "v{version}: /event_auth");
+
+        // The state before the message and its auth chain.
+        let r =
+            as_a.get(&b, &format!("/_matrix/federation/v1/state_ids/{r_enc}?event_id={}", urlencode(&message))).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let ids = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_owned()).collect()
+        };
+        let state = ids(&r.body["pdu_ids"]);
+        let chain: BTreeSet<String> = ids(&r.body["auth_chain_ids"]).into_iter().collect();
+        assert_eq!(chain, closure(&as_a, &b, &room, &state).await, "v{version}: /state_ids");
+        let r = as_a.get(&b, &format!("/_matrix/federation/v1/state/{r_enc}?event_id={}", urlencode(&message))).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.body["auth_chain"].as_array().unwrap().len(), chain.len(), "v{version}: /state");
+        assert_eq!(r.body["pdus"].as_array().unwrap().len(), state.len());
+    }
+}

@@ -1,6 +1,7 @@
 //! Room information and per-user room data: tags, read markers, reports, timestamp lookup,
-//! room summary, user directory. Registered from ruma's metadata like every endpoint.
+//! room summary, space hierarchy, user directory. Registered from ruma's metadata like every endpoint.
 
+pub mod hierarchy;
 pub mod read_markers;
 pub mod reports;
 pub mod summary;
@@ -23,5 +24,6 @@ pub fn routes(r: Router<State>) -> Router<State> {
     let r = route::<c::room::report_room::v3::Request, _, _, _>(r, reports::room);
     let r = route::<c::room::get_event_by_timestamp::v1::Request, _, _, _>(r, timestamp::get);
     let r = route::<c::room::get_summary::v1::Request, _, _, _>(r, summary::get);
+    let r = route::<c::space::get_hierarchy::v1::Request, _, _, _>(r, hierarchy::get);
     route::<c::user_directory::search_users::v3::Request, _, _, _>(r, user_directory::search)
 }

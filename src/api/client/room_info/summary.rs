@@ -1,23 +1,50 @@
-//! `GET /room_summary/{roomIdOrAlias}` (spec v1.15) and its MSC3266 unstable path
+//! `GET /room_summary/{roomIdOrAlias}?via=` (spec v1.15) and its MSC3266 unstable path
 //! `/_matrix/client/unstable/im.nheko.summary/rooms/{roomIdOrAlias}/summary`.
 
+use ruma::RoomId;
 use ruma::api::client::room::get_summary;
+use serde_json::json;
 
-use crate::api::client::rooms::membership::resolve_room;
 use crate::api::ruma::{RawJson, Ruma};
 use crate::error::Result;
+use crate::federation;
 use crate::rooms::info::summary;
+use crate::rooms::{membership, room};
 use crate::services::State;
 
-/// `GET /_matrix/client/v1/room_summary/{roomIdOrAlias}`; authentication optional.
+/// `GET /_matrix/client/v1/room_summary/{roomIdOrAlias}`; authentication optional. A room we
+/// do not hold is asked of other servers (`via`, the alias's servers, the room ID's server).
 pub async fn get(s: State, r: Ruma<get_summary::v1::Request>) -> Result<RawJson> {
     let user = r.auth.map(|a| a.user_id);
-    let target = r.body.room_id_or_alias;
-    let value = s
+    let (target, mut servers) = (r.body.room_id_or_alias, r.body.via);
+    let room_id = match <&RoomId>::try_from(&*target) {
+        Ok(room_id) => room_id.to_owned(),
+        Err(alias) => {
+            let (room_id, alias_servers) = federation::join::resolve_alias(&s, alias).await?;
+            servers.extend(alias_servers);
+            room_id
+        }
+    };
+    let (rid, u) = (room_id.clone(), user.clone());
+    let (known, local) = s
         .blocking(move |s| {
-            let room_id = resolve_room(s, &target)?;
-            summary::summary(s, &room_id, user.as_deref())
+            let known = room(s, &rid).is_ok() && federation::access::is_resident(s, &rid)?;
+            Ok((known, summary::summary(s, &rid, u.as_deref())))
         })
         .await?;
-    Ok(RawJson(value))
+    if known || !s.config.federation.enabled {
+        return local.map(RawJson);
+    }
+    servers.extend(room_id.server_name().map(ToOwned::to_owned));
+    let mut out = match federation::lookups::remote_summary(&s, &room_id, &servers).await {
+        Ok(out) => out,
+        // What we still know of a room we left, else the remote answer (404).
+        Err(e) => return local.map(RawJson).or(Err(e)),
+    };
+    if let Some(u) = user {
+        let rid = room_id.clone();
+        let mine = s.blocking(move |s| membership::membership_of(s, &rid, &u)).await?;
+        out["membership"] = json!(mine.unwrap_or_else(|| "leave".into()));
+    }
+    Ok(RawJson(out))
 }

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::api::ruma::{RawJson, Ruma};
 use crate::error::{Error, Result};
+use crate::federation;
 use crate::rooms::{alias, directory, membership, power, read, room};
 use crate::services::{Services, State};
 
@@ -19,16 +20,11 @@ fn is_moderator(s: &Services, room_id: &ruma::RoomId, user: &ruma::UserId) -> Re
     Ok(power::user_power(s, room_id, user)? >= power::required(s, room_id, "state_default")?)
 }
 
-/// `GET /_matrix/client/v3/directory/room/{roomAlias}`
+/// `GET /_matrix/client/v3/directory/room/{roomAlias}`: ours from the alias table, another
+/// server's by asking it (`GET /_matrix/federation/v1/query/directory`).
 pub async fn get(s: State, r: Ruma<get_alias::v3::Request>) -> Result<get_alias::v3::Response> {
-    let alias_id = r.body.room_alias;
-    let server = s.server_name.clone();
-    let room_id = s
-        .blocking(move |s| {
-            alias::resolve(s, &alias_id)?.ok_or_else(|| Error::not_found(format!("Room alias {alias_id} not found")))
-        })
-        .await?;
-    Ok(get_alias::v3::Response::new(room_id, vec![server]))
+    let (room_id, servers) = federation::join::resolve_alias(&s, &r.body.room_alias).await?;
+    Ok(get_alias::v3::Response::new(room_id, servers))
 }
 
 /// `PUT /_matrix/client/v3/directory/room/{roomAlias}`
@@ -124,17 +120,31 @@ fn page_json(page: (Vec<serde_json::Value>, Option<String>, Option<String>, usiz
     RawJson(out)
 }
 
-/// `GET /_matrix/client/v3/publicRooms`
+/// The directory of another server (`?server=`), when it is not us.
+fn remote<'a>(s: &Services, server: Option<&'a ruma::ServerName>) -> Option<&'a ruma::ServerName> {
+    server.filter(|x| *x != s.server_name)
+}
+
+/// `GET /_matrix/client/v3/publicRooms?server=`: ours, or another server's
+/// (`GET /_matrix/federation/v1/publicRooms`).
 pub async fn public_rooms(s: State, r: Ruma<get_public_rooms::v3::Request>) -> Result<RawJson> {
     let b = r.body;
+    if let Some(server) = remote(&s, b.server.as_deref()) {
+        return Ok(RawJson(federation::lookups::public_rooms(&s, server, b.limit, b.since, None).await?));
+    }
     let limit = b.limit.map(|l| usize::try_from(u64::from(l)).unwrap_or(usize::MAX));
     let page = s.blocking(move |s| directory::list(s, None, b.since.as_deref(), limit)).await?;
     Ok(page_json(page))
 }
 
-/// `POST /_matrix/client/v3/publicRooms`
+/// `POST /_matrix/client/v3/publicRooms?server=`: ours, or another server's
+/// (`POST /_matrix/federation/v1/publicRooms`, with the filter).
 pub async fn public_rooms_filtered(s: State, r: Ruma<get_public_rooms_filtered::v3::Request>) -> Result<RawJson> {
     let b = r.body;
+    if let Some(server) = remote(&s, b.server.as_deref()) {
+        let page = federation::lookups::public_rooms(&s, server, b.limit, b.since, Some(b.filter)).await?;
+        return Ok(RawJson(page));
+    }
     let limit = b.limit.map(|l| usize::try_from(u64::from(l)).unwrap_or(usize::MAX));
     let term = b.filter.generic_search_term;
     let page = s.blocking(move |s| directory::list(s, term.as_deref(), b.since.as_deref(), limit)).await?;

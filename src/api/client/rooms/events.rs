@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::api::ruma::{RawJson, Ruma};
 use crate::error::{Error, Result};
+use crate::federation::lookups::remote_aliases_to;
 use crate::rooms::append::{self, send};
 use crate::rooms::build::NewEvent;
 use crate::rooms::format::{Viewer, client_event};
@@ -56,10 +57,13 @@ pub async fn put_state(s: State, r: Ruma<send_state_event::v3::Request>) -> Resu
         .map_err(|e| Error::bad_json(format!("Invalid content for {}: {e}", b.event_type)))?;
     let new = NewEvent::state(&b.event_type.to_string(), &b.state_key, content);
     let room_id = b.room_id;
+    let canonical = new.kind == "m.room.canonical_alias";
+    // Other servers' aliases are checked by asking them.
+    let remote = if canonical { remote_aliases_to(&s, &room_id, &new.content).await? } else { Vec::new() };
     let event_id = s
         .blocking(move |s| {
-            if new.kind == "m.room.canonical_alias" {
-                crate::rooms::alias::validate_canonical(s, &room_id, &new.content)?;
+            if canonical {
+                crate::rooms::alias::validate_canonical(s, &room_id, &new.content, &remote)?;
             }
             send(s, &room_id, &user, new, None)
         })
