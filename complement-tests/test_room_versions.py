@@ -1,11 +1,12 @@
-"""Rooms of versions 10, 11 and 12 federate: join, state, messages both ways."""
+"""Rooms of versions 1, 2, 10, 11 and 12 federate: join, state, messages both ways. Versions 1 and 2
+have event IDs of the form `$id:server` (old public rooms still run on them)."""
 
 import pytest
 
 from harness import joined_room
 
 
-@pytest.mark.parametrize("version", ["10", "11", "12"])
+@pytest.mark.parametrize("version", ["1", "2", "10", "11", "12"])
 def test_room_version(servers, version):
     room = joined_room(servers, room_version=version)
     alice, bob, room_id = room.alice, room.bob, room.room_id
@@ -15,7 +16,9 @@ def test_room_version(servers, version):
     assert create_ev["content"] == create
     assert create_ev["sender"] == alice.user_id
     assert create["room_version"] == version
-    if version == "10":
+    if version in ("1", "2"):
+        assert create_ev["event_id"].endswith(":" + servers.a.server_name), create_ev["event_id"]
+    if version in ("1", "2", "10"):
         assert create["creator"] == alice.user_id
         assert room_id.endswith(":" + servers.a.server_name)
     else:
