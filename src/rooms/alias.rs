@@ -54,9 +54,8 @@ pub fn list(s: &Services, room_id: &RoomId) -> Result<Vec<String>> {
     Ok(s.db.scan_prefix(ROOM_ALIASES, &room_id.to_string())?.into_iter().map(|((_, a), _)| a).collect())
 }
 
-/// `m.room.canonical_alias` content must name aliases that exist and point to this room
-/// (spec: `m.room.canonical_alias`, 400 `M_BAD_ALIAS`). Remote aliases need federation: refused.
-pub fn validate_canonical(s: &Services, room_id: &RoomId, content: &serde_json::Value) -> Result<()> {
+/// The string aliases of `m.room.canonical_alias` content (`alias`, then `alt_aliases`).
+fn canonical_aliases(content: &serde_json::Value) -> Vec<&str> {
     let mut aliases: Vec<&str> = Vec::new();
     if let Some(a) = content.get("alias").and_then(serde_json::Value::as_str) {
         aliases.push(a);
@@ -64,7 +63,23 @@ pub fn validate_canonical(s: &Services, room_id: &RoomId, content: &serde_json::
     if let Some(list) = content.get("alt_aliases").and_then(serde_json::Value::as_array) {
         aliases.extend(list.iter().filter_map(serde_json::Value::as_str));
     }
-    for a in aliases {
+    aliases
+}
+
+/// Every alias named in `m.room.canonical_alias` content is a syntactically valid alias, else
+/// 400 `M_INVALID_PARAM` (spec: `PUT /rooms/{roomId}/state/{eventType}/{stateKey}`). Runs before
+/// the content is checked against the event schema, which would call it `M_BAD_JSON`.
+pub fn check_canonical_syntax(content: &serde_json::Value) -> Result<()> {
+    for a in canonical_aliases(content) {
+        RoomAliasId::parse(a).map_err(|_| Error::invalid_param(format!("Invalid alias {a}")))?;
+    }
+    Ok(())
+}
+
+/// `m.room.canonical_alias` content must name aliases that exist and point to this room
+/// (spec: `m.room.canonical_alias`, 400 `M_BAD_ALIAS`). Remote aliases need federation: refused.
+pub fn validate_canonical(s: &Services, room_id: &RoomId, content: &serde_json::Value) -> Result<()> {
+    for a in canonical_aliases(content) {
         let alias = RoomAliasId::parse(a).map_err(|_| Error::invalid_param(format!("Invalid alias {a}")))?;
         let points_here = alias.server_name() == s.server_name && resolve(s, &alias)?.as_deref() == Some(room_id);
         if !points_here {

@@ -21,11 +21,11 @@ pub fn is_joined(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<boo
     Ok(membership_of(s, room_id, user_id)?.as_deref() == Some("join"))
 }
 
-/// `M_FORBIDDEN` unless the user is joined.
+/// `M_FORBIDDEN` unless the user is joined; an unknown room is one the user is not in (the
+/// answer never tells whether a room exists).
 pub fn ensure_joined(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<()> {
-    room(s, room_id)?;
     if is_joined(s, room_id, user_id)? {
-        Ok(())
+        room(s, room_id).map(drop)
     } else {
         Err(Error::forbidden(format!("You are not in room {room_id}")))
     }

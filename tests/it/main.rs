@@ -6,6 +6,7 @@ mod basics;
 mod dag;
 mod devices;
 mod ephemeral;
+mod errors;
 mod federation;
 mod history;
 mod jwt;

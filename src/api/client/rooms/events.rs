@@ -50,6 +50,9 @@ pub async fn put_state(s: State, r: Ruma<send_state_event::v3::Request>) -> Resu
     let user = r.auth()?.user_id.clone();
     let b = r.body;
     let content = content_of(b.body.json().get())?;
+    if b.event_type.to_string() == "m.room.canonical_alias" {
+        crate::rooms::alias::check_canonical_syntax(&content)?;
+    }
     // Known state types must have their spec shape (`M_BAD_JSON` otherwise).
     b.body
         .deserialize_with_type(&b.event_type.to_string())
