@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::append::send;
 use super::build::NewEvent;
-use super::room;
+use super::{room, room_as_member};
 use crate::error::{Error, Result};
 use crate::services::Services;
 use crate::storage::catalog::{FORGOTTEN_ROOMS, PROFILES, ROOM_MEMBERSHIPS, USERS};
@@ -117,7 +117,7 @@ pub fn invite(
     reason: Option<&str>,
     is_direct: bool,
 ) -> Result<OwnedEventId> {
-    room(s, room_id)?;
+    room_as_member(s, room_id)?;
     ensure_local_user(s, target)?;
     match membership_of(s, room_id, target)?.as_deref() {
         Some("join") => return Err(Error::forbidden(format!("{target} is already in the room"))),
@@ -137,7 +137,7 @@ fn transition(
     to: &str,
     reason: Option<&str>,
 ) -> Result<OwnedEventId> {
-    room(s, room_id)?;
+    room_as_member(s, room_id)?;
     let current = membership_of(s, room_id, target)?;
     if !current.as_deref().is_some_and(|m| from.contains(&m)) {
         let why = if sender == target {
@@ -160,6 +160,9 @@ pub fn leave(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&s
     {
         return super::remote_invites::reject(s, user_id, room_id, reason);
     }
+    // Nothing to leave or reject in a room this server does not know: 404 (Synapse: "Not a
+    // known room"), where kick, ban and invite answer 403 as for a room one is not in.
+    room(s, room_id)?;
     transition(s, room_id, (user_id, user_id), IN_ROOM, "leave", reason)
 }
 
@@ -180,7 +183,7 @@ pub fn ban(
     target: &UserId,
     reason: Option<&str>,
 ) -> Result<OwnedEventId> {
-    room(s, room_id)?;
+    room_as_member(s, room_id)?;
     send(s, room_id, sender, member_event(s, target, "ban", reason, false)?, None)
 }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::state::{self, ShortState};
 use super::{StoredEvent, load_by_short, room, short, state_event};
 use crate::cache::BoundedCache;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::services::Services;
 use crate::storage::catalog::{ACCOUNT_DATA, EVENT_META, ROOM_MEMBERSHIPS, ROOM_TIMELINE, ROOM_TOPOLOGY};
 use crate::storage::codec::Counter;
@@ -281,11 +281,7 @@ pub fn before(t: TopoToken) -> TopoToken {
 /// this server does not know: the answer never tells whether a room exists. Every room read
 /// (`/messages`, `/state`, `/context`, members, relations, threads...) starts here.
 pub fn state_for(s: &Services, room_id: &RoomId, viewer: &UserId) -> Result<Arc<ShortState>> {
-    let not_allowed = || Error::forbidden(format!("You are not allowed to see room {room_id}"));
-    let record = match room(s, room_id) {
-        Err(e) if e.kind() == ErrorKind::NotFound => return Err(not_allowed()),
-        found => found?,
-    };
+    let record = super::room_as_member(s, room_id)?;
     let current = state::load(&s.db, &s.state_cache, record.current_state_group)?;
     let member = s.db.get(ROOM_MEMBERSHIPS, &(room_id.to_string(), viewer.to_string()))?;
     match member {
@@ -297,7 +293,7 @@ pub fn state_for(s: &Services, room_id: &RoomId, viewer: &UserId) -> Result<Arc<
             let meta = s.db.get(EVENT_META, &short)?.ok_or_else(|| Error::internal("membership event without meta"))?;
             state::load(&s.db, &s.state_cache, meta.state_after)
         }
-        _ => Err(not_allowed()),
+        _ => Err(Error::forbidden(format!("You are not allowed to see room {room_id}"))),
     }
 }
 

@@ -103,6 +103,11 @@ fn dummy(username: &str) -> Value {
     json!({ "username": username, "password": "password1", "auth": { "type": "m.login.dummy" } })
 }
 
+/// A password login (`POST /login`) as `user`.
+fn login(user: &str, password: &str) -> Value {
+    password_stage(user, password)
+}
+
 /// A password stage that names `user`.
 fn password_stage(user: &str, password: &str) -> Value {
     json!({ "type": "m.login.password", "identifier": { "type": "m.id.user", "user": user }, "password": password })
@@ -318,5 +323,221 @@ async fn unknown_rooms_read_like_rooms_one_is_not_in() {
         // An event one may not see is "not found", in a room one is not in as in no room.
         rows.push(row(GET, format!("/rooms/{target}/event/{}", urlencode(&event)), Bob, NoBody, 404, "M_NOT_FOUND"));
     }
+    c.check(&rows).await;
+}
+
+/// Issue 11.6: the documented error answers of every Client-Server endpoint Trellis serves
+/// (their OpenAPI `responses`), one bad request per row.
+#[tokio::test]
+async fn documented_error_answers() {
+    let c = Ctx::new().await;
+    let alice = c.alice.access_token.clone();
+    let room = c.s.create_room(&alice, json!({ "room_alias_name": "garden" })).await;
+    let ev_id = c.s.send_text(&alice, &room, "hello").await;
+    let (ev, no_ev) = (urlencode(&ev_id), urlencode("$nosuchevent"));
+    let dev = c.alice.device_id.clone();
+    let nope = "!nope:localhost";
+    let (a, b) = ("@alice:localhost", "@bob:localhost");
+    let garden = urlencode("#garden:localhost");
+    let (forbidden, not_found, bad_json, not_json) = ("M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON", "M_NOT_JSON");
+    let (invalid, missing, unknown, unrecognized) =
+        ("M_INVALID_PARAM", "M_MISSING_PARAM", "M_UNKNOWN", "M_UNRECOGNIZED");
+    let e = json!({});
+    let v1 = |p: &str| format!("/_matrix/client/v1{p}");
+    let long_key = "k".repeat(256);
+    let new_alias = urlencode("#new:localhost");
+    let (no_token, unsupported, weak) = ("M_MISSING_TOKEN", "M_UNSUPPORTED_ROOM_VERSION", "M_WEAK_PASSWORD");
+    let weak_body = json!({ "username": "w", "password": "x", "auth": { "type": "m.login.dummy" } });
+    let alice_stage = password_stage("alice", "password1");
+    let main_thread = json!({ "thread_id": "main" });
+    let (public, typing) = (json!({ "visibility": "public" }), json!({ "typing": true, "timeout": 1000 }));
+    #[rustfmt::skip]
+    let rows = vec![
+        // Routing and authentication.
+        row(GET, "/no/such/endpoint", Alice, NoBody, 404, unrecognized),
+        row(GET, "/_matrix/client/v9/sync", Alice, NoBody, 404, unrecognized),
+        row(DELETE, "/login", Nobody, NoBody, 405, unrecognized),
+        row(PUT, "/_matrix/client/versions", Nobody, Json(e.clone()), 405, unrecognized),
+        row(POST, "/account/whoami", Alice, Json(e.clone()), 405, unrecognized),
+        row(GET, "/createRoom", Alice, NoBody, 405, unrecognized),
+        row(GET, "/account/whoami", Nobody, NoBody, 401, "M_MISSING_TOKEN"),
+        row(GET, "/account/whoami", BadToken, NoBody, 401, "M_UNKNOWN_TOKEN"),
+        row(GET, "/sync", Nobody, NoBody, 401, "M_MISSING_TOKEN"),
+        row(GET, "/sync", BadToken, NoBody, 401, "M_UNKNOWN_TOKEN"),
+        row(POST, "/createRoom", BadToken, Json(e.clone()), 401, "M_UNKNOWN_TOKEN"),
+        row(GET, "/joined_rooms", Nobody, NoBody, 401, "M_MISSING_TOKEN"),
+        row(GET, "/account/whoami?access_token=nope", Nobody, NoBody, 401, "M_UNKNOWN_TOKEN"),
+        // Registration, login, session (registration.yaml, login.yaml, refresh.yaml, logout.yaml).
+        row(POST, "/register", Nobody, Json(dummy("alice")), 400, "M_USER_IN_USE"),
+        row(POST, "/register", Nobody, Json(dummy("with space")), 400, "M_INVALID_USERNAME"),
+        row(POST, "/register", Nobody, Json(dummy("_underscore")), 400, "M_INVALID_USERNAME"),
+        row(POST, "/register", Nobody, Json(json!({ "username": 5 })), 400, bad_json),
+        row(POST, "/register", Nobody, Raw(b"{\"username\":"), 400, not_json),
+        row(POST, "/register", Nobody, Json(weak_body), 400, weak),
+        row(POST, "/register?kind=guest", Nobody, Json(e.clone()), 403, "M_GUEST_ACCESS_FORBIDDEN"),
+        row(GET, "/register/available?username=alice", Nobody, NoBody, 400, "M_USER_IN_USE"),
+        row(GET, "/register/available", Nobody, NoBody, 400, missing),
+        row(GET, v1("/register/m.login.registration_token/validity?token=abc"), Nobody, NoBody, 403, forbidden),
+        row(POST, "/login", Nobody, Json(json!({ "type": "m.login.magic" })), 400, unknown),
+        row(POST, "/login", Nobody, Json(login("alice", "wrong")), 403, forbidden),
+        row(POST, "/login", Nobody, Json(login("nobody", "password1")), 403, forbidden),
+        row(POST, "/login", Nobody, Json(login("@x:elsewhere.test", "p")), 403, forbidden),
+        row(POST, "/login", Nobody, Json(json!({ "type": "m.login.token", "token": "never-issued" })), 403, forbidden),
+        row(POST, "/login", Nobody, Raw(b"not json"), 400, not_json),
+        row(POST, "/login", Nobody, Json(json!({ "type": "m.login.password", "password": 5 })), 400, bad_json),
+        row(POST, "/refresh", Nobody, Json(json!({ "refresh_token": "never-issued" })), 401, "M_UNKNOWN_TOKEN"),
+        row(POST, "/refresh", Nobody, Json(e.clone()), 400, missing),
+        row(POST, "/logout", BadToken, Json(e.clone()), 401, "M_UNKNOWN_TOKEN"),
+        row(POST, "/logout/all", Nobody, Json(e.clone()), 401, "M_MISSING_TOKEN"),
+        // Account (password_management.yaml, account_deactivation.yaml, administrative_contact.yaml).
+        row(POST, "/account/password", Alice, Json(e.clone()), 400, missing),
+        row(POST, "/account/password", Alice, Json(json!({ "new_password": "x" })), 400, "M_WEAK_PASSWORD"),
+        row(POST, "/account/password", Nobody, Json(json!({ "new_password": "password9" })), 401, "M_MISSING_TOKEN"),
+        row(POST, "/account/deactivate", Alice, Json(json!({ "erase": "yes" })), 400, bad_json),
+        row(GET, "/account/3pid", Nobody, NoBody, 401, "M_MISSING_TOKEN"),
+        // Devices (device_management.yaml).
+        row(GET, "/devices/NOSUCHDEVICE", Alice, NoBody, 404, not_found),
+        row(PUT, "/devices/NOSUCHDEVICE", Alice, Json(json!({ "display_name": "x" })), 404, not_found),
+        row(PUT, format!("/devices/{dev}"), Alice, Json(json!({ "display_name": 5 })), 400, bad_json),
+        row(POST, "/delete_devices", Alice, Json(json!({ "devices": "ALL" })), 400, bad_json),
+        row(POST, "/delete_devices", Alice, Json(e.clone()), 400, missing),
+        row(GET, "/devices", Nobody, NoBody, 401, "M_MISSING_TOKEN"),
+        // Deleting a device that is gone asks for UIA, then succeeds (spec: "or had been removed").
+        row(DELETE, "/devices/NOSUCHDEVICE", Alice, Json(e.clone()), 401, ""),
+        row(DELETE, "/devices/NOSUCHDEVICE", Alice, Json(json!({ "auth": alice_stage })), 200, ""),
+        // Profiles (profile.yaml).
+        row(GET, "/profile/@nobody:localhost", Alice, NoBody, 404, not_found),
+        row(GET, "/profile/@nobody:localhost/displayname", Alice, NoBody, 404, not_found),
+        row(GET, "/profile/not-a-user-id", Alice, NoBody, 400, invalid),
+        row(PUT, format!("/profile/{b}/displayname"), Alice, Json(json!({ "displayname": "Mallory" })), 403, forbidden),
+        row(DELETE, format!("/profile/{b}/displayname"), Alice, NoBody, 403, forbidden),
+        row(PUT, format!("/profile/{a}/displayname"), Alice, Json(json!({ "displayname": 5 })), 400, bad_json),
+        row(PUT, format!("/profile/{a}/displayname"), Alice, Raw(b"{\"displayname\""), 400, not_json),
+        row(PUT, format!("/profile/{a}/displayname"), Nobody, Json(json!({ "displayname": "A" })), 401, no_token),
+        row(PUT, format!("/profile/{a}/{long_key}"), Alice, Json(json!({ long_key: "v" })), 400, "M_KEY_TOO_LARGE"),
+        // Account data and filters (account-data.yaml, filter.yaml).
+        row(GET, format!("/user/{a}/account_data/x.unset"), Alice, NoBody, 404, not_found),
+        row(GET, format!("/user/{b}/account_data/x.y"), Alice, NoBody, 403, forbidden),
+        row(PUT, format!("/user/{b}/account_data/x.y"), Alice, Json(e.clone()), 403, forbidden),
+        row(PUT, format!("/user/{a}/account_data/x.y"), Alice, Raw(b"nope"), 400, not_json),
+        row(PUT, format!("/user/{a}/account_data/x.y"), Alice, Raw(b"[1]"), 400, bad_json),
+        row(PUT, format!("/user/{a}/account_data/m.fully_read"), Alice, Json(e.clone()), 405, bad_json),
+        row(PUT, format!("/user/{a}/account_data/m.push_rules"), Alice, Json(e.clone()), 405, bad_json),
+        row(GET, format!("/user/{a}/rooms/{room}/account_data/x.unset"), Alice, NoBody, 404, not_found),
+        row(GET, format!("/user/{a}/rooms/not-a-room/account_data/x.y"), Alice, NoBody, 400, invalid),
+        row(PUT, format!("/user/{a}/rooms/not-a-room/account_data/x.y"), Alice, Json(e.clone()), 400, invalid),
+        row(GET, format!("/user/{b}/rooms/{room}/account_data/x.y"), Alice, NoBody, 403, forbidden),
+        row(PUT, format!("/user/{a}/rooms/{room}/account_data/m.fully_read"), Alice, Json(e.clone()), 405, bad_json),
+        row(GET, format!("/user/{a}/filter/12345"), Alice, NoBody, 404, not_found),
+        row(GET, format!("/user/{b}/filter/0"), Alice, NoBody, 403, forbidden),
+        row(POST, format!("/user/{b}/filter"), Alice, Json(e.clone()), 403, forbidden),
+        row(POST, format!("/user/{a}/filter"), Alice, Json(json!({ "room": 3 })), 400, bad_json),
+        // Rooms: creation and upgrades (create_room.yaml, room_upgrades.yaml).
+        row(POST, "/createRoom", Alice, Json(json!({ "room_version": "999" })), 400, unsupported),
+        row(POST, "/createRoom", Alice, Json(json!({ "room_alias_name": "garden" })), 400, "M_ROOM_IN_USE"),
+        row(POST, "/createRoom", Alice, Json(json!({ "room_alias_name": "a:b" })), 400, invalid),
+        row(POST, "/createRoom", Alice, Json(json!({ "invite": ["not-a-user"] })), 400, bad_json),
+        row(POST, "/createRoom", Alice, Raw(b"[]"), 400, bad_json),
+        row(POST, format!("/rooms/{room}/upgrade"), Alice, Json(json!({ "new_version": "999" })), 400, unsupported),
+        row(POST, format!("/rooms/{room}/upgrade"), Bob, Json(json!({ "new_version": "12" })), 403, forbidden),
+        row(POST, format!("/rooms/{nope}/upgrade"), Bob, Json(json!({ "new_version": "12" })), 403, forbidden),
+        row(POST, format!("/rooms/{room}/upgrade"), Alice, Json(e.clone()), 400, missing),
+        // Membership (joining.yaml, inviting.yaml, leaving.yaml, kicking.yaml, banning.yaml, knocking.yaml).
+        row(POST, format!("/rooms/{room}/join"), Bob, Json(e.clone()), 403, forbidden),
+        row(POST, format!("/join/{}", urlencode(&room)), Bob, Json(e.clone()), 403, forbidden),
+        row(POST, format!("/join/{}", urlencode("#nowhere:localhost")), Bob, Json(e.clone()), 404, not_found),
+        row(POST, format!("/join/{}", urlencode("not-a-room")), Bob, Json(e.clone()), 400, invalid),
+        row(POST, format!("/rooms/{room}/invite"), Bob, Json(json!({ "user_id": b })), 403, forbidden),
+        row(POST, format!("/rooms/{nope}/invite"), Alice, Json(json!({ "user_id": b })), 403, forbidden),
+        row(POST, format!("/rooms/{room}/invite"), Alice, Json(json!({ "user_id": "bob" })), 400, bad_json),
+        row(POST, format!("/rooms/{room}/kick"), Bob, Json(json!({ "user_id": a })), 403, forbidden),
+        row(POST, format!("/rooms/{room}/ban"), Bob, Json(json!({ "user_id": a })), 403, forbidden),
+        row(POST, format!("/rooms/{room}/unban"), Bob, Json(json!({ "user_id": a })), 403, forbidden),
+        row(POST, format!("/rooms/{nope}/kick"), Alice, Json(json!({ "user_id": b })), 403, forbidden),
+        row(POST, format!("/rooms/{room}/forget"), Alice, Json(e.clone()), 400, unknown),
+        row(POST, format!("/rooms/{nope}/leave"), Bob, Json(e.clone()), 404, not_found),
+        row(POST, format!("/rooms/{room}/leave"), Bob, Json(e.clone()), 403, forbidden),
+        row(POST, format!("/knock/{}", urlencode(&room)), Bob, Json(e.clone()), 403, forbidden),
+        row(POST, format!("/knock/{}", urlencode("#nowhere:localhost")), Bob, Json(e.clone()), 404, not_found),
+        // Room events (room_send.yaml, room_state.yaml, rooms.yaml, redaction.yaml).
+        row(PUT, format!("/rooms/{room}/send/m.room.message/t1"), Bob, Json(json!({ "body": "x" })), 403, forbidden),
+        row(PUT, format!("/rooms/{nope}/send/m.room.message/t1"), Bob, Json(json!({ "body": "x" })), 403, forbidden),
+        row(PUT, format!("/rooms/{room}/send/m.room.message/t2"), Alice, Raw(b"[]"), 400, bad_json),
+        row(PUT, format!("/rooms/{room}/send/m.room.message/t3"), Alice, Raw(b"{"), 400, not_json),
+        row(PUT, "/rooms/not-a-room/send/m.room.message/t4", Alice, Json(json!({ "body": "x" })), 400, invalid),
+        row(PUT, format!("/rooms/{room}/state/m.room.name"), Bob, Json(json!({ "name": "x" })), 403, forbidden),
+        row(PUT, format!("/rooms/{nope}/state/m.room.name"), Alice, Json(json!({ "name": "x" })), 403, forbidden),
+        row(PUT, format!("/rooms/{room}/state/m.room.name"), Alice, Json(json!({ "name": 42 })), 400, bad_json),
+        row(GET, format!("/rooms/{room}/state/m.room.avatar"), Alice, NoBody, 404, not_found),
+        row(GET, format!("/rooms/{room}/event/{no_ev}"), Alice, NoBody, 404, not_found),
+        row(GET, format!("/rooms/{room}/event/not-an-event"), Alice, NoBody, 400, invalid),
+        row(PUT, format!("/rooms/{room}/redact/{ev}/r1"), Bob, Json(e.clone()), 403, forbidden),
+        row(PUT, format!("/rooms/{room}/redact/{no_ev}/r2"), Alice, Json(e.clone()), 404, not_found),
+        // Reading rooms (message_pagination.yaml, event_context.yaml, rooms.yaml, relations.yaml...).
+        row(GET, format!("/rooms/{room}/messages?dir=b"), Bob, NoBody, 403, forbidden),
+        row(GET, format!("/rooms/{room}/messages?dir=x"), Alice, NoBody, 400, invalid),
+        row(GET, format!("/rooms/{room}/messages?dir=b&from=garbage"), Alice, NoBody, 400, invalid),
+        row(GET, format!("/rooms/{room}/messages?dir=b&filter=nope"), Alice, NoBody, 400, invalid),
+        row(GET, format!("/rooms/{room}/context/{no_ev}"), Alice, NoBody, 404, not_found),
+        row(GET, format!("/rooms/{room}/members"), Bob, NoBody, 403, forbidden),
+        row(GET, format!("/rooms/{room}/joined_members"), Bob, NoBody, 403, forbidden),
+        row(GET, format!("/rooms/{room}/aliases"), Bob, NoBody, 403, forbidden),
+        row(GET, v1(&format!("/rooms/{room}/relations/{no_ev}")), Alice, NoBody, 404, not_found),
+        row(GET, v1(&format!("/rooms/{room}/relations/{ev}?from=garbage")), Alice, NoBody, 400, invalid),
+        row(GET, v1(&format!("/rooms/{room}/threads?include=nope")), Alice, NoBody, 400, invalid),
+        row(GET, v1(&format!("/rooms/{room}/threads?from=garbage")), Alice, NoBody, 400, invalid),
+        row(GET, v1(&format!("/rooms/{room}/timestamp_to_event?ts=1&dir=b")), Alice, NoBody, 404, not_found),
+        row(GET, v1(&format!("/rooms/{room}/timestamp_to_event?dir=f")), Alice, NoBody, 400, missing),
+        row(GET, v1(&format!("/room_summary/{}", urlencode(nope))), Alice, NoBody, 404, not_found),
+        // Aliases and the directory (directory.yaml, list_public_rooms.yaml).
+        row(GET, format!("/directory/room/{}", urlencode("#nowhere:localhost")), Nobody, NoBody, 404, not_found),
+        row(GET, format!("/directory/room/{}", urlencode("nowhere")), Nobody, NoBody, 400, invalid),
+        row(PUT, format!("/directory/room/{garden}"), Alice, Json(json!({ "room_id": room })), 409, unknown),
+        row(PUT, format!("/directory/room/{new_alias}"), Alice, Json(e.clone()), 400, missing),
+        row(PUT, format!("/directory/room/{new_alias}"), Bob, Json(json!({ "room_id": room })), 403, forbidden),
+        row(DELETE, format!("/directory/room/{}", urlencode("#nowhere:localhost")), Alice, NoBody, 404, not_found),
+        row(DELETE, format!("/directory/room/{garden}"), Bob, NoBody, 403, forbidden),
+        row(GET, format!("/directory/list/room/{nope}"), Nobody, NoBody, 404, not_found),
+        row(PUT, format!("/directory/list/room/{nope}"), Alice, Json(public.clone()), 404, not_found),
+        row(PUT, format!("/directory/list/room/{room}"), Bob, Json(public.clone()), 403, forbidden),
+        row(GET, "/publicRooms?since=garbage", Nobody, NoBody, 400, invalid),
+        // Per-room user data (tags.yaml, read_markers.yaml, receipts.yaml, typing.yaml, report_content.yaml).
+        row(GET, format!("/user/{b}/rooms/{room}/tags"), Alice, NoBody, 403, forbidden),
+        row(PUT, format!("/user/{b}/rooms/{room}/tags/u.x"), Alice, Json(e.clone()), 403, forbidden),
+        row(PUT, format!("/user/{a}/rooms/{room}/tags/u.x"), Alice, Json(json!({ "order": "first" })), 400, bad_json),
+        row(POST, format!("/rooms/{room}/read_markers"), Bob, Json(json!({ "m.fully_read": ev_id })), 403, forbidden),
+        row(POST, format!("/rooms/{room}/read_markers"), Alice, Json(json!({ "m.fully_read": "x" })), 400, bad_json),
+        row(POST, format!("/rooms/{nope}/receipt/m.read/{ev}"), Alice, Json(e.clone()), 403, forbidden),
+        row(POST, format!("/rooms/{room}/receipt/m.read/{ev}"), Bob, Json(e.clone()), 403, forbidden),
+        row(POST, format!("/rooms/{room}/receipt/m.read/{ev}"), Alice, Json(json!({ "thread_id": 5 })), 400, bad_json),
+        row(POST, format!("/rooms/{room}/receipt/m.read/{ev}"), Alice, Json(json!({ "thread_id": "" })), 400, invalid),
+        row(POST, format!("/rooms/{room}/receipt/m.fully_read/{ev}"), Alice, Json(main_thread), 400, invalid),
+        row(PUT, format!("/rooms/{room}/typing/{b}"), Alice, Json(typing.clone()), 403, forbidden),
+        row(PUT, format!("/rooms/{room}/typing/{b}"), Bob, Json(typing.clone()), 403, forbidden),
+        row(PUT, format!("/rooms/{room}/typing/{a}"), Alice, Json(e.clone()), 400, missing),
+        row(POST, format!("/rooms/{nope}/report/{ev}"), Alice, Json(json!({ "reason": "x" })), 404, not_found),
+        row(POST, format!("/rooms/{room}/report/{no_ev}"), Alice, Json(json!({ "reason": "x" })), 404, not_found),
+        row(POST, format!("/rooms/{nope}/report"), Alice, Json(json!({ "reason": "x" })), 404, not_found),
+        // Presence, user directory, VoIP, sync, keys, to-device.
+        row(PUT, format!("/presence/{b}/status"), Alice, Json(json!({ "presence": "online" })), 403, forbidden),
+        row(PUT, format!("/presence/{a}/status"), Alice, Json(json!({ "presence": "asleep" })), 400, invalid),
+        row(PUT, format!("/presence/{a}/status"), Alice, Json(e.clone()), 400, missing),
+        row(GET, "/presence/not-a-user/status", Alice, NoBody, 400, invalid),
+        row(POST, "/user_directory/search", Alice, Json(e.clone()), 400, missing),
+        row(POST, "/user_directory/search", Alice, Json(json!({ "search_term": 5 })), 400, bad_json),
+        row(GET, "/sync?since=garbage", Alice, NoBody, 400, invalid),
+        row(GET, "/sync?filter=12345", Alice, NoBody, 400, invalid),
+        row(GET, "/sync?timeout=soon", Alice, NoBody, 400, invalid),
+        row(GET, "/sync?set_presence=asleep", Alice, NoBody, 400, invalid),
+        row(POST, "/keys/upload", Alice, Json(json!({ "one_time_keys": 5 })), 400, bad_json),
+        row(POST, "/keys/query", Alice, Json(json!({ "device_keys": ["x"] })), 400, bad_json),
+        row(POST, "/keys/query", Alice, Json(e.clone()), 400, missing),
+        row(POST, "/keys/claim", Alice, Json(e.clone()), 400, missing),
+        row(GET, "/keys/changes?to=s1", Alice, NoBody, 400, missing),
+        row(GET, "/keys/changes?from=garbage&to=s1", Alice, NoBody, 400, invalid),
+        row(PUT, "/sendToDevice/m.test/t1", Alice, Json(e.clone()), 400, missing),
+        row(PUT, "/sendToDevice/m.test/t2", Alice, Json(json!({ "messages": { "not-a-user": {} } })), 400, bad_json),
+        row(GET, "/voip/turnServer", Nobody, NoBody, 401, "M_MISSING_TOKEN"),
+    ];
     c.check(&rows).await;
 }
