@@ -37,7 +37,7 @@ struct Row {
     errcode: &'static str,
 }
 
-/// One row; `path` without a leading `/_` is under `/_matrix/client/v3`.
+/// One row; `path` without a leading `/_` or `/.` is under `/_matrix/client/v3`.
 fn row(method: Method, path: impl Into<String>, who: Who, body: Body, status: u16, errcode: &'static str) -> Row {
     Row { method, path: path.into(), who, body, status, errcode }
 }
@@ -77,7 +77,8 @@ impl Ctx {
         let http = client();
         let mut wrong = Vec::new();
         for r in rows {
-            let path = if r.path.starts_with("/_") { r.path.clone() } else { format!("/_matrix/client/v3{}", r.path) };
+            let full = r.path.starts_with("/_") || r.path.starts_with("/.");
+            let path = if full { r.path.clone() } else { format!("/_matrix/client/v3{}", r.path) };
             let mut req = http.request(r.method.clone(), format!("{}{path}", self.s.url));
             if let Some(t) = self.token(r.who) {
                 req = req.bearer_auth(t);
@@ -567,6 +568,12 @@ async fn documented_error_answers() {
         row(POST, "/register", Nobody, Json(json!({ "username": "carol", "password": 5 })), 400, bad_json),
         row(POST, "/account/password", Alice, Json(json!({ "new_password": 5 })), 400, bad_json),
         row(GET, "/account/whoami", Nobody, NoBody, 401, no_token),
+        row(GET, "/_matrix/client/v3/rooms/!x:localhost/event/%24e", Nobody, NoBody, 401, no_token),
+        row(DELETE, "/devices/NOSUCHDEVICE", Alice, NoBody, 401, ""),
+        row(GET, format!("/rooms/{room}/event/{ev}"), Bob, NoBody, 404, not_found),
+        row(GET, format!("/rooms/{nope}/event/{ev}"), Alice, NoBody, 404, not_found),
+        row(POST, format!("/rooms/{room}/report/{ev}"), Alice, Json(json!({ "reason": 5 })), 400, bad_json),
+        row(POST, "/refresh", Nobody, Json(json!({ "refresh_token": c.alice.access_token })), 401, "M_UNKNOWN_TOKEN"),
     ];
     c.check(&rows).await;
 }
