@@ -133,6 +133,28 @@ async fn upper_case_usernames_are_invalid() {
     assert_eq!((r.status, r.body["available"].clone()), (200, json!(true)));
 }
 
+/// Issue 11.1, its sibling: a JWT login that creates the account refuses upper case too, while
+/// logging in to an existing account still matches its localpart case-insensitively.
+#[tokio::test]
+async fn jwt_account_creation_refuses_upper_case() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let s = TestServer::start_with(&[("TRELLIS_JWT__ENABLED", "true"), ("TRELLIS_JWT__SECRET", "jwt-secret")]);
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 300;
+    let login = |sub: &str| {
+        let key = EncodingKey::from_secret(b"jwt-secret");
+        let token = encode(&Header::new(Algorithm::HS256), &json!({ "sub": sub, "exp": exp }), &key).unwrap();
+        s.post("/_matrix/client/v3/login", None, json!({ "type": "org.matrix.login.jwt", "token": token }))
+    };
+    for sub in ["Carol", "@Carol:localhost"] {
+        let r = login(sub).await;
+        assert_eq!((r.status, r.errcode()), (400, "M_INVALID_USERNAME"), "{sub}: {:?}", r.body);
+    }
+    let r = login("carol").await;
+    assert_eq!((r.status, r.body["user_id"].clone()), (200, json!("@carol:localhost")), "created: {:?}", r.body);
+    let r = login("CAROL").await;
+    assert_eq!((r.status, r.body["user_id"].clone()), (200, json!("@carol:localhost")), "existing: {:?}", r.body);
+}
+
 /// Issue 11.2: a body that is not JSON (invalid UTF-8, truncated) or not an object is refused
 /// before User-Interactive Auth answers, on every UIA endpoint.
 #[tokio::test]
