@@ -53,7 +53,7 @@ impl Uiaa {
             _ => self.new_session(user_id),
         };
         let completed = self.lookup(&session_id, user_id)?.unwrap_or_default();
-        let stage = match self.run_stage(s, auth, flows, user_id).await {
+        let stage = match self.run_stage(s, auth, flows, user_id).await? {
             Ok(stage) => stage,
             Err(e) => return Err(challenge(flows, &session_id, &completed, Some(e))),
         };
@@ -94,16 +94,17 @@ impl Uiaa {
         }
     }
 
-    /// Validate one stage; returns its type.
+    /// Validate one stage: `Ok(Ok(type))` when it passed, `Ok(Err(why))` when the client may
+    /// retry it (answered inside the 401), `Err` when the request must fail outright.
     async fn run_stage(
         &self,
         s: &Services,
         auth: &AuthData,
         flows: &[&[&str]],
         user_id: Option<&UserId>,
-    ) -> Result<&'static str> {
+    ) -> Result<Result<&'static str>> {
         let offered = |stage: &str| flows.iter().any(|f| f.contains(&stage));
-        match auth {
+        Ok(match auth {
             AuthData::Dummy(_) if offered(DUMMY) => Ok(DUMMY),
             AuthData::RegistrationToken(t) if offered(REGISTRATION_TOKEN) => {
                 if s.config.registration.token.as_deref() == Some(t.token.as_str()) {
@@ -113,13 +114,18 @@ impl Uiaa {
                 }
             }
             AuthData::Password(p) if offered(PASSWORD) => {
-                let Some(user_id) = user_id else { return Err(Error::forbidden("No user to authenticate")) };
+                let Some(user_id) = user_id else { return Ok(Err(Error::forbidden("No user to authenticate"))) };
                 let named = match &p.identifier {
                     UserIdentifier::Matrix(m) => s.resolve_user(&m.user).ok(),
                     _ => None,
                 };
-                if named.as_deref() != Some(user_id) {
-                    return Err(Error::forbidden("Password stage must identify the requesting user"));
+                // Someone else's credentials can never authorise this request: 403, not a
+                // stage to retry (as Synapse: "Invalid auth"). Checked before any password.
+                if named.as_deref().is_some_and(|named| named != user_id) {
+                    return Err(Error::forbidden("The password stage names another user than the requester"));
+                }
+                if named.is_none() {
+                    return Ok(Err(Error::forbidden("Password stage must identify the requesting user")));
                 }
                 let uid = user_id.to_owned();
                 let record = s.db.blocking(move |db| accounts::get_active(db, &uid)).await?;
@@ -133,7 +139,7 @@ impl Uiaa {
                 crate::error::ErrorKind::Unrecognized { method_not_allowed: false },
                 "Unsupported authentication stage",
             )),
-        }
+        })
     }
 }
 

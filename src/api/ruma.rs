@@ -232,10 +232,10 @@ async fn prepare<T: IncomingRequest>(
     if bytes.is_empty() && matches!(parts.method, Method::POST | Method::PUT) {
         bytes = bytes::Bytes::from_static(b"{}");
     }
-    if !bytes.is_empty()
-        && parts.method != Method::GET
-        && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err()
-    {
+    // JSON text is UTF-8 (RFC 8259 §8.1), and serde skips the strings it ignores unchecked.
+    let is_json =
+        |b: &[u8]| std::str::from_utf8(b).is_ok_and(|t| serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok());
+    if !bytes.is_empty() && parts.method != Method::GET && !is_json(&bytes) {
         return Err(Error::new(ErrorKind::NotJson, "Content not JSON."));
     }
     // Every Client-Server JSON body is an object; serde would accept `[]` as a struct.

@@ -66,6 +66,16 @@ pub fn canonical_aliases(content: &serde_json::Value) -> Vec<&str> {
     aliases
 }
 
+/// Every alias named in `m.room.canonical_alias` content is a syntactically valid alias, else
+/// 400 `M_INVALID_PARAM` (spec: `PUT /rooms/{roomId}/state/{eventType}/{stateKey}`). Runs before
+/// the content is checked against the event schema, which would call it `M_BAD_JSON`.
+pub fn check_canonical_syntax(content: &serde_json::Value) -> Result<()> {
+    for a in canonical_aliases(content) {
+        RoomAliasId::parse(a).map_err(|_| Error::invalid_param(format!("Invalid alias {a}")))?;
+    }
+    Ok(())
+}
+
 /// `m.room.canonical_alias` content must name aliases that exist and point to this room
 /// (spec: `m.room.canonical_alias`, 400 `M_BAD_ALIAS`): ours by the alias table, other
 /// servers' when listed in `remote` (those their servers said point here).

@@ -46,7 +46,7 @@ pub fn send(s: &Services, room_id: &RoomId, sender: &UserId, new: NewEvent, txn:
             return ruma::EventId::parse(existing).map_err(Error::internal);
         }
     }
-    let ctx = RoomCtx::current(s, room_id)?;
+    let ctx = RoomCtx::current(s, room_id).map_err(|e| super::hide_unknown_room(e, room_id))?;
     let (pdu, obj) = build(s, &ctx, sender, &new)?;
     authorize(s, &ctx, &pdu)?;
     append(s, &ctx, &pdu, obj, txn.as_ref())?;

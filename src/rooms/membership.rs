@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::append::send;
 use super::build::NewEvent;
-use super::{power, room};
+use super::{power, room, room_as_member};
 use crate::error::{Error, ErrorKind, Result};
 use crate::services::Services;
 use crate::storage::catalog::{FORGOTTEN_ROOMS, PROFILES, ROOM_MEMBERSHIPS, USER_MEMBERSHIPS, USERS};
@@ -21,11 +21,11 @@ pub fn is_joined(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<boo
     Ok(membership_of(s, room_id, user_id)?.as_deref() == Some("join"))
 }
 
-/// `M_FORBIDDEN` unless the user is joined.
+/// `M_FORBIDDEN` unless the user is joined; an unknown room is one the user is not in (the
+/// answer never tells whether a room exists).
 pub fn ensure_joined(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<()> {
-    room(s, room_id)?;
     if is_joined(s, room_id, user_id)? {
-        Ok(())
+        room(s, room_id).map(drop)
     } else {
         Err(Error::forbidden(format!("You are not in room {room_id}")))
     }
@@ -235,7 +235,7 @@ pub fn invite(
     reason: Option<&str>,
     is_direct: bool,
 ) -> Result<OwnedEventId> {
-    room(s, room_id)?;
+    room_as_member(s, room_id)?;
     ensure_local_user(s, target)?;
     match membership_of(s, room_id, target)?.as_deref() {
         Some("join") => return Err(Error::forbidden(format!("{target} is already in the room"))),
@@ -255,7 +255,7 @@ fn transition(
     to: &str,
     reason: Option<&str>,
 ) -> Result<OwnedEventId> {
-    room(s, room_id)?;
+    room_as_member(s, room_id)?;
     let current = membership_of(s, room_id, target)?;
     if !current.as_deref().is_some_and(|m| from.contains(&m)) {
         let why = if sender == target {
@@ -278,6 +278,9 @@ pub fn leave(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&s
     {
         return super::remote_invites::reject(s, user_id, room_id, reason);
     }
+    // Nothing to leave or reject in a room this server does not know: 404 (Synapse: "Not a
+    // known room"), where kick, ban and invite answer 403 as for a room one is not in.
+    room(s, room_id)?;
     transition(s, room_id, (user_id, user_id), IN_ROOM, "leave", reason)
 }
 
@@ -298,7 +301,7 @@ pub fn ban(
     target: &UserId,
     reason: Option<&str>,
 ) -> Result<OwnedEventId> {
-    room(s, room_id)?;
+    room_as_member(s, room_id)?;
     send(s, room_id, sender, member_event(s, target, "ban", reason, false)?, None)
 }
 

@@ -72,6 +72,17 @@ pub fn exists(s: &Services, room_id: &RoomId) -> Result<bool> {
     Ok(s.db.get(ROOMS, &room_id.to_string())?.is_some())
 }
 
+/// The room's record for a user's request about it: an unknown room is `M_FORBIDDEN`, the
+/// answer for a room the user is not in, so that no answer tells whether a room exists.
+pub fn room_as_member(s: &Services, room_id: &RoomId) -> Result<RoomRecord> {
+    room(s, room_id).map_err(|e| hide_unknown_room(e, room_id))
+}
+
+/// `M_NOT_FOUND` (an unknown room) as `M_FORBIDDEN` "You are not in room ...".
+pub fn hide_unknown_room(e: Error, room_id: &RoomId) -> Error {
+    if e.kind() == ErrorKind::NotFound { Error::forbidden(format!("You are not in room {room_id}")) } else { e }
+}
+
 /// Parsed events kept in memory (every receiver of a message reads the same few events).
 #[derive(Default)]
 pub struct EventCache {

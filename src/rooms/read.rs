@@ -277,9 +277,12 @@ pub fn before(t: TopoToken) -> TopoToken {
 }
 
 /// The state a user may read: the current state while joined (or the room is world-readable),
-/// else the state when they left. `M_FORBIDDEN` if they were never in the room or forgot it.
+/// else the state when they left. `M_FORBIDDEN` if they were never in the room or forgot it,
+/// and for rooms this server does not know: the answer never tells whether a room exists.
+/// Every room read (`/messages`, `/state`, `/context`, members, relations, threads...) starts
+/// here.
 pub fn state_for(s: &Services, room_id: &RoomId, viewer: &UserId) -> Result<Arc<ShortState>> {
-    let record = room(s, room_id)?;
+    let record = super::room_as_member(s, room_id)?;
     let current = state::load(&s.db, &s.state_cache, record.current_state_group)?;
     let member = s.db.get(ROOM_MEMBERSHIPS, &(room_id.to_string(), viewer.to_string()))?;
     match member {

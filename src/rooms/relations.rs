@@ -138,7 +138,6 @@ pub fn page(
     viewer: &UserId,
     q: &RelationsQuery<'_>,
 ) -> Result<(Vec<StoredEvent>, Option<String>, Option<usize>)> {
-    room(s, room_id)?;
     read::state_for(s, room_id, viewer)?;
     let not_found = || Error::not_found("Event not found");
     let parent = super::load(s, parent_id)?.ok_or_else(not_found)?;
@@ -194,8 +193,8 @@ pub fn threads(
     from: Option<&str>,
     limit: usize,
 ) -> Result<(Vec<StoredEvent>, Option<String>)> {
-    let record = room(s, room_id)?;
     read::state_for(s, room_id, viewer)?;
+    let record = room(s, room_id)?;
     let current = membership::membership_of(s, room_id, viewer)?;
     let before: u64 = match from {
         Some(t) => {

@@ -76,5 +76,5 @@ async fn delete_several_devices() {
     let r = s
         .post("/_matrix/client/v3/delete_devices", mallory.token(), json!({ "devices": [a.device_id], "auth": auth }))
         .await;
-    assert_eq!((r.status, r.errcode()), (401, "M_FORBIDDEN"), "UIA must name the requester");
+    assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "UIA must name the requester");
 }

@@ -46,7 +46,7 @@ async fn typing_is_for_yourself_in_rooms_you_are_in() {
             json!({ "typing": true, "timeout": 1000 }),
         )
         .await;
-    assert_eq!((r.status, r.errcode()), (404, "M_NOT_FOUND"));
+    assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "an unknown room is one the user is not in");
     let r = s.put(&path(&alice), alice.token(), json!({ "typing": true })).await;
     assert_eq!(r.status, 400, "typing needs a timeout: {:?}", r.body);
     let r = s.put(&path(&alice), alice.token(), json!({ "timeout": 1000 })).await;

@@ -7,6 +7,7 @@ mod bodies;
 mod dag;
 mod devices;
 mod ephemeral;
+mod errors;
 mod federation;
 mod history;
 mod jwt;

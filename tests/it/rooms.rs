@@ -112,12 +112,13 @@ async fn room_versions_and_errors() {
     let room = s.create_room(&a.access_token, json!({})).await;
     let r = s.set_state(&a.access_token, &room, "m.room.name", "", json!({ "name": 42 })).await;
     assert_eq!((r.status, r.errcode()), (400, "M_BAD_JSON"), "malformed state content");
+    // An unknown room is one the user is not in: nothing tells whether it exists.
     let r = s.get("/_matrix/client/v3/rooms/!unknown:localhost/messages?dir=b", a.token()).await;
-    assert_eq!((r.status, r.errcode()), (404, "M_NOT_FOUND"));
+    assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"));
     let r = s
         .put("/_matrix/client/v3/rooms/!unknown:localhost/send/m.room.message/x", a.token(), json!({ "body": "x" }))
         .await;
-    assert_eq!((r.status, r.errcode()), (404, "M_NOT_FOUND"));
+    assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"));
 
     let caps = s.get("/_matrix/client/v3/capabilities", a.token()).await;
     let available = caps.body["capabilities"]["m.room_versions"]["available"].as_object().unwrap().clone();
@@ -300,7 +301,7 @@ async fn aliases_and_canonical_alias_validation() {
         200
     );
     let r = s.put(&format!("/_matrix/client/v3/directory/room/{alias}"), a.token(), json!({ "room_id": other })).await;
-    assert_eq!((r.status, r.errcode()), (400, "M_ROOM_IN_USE"));
+    assert_eq!((r.status, r.errcode()), (409, "M_UNKNOWN"));
     let r = s
         .put(
             &format!("/_matrix/client/v3/directory/room/{}", urlencode("#x:elsewhere.org")),

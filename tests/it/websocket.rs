@@ -114,7 +114,7 @@ async fn pushes_requests_and_resume() {
     let err = next(&mut ws).await;
     assert_eq!(
         (err["id"].as_str(), err["status"].as_u64(), err["error"]["errcode"].as_str()),
-        (Some("r2"), Some(404), Some("M_NOT_FOUND"))
+        (Some("r2"), Some(403), Some("M_FORBIDDEN"))
     );
     send(&mut ws, json!({ "type": "request", "id": "r3", "method": "GET", "path": "/_matrix/client/v3/sync" })).await;
     assert_eq!(next(&mut ws).await["error"]["errcode"], "M_UNRECOGNIZED");

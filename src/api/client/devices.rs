@@ -42,14 +42,11 @@ pub async fn update(s: State, r: Ruma<update_device::v3::Request>) -> Result<upd
     Ok(update_device::v3::Response::new())
 }
 
-/// `DELETE /_matrix/client/v3/devices/{deviceId}` (User-Interactive Auth)
+/// `DELETE /_matrix/client/v3/devices/{deviceId}` (User-Interactive Auth). A device that is
+/// already gone is 200 too (spec: "removed, or had been removed previously"; as Synapse).
 pub async fn delete(s: State, r: Ruma<delete_device::v3::Request>) -> Result<delete_device::v3::Response> {
     let uid = r.auth()?.user_id.clone();
     let device_id = r.body.device_id;
-    let (u, d) = (uid.clone(), device_id.clone());
-    if s.db.blocking(move |db| devices::get(db, &u, &d)).await?.is_none() {
-        return Err(Error::not_found("Unknown device"));
-    }
     uia_reauth(&s, r.body.auth.as_ref(), &uid).await?;
     s.db.blocking(move |db| devices::delete(db, &uid, &[&device_id])).await?;
     Ok(delete_device::v3::Response::new())

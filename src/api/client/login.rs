@@ -117,11 +117,18 @@ async fn jwt_user(s: &State, info: &LoginInfo) -> Result<OwnedUserId> {
         return Err(Error::forbidden("Invalid JWT subject"));
     }
     let create = verifier.create_users;
+    // Logging in matches a localpart case-insensitively; creating an account takes the name as
+    // given, upper case refused (M_INVALID_USERNAME) as at `/register` and in Synapse.
+    let requested = if localpart.starts_with('@') { user_id.localpart().to_owned() } else { localpart };
+    let (server, reserved) = (s.server_name.to_string(), s.config.registration.reserved_prefixes.clone());
     let uid = user_id.clone();
     s.db.blocking(move |db| match accounts::get(db, &uid)? {
         Some(u) if u.deactivated => Err(Error::new(ErrorKind::UserDeactivated, "This account has been deactivated")),
         Some(_) => Ok(()),
-        None if create => accounts::create(db, &uid, NewAccount::default()),
+        None if create => {
+            crate::users::validate_localpart(&requested, &server, &reserved)?;
+            accounts::create(db, &uid, NewAccount::default())
+        }
         None => Err(Error::forbidden("User does not exist")),
     })
     .await?;

@@ -105,7 +105,7 @@ async fn read_markers_set_fully_read() {
     let r = s.room_post(&a.access_token, &room, "read_markers", json!({ "m.fully_read": "no-sigil" })).await;
     assert_eq!((r.status, r.errcode()), (400, "M_BAD_JSON"));
     let r = s.room_post(&a.access_token, "!nowhere:localhost", "read_markers", json!({ "m.fully_read": m1 })).await;
-    assert_eq!((r.status, r.errcode()), (404, "M_NOT_FOUND"));
+    assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "an unknown room is one the user is not in");
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! `GET/PUT /directory/list/room/{roomId}`, `GET/POST /publicRooms`
 //! (spec: "Room aliases", "Listing rooms").
 
+use axum::http::StatusCode;
 use ruma::api::client::alias::{create_alias, delete_alias, get_alias};
 use ruma::api::client::directory::{
     get_public_rooms, get_public_rooms_filtered, get_room_visibility, set_room_visibility,
@@ -10,7 +11,7 @@ use ruma::api::client::room::{Visibility, aliases};
 use serde_json::json;
 
 use crate::api::ruma::{RawJson, Ruma};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::federation;
 use crate::rooms::{alias, directory, membership, power, read, room};
 use crate::services::{Services, State};
@@ -34,7 +35,14 @@ pub async fn put(s: State, r: Ruma<create_alias::v3::Request>) -> Result<create_
     s.blocking(move |s| {
         room(s, &b.room_id)?;
         membership::ensure_joined(s, &b.room_id, &user)?;
-        let alias_id = alias::check_new(s, b.room_alias.as_str())?;
+        // Taken: 409 `M_UNKNOWN` here (spec), where `createRoom` says `M_ROOM_IN_USE`.
+        let alias_id = alias::check_new(s, b.room_alias.as_str()).map_err(|e| match e.kind() {
+            ErrorKind::RoomInUse => {
+                Error::new(ErrorKind::Unknown, format!("Room alias {} already exists", b.room_alias))
+                    .with_status(StatusCode::CONFLICT)
+            }
+            _ => e,
+        })?;
         alias::add(s, &alias_id, &b.room_id, &user)
     })
     .await?;

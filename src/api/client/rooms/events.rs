@@ -51,6 +51,9 @@ pub async fn put_state(s: State, r: Ruma<send_state_event::v3::Request>) -> Resu
     let user = r.auth()?.user_id.clone();
     let b = r.body;
     let content = content_of(b.body.json().get())?;
+    if b.event_type.to_string() == "m.room.canonical_alias" {
+        crate::rooms::alias::check_canonical_syntax(&content)?;
+    }
     // Known state types must have their spec shape (`M_BAD_JSON` otherwise).
     b.body
         .deserialize_with_type(&b.event_type.to_string())
@@ -75,6 +78,10 @@ pub async fn put_state(s: State, r: Ruma<send_state_event::v3::Request>) -> Resu
 pub async fn get_state(s: State, r: Ruma<get_state_event_for_key::v3::Request>) -> Result<RawJson> {
     let user = r.auth()?.user_id.clone();
     let b = r.body;
+    // ruma keeps unknown values; the spec's enum is `content` or `event` (Synapse: 400).
+    if !matches!(b.format.as_str(), "content" | "event") {
+        return Err(Error::invalid_param(format!("Unknown format {}", b.format.as_str())));
+    }
     let full = matches!(b.format, get_state_event_for_key::v3::StateEventFormat::Event);
     let value = s
         .blocking(move |s| {

@@ -190,6 +190,12 @@ pub async fn context(s: State, r: Ruma<get_context::v3::Request>) -> Result<RawJ
 pub async fn members(s: State, r: Ruma<get_member_events::v3::Request>) -> Result<RawJson> {
     let user = r.auth()?.user_id.clone();
     let b = r.body;
+    // ruma keeps unknown values; the spec's enum is the five memberships (Synapse: 400).
+    for m in [&b.membership, &b.not_membership].into_iter().flatten() {
+        if !matches!(m.as_str(), "join" | "invite" | "knock" | "leave" | "ban") {
+            return Err(Error::invalid_param(format!("Unknown membership {}", m.as_str())));
+        }
+    }
     let value = s
         .blocking(move |s| {
             let mut st = read::state_for(s, &b.room_id, &user)?;

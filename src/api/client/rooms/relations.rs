@@ -10,7 +10,7 @@ use ruma::{OwnedEventId, OwnedRoomId, UInt};
 use serde_json::json;
 
 use crate::api::ruma::{RawJson, Ruma};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::rooms::format::{Viewer, client_event};
 use crate::rooms::relations::{self, RelationsQuery};
 use crate::services::State;
@@ -109,6 +109,10 @@ pub async fn by_rel_and_event_type(
 pub async fn threads(s: State, r: Ruma<get_threads::v1::Request>) -> Result<RawJson> {
     let auth = r.auth()?.clone();
     let b = r.body;
+    // ruma keeps unknown values; the spec's enum is `all` or `participated`.
+    if !matches!(b.include.as_str(), "all" | "participated") {
+        return Err(Error::invalid_param(format!("Unknown include {}", b.include.as_str())));
+    }
     let participated = b.include == get_threads::v1::IncludeThreads::Participated;
     let limit = b.limit.map_or(50, |l| usize::try_from(u64::from(l)).unwrap_or(1000)).clamp(1, 1000);
     let value = s

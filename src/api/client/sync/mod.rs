@@ -32,6 +32,10 @@ pub async fn sync(s: State, r: Ruma<sync_events::Request>) -> Result<RawJson> {
         }
         Some(_) => SyncFilter::default(),
     };
+    // ruma keeps unknown values; the spec's enum is these three (as Synapse: M_INVALID_PARAM).
+    if !matches!(b.set_presence.as_str(), "online" | "offline" | "unavailable") {
+        return Err(Error::invalid_param(format!("Unknown set_presence {}", b.set_presence.as_str())));
+    }
     let since = b.since.as_deref().map(|t| parse_token(&s, t)).transpose()?;
     let req = SyncRequest {
         since,
