@@ -42,6 +42,16 @@ def test_restricted_join(servers, version, rule):
     hello = bob.send_message(room_id, "in via the space")
     assert alice.wait_for_event_id(room_id, hello)["content"]["body"] == "in via the space"
 
+    # A later profile change is a join -> join that needs no authoriser: the new member event
+    # must drop join_authorised_via_users_server (b cannot get a's signature on it; with the key
+    # kept, a would reject the event).
+    bob.set_displayname(f"bob in {rule} v{version}")
+    renamed = alice.wait_for_event(
+        room_id, lambda e: e.get("type") == "m.room.member" and e.get("state_key") == bob.user_id
+        and e["content"].get("displayname") == f"bob in {rule} v{version}", "bob's new display name in R2")
+    assert renamed["content"]["membership"] == "join"
+    assert "join_authorised_via_users_server" not in renamed["content"], renamed
+
     # A remote user who is not in R1 is refused.
     carol = servers.b.register()
     assert_refused(carol, room_id, [a_name])
