@@ -8,6 +8,7 @@ event because an earlier wait already consumed the sync that carried it.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import itertools
@@ -19,6 +20,9 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, TypeVar
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 PASSWORD = "correct horse battery staple"
 REQUEST_TIMEOUT_S = 30.0
@@ -58,6 +62,15 @@ class RoomSync:
     limited: bool = False  # some timeline batch was limited (a gap)
 
 
+def canonical_json(value: Any) -> bytes:
+    """The Matrix canonical JSON form (sorted keys, no whitespace, UTF-8)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _unpadded_b64(data: bytes) -> str:
+    return base64.b64encode(data).decode().rstrip("=")
+
+
 def _q(s: str) -> str:
     return urllib.parse.quote(s, safe="")
 
@@ -92,6 +105,7 @@ class Client:
         self.since: Optional[str] = None
         self.seen: list[SyncEvent] = []
         self.rooms: dict[str, RoomSync] = {}
+        self.device_lists_changed: list[str] = []  # device_lists.changed of every sync, in order
         self._txn = itertools.count(1)
 
     def __repr__(self) -> str:
@@ -226,6 +240,46 @@ class Client:
     def joined_members(self, room_id: str) -> dict:
         return self.request("GET", f"/_matrix/client/v3/rooms/{_q(room_id)}/joined_members")["joined"]
 
+    def members(self, room_id: str) -> list[dict]:
+        """GET /rooms/{roomId}/members: the room's m.room.member events."""
+        return self.request("GET", f"/_matrix/client/v3/rooms/{_q(room_id)}/members")["chunk"]
+
+    def forget(self, room_id: str) -> None:
+        self.request("POST", f"/_matrix/client/v3/rooms/{_q(room_id)}/forget", {})
+
+    # --- profile and devices -------------------------------------------------------------------
+
+    def set_displayname(self, displayname: str) -> None:
+        self.request("PUT", f"/_matrix/client/v3/profile/{_q(self.user_id)}/displayname",
+                     {"displayname": displayname})
+
+    def set_avatar_url(self, avatar_url: str) -> None:
+        self.request("PUT", f"/_matrix/client/v3/profile/{_q(self.user_id)}/avatar_url",
+                     {"avatar_url": avatar_url})
+
+    def rename_device(self, device_id: str, display_name: str) -> None:
+        self.request("PUT", f"/_matrix/client/v3/devices/{_q(device_id)}", {"display_name": display_name})
+
+    def upload_device_keys(self) -> dict:
+        """Uploads device keys for this client's device, self-signed with a fresh ed25519 key
+        (servers drop remote device keys whose self-signature does not verify); returns them."""
+        signing = Ed25519PrivateKey.generate()
+        public = signing.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        keys: dict[str, Any] = {
+            "user_id": self.user_id, "device_id": self.device_id,
+            "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+            "keys": {f"curve25519:{self.device_id}": _unpadded_b64(secrets.token_bytes(32)),
+                     f"ed25519:{self.device_id}": _unpadded_b64(public)},
+        }
+        signature = signing.sign(canonical_json(keys))
+        keys["signatures"] = {self.user_id: {f"ed25519:{self.device_id}": _unpadded_b64(signature)}}
+        self.request("POST", "/_matrix/client/v3/keys/upload", {"device_keys": keys})
+        return keys
+
+    def keys_query(self, user_ids: list[str]) -> dict:
+        return self.request("POST", "/_matrix/client/v3/keys/query",
+                            {"device_keys": {u: [] for u in user_ids}, "timeout": 10_000})
+
     # --- sync ----------------------------------------------------------------------------------
 
     def sync(self, timeout_ms: int = 0, set_presence: str = "offline") -> dict:
@@ -272,6 +326,7 @@ class Client:
             add(SyncEvent("presence", None, e))
         for e in body.get("to_device", {}).get("events", []):
             add(SyncEvent("to_device", None, e))
+        self.device_lists_changed.extend(body.get("device_lists", {}).get("changed", []))
 
     def wait_for(self, predicate: Callable[[], Optional[T]], what: str, timeout: float = DEFAULT_WAIT_S) -> T:
         """Long-poll /sync until `predicate()` (which looks at self.seen / self.rooms) returns

@@ -38,13 +38,14 @@ def users(pair) -> tuple[Client, Client]:
 
 
 def joined_room(pair, room_version: Optional[str] = None, preset: str = "public_chat",
-                alice: Optional[Client] = None, bob: Optional[Client] = None) -> Room:
+                alice: Optional[Client] = None, bob: Optional[Client] = None, **create_args) -> Room:
     """alice (server a) creates a room with an alias; bob (server b) joins it by that alias over
-    federation; returns once alice's /sync shows bob's join and bob's /sync shows the room."""
+    federation (`create_args` go to createRoom as they are); returns once alice's /sync shows
+    bob's join and bob's /sync shows the room."""
     if alice is None or bob is None:
         alice, bob = users(pair)
     local = "r" + secrets.token_hex(4)
-    room_id = alice.create_room(alias=local, room_version=room_version, preset=preset)
+    room_id = alice.create_room(alias=local, room_version=room_version, preset=preset, **create_args)
     alias = f"#{local}:{pair.a.server_name}"
     joined = bob.join(alias)
     assert joined == room_id, f"joining {alias} gave {joined}, the room is {room_id}"
