@@ -88,7 +88,8 @@ where
 
 /// Whether `keys` (a device keys object from another server) is for `user`'s `device` and signed
 /// by the device's own `ed25519:<device>` key (spec: "Downloading keys": clients must check
-/// this; servers drop what fails, as Synapse does).
+/// this). Stricter than Synapse, which passes remote keys on unchecked: a key that fails here
+/// could only mislead the client, which must drop it anyway.
 pub fn self_signed(keys: &Value, user: &UserId, device: &DeviceId) -> bool {
     let Ok(parsed) = serde_json::from_value::<DeviceKeys>(keys.clone()) else { return false };
     if parsed.user_id != user || parsed.device_id != device {
