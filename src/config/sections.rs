@@ -77,6 +77,10 @@ pub struct FederationSection {
     /// Largest request body accepted on the federation listener, in bytes (larger → 413
     /// `M_TOO_LARGE`): a `/send` transaction may hold 50 PDUs of 64 KiB plus 100 EDUs.
     pub max_request_bytes: usize,
+    /// Show device display names to other servers (in `/user/devices`, `/user/keys/query` and
+    /// `m.device_list_update`). Off, as in Synapse: a name like "Alice's work laptop" tells
+    /// every server in a shared room more than the keys need.
+    pub allow_device_name_lookup: bool,
 }
 
 /// Private, loopback, link-local, shared (CGNAT), documentation, benchmarking, multicast and
@@ -118,6 +122,7 @@ impl Default for FederationSection {
             trusted_key_servers: Vec::new(),
             key_valid_for_ms: 7 * 24 * 3600 * 1000,
             max_request_bytes: 4 * 1024 * 1024,
+            allow_device_name_lookup: false,
         }
     }
 }

@@ -44,7 +44,7 @@ pub fn user_devices(s: &Services, user: &UserId) -> Result<Value> {
         if let Some(keys) = s.db.get(DEVICE_KEYS, &(user.to_string(), device_id.clone()))? {
             d["keys"] = keys;
         }
-        if let Some(name) = record.display_name {
+        if let Some(name) = record.display_name.filter(|_| s.config.federation.allow_device_name_lookup) {
             d["device_display_name"] = json!(name);
         }
         devices.push(d);

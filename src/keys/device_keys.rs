@@ -74,10 +74,11 @@ pub fn upload(s: &Services, user: &UserId, device: &DeviceId, up: Upload) -> Res
 }
 
 /// `device_keys` of `POST /keys/query`: for each requested local user, the keys of the listed
-/// devices (all devices when the list is empty), with `unsigned.device_display_name`. Users of
+/// devices (all devices when the list is empty), with `unsigned.device_display_name` when
+/// `with_names` (for other servers only with `federation.allow_device_name_lookup`). Users of
 /// other servers are left out here: `keys::remote::query` asks their servers; unknown users map
 /// to `{}`.
-pub fn query(s: &Services, requested: &BTreeMap<OwnedUserId, Vec<OwnedDeviceId>>) -> Result<Value> {
+pub fn query(s: &Services, requested: &BTreeMap<OwnedUserId, Vec<OwnedDeviceId>>, with_names: bool) -> Result<Value> {
     let mut out = Map::new();
     for (user, wanted) in requested {
         if !s.is_local(user) {
@@ -92,7 +93,7 @@ pub fn query(s: &Services, requested: &BTreeMap<OwnedUserId, Vec<OwnedDeviceId>>
                 }
                 let Some(record) = s.db.get(DEVICES, &(uid.clone(), device_id.clone()))? else { continue };
                 let mut unsigned = Map::new();
-                if let Some(name) = record.display_name {
+                if let Some(name) = record.display_name.filter(|_| with_names) {
                     unsigned.insert("device_display_name".into(), json!(name));
                 }
                 if let Some(obj) = keys.as_object_mut() {

@@ -127,7 +127,7 @@ pub async fn query(
     timeout: Duration,
 ) -> Result<Value> {
     let servers = by_server(s, &requested);
-    let mut device_keys = s.blocking(move |s| device_keys::query(s, &requested)).await?;
+    let mut device_keys = s.blocking(move |s| device_keys::query(s, &requested, true)).await?;
     let (answers, failures) = fan_out(s, servers, timeout, |server, users| async move {
         s.federation.send(&server, query_fed::Request::new(users)).await
     })

@@ -25,7 +25,8 @@ pub async fn user_devices(s: State, r: Ruma<devices::Request>) -> Result<RawJson
 pub async fn keys_query(s: State, r: Ruma<query::Request>) -> Result<RawJson> {
     r.origin()?;
     let requested = r.body.device_keys;
-    let keys = s.blocking(move |s| device_keys::query(s, &requested)).await?;
+    let names = s.config.federation.allow_device_name_lookup;
+    let keys = s.blocking(move |s| device_keys::query(s, &requested, names)).await?;
     Ok(RawJson(json!({ "device_keys": keys })))
 }
 

@@ -139,7 +139,7 @@ fn device_list(s: &Services, user: &UserId) -> Result<()> {
         let stream_id = UInt::try_from(now.stream_id).map_err(Error::internal)?;
         let mut content = DeviceListUpdateContent::new(user.to_owned(), OwnedDeviceId::from(device_id), stream_id);
         content.prev_id = UInt::try_from(prev).ok().filter(|p| *p > UInt::MIN).into_iter().collect();
-        content.device_display_name = display_name;
+        content.device_display_name = display_name.filter(|_| s.config.federation.allow_device_name_lookup);
         content.deleted = deleted.then_some(true);
         content.keys = match keys {
             Some(k) => Some(Raw::from_json(serde_json::value::to_raw_value(&k).map_err(Error::internal)?)),

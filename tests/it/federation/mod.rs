@@ -4,6 +4,7 @@
 
 mod auth;
 mod backfill;
+mod device_names;
 mod join;
 mod keys;
 mod knock;
