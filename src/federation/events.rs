@@ -112,10 +112,10 @@ impl<'a> Walk<'a> {
         if !self.seen.insert(id.to_owned()) {
             return Ok(());
         }
-        if let Some(e) = load(self.s, id)? {
-            if e.pdu.room()? == *self.room_id {
-                self.queue.push((e.meta.depth, e.meta.stream_pos, id.to_owned()));
-            }
+        if let Some(e) = load(self.s, id)?
+            && e.pdu.room()? == *self.room_id
+        {
+            self.queue.push((e.meta.depth, e.meta.stream_pos, id.to_owned()));
         }
         Ok(())
     }

@@ -47,10 +47,10 @@ pub fn shared_users(s: &Services, user_id: &UserId) -> Result<std::collections::
     out.insert(user_id.to_owned());
     for room_id in joined_rooms(s, user_id)? {
         for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())? {
-            if m.membership == "join" {
-                if let Ok(u) = UserId::parse(member) {
-                    out.insert(u);
-                }
+            if m.membership == "join"
+                && let Ok(u) = UserId::parse(member)
+            {
+                out.insert(u);
             }
         }
     }

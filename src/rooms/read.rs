@@ -104,15 +104,15 @@ impl EventFilter {
         if self.not_types.iter().any(|p| type_matches(p, &kind)) || self.not_senders.iter().any(|s| s == sender) {
             return false;
         }
-        if let Some(types) = &self.types {
-            if !types.iter().any(|p| type_matches(p, &kind)) {
-                return false;
-            }
+        if let Some(types) = &self.types
+            && !types.iter().any(|p| type_matches(p, &kind))
+        {
+            return false;
         }
-        if let Some(senders) = &self.senders {
-            if !senders.iter().any(|s| s == sender) {
-                return false;
-            }
+        if let Some(senders) = &self.senders
+            && !senders.iter().any(|s| s == sender)
+        {
+            return false;
         }
         if let Some(want) = self.contains_url {
             let has = ev.json.get("content").and_then(|c| c.get("url")).is_some();
@@ -239,11 +239,11 @@ pub fn messages(
         exhausted = rows.len() < batch;
         for ((_, depth, stream), Counter(sid)) in rows {
             let here = TopoToken { depth, stream };
-            if let Some(stop) = stop {
-                if (backwards && here <= stop) || (!backwards && here > stop) {
-                    exhausted = true;
-                    break;
-                }
+            if let Some(stop) = stop
+                && ((backwards && here <= stop) || (!backwards && here > stop))
+            {
+                exhausted = true;
+                break;
             }
             cursor = if backwards { before(here) } else { here };
             let Some(ev) = load_by_short(s, sid)? else { continue };

@@ -237,13 +237,13 @@ pub async fn joined(s: State, r: Ruma<joined_members::v3::Request>) -> Result<Ra
             let mut joined = Map::new();
             for ev in read::member_events(s, &current)? {
                 let c = ev.pdu.content_value();
-                if c.get("membership").and_then(Value::as_str) == Some("join") {
-                    if let Some(key) = &ev.pdu.state_key {
-                        joined.insert(
-                            key.clone(),
-                            json!({ "display_name": c.get("displayname"), "avatar_url": c.get("avatar_url") }),
-                        );
-                    }
+                if c.get("membership").and_then(Value::as_str) == Some("join")
+                    && let Some(key) = &ev.pdu.state_key
+                {
+                    joined.insert(
+                        key.clone(),
+                        json!({ "display_name": c.get("displayname"), "avatar_url": c.get("avatar_url") }),
+                    );
                 }
             }
             Ok(json!({ "joined": joined }))
