@@ -351,7 +351,7 @@ impl Storage {
     pub fn table_sizes(&self) -> Vec<(&'static str, u64)> {
         let bounds: Vec<([u8; 2], [u8; 2])> =
             catalog::ALL.iter().map(|t| (t.id.to_be_bytes(), (t.id + 1).to_be_bytes())).collect();
-        let ranges: Vec<rocksdb::Range> = bounds.iter().map(|(a, b)| rocksdb::Range::new(a, b)).collect();
+        let ranges: Vec<rocksdb::Range<'_>> = bounds.iter().map(|(a, b)| rocksdb::Range::new(a, b)).collect();
         let sizes = self.inner.db.get_approximate_sizes(&ranges);
         catalog::ALL.iter().zip(sizes).map(|(t, bytes)| (t.name, bytes)).collect()
     }

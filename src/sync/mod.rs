@@ -249,7 +249,7 @@ pub async fn sync(s: &State, user: &UserId, device: &str, req: SyncRequest) -> R
             Ok(active)
         })
         .await?;
-    let req = std::sync::Arc::new(req);
+    let req = Arc::new(req);
     let mut rx = s.db.stream().subscribe();
     let compute_at = |upto: u64| {
         let (u, d, r) = (user.to_owned(), device.to_owned(), req.clone());

@@ -193,8 +193,7 @@ async fn upgrading_a_room() {
         let r = s.get(&format!("/_matrix/client/v3/rooms/{new}/state/{kind}/"), alice.token()).await;
         assert_eq!(r.body[field], value, "{kind} carried over");
     }
-    let r =
-        s.get(&format!("/_matrix/client/v3/directory/room/{}", crate::server::urlencode("#up:localhost")), None).await;
+    let r = s.get(&format!("/_matrix/client/v3/directory/room/{}", urlencode("#up:localhost")), None).await;
     assert_eq!(r.body["room_id"], json!(new), "aliases move");
     let ban =
         s.get(&format!("/_matrix/client/v3/rooms/{new}/state/m.room.member/@carol:localhost"), alice.token()).await;

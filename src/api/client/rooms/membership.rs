@@ -1,29 +1,19 @@
 //! `/join/{roomIdOrAlias}`, `/rooms/{roomId}/join`, `/invite`, `/leave`, `/forget`, `/kick`,
 //! `/ban`, `/unban`, `/knock/{roomIdOrAlias}`, `/joined_rooms` (spec: "Room membership").
 
+use ruma::RoomOrAliasId;
 use ruma::api::client::knock::knock_room;
 use ruma::api::client::membership::{
     ban_user, forget_room, invite_user, join_room_by_id, join_room_by_id_or_alias, joined_rooms, kick_user, leave_room,
     unban_user,
 };
-use ruma::{OwnedRoomId, RoomOrAliasId};
 
 use crate::api::ruma::Ruma;
 use crate::error::{Error, Result};
 use crate::federation;
-use crate::rooms::{alias, membership};
-use crate::services::{Services, State};
+use crate::rooms::membership;
+use crate::services::State;
 use crate::storage::catalog::USER_MEMBERSHIPS;
-
-/// A room ID, or the room a local alias points at (`M_NOT_FOUND` otherwise).
-pub fn resolve_room(s: &Services, target: &RoomOrAliasId) -> Result<OwnedRoomId> {
-    match <&ruma::RoomId>::try_from(target) {
-        Ok(room_id) => Ok(room_id.to_owned()),
-        Err(alias_id) => {
-            alias::resolve(s, alias_id)?.ok_or_else(|| Error::not_found(format!("Room alias {alias_id} not found")))
-        }
-    }
-}
 
 /// `POST /_matrix/client/v3/rooms/{roomId}/join`: locally, or through another server
 /// (`federation::join`).
