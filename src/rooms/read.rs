@@ -307,6 +307,21 @@ fn world_readable(s: &Services, state: &ShortState) -> Result<bool> {
     }))
 }
 
+/// The state after the last event at or before the pagination token `at` (`/members?at=`), or
+/// `None` when the room has no event that early. Says nothing of who may read it: callers
+/// start from [`state_for`].
+pub fn state_at_token(s: &Services, room_id: &RoomId, at: &str) -> Result<Option<Arc<ShortState>>> {
+    let short = room(s, room_id)?.shortroomid;
+    let t = TopoToken::parse(s, short, at)?;
+    let Some((_, Counter(sid))) =
+        s.db.scan_from(ROOM_TOPOLOGY, &short, &(short, t.depth, t.stream), true, 1)?.into_iter().next()
+    else {
+        return Ok(None);
+    };
+    let meta = s.db.get(EVENT_META, &sid)?.ok_or_else(|| Error::internal("event without meta"))?;
+    Ok(Some(state::load(&s.db, &s.state_cache, meta.state_after)?))
+}
+
 /// Every event of a state map.
 pub fn state_events(s: &Services, state: &ShortState) -> Result<Vec<StoredEvent>> {
     let mut out = Vec::with_capacity(state.len());

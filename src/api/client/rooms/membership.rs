@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 use crate::federation;
 use crate::rooms::membership;
 use crate::services::State;
-use crate::storage::catalog::USER_MEMBERSHIPS;
 
 /// `POST /_matrix/client/v3/rooms/{roomId}/join`: locally, or through another server
 /// (`federation::join`).
@@ -102,15 +101,7 @@ pub async fn knock(s: State, r: Ruma<knock_room::v3::Request>) -> Result<knock_r
 
 /// `GET /_matrix/client/v3/joined_rooms`
 pub async fn joined_rooms(s: State, r: Ruma<joined_rooms::v3::Request>) -> Result<joined_rooms::v3::Response> {
-    let user = r.auth()?.user_id.to_string();
-    let rooms = s
-        .blocking(move |s| {
-            let rows = s.db.scan_prefix(USER_MEMBERSHIPS, &user)?;
-            rows.into_iter()
-                .filter(|(_, m)| m.membership == "join")
-                .map(|((_, room), _)| ruma::RoomId::parse(room).map_err(Error::internal))
-                .collect::<Result<Vec<_>>>()
-        })
-        .await?;
+    let user = r.auth()?.user_id.clone();
+    let rooms = s.blocking(move |s| membership::joined_rooms(s, &user)).await?;
     Ok(joined_rooms::v3::Response::new(rooms))
 }
