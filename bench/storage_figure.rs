@@ -43,7 +43,7 @@ fn main() -> Result<(), String> {
     s.db.flush_and_compact().map_err(e)?;
 
     let mut sizes = s.db.table_sizes();
-    sizes.sort_by(|a, b| b.1.cmp(&a.1));
+    sizes.sort_by_key(|&(_, bytes)| std::cmp::Reverse(bytes));
     let total: u64 = sizes.iter().map(|(_, b)| b).sum();
     let groups = s.db.scan_all(STATE_GROUPS).map_err(e)?;
     let group_entries: usize = groups.iter().map(|(_, g)| g.added.len() + g.removed.len()).sum();

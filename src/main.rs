@@ -65,6 +65,7 @@ enum UserCommand {
 /// Keep memory small (docs/benchmarks.md, "Memory"): no transparent huge pages, where the kernel
 /// makes every touched 2 MiB region of the heap resident and zeroes it whole; and two glibc
 /// malloc arenas (RocksDB's C++ allocations) instead of one per thread.
+#[allow(unsafe_code)]
 fn limit_memory() {
     #[cfg(target_os = "linux")]
     // SAFETY: plain process-wide settings, made before any other thread exists; failures are

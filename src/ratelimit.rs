@@ -78,8 +78,7 @@ mod tests {
 
     #[test]
     fn burst_then_refusal_with_retry_after() {
-        let mut c = RateLimitsSection::default();
-        c.login = RateLimit { per_second: 0.5, burst: 2 };
+        let c = RateLimitsSection { login: RateLimit { per_second: 0.5, burst: 2 }, ..Default::default() };
         let r = RateLimiter::new(&c);
         assert!(r.check(Class::Login, "10.0.0.1").is_ok());
         assert!(r.check(Class::Login, "10.0.0.1").is_ok());

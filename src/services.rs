@@ -56,8 +56,11 @@ pub struct Services {
     /// One lock per room: appends to a room are serialised, so a local room never forks.
     room_locks: Mutex<HashMap<ruma::OwnedRoomId, Arc<Mutex<()>>>>,
     /// When each device's last-seen record was last written (throttles those writes).
-    last_seen_written: Mutex<HashMap<(OwnedUserId, OwnedDeviceId), (Option<IpAddr>, Instant)>>,
+    last_seen_written: Mutex<HashMap<(OwnedUserId, OwnedDeviceId), LastSeen>>,
 }
+
+/// A device's last-seen IP as last written, and when.
+type LastSeen = (Option<IpAddr>, Instant);
 
 /// Why start-up failed.
 #[derive(Debug)]
@@ -172,10 +175,11 @@ impl Services {
         {
             let mut written = self.last_seen_written.lock().unwrap_or_else(PoisonError::into_inner);
             let key = (user_id.to_owned(), device_id.clone());
-            if let Some((last_ip, at)) = written.get(&key) {
-                if *last_ip == ip && at.elapsed() < LAST_SEEN_EVERY {
-                    return Ok(());
-                }
+            if let Some((last_ip, at)) = written.get(&key)
+                && *last_ip == ip
+                && at.elapsed() < LAST_SEEN_EVERY
+            {
+                return Ok(());
             }
             written.insert(key, (ip, Instant::now()));
         }

@@ -2,7 +2,7 @@
 //!
 //! An endpoint states its flows; [`Uiaa::check`] either lets the request through (a flow is
 //! complete) or answers 401 with the flows, the session and what is completed so far.
-//! Sessions live in memory for [`SESSION_LIFETIME`].
+//! Sessions live in memory for `SESSION_LIFETIME`.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};

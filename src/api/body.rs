@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use crate::error::{Error, ErrorKind, Result};
 
 /// The `Content-Length` a request announces, checked against `limit` before reading. A body
-/// refused here is drained in the background (see [`drain`]); otherwise it is handed back.
+/// refused here is drained in the background (see `drain`); otherwise it is handed back.
 pub fn check_length(headers: &HeaderMap, body: Body, limit: usize, timeout: Duration) -> Result<Body> {
     let announced = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).map(str::parse::<u64>);
     match announced {

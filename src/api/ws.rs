@@ -40,13 +40,10 @@ pub async fn connect(
     Query(query): Query<std::collections::HashMap<String, String>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(_) => {
-            return Error::new(ErrorKind::Unrecognized { method_not_allowed: false }, "WebSocket upgrade required")
-                .with_status(axum::http::StatusCode::BAD_REQUEST)
-                .into_response();
-        }
+    let Ok(ws) = ws else {
+        return Error::new(ErrorKind::Unrecognized { method_not_allowed: false }, "WebSocket upgrade required")
+            .with_status(axum::http::StatusCode::BAD_REQUEST)
+            .into_response();
     };
     let bearer = headers
         .get(header::AUTHORIZATION)

@@ -1,6 +1,6 @@
 //! Configuration: one TOML file, every key overridable by `TRELLIS_<SECTION>__<KEY>`.
 //!
-//! Each section is declared in [`sections`] with its documented defaults; `conf/trellis.toml`
+//! Each section is declared in `sections.rs` with its documented defaults; `conf/trellis.toml`
 //! is the annotated example and must list every key declared there.
 
 mod lenient;

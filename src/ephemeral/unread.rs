@@ -38,10 +38,13 @@ pub struct Cache {
     /// Push-rule evaluators per (room, user), with the current-state group they were built on:
     /// building one reads the room's members and power levels, so it is reused until the room's
     /// state moves.
-    evaluators: Mutex<HashMap<(OwnedRoomId, OwnedUserId), (u64, Arc<Evaluator>)>>,
+    evaluators: Mutex<HashMap<(OwnedRoomId, OwnedUserId), GroupEvaluator>>,
     /// Events flattened for the push rules, by short event ID (each is counted for every member).
     flattened: Mutex<HashMap<u64, Arc<FlattenedJson>>>,
 }
+
+/// A push-rule evaluator with the current-state group it was built on.
+type GroupEvaluator = (u64, Arc<Evaluator>);
 
 /// Above this many flattened events the cache starts over.
 const FLATTENED_MAX: usize = 10_000;

@@ -128,10 +128,10 @@ impl<'a> ServerView<'a> {
             if kind != "m.room.member" || !UserId::parse(&state_key).is_ok_and(|u| u.server_name() == self.server) {
                 continue;
             }
-            if let Some(ev) = load_by_short(self.s, *event)? {
-                if let Some(m) = ev.pdu.content_value().get("membership").and_then(Value::as_str) {
-                    out.push(m.to_owned());
-                }
+            if let Some(ev) = load_by_short(self.s, *event)?
+                && let Some(m) = ev.pdu.content_value().get("membership").and_then(Value::as_str)
+            {
+                out.push(m.to_owned());
             }
         }
         Ok(out)

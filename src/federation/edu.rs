@@ -136,10 +136,7 @@ fn presence_edu(s: &Services, origin: &ServerName, c: PresenceContent) -> Result
         if !speaks_for(origin, user, "m.presence") || s.is_local(user) || joined_rooms(s, user)?.is_empty() {
             continue;
         }
-        let state = match update.presence.as_str() {
-            p @ (ONLINE | UNAVAILABLE | OFFLINE) => p,
-            _ => continue,
-        };
+        let state @ (ONLINE | UNAVAILABLE | OFFLINE) = update.presence.as_str() else { continue };
         let old = s.db.get(PRESENCE, &user.to_string())?;
         if old.as_ref().is_some_and(|o| o.presence == state && o.status_msg == update.status_msg) {
             continue;

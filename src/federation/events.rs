@@ -1,7 +1,7 @@
 //! Serving room events to other servers (spec: Server-Server API "Retrieving events",
 //! "Backfilling and retrieving missing events", `GET /event_auth`): one event, the state before
 //! an event with its auth chain, an event's auth chain, backfill and missing events. Every one
-//! goes through [`access`]: 404 for unknown rooms and events, 403 for a server the ACL denies or
+//! goes through [`access`](super::access): 404 for unknown rooms and events, 403 for a server the ACL denies or
 //! that is not in the room, and events it may not see come redacted.
 
 use std::collections::{BinaryHeap, HashSet};
@@ -112,10 +112,10 @@ impl<'a> Walk<'a> {
         if !self.seen.insert(id.to_owned()) {
             return Ok(());
         }
-        if let Some(e) = load(self.s, id)? {
-            if e.pdu.room()? == *self.room_id {
-                self.queue.push((e.meta.depth, e.meta.stream_pos, id.to_owned()));
-            }
+        if let Some(e) = load(self.s, id)?
+            && e.pdu.room()? == *self.room_id
+        {
+            self.queue.push((e.meta.depth, e.meta.stream_pos, id.to_owned()));
         }
         Ok(())
     }

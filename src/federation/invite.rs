@@ -175,7 +175,7 @@ async fn check_countersigned(
     rules: &ruma::room_version_rules::RoomVersionRules,
 ) -> Result<()> {
     let changed = || Error::forbidden(format!("{server} returned another event than the invite"));
-    if crate::rooms::ingest::check::event_id(returned, rules).map_err(|_| changed())? != ours.event_id {
+    if check::event_id(returned, rules).map_err(|_| changed())? != ours.event_id {
         return Err(changed());
     }
     let ts = u64::from(ours.origin_server_ts.0);

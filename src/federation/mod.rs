@@ -67,7 +67,7 @@ pub struct Federation {
     /// request.
     fetched: Mutex<HashMap<OwnedServerName, Instant>>,
     /// One key fetch per server at a time: concurrent callers wait for it and read its result.
-    fetching: Mutex<HashMap<OwnedServerName, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    fetching: Mutex<HashMap<OwnedServerName, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Outbound timeouts.

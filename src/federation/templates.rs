@@ -1,7 +1,7 @@
 //! Membership templates for remote users (spec: Server-Server API "Joining Rooms" `make_join`,
 //! "Leaving Rooms" `make_leave`, "Knocking on rooms" `make_knock`): the `m.room.member` event
 //! the remote server will complete (hashes, signatures, event ID) and send back. It is exactly
-//! what [`build::template`] makes for a local event on the room's forward extremities, and it
+//! what [`build::template`](crate::rooms::build::template) makes for a local event on the room's forward extremities, and it
 //! must already pass the room version's authorization rules (403 otherwise). Nothing is
 //! signed or stored. Joins and knocks are templated only while a local user is joined.
 

@@ -158,7 +158,7 @@ async fn room_pdus(
 }
 
 /// Delete the stored answers to transactions received before `cutoff_ms` (or without a
-/// `received_ts`), in chunks of [`PRUNE_CHUNK`] rows; returns how many were deleted.
+/// `received_ts`), in chunks of `PRUNE_CHUNK` rows; returns how many were deleted.
 pub fn prune_received(s: &Services, cutoff_ms: u64) -> Result<usize> {
     let mut deleted = 0;
     let mut cursor = (String::new(), String::new());
@@ -181,7 +181,7 @@ pub fn prune_received(s: &Services, cutoff_ms: u64) -> Result<usize> {
     }
 }
 
-/// Prune answers older than [`RECEIVED_TXN_KEEP`] now and then every [`PRUNE_EVERY`], while the
+/// Prune answers older than [`RECEIVED_TXN_KEEP`] now and then every `PRUNE_EVERY`, while the
 /// services live (the task holds them only while it prunes). Called by `serve`.
 pub fn start_pruning(s: &State) {
     let weak = Arc::downgrade(s);

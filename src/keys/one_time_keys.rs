@@ -59,7 +59,7 @@ fn well_formed(key: &Value) -> bool {
 /// anything. Re-uploading an identical key is a no-op (a fallback key keeps its `used` flag);
 /// a different key under an existing one-time key ID is `M_INVALID_PARAM`. New one-time keys
 /// share one stream position, which also orders claims (oldest upload first). The caller holds
-/// [`KEYS_LOCK`].
+/// `KEYS_LOCK`.
 pub fn store_in(
     db: &Storage,
     batch: &mut Batch<'_>,

@@ -41,10 +41,10 @@ impl Txn {
 pub fn send(s: &Services, room_id: &RoomId, sender: &UserId, new: NewEvent, txn: Option<Txn>) -> Result<OwnedEventId> {
     let lock = s.room_lock(room_id);
     let _guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(t) = &txn {
-        if let Some(existing) = s.db.get(TXN_IDS, &t.key(sender))? {
-            return ruma::EventId::parse(existing).map_err(Error::internal);
-        }
+    if let Some(t) = &txn
+        && let Some(existing) = s.db.get(TXN_IDS, &t.key(sender))?
+    {
+        return ruma::EventId::parse(existing).map_err(Error::internal);
     }
     let ctx = RoomCtx::current(s, room_id).map_err(|e| super::hide_unknown_room(e, room_id))?;
     let (pdu, obj) = build(s, &ctx, sender, &new)?;
@@ -115,21 +115,21 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
     if let Some(rel) = content.get("m.relates_to") {
         let parent = rel.get("event_id").and_then(Value::as_str).and_then(|p| ruma::EventId::parse(p).ok());
         let rel_type = rel.get("rel_type").and_then(Value::as_str);
-        if let (Some(parent), Some(rel_type)) = (parent, rel_type) {
-            if let Some(p) = short::event_get(db, &parent)? {
-                batch.put(RELATIONS, &(p, sid), &json!([rel_type, pdu.kind.to_string()]))?;
-                if rel_type == "m.thread" {
-                    batch.put(THREAD_ROOTS, &(shortroomid, p), &Counter(pos.pos()))?;
-                }
+        if let (Some(parent), Some(rel_type)) = (parent, rel_type)
+            && let Some(p) = short::event_get(db, &parent)?
+        {
+            batch.put(RELATIONS, &(p, sid), &json!([rel_type, pdu.kind.to_string()]))?;
+            if rel_type == "m.thread" {
+                batch.put(THREAD_ROOTS, &(shortroomid, p), &Counter(pos.pos()))?;
             }
         }
     }
     let mut redacted = None;
-    if pdu.kind == ruma::events::TimelineEventType::RoomRedaction {
-        if let Some(target) = &pdu.redacts {
-            apply_redaction(s, &mut batch, ctx, &room_id, target, &pdu.event_id)?;
-            redacted = short::event_get(db, target)?;
-        }
+    if pdu.kind == ruma::events::TimelineEventType::RoomRedaction
+        && let Some(target) = &pdu.redacts
+    {
+        apply_redaction(s, &mut batch, ctx, &room_id, target, &pdu.event_id)?;
+        redacted = short::event_get(db, target)?;
     }
     batch.stream_position(&pos)?;
     batch.commit()?;

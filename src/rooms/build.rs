@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::ingest::check;
 use super::pdu::{MAX_PDU_BYTES, Pdu};
 use super::state::{self, ShortState};
-use super::{StoredEvent, load, load_by_short, resolve, room, rules_for, short, state_event};
+use super::{StoredEvent, load, resolve, room, rules_for, short, state_event};
 use crate::error::{Error, ErrorKind, Result};
 use crate::services::Services;
 use crate::storage::catalog::EVENT_META;
@@ -236,13 +236,4 @@ pub fn authorize(s: &Services, ctx: &RoomCtx, pdu: &Pdu) -> Result<()> {
         |ty: &StateEventType, key: &str| state_event(s, &ctx.state, &ty.to_string(), key).ok().flatten().map(|e| e.pdu);
     check_state_dependent_auth_rules(&ctx.rules.authorization, pdu, fetch_state)
         .map_err(|e| Error::forbidden(format!("Event not authorized: {e}")))
-}
-
-/// The event a state key maps to in `ctx`, parsed.
-pub fn ctx_state(s: &Services, ctx: &RoomCtx, kind: &str, state_key: &str) -> Result<Option<Pdu>> {
-    let Some(key) = short::statekey_get(&s.db, kind, state_key)? else { return Ok(None) };
-    match ctx.state.get(&key) {
-        Some(&short) => Ok(load_by_short(s, short)?.map(|e| e.pdu)),
-        None => Ok(None),
-    }
 }

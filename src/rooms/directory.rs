@@ -57,12 +57,10 @@ pub fn summary(s: &Services, room_id: &RoomId) -> Result<Value> {
 }
 
 /// One page of the directory: `(chunk, next_batch, prev_batch, total)`.
-pub fn list(
-    s: &Services,
-    term: Option<&str>,
-    since: Option<&str>,
-    limit: Option<usize>,
-) -> Result<(Vec<Value>, Option<String>, Option<String>, usize)> {
+pub type Page = (Vec<Value>, Option<String>, Option<String>, usize);
+
+/// One page of the directory (see [`Page`]).
+pub fn list(s: &Services, term: Option<&str>, since: Option<&str>, limit: Option<usize>) -> Result<Page> {
     let offset: usize = match since {
         Some(t) => t
             .strip_prefix('p')

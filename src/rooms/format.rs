@@ -31,10 +31,11 @@ pub fn client_event_plain(s: &Services, ev: &StoredEvent, viewer: Option<Viewer<
     let mut out = bare(ev)?;
     let mut unsigned = Map::new();
     unsigned.insert("age".into(), json!(now_ms().saturating_sub(u64::from(ev.pdu.origin_server_ts.0))));
-    if let (Some(v), Some((device, txn_id))) = (viewer, &ev.meta.txn) {
-        if v.user_id == ev.pdu.sender && v.device_id == Some(device.as_str()) {
-            unsigned.insert("transaction_id".into(), json!(txn_id));
-        }
+    if let (Some(v), Some((device, txn_id))) = (viewer, &ev.meta.txn)
+        && v.user_id == ev.pdu.sender
+        && v.device_id == Some(device.as_str())
+    {
+        unsigned.insert("transaction_id".into(), json!(txn_id));
     }
     // Outliers (state learnt when joining through another server) have no state groups.
     let placed = !ev.meta.outlier;
@@ -51,10 +52,10 @@ pub fn client_event_plain(s: &Services, ev: &StoredEvent, viewer: Option<Viewer<
         let membership = super::read::membership_at(s, v.user_id, ev.meta.state_after)?;
         unsigned.insert("membership".into(), json!(membership.as_deref().unwrap_or("leave")));
     }
-    if let Some(by) = &ev.meta.redacted_by {
-        if let Some(redaction) = ruma::EventId::parse(by).ok().and_then(|id| load(s, &id).ok().flatten()) {
-            unsigned.insert("redacted_because".into(), bare(&redaction)?);
-        }
+    if let Some(by) = &ev.meta.redacted_by
+        && let Some(redaction) = ruma::EventId::parse(by).ok().and_then(|id| load(s, &id).ok().flatten())
+    {
+        unsigned.insert("redacted_because".into(), bare(&redaction)?);
     }
     out["unsigned"] = Value::Object(unsigned);
     Ok(out)

@@ -32,7 +32,7 @@ pub fn ensure_joined(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result
 }
 
 /// Rooms the user is joined to.
-pub fn joined_rooms(s: &Services, user_id: &UserId) -> Result<Vec<ruma::OwnedRoomId>> {
+pub fn joined_rooms(s: &Services, user_id: &UserId) -> Result<Vec<OwnedRoomId>> {
     let rows = s.db.scan_prefix(USER_MEMBERSHIPS, &user_id.to_string())?;
     rows.into_iter()
         .filter(|(_, m)| m.membership == "join")
@@ -42,15 +42,15 @@ pub fn joined_rooms(s: &Services, user_id: &UserId) -> Result<Vec<ruma::OwnedRoo
 
 /// Users who share at least one joined room with `user_id` (themselves included): who sees
 /// their presence, device-list changes and so on.
-pub fn shared_users(s: &Services, user_id: &UserId) -> Result<std::collections::BTreeSet<ruma::OwnedUserId>> {
+pub fn shared_users(s: &Services, user_id: &UserId) -> Result<std::collections::BTreeSet<OwnedUserId>> {
     let mut out = std::collections::BTreeSet::new();
     out.insert(user_id.to_owned());
     for room_id in joined_rooms(s, user_id)? {
         for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())? {
-            if m.membership == "join" {
-                if let Ok(u) = UserId::parse(member) {
-                    out.insert(u);
-                }
+            if m.membership == "join"
+                && let Ok(u) = UserId::parse(member)
+            {
+                out.insert(u);
             }
         }
     }
@@ -334,7 +334,7 @@ pub fn forget(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<()> {
     let record = s.db.get(USER_MEMBERSHIPS, &(user_id.to_string(), room_id.to_string()))?;
     match record {
         Some(m) if matches!(m.membership.as_str(), "join" | "invite" | "knock") => {
-            Err(Error::new(crate::error::ErrorKind::Unknown, "The user is still in the room")
+            Err(Error::new(ErrorKind::Unknown, "The user is still in the room")
                 .with_status(axum::http::StatusCode::BAD_REQUEST))
         }
         Some(m) => {

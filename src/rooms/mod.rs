@@ -50,7 +50,7 @@ use state::ShortState;
 pub struct StoredEvent {
     pub pdu: Pdu,
     /// Shared: every reader of a cached event gets the same JSON.
-    pub json: std::sync::Arc<Value>,
+    pub json: Arc<Value>,
     pub meta: EventMeta,
 }
 
@@ -134,7 +134,7 @@ fn load_from_storage(s: &Services, short: u64) -> Result<Option<StoredEvent>> {
     let event_id = EventId::parse(&meta.event_id).map_err(Error::internal)?;
     let mut pdu = Pdu::from_json(event_id, &json, &rules)?;
     pdu.rejected = meta.rejected;
-    Ok(Some(StoredEvent { pdu, json: std::sync::Arc::new(json), meta }))
+    Ok(Some(StoredEvent { pdu, json: Arc::new(json), meta }))
 }
 
 pub fn load(s: &Services, event_id: &EventId) -> Result<Option<StoredEvent>> {

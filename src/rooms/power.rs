@@ -12,15 +12,15 @@ use crate::services::Services;
 pub fn user_power(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<i64> {
     let rules = rules_for(&room(s, room_id)?.room_version)?;
     let create = current_state_event(s, room_id, "m.room.create", "")?;
-    if rules.authorization.explicitly_privilege_room_creators {
-        if let Some(create) = &create {
-            let extra = create.pdu.content_value();
-            let additional = extra.get("additional_creators").and_then(Value::as_array);
-            if create.pdu.sender == user_id
-                || additional.is_some_and(|a| a.iter().any(|u| u.as_str() == Some(user_id.as_str())))
-            {
-                return Ok(i64::MAX);
-            }
+    if rules.authorization.explicitly_privilege_room_creators
+        && let Some(create) = &create
+    {
+        let extra = create.pdu.content_value();
+        let additional = extra.get("additional_creators").and_then(Value::as_array);
+        if create.pdu.sender == user_id
+            || additional.is_some_and(|a| a.iter().any(|u| u.as_str() == Some(user_id.as_str())))
+        {
+            return Ok(i64::MAX);
         }
     }
     match current_state_event(s, room_id, "m.room.power_levels", "")? {

@@ -104,15 +104,15 @@ impl EventFilter {
         if self.not_types.iter().any(|p| type_matches(p, &kind)) || self.not_senders.iter().any(|s| s == sender) {
             return false;
         }
-        if let Some(types) = &self.types {
-            if !types.iter().any(|p| type_matches(p, &kind)) {
-                return false;
-            }
+        if let Some(types) = &self.types
+            && !types.iter().any(|p| type_matches(p, &kind))
+        {
+            return false;
         }
-        if let Some(senders) = &self.senders {
-            if !senders.iter().any(|s| s == sender) {
-                return false;
-            }
+        if let Some(senders) = &self.senders
+            && !senders.iter().any(|s| s == sender)
+        {
+            return false;
         }
         if let Some(want) = self.contains_url {
             let has = ev.json.get("content").and_then(|c| c.get("url")).is_some();
@@ -239,11 +239,11 @@ pub fn messages(
         exhausted = rows.len() < batch;
         for ((_, depth, stream), Counter(sid)) in rows {
             let here = TopoToken { depth, stream };
-            if let Some(stop) = stop {
-                if (backwards && here <= stop) || (!backwards && here > stop) {
-                    exhausted = true;
-                    break;
-                }
+            if let Some(stop) = stop
+                && ((backwards && here <= stop) || (!backwards && here > stop))
+            {
+                exhausted = true;
+                break;
             }
             cursor = if backwards { before(here) } else { here };
             let Some(ev) = load_by_short(s, sid)? else { continue };
@@ -305,6 +305,21 @@ fn world_readable(s: &Services, state: &ShortState) -> Result<bool> {
     Ok(state_event(s, state, "m.room.history_visibility", "")?.is_some_and(|e| {
         e.pdu.content_value().get("history_visibility").and_then(Value::as_str) == Some("world_readable")
     }))
+}
+
+/// The state after the last event at or before the pagination token `at` (`/members?at=`), or
+/// `None` when the room has no event that early. Says nothing of who may read it: callers
+/// start from [`state_for`].
+pub fn state_at_token(s: &Services, room_id: &RoomId, at: &str) -> Result<Option<Arc<ShortState>>> {
+    let short = room(s, room_id)?.shortroomid;
+    let t = TopoToken::parse(s, short, at)?;
+    let Some((_, Counter(sid))) =
+        s.db.scan_from(ROOM_TOPOLOGY, &short, &(short, t.depth, t.stream), true, 1)?.into_iter().next()
+    else {
+        return Ok(None);
+    };
+    let meta = s.db.get(EVENT_META, &sid)?.ok_or_else(|| Error::internal("event without meta"))?;
+    Ok(Some(state::load(&s.db, &s.state_cache, meta.state_after)?))
 }
 
 /// Every event of a state map.

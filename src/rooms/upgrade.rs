@@ -81,16 +81,10 @@ pub fn upgrade(s: &Services, old: &RoomId, user: &UserId, new_version: &str) -> 
     // Bans carry over; local aliases move with the canonical alias.
     let old_state = current_state(s, old)?;
     for ev in read::member_events(s, &old_state)? {
-        if ev.pdu.content_value().get("membership").and_then(Value::as_str) == Some("ban") {
-            if let Some(target) = ev.pdu.state_key.as_deref().and_then(|k| UserId::parse(k).ok()) {
-                membership::ban(
-                    s,
-                    &new_room,
-                    user,
-                    &target,
-                    ev.pdu.content_value().get("reason").and_then(Value::as_str),
-                )?;
-            }
+        if ev.pdu.content_value().get("membership").and_then(Value::as_str) == Some("ban")
+            && let Some(target) = ev.pdu.state_key.as_deref().and_then(|k| UserId::parse(k).ok())
+        {
+            membership::ban(s, &new_room, user, &target, ev.pdu.content_value().get("reason").and_then(Value::as_str))?;
         }
     }
     for a in alias::list(s, old)? {

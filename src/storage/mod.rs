@@ -41,11 +41,13 @@ struct Inner {
     /// Per-entity write marks of the `.marked()` tables.
     marks: marks::Marks,
     /// [`Storage::last_key`] answers: the raw last key under a head, with the head's mark.
-    last_keys: crate::cache::BoundedCache<Box<[u8]>, (u64, Option<Box<[u8]>>), 100_000>,
+    last_keys: crate::cache::BoundedCache<Box<[u8]>, (u64, Option<RawKey>), 100_000>,
     /// [`Storage::derived`] values by (tagged head, kind), with the head's mark.
-    derived: crate::cache::BoundedCache<(Box<[u8]>, &'static str), (u64, Derived), 100_000>,
+    derived: crate::cache::BoundedCache<(RawKey, &'static str), (u64, Derived), 100_000>,
 }
 
+/// A raw RocksDB key.
+type RawKey = Box<[u8]>;
 type Derived = Arc<dyn std::any::Any + Send + Sync>;
 
 const GENERATION_SLOTS: usize = 64;
@@ -349,7 +351,7 @@ impl Storage {
     pub fn table_sizes(&self) -> Vec<(&'static str, u64)> {
         let bounds: Vec<([u8; 2], [u8; 2])> =
             catalog::ALL.iter().map(|t| (t.id.to_be_bytes(), (t.id + 1).to_be_bytes())).collect();
-        let ranges: Vec<rocksdb::Range> = bounds.iter().map(|(a, b)| rocksdb::Range::new(a, b)).collect();
+        let ranges: Vec<rocksdb::Range<'_>> = bounds.iter().map(|(a, b)| rocksdb::Range::new(a, b)).collect();
         let sizes = self.inner.db.get_approximate_sizes(&ranges);
         catalog::ALL.iter().zip(sizes).map(|(t, bytes)| (t.name, bytes)).collect()
     }

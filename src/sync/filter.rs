@@ -117,6 +117,26 @@ pub fn allows_type(section: &Section, kind: &str) -> bool {
     !f.not_types.iter().any(matches) && f.types.as_ref().is_none_or(|t| t.iter().any(matches))
 }
 
+/// Stored filters parsed once, by (user, filter ID): a stored filter never changes (its ID is
+/// random and only ever written when the filter is created).
+pub type FilterCache = crate::cache::BoundedCache<(ruma::OwnedUserId, String), std::sync::Arc<SyncFilter>, 10_000>;
+
+/// The user's stored filter `filter_id` (spec: `GET /user/{userId}/filter/{filterId}`), parsed.
+pub fn stored(
+    s: &crate::services::Services,
+    user: &ruma::UserId,
+    filter_id: &str,
+) -> crate::error::Result<std::sync::Arc<SyncFilter>> {
+    let key = (user.to_owned(), filter_id.to_owned());
+    if let Some(found) = s.sync_filters.get(&key) {
+        return Ok(found);
+    }
+    let stored = crate::users::account_data::get_filter(&s.db, user, filter_id)?;
+    let parsed = std::sync::Arc::new(SyncFilter::from_json(&stored));
+    s.sync_filters.insert(key, parsed.clone());
+    Ok(parsed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,24 +158,4 @@ mod tests {
         );
         assert_eq!(projected, json!({ "type": "m.room.message", "content": { "body": "hi" } }));
     }
-}
-
-/// Stored filters parsed once, by (user, filter ID): a stored filter never changes (its ID is
-/// random and only ever written when the filter is created).
-pub type FilterCache = crate::cache::BoundedCache<(ruma::OwnedUserId, String), std::sync::Arc<SyncFilter>, 10_000>;
-
-/// The user's stored filter `filter_id` (spec: `GET /user/{userId}/filter/{filterId}`), parsed.
-pub fn stored(
-    s: &crate::services::Services,
-    user: &ruma::UserId,
-    filter_id: &str,
-) -> crate::error::Result<std::sync::Arc<SyncFilter>> {
-    let key = (user.to_owned(), filter_id.to_owned());
-    if let Some(found) = s.sync_filters.get(&key) {
-        return Ok(found);
-    }
-    let stored = crate::users::account_data::get_filter(&s.db, user, filter_id)?;
-    let parsed = std::sync::Arc::new(SyncFilter::from_json(&stored));
-    s.sync_filters.insert(key, parsed.clone());
-    Ok(parsed)
 }

@@ -68,8 +68,11 @@ pub fn parse_token(s: &Services, token: &str) -> Result<SyncToken> {
     Ok(t)
 }
 
-/// Account data changed in `(since, upto]`: (global events, `(room_id, event)` pairs).
-fn account_data(s: &Services, user: &UserId, since: u64, upto: u64) -> Result<(Vec<Value>, Vec<(String, Value)>)> {
+/// Account data changes: (global events, `(room_id, event)` pairs).
+type AccountDataChanges = (Vec<Value>, Vec<(String, Value)>);
+
+/// Account data changed in `(since, upto]`.
+fn account_data(s: &Services, user: &UserId, since: u64, upto: u64) -> Result<AccountDataChanges> {
     let key = user.to_string();
     if since > 0 && s.db.latest_position(ACCOUNT_DATA_CHANGES, &key)? <= since {
         return Ok((Vec::new(), Vec::new()));
@@ -95,9 +98,12 @@ fn account_data(s: &Services, user: &UserId, since: u64, upto: u64) -> Result<(V
     Ok((global, per_room))
 }
 
+/// A row of `user_memberships`: `((user, room), record)`.
+type MembershipRow = ((String, String), MembershipRecord);
+
 /// The user's rows of `user_memberships` (every room they are or were in), kept in memory while
 /// they do not change.
-fn rooms_of(s: &Services, user: &UserId) -> Result<Arc<Vec<((String, String), MembershipRecord)>>> {
+fn rooms_of(s: &Services, user: &UserId) -> Result<Arc<Vec<MembershipRow>>> {
     let key = user.to_string();
     s.db.derived(USER_MEMBERSHIPS, &key, "rooms", || Ok(Arc::new(s.db.scan_prefix(USER_MEMBERSHIPS, &key)?)))
 }
@@ -149,12 +155,12 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
         };
         match m.membership.as_str() {
             "join" => {
-                if let Some(section) = rooms::room(&c, &room_id, &m, data(), false)? {
+                if let Some(section) = rooms::room(&c, &room_id, m, data(), false)? {
                     join.insert(room, section);
                 }
             }
             "invite" if changed && m.stream_pos <= upto => {
-                let remote = remote_invites::behind(s, user, &room_id, &m)?;
+                let remote = remote_invites::behind(s, user, &room_id, m)?;
                 let inviter = match &remote {
                     Some(r) => remote_invites::inviter(r),
                     None => rooms::inviter(&c, &room_id)?,
@@ -169,7 +175,7 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
                 invite.insert(room.clone(), json!({ "invite_state": state }));
             }
             "knock" if changed && m.stream_pos <= upto => {
-                let state = match remote_invites::behind(s, user, &room_id, &m)? {
+                let state = match remote_invites::behind(s, user, &room_id, m)? {
                     Some(r) => remote_invites::knock_state(&r),
                     None => rooms::stripped_room(&c, &room_id)?,
                 };
@@ -179,11 +185,11 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
                 if crate::rooms::membership::is_forgotten(s, &room_id, user)? {
                     continue;
                 }
-                if let Some(r) = remote_invites::behind(s, user, &room_id, &m)? {
+                if let Some(r) = remote_invites::behind(s, user, &room_id, m)? {
                     leave.extend(remote_invites::leave_section(&room_id, &r).map(|v| (room, v)));
                     continue;
                 }
-                if let Some(section) = rooms::room(&c, &room_id, &m, data(), true)? {
+                if let Some(section) = rooms::room(&c, &room_id, m, data(), true)? {
                     leave.insert(room, section);
                 }
             }
@@ -243,7 +249,7 @@ pub async fn sync(s: &State, user: &UserId, device: &str, req: SyncRequest) -> R
             Ok(active)
         })
         .await?;
-    let req = std::sync::Arc::new(req);
+    let req = Arc::new(req);
     let mut rx = s.db.stream().subscribe();
     let compute_at = |upto: u64| {
         let (u, d, r) = (user.to_owned(), device.to_owned(), req.clone());

@@ -255,7 +255,7 @@ pub fn room(
 /// Stripped state for an invite or a knock: the room's description plus the user's own event.
 pub fn stripped_room(c: &Ctx<'_>, room_id: &RoomId) -> Result<Value> {
     let mut events = Vec::new();
-    for kind in crate::rooms::format::STRIPPED_STATE_TYPES {
+    for kind in rooms::format::STRIPPED_STATE_TYPES {
         if let Some(ev) = rooms::current_state_event(c.s, room_id, kind, "")? {
             events.push(stripped(&ev));
         }

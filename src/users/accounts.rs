@@ -97,10 +97,10 @@ pub fn deactivate(db: &Storage, user_id: &UserId, erase: bool) -> Result<()> {
 /// service work). Addresses are matched case-insensitively.
 pub fn add_threepid(db: &Storage, user_id: &UserId, medium: &str, address: &str) -> Result<()> {
     let key = (medium.to_owned(), address.to_lowercase());
-    if let Some(owner) = db.get(THREEPIDS, &key)? {
-        if owner != user_id.as_str() {
-            return Err(Error::new(ErrorKind::InvalidParam, "Third-party identifier already in use"));
-        }
+    if let Some(owner) = db.get(THREEPIDS, &key)?
+        && owner != user_id.as_str()
+    {
+        return Err(Error::new(ErrorKind::InvalidParam, "Third-party identifier already in use"));
     }
     let mut batch = db.batch();
     batch.put(THREEPIDS, &key, &user_id.to_string())?;

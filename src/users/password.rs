@@ -66,15 +66,17 @@ fn compute(argon2: &Argon2<'_>, password: &[u8], salt: &[u8], out: &mut [u8]) ->
     }
 }
 
-/// Anonymous memory for argon2's blocks (`mmap`/`munmap`).
+/// Anonymous memory for argon2's blocks (`mmap`/`munmap`): with `main.rs`'s `limit_memory`,
+/// the only `unsafe` code (`[lints.rust] unsafe_code = "deny"` in `Cargo.toml`).
 struct Blocks {
     ptr: *mut Block,
     count: usize,
 }
 
+#[allow(unsafe_code)]
 impl Blocks {
     fn map(count: usize) -> Option<Blocks> {
-        let len = count.checked_mul(std::mem::size_of::<Block>())?;
+        let len = count.checked_mul(size_of::<Block>())?;
         // SAFETY: a fresh private anonymous mapping; no existing memory is touched.
         let ptr = unsafe {
             libc::mmap(
@@ -96,10 +98,11 @@ impl Blocks {
     }
 }
 
+#[allow(unsafe_code)]
 impl Drop for Blocks {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the mapping made in `map`; no reference to it outlives `self`.
-        unsafe { libc::munmap(self.ptr.cast(), self.count * std::mem::size_of::<Block>()) };
+        unsafe { libc::munmap(self.ptr.cast(), self.count * size_of::<Block>()) };
     }
 }
 

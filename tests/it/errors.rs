@@ -85,8 +85,8 @@ impl Ctx {
             }
             req = match &r.body {
                 Body::None => req,
-                Body::Json(v) => req.json(v),
-                Body::Raw(b) => req.header("content-type", "application/json").body(*b),
+                Json(v) => req.json(v),
+                Raw(b) => req.header("content-type", "application/json").body(*b),
             };
             let got = send(req).await;
             if (got.status, got.errcode()) != (r.status, r.errcode) {

@@ -20,5 +20,6 @@ mod room_info;
 mod rooms;
 mod server;
 mod sync;
+mod tidy;
 mod tokens;
 mod websocket;

@@ -193,8 +193,7 @@ async fn upgrading_a_room() {
         let r = s.get(&format!("/_matrix/client/v3/rooms/{new}/state/{kind}/"), alice.token()).await;
         assert_eq!(r.body[field], value, "{kind} carried over");
     }
-    let r =
-        s.get(&format!("/_matrix/client/v3/directory/room/{}", crate::server::urlencode("#up:localhost")), None).await;
+    let r = s.get(&format!("/_matrix/client/v3/directory/room/{}", urlencode("#up:localhost")), None).await;
     assert_eq!(r.body["room_id"], json!(new), "aliases move");
     let ban =
         s.get(&format!("/_matrix/client/v3/rooms/{new}/state/m.room.member/@carol:localhost"), alice.token()).await;
@@ -392,4 +391,34 @@ async fn concurrent_creations_by_one_user_get_distinct_rooms() {
         let creates = r.body["chunk"].as_array().unwrap().iter().filter(|e| e["type"] == "m.room.create").count();
         assert_eq!(creates, 1, "{room}: one create event in its timeline");
     }
+}
+
+/// `/members?at=`: the membership as of a pagination token (the state after the last event at
+/// or before it), not the current one.
+#[tokio::test]
+async fn members_at_a_pagination_token() {
+    let s = TestServer::start();
+    let alice = s.register("alice", "password1").await;
+    let bob = s.register("bob", "password1").await;
+    let room = s.create_room(&alice.access_token, json!({ "preset": "public_chat" })).await;
+    let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=1"), Some(&alice.access_token)).await;
+    let before_bob = r.body["start"].as_str().unwrap().to_owned();
+    assert_eq!(s.join(&bob.access_token, &room).await.status, 200);
+
+    assert_eq!(member_keys(&s, &alice.access_token, &room, "").await, ["@alice:localhost", "@bob:localhost"]);
+    assert_eq!(member_keys(&s, &alice.access_token, &room, &format!("?at={before_bob}")).await, ["@alice:localhost"]);
+    assert_eq!(
+        member_keys(&s, &alice.access_token, &room, &format!("?at={before_bob}&membership=join")).await,
+        ["@alice:localhost"]
+    );
+}
+
+/// The sorted state keys of `/members{query}`.
+async fn member_keys(s: &TestServer, token: &str, room: &str, query: &str) -> Vec<String> {
+    let r = s.get(&format!("/_matrix/client/v3/rooms/{room}/members{query}"), Some(token)).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let chunk = r.body["chunk"].as_array().unwrap();
+    let mut keys: Vec<String> = chunk.iter().map(|e| e["state_key"].as_str().unwrap().to_owned()).collect();
+    keys.sort();
+    keys
 }

@@ -55,7 +55,7 @@ struct Body {
 pub async fn register(AxState(s): AxState<State>, req: Request) -> Response {
     let ip = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
     let (limit, timeout) =
-        (s.config.server.max_request_bytes, std::time::Duration::from_millis(s.config.server.request_body_timeout_ms));
+        (s.config.server.max_request_bytes, Duration::from_millis(s.config.server.request_body_timeout_ms));
     let (parts, body) = req.into_parts();
     let body = match crate::api::body::read(&parts.headers, body, limit, timeout).await {
         Ok(b) => b,

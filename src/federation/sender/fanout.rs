@@ -24,19 +24,18 @@ use crate::storage::catalog::ROOM_MEMBERSHIPS;
 /// Other servers with a joined member in the room (cached per current state group).
 pub fn servers_in_room(s: &Services, room_id: &RoomId) -> Result<Arc<BTreeSet<OwnedServerName>>> {
     let group = crate::rooms::room(s, room_id)?.current_state_group;
-    if let Some((g, servers)) = lock(&s.sender.room_servers).get(room_id) {
-        if *g == group {
-            return Ok(servers.clone());
-        }
+    if let Some((g, servers)) = lock(&s.sender.room_servers).get(room_id)
+        && *g == group
+    {
+        return Ok(servers.clone());
     }
     let mut servers = BTreeSet::new();
     for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())? {
-        if m.membership == "join" {
-            if let Ok(user) = UserId::parse(member) {
-                if !s.is_local(&user) {
-                    servers.insert(user.server_name().to_owned());
-                }
-            }
+        if m.membership == "join"
+            && let Ok(user) = UserId::parse(member)
+            && !s.is_local(&user)
+        {
+            servers.insert(user.server_name().to_owned());
         }
     }
     let servers = Arc::new(servers);
@@ -79,10 +78,10 @@ pub fn event_appended(s: &Services, pdu: &Pdu, pos: u64) {
         (|| {
             let room_id = pdu.room()?;
             let mut servers: BTreeSet<OwnedServerName> = servers_in_room(s, &room_id)?.iter().cloned().collect();
-            if pdu.kind == ruma::events::TimelineEventType::RoomMember {
-                if let Some(target) = pdu.state_key.as_deref().and_then(|k| UserId::parse(k).ok()) {
-                    servers.insert(target.server_name().to_owned());
-                }
+            if pdu.kind == ruma::events::TimelineEventType::RoomMember
+                && let Some(target) = pdu.state_key.as_deref().and_then(|k| UserId::parse(k).ok())
+            {
+                servers.insert(target.server_name().to_owned());
             }
             let servers: Vec<OwnedServerName> = servers.into_iter().collect();
             s.sender.enqueue_pdu_at(&servers, &pdu.event_id, pos)

@@ -52,8 +52,11 @@ pub struct Sender {
     /// Serialises queue writes with transaction formation (EDU sequence numbers).
     queue_lock: Mutex<()>,
     /// Servers with joined members per room, valid for the room's current state group.
-    pub(crate) room_servers: Mutex<HashMap<OwnedRoomId, (u64, Arc<BTreeSet<OwnedServerName>>)>>,
+    pub(crate) room_servers: Mutex<HashMap<OwnedRoomId, GroupServers>>,
 }
+
+/// A room's servers with joined members, with the state group they were computed for.
+pub(crate) type GroupServers = (u64, Arc<BTreeSet<OwnedServerName>>);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)

@@ -54,7 +54,7 @@ impl Backfills {
 
 /// The prev events of the room's earliest events (by depth) that are not in the DAG (unknown,
 /// or outliers): where its known history stops. Rejected and soft-failed events have no place
-/// in the topological order, so the walk goes on through their prev events. At most [`MAX_V`];
+/// in the topological order, so the walk goes on through their prev events. At most `MAX_V`;
 /// empty when the history reaches the room's creation.
 pub fn backward_extremities(s: &Services, room_id: &RoomId) -> Result<Vec<OwnedEventId>> {
     let short = room(s, room_id)?.shortroomid;
@@ -91,13 +91,13 @@ pub fn backward_extremities(s: &Services, room_id: &RoomId) -> Result<Vec<OwnedE
 }
 
 /// The servers to ask, most likely to have the history first: the creator's, then by number of
-/// joined members; never ourselves. At most [`MAX_SERVERS`].
+/// joined members; never ourselves. At most `MAX_SERVERS`.
 pub fn servers_to_ask(s: &Services, room_id: &RoomId) -> Result<Vec<OwnedServerName>> {
     let mut counts: BTreeMap<OwnedServerName, usize> = BTreeMap::new();
     for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())? {
         match UserId::parse(member) {
             Ok(user) if m.membership == "join" && !s.is_local(&user) => {
-                *counts.entry(user.server_name().to_owned()).or_default() += 1
+                *counts.entry(user.server_name().to_owned()).or_default() += 1;
             }
             _ => {}
         }
@@ -109,7 +109,7 @@ pub fn servers_to_ask(s: &Services, room_id: &RoomId) -> Result<Vec<OwnedServerN
 }
 
 /// Fill in history before the room's earliest known events from the servers in the room, about
-/// `want` events (bounded to [`MIN_LIMIT`]..=[`MAX_LIMIT`]); the first server that gives us
+/// `want` events (bounded to `MIN_LIMIT..=MAX_LIMIT`); the first server that gives us
 /// new events ends it. Returns how many events were stored as history. Failures are logged,
 /// never returned: history that cannot be had just ends the page.
 pub async fn backfill_room(s: &Services, room_id: &RoomId, want: usize) -> Result<usize> {

@@ -128,14 +128,3 @@ pub async fn verify(s: &Services, events: Vec<Checked>, rules: &RoomVersionRules
     .await;
     joined.unwrap_or_else(|e| (0..n).map(|_| Err(Error::internal(format!("verification task: {e}")))).collect())
 }
-
-/// Format and verify one PDU (JSON object) of `room_id`.
-pub async fn check_one(
-    s: &Services,
-    obj: CanonicalJsonObject,
-    rules: &RoomVersionRules,
-    room_id: &RoomId,
-) -> Result<Checked> {
-    let ev = format(obj, rules, room_id)?;
-    verify(s, vec![ev], rules).await.pop().unwrap_or_else(|| Err(Error::internal("no verification result")))
-}

@@ -67,7 +67,7 @@ pub fn persist_backfilled(
         Outcome::Accepted => store_backfilled(s, &ctx, ev, sid)?,
         Outcome::Rejected(why) => {
             tracing::info!(event_id = %ev.event_id, %why, "back-filled event rejected");
-            store_excluded(s, &ctx, ev, sid, true)?
+            store_excluded(s, &ctx, ev, sid, true)?;
         }
         _ => {}
     }

@@ -224,7 +224,7 @@ pub fn persist(
         Outcome::SoftFailed => store_excluded(s, &ctx, ev, sid, false)?,
         Outcome::Rejected(why) => {
             tracing::info!(event_id = %ev.event_id, %why, "event rejected");
-            store_excluded(s, &ctx, ev, sid, true)?
+            store_excluded(s, &ctx, ev, sid, true)?;
         }
         Outcome::Known => {}
     }

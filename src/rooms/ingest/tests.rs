@@ -81,10 +81,10 @@ impl Peer for MapPeer {
             let prevs: Vec<OwnedEventId> =
                 serde_json::from_value(serde_json::to_value(&obj["prev_events"]).unwrap()).unwrap();
             for prev in prevs {
-                if let Some(o) = self.events.get(&prev) {
-                    if seen.insert(prev.clone()) {
-                        queue.push((depth(o), prev));
-                    }
+                if let Some(o) = self.events.get(&prev)
+                    && seen.insert(prev.clone())
+                {
+                    queue.push((depth(o), prev));
                 }
             }
             out.push(obj);

@@ -133,11 +133,11 @@ async fn space_hierarchy_walks_local_and_remote_rooms() {
     assert!(r.body.get("next_batch").is_none(), "{:?}", r.body);
 
     let r = p.a.server.get(&path(&space, "?max_depth=0"), p.alice.token()).await;
-    assert_eq!(ids(&r.body), [space.clone()]);
+    assert_eq!(ids(&r.body), vec![space.clone()]);
     let r = p.a.server.get(&path(&space, "?limit=1"), p.alice.token()).await;
     assert_eq!((ids(&r.body), r.body["next_batch"].as_str()), (vec![space.clone()], Some("h1")));
     let r = p.a.server.get(&path(&space, "?limit=1&from=h1"), p.alice.token()).await;
-    assert_eq!(ids(&r.body), [child.clone()]);
+    assert_eq!(ids(&r.body), vec![child.clone()]);
 
     // A room alice may not see, as the root: 403.
     let r = p.a.server.get(&path(&secret, ""), p.alice.token()).await;

@@ -365,5 +365,5 @@ async fn a_refused_send_join_sent_again_is_still_refused() {
         assert_eq!((r.status, r.errcode()), (403, "M_FORBIDDEN"), "attempt {attempt}: {:?}", r.body);
         assert!(r.body.get("state").is_none(), "attempt {attempt}: {:?}", r.body);
     }
-    assert_eq!(joined(&b, &bob, &room).await, [bob.user_id.clone()]);
+    assert_eq!(joined(&b, &bob, &room).await, vec![bob.user_id.clone()]);
 }

@@ -447,7 +447,7 @@ async fn auth_chains_are_the_transitive_closure() {
         let r =
             as_a.get(&b, &format!("/_matrix/federation/v1/state_ids/{r_enc}?event_id={}", urlencode(&message))).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
-        let ids = |v: &serde_json::Value| -> Vec<String> {
+        let ids = |v: &Value| -> Vec<String> {
             v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_owned()).collect()
         };
         let state = ids(&r.body["pdu_ids"]);

@@ -1,29 +1,18 @@
 //! `/join/{roomIdOrAlias}`, `/rooms/{roomId}/join`, `/invite`, `/leave`, `/forget`, `/kick`,
 //! `/ban`, `/unban`, `/knock/{roomIdOrAlias}`, `/joined_rooms` (spec: "Room membership").
 
+use ruma::RoomOrAliasId;
 use ruma::api::client::knock::knock_room;
 use ruma::api::client::membership::{
     ban_user, forget_room, invite_user, join_room_by_id, join_room_by_id_or_alias, joined_rooms, kick_user, leave_room,
     unban_user,
 };
-use ruma::{OwnedRoomId, RoomOrAliasId};
 
 use crate::api::ruma::Ruma;
 use crate::error::{Error, Result};
 use crate::federation;
-use crate::rooms::{alias, membership};
-use crate::services::{Services, State};
-use crate::storage::catalog::USER_MEMBERSHIPS;
-
-/// A room ID, or the room a local alias points at (`M_NOT_FOUND` otherwise).
-pub fn resolve_room(s: &Services, target: &RoomOrAliasId) -> Result<OwnedRoomId> {
-    match <&ruma::RoomId>::try_from(target) {
-        Ok(room_id) => Ok(room_id.to_owned()),
-        Err(alias_id) => {
-            alias::resolve(s, alias_id)?.ok_or_else(|| Error::not_found(format!("Room alias {alias_id} not found")))
-        }
-    }
-}
+use crate::rooms::membership;
+use crate::services::State;
 
 /// `POST /_matrix/client/v3/rooms/{roomId}/join`: locally, or through another server
 /// (`federation::join`).
@@ -112,15 +101,7 @@ pub async fn knock(s: State, r: Ruma<knock_room::v3::Request>) -> Result<knock_r
 
 /// `GET /_matrix/client/v3/joined_rooms`
 pub async fn joined_rooms(s: State, r: Ruma<joined_rooms::v3::Request>) -> Result<joined_rooms::v3::Response> {
-    let user = r.auth()?.user_id.to_string();
-    let rooms = s
-        .blocking(move |s| {
-            let rows = s.db.scan_prefix(USER_MEMBERSHIPS, &user)?;
-            rows.into_iter()
-                .filter(|(_, m)| m.membership == "join")
-                .map(|((_, room), _)| ruma::RoomId::parse(room).map_err(Error::internal))
-                .collect::<Result<Vec<_>>>()
-        })
-        .await?;
+    let user = r.auth()?.user_id.clone();
+    let rooms = s.blocking(move |s| membership::joined_rooms(s, &user)).await?;
     Ok(joined_rooms::v3::Response::new(rooms))
 }

@@ -14,11 +14,9 @@ use crate::api::ruma::{RawJson, Ruma};
 use crate::error::{Error, Result};
 use crate::rooms::format::{Viewer, client_event};
 use crate::rooms::ingest::backfill;
-use crate::rooms::read::{self, EventFilter, TopoToken};
+use crate::rooms::read::{self, EventFilter};
 use crate::rooms::{self as rooms_svc, StoredEvent, membership, state};
 use crate::services::{Services, State};
-use crate::storage::catalog::{EVENT_META, ROOM_TOPOLOGY};
-use crate::storage::codec::Counter;
 
 /// Most events one page returns.
 const MAX_LIMIT: usize = 1000;
@@ -199,16 +197,10 @@ pub async fn members(s: State, r: Ruma<get_member_events::v3::Request>) -> Resul
     let value = s
         .blocking(move |s| {
             let mut st = read::state_for(s, &b.room_id, &user)?;
-            if let Some(at) = &b.at {
-                let record = rooms_svc::room(s, &b.room_id)?;
-                let t = TopoToken::parse(s, record.shortroomid, at)?;
-                let short = record.shortroomid;
-                if let Some((_, Counter(sid))) =
-                    s.db.scan_from(ROOM_TOPOLOGY, &short, &(short, t.depth, t.stream), true, 1)?.into_iter().next()
-                {
-                    let meta = s.db.get(EVENT_META, &sid)?.ok_or_else(|| Error::internal("event without meta"))?;
-                    st = state::load(&s.db, &s.state_cache, meta.state_after)?;
-                }
+            if let Some(at) = &b.at
+                && let Some(then) = read::state_at_token(s, &b.room_id, at)?
+            {
+                st = then;
             }
             let want = b.membership.map(|m| m.to_string());
             let not = b.not_membership.map(|m| m.to_string());
@@ -237,13 +229,13 @@ pub async fn joined(s: State, r: Ruma<joined_members::v3::Request>) -> Result<Ra
             let mut joined = Map::new();
             for ev in read::member_events(s, &current)? {
                 let c = ev.pdu.content_value();
-                if c.get("membership").and_then(Value::as_str) == Some("join") {
-                    if let Some(key) = &ev.pdu.state_key {
-                        joined.insert(
-                            key.clone(),
-                            json!({ "display_name": c.get("displayname"), "avatar_url": c.get("avatar_url") }),
-                        );
-                    }
+                if c.get("membership").and_then(Value::as_str) == Some("join")
+                    && let Some(key) = &ev.pdu.state_key
+                {
+                    joined.insert(
+                        key.clone(),
+                        json!({ "display_name": c.get("displayname"), "avatar_url": c.get("avatar_url") }),
+                    );
                 }
             }
             Ok(json!({ "joined": joined }))
