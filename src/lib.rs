@@ -7,6 +7,7 @@ pub mod ephemeral;
 pub mod error;
 pub mod federation;
 pub mod keys;
+pub mod locks;
 pub mod ratelimit;
 pub mod rooms;
 pub mod server_keys;

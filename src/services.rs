@@ -2,13 +2,15 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ruma::{OwnedDeviceId, OwnedServerName, OwnedUserId, UserId};
 
+use crate::cache::BoundedCache;
 use crate::config::{Config, ConfigError};
 use crate::error::{Error, Result};
+use crate::locks::{KeyedGuard, KeyedLock};
 use crate::ratelimit::RateLimiter;
 use crate::server_keys::{self, SigningKey};
 use crate::storage::Storage;
@@ -54,9 +56,11 @@ pub struct Services {
     /// History visibility and membership per (state group, viewer).
     pub visibility_cache: crate::rooms::read::VisibilityCache,
     /// One lock per room: appends to a room are serialised, so a local room never forks.
-    room_locks: Mutex<HashMap<ruma::OwnedRoomId, Arc<Mutex<()>>>>,
+    room_locks: KeyedLock<ruma::OwnedRoomId>,
     /// When each device's last-seen record was last written (throttles those writes).
-    last_seen_written: Mutex<HashMap<(OwnedUserId, OwnedDeviceId), LastSeen>>,
+    /// When each device's last-seen fields were last written (forgotten past 100,000 devices:
+    /// they are then written once more).
+    last_seen_written: BoundedCache<(OwnedUserId, OwnedDeviceId), LastSeen, 100_000>,
 }
 
 /// A device's last-seen IP as last written, and when.
@@ -124,8 +128,8 @@ impl Services {
             event_cache: Default::default(),
             backfills: Default::default(),
             ephemeral: Default::default(),
-            room_locks: Mutex::new(HashMap::new()),
-            last_seen_written: Mutex::new(HashMap::new()),
+            room_locks: KeyedLock::default(),
+            last_seen_written: BoundedCache::default(),
             config,
         }))
     }
@@ -143,10 +147,9 @@ impl Services {
         f(self)
     }
 
-    /// The append lock of a room.
-    pub fn room_lock(&self, room_id: &ruma::RoomId) -> Arc<Mutex<()>> {
-        let mut locks = self.room_locks.lock().unwrap_or_else(PoisonError::into_inner);
-        locks.entry(room_id.to_owned()).or_default().clone()
+    /// Hold the append lock of a room (until the guard is dropped).
+    pub fn room_lock(&self, room_id: &ruma::RoomId) -> KeyedGuard<'_, ruma::OwnedRoomId> {
+        self.room_locks.lock(&room_id.to_owned())
     }
 
     /// A local user ID from a localpart or a full `@local:server` ID.
@@ -172,17 +175,14 @@ impl Services {
 
     /// Note that a device made a request (spec: devices' `last_seen_ip`, `last_seen_ts`).
     pub async fn device_seen(&self, user_id: &UserId, device_id: &OwnedDeviceId, ip: Option<IpAddr>) -> Result<()> {
+        let key = (user_id.to_owned(), device_id.clone());
+        if let Some((last_ip, at)) = self.last_seen_written.get(&key)
+            && last_ip == ip
+            && at.elapsed() < LAST_SEEN_EVERY
         {
-            let mut written = self.last_seen_written.lock().unwrap_or_else(PoisonError::into_inner);
-            let key = (user_id.to_owned(), device_id.clone());
-            if let Some((last_ip, at)) = written.get(&key)
-                && *last_ip == ip
-                && at.elapsed() < LAST_SEEN_EVERY
-            {
-                return Ok(());
-            }
-            written.insert(key, (ip, Instant::now()));
+            return Ok(());
         }
+        self.last_seen_written.insert(key, (ip, Instant::now()));
         let (user_id, device_id) = (user_id.to_owned(), device_id.clone());
         self.db.blocking(move |db| devices::touch(db, &user_id, &device_id, ip.map(|i| i.to_string()), now_ms())).await
     }

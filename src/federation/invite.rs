@@ -155,8 +155,7 @@ pub async fn invite_remote(
     check_countersigned(s, &returned, &pdu, target.server_name(), &rules).await?;
     let r = room_id.to_owned();
     s.blocking(move |s| {
-        let lock = s.room_lock(&r);
-        let _guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = s.room_lock(&r);
         let ctx = RoomCtx::at(s, &r, &pdu.prev_events)?;
         authorize(s, &ctx, &pdu)?;
         append(s, &ctx, &pdu, returned, None)?;

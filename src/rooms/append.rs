@@ -39,8 +39,7 @@ impl Txn {
 /// Send a local event: under the room's lock (so a local room never forks), build on the
 /// forward extremities, authorize, persist. Idempotent per `(user, device, txn_id)`.
 pub fn send(s: &Services, room_id: &RoomId, sender: &UserId, new: NewEvent, txn: Option<Txn>) -> Result<OwnedEventId> {
-    let lock = s.room_lock(room_id);
-    let _guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _guard = s.room_lock(room_id);
     if let Some(t) = &txn
         && let Some(existing) = s.db.get(TXN_IDS, &t.key(sender))?
     {

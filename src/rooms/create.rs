@@ -46,8 +46,7 @@ fn create_event(
         let (pdu, obj) = seal(s, &ctx.rules, unsigned)?;
         authorize(s, &ctx, &pdu)?;
         let room_id = pdu.room()?;
-        let lock = s.room_lock(&room_id);
-        let _guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = s.room_lock(&room_id);
         if super::exists(s, &room_id)? {
             continue;
         }

@@ -25,8 +25,7 @@ fn user(name: &str) -> OwnedUserId {
 
 /// Append an event built on `prev` (not on the room's extremities): one branch of a fork.
 fn on(s: &Services, room_id: &RoomId, prev: &OwnedEventId, sender: &UserId, new: NewEvent) -> OwnedEventId {
-    let lock = s.room_lock(room_id);
-    let _guard = lock.lock().unwrap();
+    let _guard = s.room_lock(room_id);
     let ctx = RoomCtx::at(s, room_id, std::slice::from_ref(prev)).unwrap();
     let (pdu, obj) = build(s, &ctx, sender, &new).unwrap();
     authorize(s, &ctx, &pdu).unwrap();

@@ -5,7 +5,7 @@
 //! extremity, no current-state change. See `docs/federation.md`, "Backfill".
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use ruma::{OwnedEventId, RoomId};
 use serde_json::{Value, json};
@@ -44,8 +44,7 @@ pub fn persist_backfilled(
     ev: &Checked,
     fetched: &HashMap<OwnedEventId, Arc<ShortState>>,
 ) -> Result<Outcome> {
-    let lock = s.room_lock(room_id);
-    let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+    let _guard = s.room_lock(room_id);
     if meta_of(s, &ev.event_id)?.is_some_and(|m| !m.outlier) {
         return Ok(Outcome::Known);
     }

@@ -3,7 +3,7 @@
 //! outliers, then the join as the room's first timeline event, with that state before it.
 //! Blocking; the events were checked (format, signatures, hashes) by the caller.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use ruma::{OwnedEventId, RoomId, UserId};
 use serde_json::Value;
@@ -23,8 +23,7 @@ use crate::storage::records::RoomRecord;
 /// state group), so its events can be stored. A record of another version is an error.
 pub fn prepare_room(s: &Services, room_id: &RoomId, version: &str) -> Result<()> {
     rules_for(version)?;
-    let lock = s.room_lock(room_id);
-    let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+    let _guard = s.room_lock(room_id);
     match s.db.get(ROOMS, &room_id.to_string())? {
         Some(r) if r.room_version == version => Ok(()),
         Some(r) => Err(Error::forbidden(format!(
@@ -62,8 +61,7 @@ pub fn store_join(
 ) -> Result<()> {
     store_outliers(s, room_id, events)?;
     {
-        let lock = s.room_lock(room_id);
-        let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _guard = s.room_lock(room_id);
         let mut record = crate::rooms::room(s, room_id)?;
         let rules = rules_for(&record.room_version)?;
         // Events that failed their checks were not stored: the state is made of the others.

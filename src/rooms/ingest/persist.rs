@@ -3,7 +3,7 @@
 //! rejected or soft-failed. Blocking; each event is written in one batch under the room lock.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use ruma::events::StateEventType;
 use ruma::room_version_rules::RoomVersionRules;
@@ -88,8 +88,7 @@ fn auth_order(events: Vec<Checked>) -> Vec<Checked> {
 /// Store events as outliers (no place in the DAG: auth chains, state fetched from another
 /// server), each checked against its own auth events first and marked rejected if it fails.
 pub fn store_outliers(s: &Services, room_id: &RoomId, events: Vec<Checked>) -> Result<()> {
-    let lock = s.room_lock(room_id);
-    let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+    let _guard = s.room_lock(room_id);
     let record = room(s, room_id)?;
     let rules = rules_for(&record.room_version)?;
     for ev in auth_order(events) {
@@ -201,8 +200,7 @@ pub fn persist(
     ev: &Checked,
     fetched: &HashMap<OwnedEventId, Arc<ShortState>>,
 ) -> Result<Outcome> {
-    let lock = s.room_lock(room_id);
-    let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+    let _guard = s.room_lock(room_id);
     let existing = meta_of(s, &ev.event_id)?;
     if existing.as_ref().is_some_and(|m| !m.outlier) {
         return Ok(Outcome::Known);
