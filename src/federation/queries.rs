@@ -12,8 +12,7 @@ use crate::rooms::format::stripped;
 use crate::rooms::read::state_events;
 use crate::rooms::{alias, current_state, current_state_content, directory, room};
 use crate::services::Services;
-use crate::storage::catalog::{DEVICE_KEYS, DEVICE_LIST_POSITIONS, DEVICES, USERS};
-use crate::storage::codec::Counter;
+use crate::storage::catalog::{DEVICE_KEYS, DEVICES, FEDERATION_DEVICE_STREAMS, USERS};
 
 /// `GET /query/directory?room_alias=`: the room of a local alias and the servers in it (ours
 /// first). 404 for an unknown or non-local alias.
@@ -49,7 +48,10 @@ pub fn user_devices(s: &Services, user: &UserId) -> Result<Value> {
         }
         devices.push(d);
     }
-    let stream_id = s.db.get(DEVICE_LIST_POSITIONS, &user.to_string())?.map_or(0, |Counter(p)| p);
+    // The ID of the last `m.device_list_update` we sent for the user, so that the next one's
+    // `prev_id` names it (a receiver that cannot chain the two resyncs, and Synapse then tells its
+    // users of a change only if the list it fetches differs from what it holds).
+    let stream_id = s.db.get(FEDERATION_DEVICE_STREAMS, &user.to_string())?.map_or(0, |r| r.stream_id);
     Ok(json!({ "user_id": user, "stream_id": stream_id, "devices": devices }))
 }
 
