@@ -70,25 +70,38 @@ pub async fn remote_summary(s: &State, room_id: &RoomId, servers: &[OwnedServerN
         return Err(not_found());
     }
     for server in servers.iter().filter(|x| **x != s.server_name) {
-        let encoded: String = form_urlencoded::byte_serialize(room_id.as_bytes()).collect();
-        let path = format!("/_matrix/federation/v1/hierarchy/{encoded}?suggested_only=false");
-        match s.federation.send_raw(server, Method::GET, &path, None).await {
-            Ok(mut r) => {
-                let mut room = r["room"].take();
-                if room["room_id"] != room_id.as_str() {
-                    tracing::info!(%server, %room_id, "hierarchy answered for another room");
-                    continue;
-                }
-                if let Some(o) = room.as_object_mut() {
-                    o.remove("children_state");
-                }
-                return Ok(room);
+        if let Some(mut room) = remote_hierarchy_entry(s, server, room_id, false).await {
+            if let Some(o) = room.as_object_mut() {
+                o.remove("children_state");
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => tracing::info!(%server, %room_id, error = %e, "remote room summary failed"),
+            return Ok(room);
         }
     }
     Err(not_found())
+}
+
+/// The `room` entry of `server`'s `GET /_matrix/federation/v1/hierarchy/{roomId}`, when it
+/// answers with that room; a failure is logged and is `None` (the caller asks the next server).
+async fn remote_hierarchy_entry(
+    s: &State,
+    server: &ServerName,
+    room_id: &RoomId,
+    suggested_only: bool,
+) -> Option<Value> {
+    let encoded: String = form_urlencoded::byte_serialize(room_id.as_bytes()).collect();
+    let path = format!("/_matrix/federation/v1/hierarchy/{encoded}?suggested_only={suggested_only}");
+    match s.federation.send_raw(server, Method::GET, &path, None).await {
+        Ok(mut r) => {
+            let room = r["room"].take();
+            if room["room_id"] == room_id.as_str() {
+                return Some(room);
+            }
+            tracing::info!(%server, %room_id, "hierarchy answered for another room");
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => tracing::info!(%server, %room_id, error = %e, "remote hierarchy failed"),
+    }
+    None
 }
 
 /// The aliases of other servers that `m.room.canonical_alias` content names and that their
@@ -145,7 +158,7 @@ async fn visit(
     let (rid, u) = (room_id.to_owned(), user.to_owned());
     let local = s
         .blocking(move |s| {
-            if crate::rooms::room(s, &rid).is_err() || !super::access::is_resident(s, &rid)? {
+            if !crate::rooms::exists(s, &rid)? || !super::access::is_resident(s, &rid)? {
                 return Ok(None);
             }
             let mut chunk = match crate::rooms::info::summary::summary(s, &rid, Some(&u)) {
@@ -167,20 +180,8 @@ async fn visit(
     if !s.config.federation.enabled {
         return Ok(None);
     }
-    let encoded: String = form_urlencoded::byte_serialize(room_id.as_bytes()).collect();
-    let path = format!("/_matrix/federation/v1/hierarchy/{encoded}?suggested_only={suggested_only}");
     for server in via.iter().filter(|x| **x != s.server_name) {
-        let mut r = match s.federation.send_raw(server, Method::GET, &path, None).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::info!(%server, %room_id, error = %e, "remote hierarchy failed");
-                continue;
-            }
-        };
-        let chunk = r["room"].take();
-        if chunk["room_id"] != room_id.as_str() {
-            continue;
-        }
+        let Some(chunk) = remote_hierarchy_entry(s, server, room_id, suggested_only).await else { continue };
         let (rid, u) = (room_id.to_owned(), user.to_owned());
         let membership = s.blocking(move |s| crate::rooms::membership::membership_of(s, &rid, &u)).await?;
         if !may_see(&chunk, membership.as_deref()) {

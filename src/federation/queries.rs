@@ -150,7 +150,7 @@ pub fn hierarchy(s: &Services, origin: &ServerName, room_id: &RoomId, suggested_
     let child_ids = child_ids.into_iter().map(|(c, _)| c);
     let (mut children, mut inaccessible) = (Vec::new(), Vec::new());
     for child in child_ids {
-        if room(s, &child).is_err() {
+        if !crate::rooms::exists(s, &child)? {
             continue;
         }
         if accessible(s, &child, origin)? {

@@ -11,6 +11,7 @@ use super::{power, room, room_as_member};
 use crate::error::{Error, ErrorKind, Result};
 use crate::services::Services;
 use crate::storage::catalog::{FORGOTTEN_ROOMS, PROFILES, ROOM_MEMBERSHIPS, USER_MEMBERSHIPS, USERS};
+use crate::storage::records::MembershipRecord;
 
 /// The user's current membership in the room (`None` if never a member).
 pub fn membership_of(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Option<String>> {
@@ -95,9 +96,13 @@ pub fn member_event(
 
 /// The room's join rule (`invite` when it has none).
 pub fn join_rule(s: &Services, room_id: &RoomId) -> Result<String> {
-    Ok(super::current_state_content(s, room_id, "m.room.join_rules", "")?
-        .and_then(|c| c.get("join_rule").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_else(|| "invite".into()))
+    let content = super::current_state_content(s, room_id, "m.room.join_rules", "")?.unwrap_or_default();
+    Ok(rule_of(&content).to_owned())
+}
+
+/// The `join_rule` of `m.room.join_rules` content (`invite` when it has none).
+fn rule_of(join_rules: &Value) -> &str {
+    join_rules.get("join_rule").and_then(Value::as_str).unwrap_or("invite")
 }
 
 /// The rooms whose members a `restricted`/`knock_restricted` join rule admits: its `allow`
@@ -123,7 +128,8 @@ pub fn allowed_rooms(join_rules: &Value) -> Vec<OwnedRoomId> {
 /// `M_UNABLE_TO_GRANT_JOIN` if no local user may invite.
 pub fn restricted_authoriser(s: &Services, room_id: &RoomId, user: &UserId) -> Result<Option<OwnedUserId>> {
     let rules = super::rules_for(&room(s, room_id)?.room_version)?;
-    let restricted = match join_rule(s, room_id)?.as_str() {
+    let content = super::current_state_content(s, room_id, "m.room.join_rules", "")?.unwrap_or_default();
+    let restricted = match rule_of(&content) {
         "restricted" => rules.authorization.restricted_join_rule,
         "knock_restricted" => rules.authorization.knock_restricted_join_rule,
         _ => false,
@@ -131,9 +137,12 @@ pub fn restricted_authoriser(s: &Services, room_id: &RoomId, user: &UserId) -> R
     if !restricted || matches!(membership_of(s, room_id, user)?.as_deref(), Some("join" | "invite")) {
         return Ok(None);
     }
-    let content = super::current_state_content(s, room_id, "m.room.join_rules", "")?.unwrap_or_default();
-    let allowed = allowed_rooms(&content);
-    let known: Vec<&OwnedRoomId> = allowed.iter().filter(|r| room(s, r).is_ok()).collect();
+    let mut known = Vec::new();
+    for r in allowed_rooms(&content) {
+        if super::exists(s, &r)? {
+            known.push(r);
+        }
+    }
     if known.is_empty() {
         return Err(Error::new(
             ErrorKind::UnableToAuthoriseJoin,
@@ -141,7 +150,7 @@ pub fn restricted_authoriser(s: &Services, room_id: &RoomId, user: &UserId) -> R
         ));
     }
     let mut satisfied = false;
-    for r in known {
+    for r in &known {
         satisfied |= is_joined(s, r, user)?;
     }
     if !satisfied {
@@ -353,10 +362,15 @@ pub fn forget(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<()> {
 /// Has the user forgotten the room? Only while their membership is still the one they forgot
 /// (rows written before the event ID was kept count while the user is not in the room).
 pub fn is_forgotten(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<bool> {
+    match s.db.get(USER_MEMBERSHIPS, &(user_id.to_string(), room_id.to_string()))? {
+        Some(m) => forgotten(s, room_id, user_id, &m),
+        None => Ok(false),
+    }
+}
+
+/// [`is_forgotten`] for the user's membership `m` in the room, already read by the caller.
+pub fn forgotten(s: &Services, room_id: &RoomId, user_id: &UserId, m: &MembershipRecord) -> Result<bool> {
     let Some(row) = s.db.get(FORGOTTEN_ROOMS, &(user_id.to_string(), room_id.to_string()))? else {
-        return Ok(false);
-    };
-    let Some(m) = s.db.get(USER_MEMBERSHIPS, &(user_id.to_string(), room_id.to_string()))? else {
         return Ok(false);
     };
     Ok(match row.get("event_id").and_then(Value::as_str) {

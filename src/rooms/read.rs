@@ -290,7 +290,7 @@ pub fn state_for(s: &Services, room_id: &RoomId, viewer: &UserId) -> Result<Arc<
         _ if world_readable(s, &current)? => Ok(current),
         Some(m)
             if (m.membership == "leave" || m.membership == "ban")
-                && !super::membership::is_forgotten(s, room_id, viewer)? =>
+                && !super::membership::forgotten(s, room_id, viewer, &m)? =>
         {
             let id = ruma::EventId::parse(&m.event_id).map_err(Error::internal)?;
             let short = short::event_get(&s.db, &id)?.ok_or_else(|| Error::internal("membership event unknown"))?;

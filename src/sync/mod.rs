@@ -182,7 +182,7 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
                 knock.insert(room.clone(), json!({ "knock_state": state }));
             }
             "leave" | "ban" if (since > 0 && m.stream_pos > since) || (since == 0 && req.filter.include_leave) => {
-                if crate::rooms::membership::is_forgotten(s, &room_id, user)? {
+                if crate::rooms::membership::forgotten(s, &room_id, user, m)? {
                     continue;
                 }
                 if let Some(r) = remote_invites::behind(s, user, &room_id, m)? {

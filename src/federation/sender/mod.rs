@@ -280,17 +280,7 @@ async fn transmit(s: &Services, destination: &ServerName, txn: &OutgoingTxnRecor
     if !txn.edus.is_empty() {
         body["edus"] = Value::from(txn.edus.clone());
     }
-    let path = format!("/_matrix/federation/v1/send/{}", path_segment(&txn.txn_id));
+    let txn_id: String = form_urlencoded::byte_serialize(txn.txn_id.as_bytes()).collect();
+    let path = format!("/_matrix/federation/v1/send/{txn_id}");
     s.federation.send_raw(destination, Method::PUT, &path, Some(&body)).await
-}
-
-/// A path segment percent-encoded (our transaction IDs are alphanumeric; this is for safety).
-fn path_segment(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

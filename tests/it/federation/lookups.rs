@@ -138,6 +138,10 @@ async fn space_hierarchy_walks_local_and_remote_rooms() {
     assert_eq!((ids(&r.body), r.body["next_batch"].as_str()), (vec![space.clone()], Some("h1")));
     let r = p.a.server.get(&path(&space, "?limit=1&from=h1"), p.alice.token()).await;
     assert_eq!(ids(&r.body), vec![child.clone()]);
+    for bad in ["?from=garbage", "?from=h"] {
+        let r = p.a.server.get(&path(&space, bad), p.alice.token()).await;
+        assert_eq!((r.status, r.errcode()), (400, "M_INVALID_PARAM"), "{bad}: {:?}", r.body);
+    }
 
     // A room alice may not see, as the root: 403.
     let r = p.a.server.get(&path(&secret, ""), p.alice.token()).await;

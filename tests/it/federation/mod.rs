@@ -161,18 +161,24 @@ pub fn x_matrix(
 
 /// Verify `object`'s signature by `entity` with the keys `entity` publishes (`key_id → base64`).
 pub fn verify_signature(object: &Value, entity: &str, keys: &Value) -> Result<(), String> {
-    use ruma::serde::Base64;
     let mut only = object.clone();
     only["signatures"] = serde_json::json!({ entity: object["signatures"][entity].clone() });
+    let map = public_key_map(entity, keys);
+    let canonical: ruma::CanonicalJsonObject = serde_json::from_value(only).unwrap();
+    ruma::signatures::verify_json(&map, &canonical).map_err(|e| e.to_string())
+}
+
+/// The verify keys `entity` publishes (`key_id → {"key": base64}`) as ruma's signature checks
+/// take them.
+pub fn public_key_map(entity: &str, keys: &Value) -> ruma::signatures::PublicKeyMap {
+    use ruma::serde::Base64;
     let keys = keys
         .as_object()
         .unwrap()
         .iter()
         .map(|(id, k)| (id.clone(), Base64::parse(k["key"].as_str().unwrap()).unwrap()))
         .collect();
-    let map = [(entity.to_owned(), keys)].into();
-    let canonical: ruma::CanonicalJsonObject = serde_json::from_value(only).unwrap();
-    ruma::signatures::verify_json(&map, &canonical).map_err(|e| e.to_string())
+    [(entity.to_owned(), keys)].into()
 }
 
 pub fn now_ms() -> u64 {

@@ -440,14 +440,7 @@ impl Peer {
 
     /// `server`'s keys as `ruma::signatures::verify_event` takes them.
     pub async fn key_map(&self, server: &ServerName) -> PublicKeyMap {
-        let keys = self.keys_of(server).await;
-        let keys = keys
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(id, k)| (id.clone(), Base64::parse(k["key"].as_str().unwrap()).unwrap()))
-            .collect();
-        [(server.to_string(), keys)].into()
+        super::public_key_map(server.as_str(), &self.keys_of(server).await)
     }
 
     /// A request to `to` signed with the peer's key.

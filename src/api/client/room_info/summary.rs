@@ -9,7 +9,7 @@ use crate::api::ruma::{RawJson, Ruma};
 use crate::error::Result;
 use crate::federation;
 use crate::rooms::info::summary;
-use crate::rooms::{membership, room};
+use crate::rooms::{exists, membership};
 use crate::services::State;
 
 /// `GET /_matrix/client/v1/room_summary/{roomIdOrAlias}`; authentication optional. A room we
@@ -28,7 +28,7 @@ pub async fn get(s: State, r: Ruma<get_summary::v1::Request>) -> Result<RawJson>
     let (rid, u) = (room_id.clone(), user.clone());
     let (known, local) = s
         .blocking(move |s| {
-            let known = room(s, &rid).is_ok() && federation::access::is_resident(s, &rid)?;
+            let known = exists(s, &rid)? && federation::access::is_resident(s, &rid)?;
             Ok((known, summary::summary(s, &rid, u.as_deref())))
         })
         .await?;
