@@ -1,12 +1,15 @@
 //! One keyed lock: mutual exclusion per key (a room's appends, ...), with an entry only while the
 //! key is held or waited for, so the map is as large as the current contention and no larger.
 //!
-//! Waiting blocks the thread, like the `std::sync::Mutex` it stands for: hold it for short,
-//! CPU-bound critical sections only, never across an `.await`.
+//! Two flavours with the same rule for entries:
+//! - [`KeyedLock`]: waiting blocks the thread, like the `std::sync::Mutex` it stands for; hold it
+//!   for short, CPU-bound critical sections only, never across an `.await`.
+//! - [`AsyncKeyedLock`]: waiting yields to the runtime, and the guard may be held across
+//!   `.await` (an outgoing request to a destination, a fetch from a server).
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 /// Locks keyed by `K`.
 pub struct KeyedLock<K> {
@@ -97,6 +100,67 @@ impl<K: Hash + Eq> Drop for KeyedGuard<'_, K> {
     }
 }
 
+/// Async locks keyed by `K`: at most one holder per key; a waiter parks its task, not its thread.
+pub struct AsyncKeyedLock<K> {
+    entries: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl<K> Default for AsyncKeyedLock<K> {
+    fn default() -> Self {
+        AsyncKeyedLock { entries: Mutex::new(HashMap::new()) }
+    }
+}
+
+/// Holds the key's async lock until dropped.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct AsyncKeyedGuard<'a, K: Hash + Eq + Clone> {
+    // Fields drop in order: the mutex is released before the ticket removes an unused entry.
+    _held: tokio::sync::OwnedMutexGuard<()>,
+    _ticket: Ticket<'a, K>,
+}
+
+/// A holder's or waiter's share of a key's entry; the last one to go removes the entry. A waiter
+/// whose future is dropped (a cancelled request) gives its share back the same way.
+struct Ticket<'a, K: Hash + Eq + Clone> {
+    lock: &'a AsyncKeyedLock<K>,
+    key: K,
+    mutex: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl<K: Hash + Eq + Clone> Drop for Ticket<'_, K> {
+    fn drop(&mut self) {
+        let mut entries = self.lock.entries();
+        drop(self.mutex.take());
+        // Shares are taken under the map's lock, so a count of 1 (the map's own) is final.
+        if entries.get(&self.key).is_some_and(|m| Arc::strong_count(m) == 1) {
+            entries.remove(&self.key);
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone> AsyncKeyedLock<K> {
+    fn entries(&self) -> MutexGuard<'_, HashMap<K, Arc<tokio::sync::Mutex<()>>>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wait (asynchronously) until no one else holds `key`, then hold it.
+    pub async fn lock(&self, key: &K) -> AsyncKeyedGuard<'_, K> {
+        let mutex = Arc::clone(self.entries().entry(key.clone()).or_default());
+        let ticket = Ticket { lock: self, key: key.clone(), mutex: Some(Arc::clone(&mutex)) };
+        let held = mutex.lock_owned().await;
+        AsyncKeyedGuard { _held: held, _ticket: ticket }
+    }
+
+    /// Keys held or waited for now.
+    pub fn len(&self) -> usize {
+        self.entries().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -147,5 +211,40 @@ mod tests {
         drop(held);
         t.join().unwrap();
         assert!(locks.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_lock_one_holder_per_key_across_awaits() {
+        let locks = Arc::new(super::AsyncKeyedLock::<u32>::default());
+        let inside = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (locks, inside) = (locks.clone(), inside.clone());
+                tokio::spawn(async move {
+                    for _ in 0..50 {
+                        let _guard = locks.lock(&7).await;
+                        assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders of one key");
+                        tokio::task::yield_now().await;
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert!(locks.is_empty(), "entries only while held or awaited");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_waiter_leaves_no_entry() {
+        let locks = super::AsyncKeyedLock::<u32>::default();
+        let held = locks.lock(&1).await;
+        let waited = tokio::time::timeout(Duration::from_millis(20), locks.lock(&1)).await;
+        assert!(waited.is_err(), "the key is held");
+        let _other = locks.lock(&2).await;
+        assert_eq!(locks.len(), 2);
+        drop(held);
+        assert_eq!(locks.len(), 1, "the cancelled waiter gave its share back");
     }
 }

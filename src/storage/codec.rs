@@ -42,13 +42,7 @@ impl KeyCodec for String {
     }
 
     fn encode_into(&self, out: &mut Vec<u8>) {
-        for &b in self.as_bytes() {
-            out.push(b);
-            if b == 0 {
-                out.push(0xFF);
-            }
-        }
-        out.extend_from_slice(&[0, 0]);
+        encode_str(self, out);
     }
 
     fn decode_from(input: &mut &[u8]) -> Result<Self> {
@@ -72,6 +66,147 @@ impl KeyCodec for String {
         }
         *input = &input[i + 2..];
         String::from_utf8(bytes).map_err(|_| Error::internal("key codec: string is not UTF-8"))
+    }
+}
+
+/// A string key part: its bytes, `00` escaped as `00 FF`, then the terminator `00 00`.
+fn encode_str(s: &str, out: &mut Vec<u8>) {
+    for &b in s.as_bytes() {
+        out.push(b);
+        if b == 0 {
+            out.push(0xFF);
+        }
+    }
+    out.extend_from_slice(&[0, 0]);
+}
+
+/// A key, or a borrowed form of one, that encodes to the bytes of [`KeyEncode::Key`]: what the
+/// storage API takes for lookups and writes, so `get(USERS, user_id)` needs no owned copy of a
+/// `&UserId` and `(&UserId, &DeviceId)` looks up an `(OwnedUserId, OwnedDeviceId)` key.
+pub trait KeyEncode {
+    /// The stored key type this encodes as.
+    type Key: KeyCodec;
+
+    fn encode_key_into(&self, out: &mut Vec<u8>);
+    /// The encoding of the key's [`KeyCodec::Head`] (a prefix of [`KeyEncode::encode_key_into`]).
+    fn encode_key_head_into(&self, out: &mut Vec<u8>);
+
+    fn encode_key(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32);
+        self.encode_key_into(&mut out);
+        out
+    }
+}
+
+impl<Q: KeyEncode + ?Sized> KeyEncode for &Q {
+    type Key = Q::Key;
+
+    fn encode_key_into(&self, out: &mut Vec<u8>) {
+        (**self).encode_key_into(out);
+    }
+    fn encode_key_head_into(&self, out: &mut Vec<u8>) {
+        (**self).encode_key_head_into(out);
+    }
+}
+
+/// `KeyEncode` for a key type that is its own (single-part) head.
+macro_rules! key_encode_leaf {
+    ($($owned:ty),* $(,)?) => {$(
+        impl KeyEncode for $owned {
+            type Key = $owned;
+
+            fn encode_key_into(&self, out: &mut Vec<u8>) {
+                self.encode_into(out);
+            }
+            fn encode_key_head_into(&self, out: &mut Vec<u8>) {
+                self.encode_into(out);
+            }
+        }
+    )*};
+}
+key_encode_leaf!(String, u64, ());
+
+impl KeyEncode for str {
+    type Key = String;
+
+    fn encode_key_into(&self, out: &mut Vec<u8>) {
+        encode_str(self, out);
+    }
+    fn encode_key_head_into(&self, out: &mut Vec<u8>) {
+        encode_str(self, out);
+    }
+}
+
+/// ruma's identifiers as key parts: the same bytes as their string form (so the layout on disk
+/// is that of a `String` key), checked again by ruma when read back. The borrowed form
+/// (`UserId` for `OwnedUserId`) encodes as the owned one.
+macro_rules! id_key {
+    ($($owned:ty => $borrowed:ty),* $(,)?) => {$(
+        impl KeyCodec for $owned {
+            type Head = $owned;
+
+            fn encode_head_into(&self, out: &mut Vec<u8>) {
+                self.encode_into(out);
+            }
+            fn encode_into(&self, out: &mut Vec<u8>) {
+                encode_str(self.as_str(), out);
+            }
+            fn decode_from(input: &mut &[u8]) -> Result<Self> {
+                let s = String::decode_from(input)?;
+                <$owned>::try_from(s).map_err(|e| {
+                    Error::internal(format!("key codec: not a valid {}: {e}", stringify!($borrowed)))
+                })
+            }
+        }
+
+        key_encode_leaf!($owned);
+
+        impl KeyEncode for $borrowed {
+            type Key = $owned;
+
+            fn encode_key_into(&self, out: &mut Vec<u8>) {
+                encode_str(self.as_str(), out);
+            }
+            fn encode_key_head_into(&self, out: &mut Vec<u8>) {
+                encode_str(self.as_str(), out);
+            }
+        }
+
+        impl JsonValue for $owned {}
+    )*};
+}
+id_key!(
+    ruma::OwnedUserId => ruma::UserId,
+    ruma::OwnedRoomId => ruma::RoomId,
+    ruma::OwnedEventId => ruma::EventId,
+    ruma::OwnedDeviceId => ruma::DeviceId,
+    ruma::OwnedServerName => ruma::ServerName,
+    ruma::OwnedRoomAliasId => ruma::RoomAliasId,
+    ruma::OwnedTransactionId => ruma::TransactionId,
+);
+
+impl<QA: KeyEncode, QB: KeyEncode> KeyEncode for (QA, QB) {
+    type Key = (QA::Key, QB::Key);
+
+    fn encode_key_into(&self, out: &mut Vec<u8>) {
+        self.0.encode_key_into(out);
+        self.1.encode_key_into(out);
+    }
+    fn encode_key_head_into(&self, out: &mut Vec<u8>) {
+        self.0.encode_key_into(out);
+    }
+}
+
+impl<QA: KeyEncode, QB: KeyEncode, QC: KeyEncode> KeyEncode for (QA, QB, QC) {
+    type Key = (QA::Key, QB::Key, QC::Key);
+
+    fn encode_key_into(&self, out: &mut Vec<u8>) {
+        self.0.encode_key_into(out);
+        self.1.encode_key_into(out);
+        self.2.encode_key_into(out);
+    }
+    fn encode_key_head_into(&self, out: &mut Vec<u8>) {
+        self.0.encode_key_into(out);
     }
 }
 
@@ -203,5 +338,20 @@ mod tests {
         assert_eq!(<(String, String)>::decode(&a.encode()).unwrap(), a);
         assert_eq!(<(String, String)>::decode(&b.encode()).unwrap(), b);
         assert!(<String as KeyCodec>::decode(b"abc").is_err());
+    }
+
+    #[test]
+    fn ids_encode_as_their_strings_and_borrowed_forms_as_owned_ones() {
+        let user = ruma::user_id!("@alice:example.org");
+        let device = ruma::device_id!("ABC\0D");
+        let as_strings = (user.to_string(), device.to_string()).encode();
+        let typed = (user.to_owned(), device.to_owned());
+        assert_eq!(typed.encode(), as_strings);
+        assert_eq!((user, device).encode_key(), as_strings);
+        assert_eq!(<(ruma::OwnedUserId, ruma::OwnedDeviceId)>::decode(&as_strings).unwrap(), typed);
+        let mut head = Vec::new();
+        (user, device).encode_key_head_into(&mut head);
+        assert_eq!(head, user.to_string().encode());
+        assert!(<ruma::OwnedUserId as KeyCodec>::decode(&"not a user".to_string().encode()).is_err());
     }
 }

@@ -19,7 +19,7 @@ use rocksdb::{BlockBasedOptions, Cache, DB, Direction, IteratorMode, MergeOperan
 
 use crate::error::{Context, Error, Result};
 use catalog::Table;
-use codec::{Counter, KeyCodec, ValueCodec};
+use codec::{Counter, KeyCodec, KeyEncode, ValueCodec};
 pub use stream::{PendingPosition, StreamCounter};
 
 #[derive(Clone)]
@@ -157,8 +157,12 @@ impl Storage {
         f(self)
     }
 
-    pub fn get<K: KeyCodec, V: ValueCodec>(&self, table: Table<K, V>, key: &K) -> Result<Option<V>> {
-        match self.inner.db.get_pinned(tagged(table, &key.encode()))? {
+    pub fn get<K: KeyCodec, V: ValueCodec, Q: KeyEncode<Key = K> + ?Sized>(
+        &self,
+        table: Table<K, V>,
+        key: &Q,
+    ) -> Result<Option<V>> {
+        match self.inner.db.get_pinned(tagged(table, &key.encode_key()))? {
             Some(bytes) => Ok(Some(V::decode_value(&bytes)?)),
             None => Ok(None),
         }
@@ -166,25 +170,25 @@ impl Storage {
 
     /// Every entry whose key starts with the encoding of `prefix` (e.g. a `user_id` for
     /// `(user_id, device_id)` keys), in key order.
-    pub fn scan_prefix<K: KeyCodec, V: ValueCodec, P: KeyCodec>(
+    pub fn scan_prefix<K: KeyCodec, V: ValueCodec, P: KeyEncode + ?Sized>(
         &self,
         table: Table<K, V>,
         prefix: &P,
     ) -> Result<Vec<(K, V)>> {
-        self.scan_bytes(table, &prefix.encode())
+        self.scan_bytes(table, &prefix.encode_key())
     }
 
     /// Up to `limit` entries inside `prefix`, starting at `start` (inclusive) and walking forwards
     /// or backwards (`reverse`) in key order. For pagination over `(room, position)` keys.
-    pub fn scan_from<K: KeyCodec, V: ValueCodec, P: KeyCodec>(
+    pub fn scan_from<K: KeyCodec, V: ValueCodec, P: KeyEncode + ?Sized, S: KeyEncode<Key = K> + ?Sized>(
         &self,
         table: Table<K, V>,
         prefix: &P,
-        start: &K,
+        start: &S,
         reverse: bool,
         limit: usize,
     ) -> Result<Vec<(K, V)>> {
-        let (prefix, start) = (tagged(table, &prefix.encode()), tagged(table, &start.encode()));
+        let (prefix, start) = (tagged(table, &prefix.encode_key()), tagged(table, &start.encode_key()));
         let direction = if reverse { Direction::Reverse } else { Direction::Forward };
         let iter = self.inner.db.iterator(IteratorMode::From(&start, direction));
         let mut out = Vec::new();
@@ -235,17 +239,21 @@ impl Storage {
 
     /// The write mark of entity `head` in a `.marked()` table ([`marks`]): a value derived from
     /// the entity's rows while this stayed the same is still current. Read it *before* the rows.
-    pub fn mark<K: KeyCodec, V>(&self, table: Table<K, V>, head: &K::Head) -> u64 {
+    pub fn mark<K: KeyCodec, V, H: KeyEncode<Key = K::Head> + ?Sized>(&self, table: Table<K, V>, head: &H) -> u64 {
         debug_assert!(table.marked, "{} keeps no write marks", table.name);
-        self.inner.marks.get(&tagged(table, &head.encode()))
+        self.inner.marks.get(&tagged(table, &head.encode_key()))
     }
 
     /// The last key under entity `head` of a `.marked()` table, in key order: for a table keyed
     /// `entity | stream_pos`, the entity's latest change. One reverse seek, then answered from
     /// memory while the entity's mark stays the same.
-    pub fn last_key<K: KeyCodec, V>(&self, table: Table<K, V>, head: &K::Head) -> Result<Option<K>> {
+    pub fn last_key<K: KeyCodec, V, H: KeyEncode<Key = K::Head> + ?Sized>(
+        &self,
+        table: Table<K, V>,
+        head: &H,
+    ) -> Result<Option<K>> {
         debug_assert!(table.marked, "{} keeps no write marks", table.name);
-        let prefix = tagged(table, &head.encode());
+        let prefix = tagged(table, &head.encode_key());
         let mark = self.inner.marks.get(&prefix);
         let raw = match self.inner.last_keys.get(&prefix[..]).filter(|(m, _)| *m == mark) {
             Some((_, raw)) => raw,
@@ -269,15 +277,15 @@ impl Storage {
     /// A value `compute`d from the rows of entity `head` in a `.marked()` table (`kind` names
     /// what is computed), kept in memory while the entity's mark stays the same. For what
     /// `/sync` reads on every call and rarely changes: a user's rooms, a device's key counts.
-    pub fn derived<K: KeyCodec, V, T: Clone + Send + Sync + 'static>(
+    pub fn derived<K: KeyCodec, V, H: KeyEncode<Key = K::Head> + ?Sized, T: Clone + Send + Sync + 'static>(
         &self,
         table: Table<K, V>,
-        head: &K::Head,
+        head: &H,
         kind: &'static str,
         compute: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
         debug_assert!(table.marked, "{} keeps no write marks", table.name);
-        let key = (tagged(table, &head.encode()).into_boxed_slice(), kind);
+        let key = (tagged(table, &head.encode_key()).into_boxed_slice(), kind);
         let mark = self.inner.marks.get(&key.0);
         if let Some((_, value)) = self.inner.derived.get(&key).filter(|(m, _)| *m == mark)
             && let Some(value) = value.downcast_ref::<T>()
@@ -292,7 +300,11 @@ impl Storage {
     /// The latest stream position under entity `head` of a `.marked()` table keyed
     /// `head | stream_pos` (0, below every position, when there is none): whether anything
     /// happened there after a token, without a scan while the entity's mark holds.
-    pub fn latest_position<H: KeyCodec, V>(&self, table: Table<(H, u64), V>, head: &H) -> Result<u64> {
+    pub fn latest_position<H: KeyCodec, V, Q: KeyEncode<Key = H> + ?Sized>(
+        &self,
+        table: Table<(H, u64), V>,
+        head: &Q,
+    ) -> Result<u64> {
         Ok(self.last_key(table, head)?.map_or(0, |(_, pos)| pos))
     }
 
@@ -382,23 +394,32 @@ pub struct Batch<'a> {
 }
 
 impl Batch<'_> {
-    pub fn put<K: KeyCodec, V: ValueCodec>(&mut self, table: Table<K, V>, key: &K, value: &V) -> Result<()> {
+    pub fn put<K: KeyCodec, V: ValueCodec, Q: KeyEncode<Key = K> + ?Sized>(
+        &mut self,
+        table: Table<K, V>,
+        key: &Q,
+        value: &V,
+    ) -> Result<()> {
         self.touch(table, key);
-        self.inner.put(tagged(table, &key.encode()), value.encode_value());
+        self.inner.put(tagged(table, &key.encode_key()), value.encode_value());
         Ok(())
     }
 
-    pub fn delete<K: KeyCodec, V: ValueCodec>(&mut self, table: Table<K, V>, key: &K) -> Result<()> {
+    pub fn delete<K: KeyCodec, V: ValueCodec, Q: KeyEncode<Key = K> + ?Sized>(
+        &mut self,
+        table: Table<K, V>,
+        key: &Q,
+    ) -> Result<()> {
         self.touch(table, key);
-        self.inner.delete(tagged(table, &key.encode()));
+        self.inner.delete(tagged(table, &key.encode_key()));
         Ok(())
     }
 
-    fn touch<K: KeyCodec, V>(&mut self, table: Table<K, V>, key: &K) {
+    fn touch<K: KeyCodec, V, Q: KeyEncode<Key = K> + ?Sized>(&mut self, table: Table<K, V>, key: &Q) {
         self.touched |= 1 << generation_slot(table.id);
         if table.marked {
             let mut entity = table.id.to_be_bytes().to_vec();
-            key.encode_head_into(&mut entity);
+            key.encode_key_head_into(&mut entity);
             self.marks.push(entity);
         }
     }

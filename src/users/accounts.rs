@@ -53,7 +53,7 @@ pub fn create(db: &Storage, user_id: &UserId, new: NewAccount) -> Result<()> {
     let displayname = new.displayname.unwrap_or_else(|| user_id.localpart().to_owned());
     let mut batch = db.batch();
     batch.put(USERS, &user_id.to_string(), &record)?;
-    batch.put(PROFILES, &(user_id.to_string(), "displayname".into()), &serde_json::json!(displayname))?;
+    batch.put(PROFILES, &(user_id.to_string(), "displayname"), &serde_json::json!(displayname))?;
     batch.commit()
 }
 
