@@ -9,6 +9,7 @@ mod devices;
 mod ephemeral;
 mod errors;
 mod federation;
+mod fixture;
 mod history;
 mod jwt;
 mod keys;
