@@ -7,6 +7,8 @@
 
 pub mod catalog;
 pub mod codec;
+#[cfg(test)]
+mod fixture_tests;
 pub mod marks;
 pub mod records;
 pub mod stream;
