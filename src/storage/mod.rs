@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod codec;
 pub mod marks;
+pub mod notifier;
 pub mod records;
 pub mod stream;
 
@@ -227,7 +228,14 @@ impl Storage {
     }
 
     pub fn batch(&self) -> Batch<'_> {
-        Batch { storage: self, inner: WriteBatch::default(), held: Vec::new(), touched: 0, marks: Vec::new() }
+        Batch {
+            storage: self,
+            inner: WriteBatch::default(),
+            held: Vec::new(),
+            wakes: Vec::new(),
+            touched: 0,
+            marks: Vec::new(),
+        }
     }
 
     /// How many committed batches have written to `table` (or a table sharing its slot). A value
@@ -387,6 +395,8 @@ pub struct Batch<'a> {
     inner: WriteBatch,
     /// Positions from [`Batch::allocate_position`]: finished when the batch is dropped.
     held: Vec<PendingPosition>,
+    /// Keys to wake after the write, for a batch that holds no position.
+    wakes: Vec<notifier::Interest>,
     /// Generation slots of the tables written, one bit each.
     touched: u64,
     /// Entities of `.marked()` tables written (table id, then the encoded head).
@@ -460,11 +470,20 @@ impl Batch<'_> {
     /// position) never see the position before the data it orders. For writers that get a
     /// `Batch` but not the `PendingPosition` lifetime, e.g. device deletion hooks.
     pub fn allocate_position(&mut self) -> Result<u64> {
-        let pos = self.storage.stream().allocate();
+        let pos = self.storage.stream().allocate().waking(std::mem::take(&mut self.wakes));
         self.stream_position(&pos)?;
         let p = pos.pos();
         self.held.push(pos);
         Ok(p)
+    }
+
+    /// Wake the waiters on `key` once this batch's positions (from [`Self::allocate_position`])
+    /// are committed (or, for a batch that holds none, once it is written).
+    pub fn wake(&mut self, key: notifier::Interest) {
+        match self.held.last_mut() {
+            Some(pos) => pos.wake(key),
+            None => self.wakes.push(key),
+        }
     }
 
     pub fn commit(self) -> Result<()> {
@@ -482,6 +501,7 @@ impl Batch<'_> {
             }
             written?;
         }
+        self.storage.stream().wake(&self.wakes);
         Ok(())
     }
 }
