@@ -22,4 +22,5 @@ mod server;
 mod sync;
 mod tidy;
 mod tokens;
+mod wakeups;
 mod websocket;
