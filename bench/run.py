@@ -115,6 +115,15 @@ def main() -> int:
     ap.add_argument("--idle-polls", type=int, help="idle /sync long-polls held open against Trellis")
     ap.add_argument("--synapse-idle-polls", type=int, help="the same against Synapse")
     ap.add_argument("--idle-users", type=int, help="users whose tokens the idle long-polls are spread over")
+    ap.add_argument("--wake-phases", action=argparse.BooleanOptionalAction, default=True,
+                    help="the wake-up phases: held long-polls with traffic, and many rooms (default: on)")
+    ap.add_argument("--wake-polls", type=int, help="long-polls of users outside the room held while it has traffic "
+                                                   "(default: --idle-polls, capped by it)")
+    ap.add_argument("--wake-seconds", type=float, help="seconds of each run of that phase, at --rate (default: --rate-seconds)")
+    ap.add_argument("--fanout-rooms", type=int, help="rooms of the many-rooms phase, one sender each (default 20, --quick 4)")
+    ap.add_argument("--fanout-receivers", type=int, help="long-polling receivers per room (default 10, --quick 5)")
+    ap.add_argument("--fanout-rate", type=float, default=1.0, help="messages/s per sender in the many-rooms phase")
+    ap.add_argument("--fanout-seconds", type=float, help="seconds of the many-rooms phase (default 60, --quick 10)")
     ap.add_argument("--timeline-limit", type=int, default=1000)
     ap.add_argument("--phase-limit", type=float, default=600, help="time limit of a closed-loop phase, s")
     ap.add_argument("--drain", type=float, default=30, help="how long to wait for deliveries after the last send, s")
@@ -131,12 +140,17 @@ def main() -> int:
     p = ap.parse_args()
     q = p.quick
     defaults = dict(users=8 if q else 20, senders=2 if q else 5, messages=50 if q else 200, receivers=4 if q else 10,
-                    rate_seconds=5 if q else 20, wait_quiet=0 if q else 900, synapse_sync_normal=not q, idle_polls=1000 if q else 10000, idle_users=50 if q else 200)
+                    rate_seconds=5 if q else 20, wait_quiet=0 if q else 900, synapse_sync_normal=not q, idle_polls=1000 if q else 10000, idle_users=50 if q else 200,
+                    fanout_rooms=4 if q else 20, fanout_receivers=5 if q else 10, fanout_seconds=10 if q else 60)
     for k, v in defaults.items():
         if getattr(p, k) is None:
             setattr(p, k, v)
     if p.synapse_idle_polls is None:
         p.synapse_idle_polls = p.idle_polls
+    if p.wake_polls is None:
+        p.wake_polls = p.idle_polls
+    if p.wake_seconds is None:
+        p.wake_seconds = p.rate_seconds
     if p.users < p.senders + p.receivers:
         ap.error("--users must be at least --senders + --receivers")
     output = p.output

@@ -92,10 +92,10 @@ class Ctx:
     results: dict = field(default_factory=dict)
 
 
-async def send_one(ctx: Ctx, ph: Phase, sidx: int, u: User, i: int) -> None:
+async def send_one(ctx: Ctx, ph: Phase, sidx: int, u: User, i: int, room_id: Optional[str] = None) -> None:
     t0 = now_ns()
     body = {"msgtype": "m.text", "body": f"bench {ph.tag} {sidx} {i} {t0}"}
-    path = f"{V3}/rooms/{quote(ctx.room_id, safe='')}/send/m.room.message/{ph.tag}.{sidx}.{i}"
+    path = f"{V3}/rooms/{quote(room_id or ctx.room_id, safe='')}/send/m.room.message/{ph.tag}.{sidx}.{i}"
     try:
         status, data = await ctx.senders_http.request("PUT", path, u.token, body=body, timeout=30)
     except (asyncio.TimeoutError, aiohttp.ClientError, OSError, ValueError, asyncio.IncompleteReadError) as e:
@@ -137,7 +137,8 @@ async def fixed_rate_sender(ctx: Ctx, ph: Phase, rate: float, seconds: float, de
     await asyncio.gather(*tasks)
 
 
-async def http_receiver(ctx: Ctx, ph: Phase, ridx: int, u: User, stop: asyncio.Event, deadline: float) -> None:
+async def http_receiver(ctx: Ctx, ph: Phase, ridx: int, u: User, stop: asyncio.Event, deadline: float,
+                        room_id: Optional[str] = None) -> None:
     """Long-poll /sync (timeout 30000, incremental, filtered to the room) until all messages are in."""
     since = u.since
     conn = Http1(ctx.server.base)
@@ -156,7 +157,7 @@ async def http_receiver(ctx: Ctx, ph: Phase, ridx: int, u: User, stop: asyncio.E
             note(f"{ctx.server.name}: /sync answered {errtext(status, data)}")
             await asyncio.sleep(0.5)
             continue
-        ph.consume(ridx, timeline_of(data, ctx.room_id), t)
+        ph.consume(ridx, timeline_of(data, room_id or ctx.room_id), t)
         since = data["next_batch"]
     conn.close()
     u.since = since
@@ -385,6 +386,195 @@ async def idle_long_polls(ctx: Ctx, idle_users: list[User], k: int, limit_s: flo
     return res
 
 
+# ----------------------------------------------------------------------------- wake-up phases
+
+def _release(tr: dict) -> None:
+    if not tr["released"]:
+        tr["released"] = True
+        tr["gate"].release()
+
+
+class HeldPolls:
+    """K `/sync` long-polls (timeout 60000, incremental, so they wait) over `users`' tokens, each
+    sent once: they are held, not renewed, so none returns unless the server wakes it (or its
+    60 s timeout passes, which the phases below stay clear of and count)."""
+
+    def __init__(self, ctx: Ctx, users: list[User], k: int) -> None:
+        self.ctx, self.users, self.k = ctx, users, k
+        self.state = {"sent": 0, "returned": 0, "errors": 0}
+        self.session: Optional[aiohttp.ClientSession] = None
+        self.tasks: list[asyncio.Task] = []
+        self.opened_at = 0.0
+
+    async def _poll(self, i: int, gate: asyncio.Semaphore) -> None:
+        u = self.users[i % len(self.users)]
+        await gate.acquire()  # released once the request's headers are written
+        tr = {"released": False, "gate": gate}
+        self.state["sent"] += 1
+        try:
+            status, data = await self.ctx.client.call(
+                "GET", V3 + "/sync", u.token, session=self.session, trace=tr, timeout=100,
+                params={"since": u.since, "timeout": "60000", "filter": u.filter_id})
+            self.state["returned"] += 1
+            if status != 200:
+                self.state["errors"] += 1
+                note(f"{self.ctx.server.name}: held /sync answered {errtext(status, data)}")
+        except (asyncio.TimeoutError, aiohttp.ClientError) as e:
+            self.state["errors"] += 1
+            note(f"{self.ctx.server.name}: held /sync failed: {type(e).__name__} {e}")
+        finally:
+            _release(tr)
+
+    async def open(self, limit_s: float) -> float:
+        """Send them all and wait until the server has been (almost) idle for 2 s; returns seconds."""
+        pid = self.ctx.server.pid
+        tc = aiohttp.TraceConfig()
+
+        async def headers_sent(session, trace_ctx, params) -> None:
+            if trace_ctx.trace_request_ctx is not None:
+                _release(trace_ctx.trace_request_ctx)
+        tc.on_request_headers_sent.append(headers_sent)
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trace_configs=[tc])
+        gate = asyncio.Semaphore(64)
+        self.opened_at = time.monotonic()
+        self.tasks = [asyncio.create_task(self._poll(i, gate)) for i in range(self.k)]
+        deadline = self.opened_at + limit_s
+        last_cpu, calm = cpu_ms(pid), 0
+        while time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            c = cpu_ms(pid)
+            busy, last_cpu = (c - last_cpu) / 1000.0, c
+            calm = calm + 1 if self.state["sent"] == self.k and busy < 0.05 else 0
+            if calm >= 2:
+                break
+        return time.monotonic() - self.opened_at
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.session is not None:
+            await self.session.close()
+
+
+async def idle_with_traffic(ctx: Ctx, idle_users: list[User], k: int, rate: float, seconds: float, drain_s: float,
+                            limit_s: float) -> dict:
+    """Server CPU per message at `rate` messages/s in the bench room, first alone, then with K
+    long-polls of users outside the room held: waking them for the room's messages would show
+    as CPU per message (the target: within 1.2x)."""
+    quiet = await fixed_rate(ctx, "wake_quiet", "http", rate, seconds, drain_s)
+    held = HeldPolls(ctx, idle_users, k)
+    res: dict = {"k": k, "users": len(idle_users), "quiet": quiet}
+    try:
+        res["open_seconds"] = await held.open(limit_s)
+        res["held"] = held.state["sent"] - held.state["returned"]
+        returned0 = held.state["returned"]
+        res["busy"] = await fixed_rate(ctx, "wake_busy", "http", rate, seconds, drain_s)
+        res["returned_during"] = held.state["returned"] - returned0
+        res["errors"] = held.state["errors"]
+        if time.monotonic() - held.opened_at > 55:
+            note(f"{ctx.server.name}: held long-polls were open over 55 s by the end of the measured phase: "
+                 "some may have reached their 60 s timeout inside it")
+    finally:
+        await held.close()
+    q, b = quiet.get("cpu_ms_per_msg"), res["busy"].get("cpu_ms_per_msg")
+    res["ratio"] = b / q if q and b is not None else None
+    log(f"{ctx.server.name} idle polls with traffic: {res['held']}/{k} held ({res['open_seconds']:.1f} s to open), "
+        f"CPU/msg {q or 0:.3f} → {b or 0:.3f} ms ({res['ratio'] or 0:.2f}x), {res['returned_during']} returned meanwhile")
+    return res
+
+
+async def many_rooms(ctx: Ctx, rooms: list[tuple[str, User, list[User]]], rate: float, seconds: float,
+                     drain_s: float) -> dict:
+    """`(room, sender, receivers)` per room: every receiver long-polls `/sync` (filtered to its room),
+    every sender sends `rate` messages/s into its room for `seconds`. Delivery latency is over
+    every receiver of each message; a server that wakes every waiter for every message pays for
+    the other rooms' traffic in its latencies."""
+    pid = ctx.server.pid
+    receivers = [(room, u) for room, _, members in rooms for u in members]
+    n = int(round(rate * seconds))
+    tag = f"{ctx.nonce}{len(ctx.results)}"
+    ph = Phase("many_rooms", tag, len(receivers), n)
+    stop = asyncio.Event()
+    deadline = time.monotonic() + seconds + 120
+    await bounded_gather([sync_now(ctx.client, u) for _, u in receivers], 10)
+    pool = Http1Pool(ctx.server.base)
+    sub = Ctx(ctx.server, ctx.client, ctx.room_id, ctx.users, [], [], ctx.nonce, pool)
+    tasks = [asyncio.create_task(http_receiver(sub, ph, i, u, stop, deadline, room)) for i, (room, u) in enumerate(receivers)]
+    await asyncio.sleep(2.0)  # let the long-polls park
+
+    async def sender(sidx: int, room: str, u: User) -> None:
+        start = time.monotonic() + 0.05 + sidx / (rate * len(rooms))  # senders interleaved
+        sends = []
+        for i in range(n):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if time.monotonic() > deadline:
+                break
+            sends.append(asyncio.create_task(send_one(sub, ph, sidx, u, i, room)))
+        await asyncio.gather(*sends)
+
+    cpu0, h0, m0, t0 = cpu_ms(pid), harness_cpu_ms(), machine_busy_ms(), time.monotonic()
+    await asyncio.gather(*(sender(i, room, s) for i, (room, s, _) in enumerate(rooms)))
+    ph.expected = min(n, ph.sent // max(1, len(rooms)))
+    ph.check_done()
+    try:
+        await asyncio.wait_for(ph.all_received.wait(), timeout=drain_s)
+    except asyncio.TimeoutError:
+        note(f"{ctx.server.name}: many_rooms: not every receiver had every message {drain_s:.0f} s after the last send")
+    cpu1, h1, m1, t1 = cpu_ms(pid), harness_cpu_ms(), machine_busy_ms(), time.monotonic()
+    stop.set()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    pool.close()
+    per_room = len(receivers) // max(1, len(rooms))
+    res = {
+        "name": "many_rooms", "rooms": len(rooms), "receivers": len(receivers), "rate": rate, "seconds": seconds,
+        "sent": ph.sent, "send_errors": ph.send_errors, "recv_errors": ph.recv_errors,
+        "send_lat": ph.send_lat, "deliv": ph.deliv, "delivered": sum(ph.counts),
+        "expected_deliveries": ph.sent * per_room, "responses": ph.responses, "empty": ph.empty,
+        "cpu_ms_per_msg": (cpu1 - cpu0) / ph.sent if ph.sent else None,
+        "server_cpu_util": (cpu1 - cpu0) / 1000 / max(1e-9, t1 - t0),
+        "harness_cpu_util": (h1 - h0) / 1000 / max(1e-9, t1 - t0),
+        "other_cpu_util": max(0.0, (m1 - m0) - (cpu1 - cpu0) - (h1 - h0)) / 1000 / max(1e-9, t1 - t0),
+        "rss_after_kb": status_kb(pid),
+    }
+    log(f"{ctx.server.name} many rooms: {ph.sent} sent into {len(rooms)} rooms, delivery {triple(ph.deliv)} ms, "
+        f"{res['delivered']}/{res['expected_deliveries']} delivered, {ph.responses} sync responses ({ph.empty} empty), "
+        f"CPU {res['cpu_ms_per_msg'] or 0:.3f} ms/msg")
+    return res
+
+
+async def setup_many_rooms(ctx: Ctx, n_rooms: int, per_room: int, timeline_limit: int) -> list[tuple[str, User, list[User]]]:
+    """`n_rooms` rooms, each with a fresh sender (its creator) and `per_room` fresh receivers."""
+    c = ctx.client
+    need = n_rooms * (1 + per_room)
+    creds = await bounded_gather([register(c, f"fan{i}", f"fan-password-{i}") for i in range(need)], 4)
+    fresh = [User(10_000 + i, uid, tok) for i, (uid, tok) in enumerate(creds)]
+    out = []
+    for r in range(n_rooms):
+        sender, members = fresh[r * (1 + per_room)], fresh[r * (1 + per_room) + 1:(r + 1) * (1 + per_room)]
+        status, data = await c.call("POST", V3 + "/createRoom", sender.token,
+                                    body={"preset": "public_chat", "name": f"fan {r}", "visibility": "private"}, timeout=60)
+        if status != 200:
+            raise RuntimeError(f"{ctx.server.name}: createRoom {errtext(status, data)}")
+        room = data["room_id"]
+
+        async def join(u: User) -> None:
+            st, d = await c.call("POST", f"{V3}/rooms/{quote(room, safe='')}/join", u.token, body={}, timeout=60)
+            if st != 200:
+                raise RuntimeError(f"{ctx.server.name}: join {errtext(st, d)}")
+        await bounded_gather([join(u) for u in members], 4)
+        flt = sync_filter(room, timeline_limit)
+        for u in [sender, *members]:
+            u.filter_id = await upload_filter(c, u, flt)
+        out.append((room, sender, members))
+    await bounded_gather([sync_now(c, u) for _, s, m in out for u in [s, *m]], 4)
+    return out
+
+
 # ----------------------------------------------------------------------------- one server
 
 async def bench_server(server: Server, p: argparse.Namespace, k_idle: int, websocket: bool, idle_phase: bool,
@@ -445,6 +635,21 @@ async def bench_server(server: Server, p: argparse.Namespace, k_idle: int, webso
         await bounded_gather([sync_now(c, u) for u in idle], 4)
         log(f"{server.name}: {len(idle)} users ready for idle long-polls ({time.monotonic() - t:.1f} s)")
         out["idle"] = await idle_long_polls(ctx, idle, k_idle, p.idle_limit)
+        if p.wake_phases:
+            # Wake-ups by relevance: held polls of users outside the bench room while it has
+            # traffic; then many rooms, each with its own sender and receivers.
+            outside = [u for u in idle if u.index >= len(users)] or idle
+            for u in outside:
+                await sync_now(c, u)
+            ctx.senders_http = Http1Pool(server.base)
+            k_wake = min(k_idle, p.wake_polls)
+            out["wake"] = await idle_with_traffic(ctx, outside, k_wake, p.rate, p.wake_seconds, drain, p.idle_limit)
+            ctx.senders_http.close()
+            t = time.monotonic()
+            rooms = await setup_many_rooms(ctx, p.fanout_rooms, p.fanout_receivers, p.timeline_limit)
+            log(f"{server.name}: {p.fanout_rooms} rooms × {p.fanout_receivers} receivers ready "
+                f"({time.monotonic() - t:.1f} s)")
+            out["many_rooms"] = await many_rooms(ctx, rooms, p.fanout_rate, p.fanout_seconds, drain)
         out["rss_end_kb"] = status_kb(server.pid)
         out["hwm_kb"] = status_kb(server.pid, "VmHWM")
     return out

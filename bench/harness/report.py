@@ -94,7 +94,51 @@ def render(p: argparse.Namespace, info: dict, tr: Optional[dict], sy: Optional[d
     L.append(irow("RSS per held long-poll (KiB)", lambda i: "–" if i.get("kib_per_poll") is None else f"{i['kib_per_poll']:.1f}"))
     L.append(irow("RSS after closing them (MiB)", lambda i: mib(i.get("rss_after_close_kb"))))
     L.append(irow("Polls that returned early / errors", lambda i: f"{i.get('returned_early', 0)} / {i.get('errors', 0)}"))
+    L += wake_tables(p, srv)
     return "\n".join(L)
+
+
+def wake_tables(p: argparse.Namespace, srv: list) -> list[str]:
+    """The wake-up phases: held long-polls outside a busy room, and many rooms at once."""
+    if not any(s and ("wake" in s or "many_rooms" in s) for _, s in srv):
+        return []
+
+    def f3(v: Optional[float]) -> str:
+        return "–" if v is None else f"{v:.3f}"
+
+    def wrow(label: str, f, target: str = "") -> str:
+        return f"| {label} | " + " | ".join(f(s["wake"]) if s and "wake" in s else "–" for _, s in srv) + f" | {target} |"
+
+    def mrow(label: str, f, target: str = "") -> str:
+        cells = (f(s["many_rooms"]) if s and "many_rooms" in s else "–" for _, s in srv)
+        return f"| {label} | " + " | ".join(cells) + f" | {target} |"
+
+    head = ["| | Trellis | Synapse | Trellis target |", "|---|---:|---:|---|"]
+    L = ["", f"### Wake-ups by relevance: {p.rate:g} messages/s for {p.wake_seconds:g} s in the room of {p.users} users "
+             f"({p.receivers} receivers), alone and with long-polls of users outside it held", ""]
+    L += head
+    L.append(wrow("Long-polls held outside the room (K)", lambda w: f"{w.get('held', '–')} / {w['k']}"))
+    L.append(wrow("Seconds to open them and settle", lambda w: f"{w.get('open_seconds', 0):.1f}"))
+    L.append(wrow("Server CPU per message, alone (ms)", lambda w: f3(w["quiet"]["cpu_ms_per_msg"])))
+    L.append(wrow("Server CPU per message, with them held (ms)", lambda w: f3(w["busy"]["cpu_ms_per_msg"]) if "busy" in w else "–"))
+    L.append(wrow("Ratio (with ÷ alone)", lambda w: "–" if w.get("ratio") is None else f"{w['ratio']:.2f}x", "≤ 1.2x"))
+    L.append(wrow("Delivery latency p50 / p95 / p99, alone (ms)", lambda w: triple(w["quiet"]["deliv"])))
+    L.append(wrow("Delivery latency p50 / p95 / p99, with them held (ms)",
+                  lambda w: triple(w["busy"]["deliv"]) if "busy" in w else "–"))
+    L.append(wrow("Held long-polls that returned during the phase / errors",
+                  lambda w: f"{w.get('returned_during', '–')} / {w.get('errors', '–')}", "0"))
+    rate_total = p.fanout_rate * p.fanout_rooms
+    L += ["", f"### Many rooms: {p.fanout_rooms} rooms × {p.fanout_receivers} long-polling receivers, one sender per room "
+              f"at {p.fanout_rate:g} messages/s ({rate_total:g}/s in all) for {p.fanout_seconds:g} s", ""]
+    L += head
+    L.append(mrow("Delivery latency p50 / p95 / p99 (ms)", lambda r: triple(r["deliv"]), "p99 ≤ 20 ms"))
+    L.append(mrow("Send latency p50 / p95 / p99 (ms)", lambda r: triple(r["send_lat"])))
+    L.append(mrow("Deliveries received / expected", lambda r: f"{r['delivered']} / {r['expected_deliveries']}"))
+    L.append(mrow("Sync responses received (of which empty)", lambda r: f"{r['responses']} ({r['empty']})"))
+    L.append(mrow("Server CPU per message (ms)", lambda r: f3(r["cpu_ms_per_msg"])))
+    L.append(mrow("Server CPU utilisation (cores)", lambda r: f"{r['server_cpu_util']:.2f}"))
+    L.append(mrow("Other processes' CPU meanwhile (cores)", lambda r: f"{r['other_cpu_util']:.2f}"))
+    return L
 
 
 def document(p: argparse.Namespace, info: dict, tables: str) -> str:
@@ -128,7 +172,11 @@ def document(p: argparse.Namespace, info: dict, tables: str) -> str:
         f"- **Parameters:** {p.users} users in one room; {p.senders} closed-loop senders × {p.messages} messages; "
         f"{p.receivers} receivers (long-poll `/sync`, timeout 30000, incremental, filter: this room, timeline "
         f"limit {p.timeline_limit}, no presence/ephemeral/account data); fixed rate {p.rate:g} messages/s for "
-        f"{p.rate_seconds:g} s; idle long-polls: {k_line}, over {p.idle_users} users",
+        f"{p.rate_seconds:g} s; idle long-polls: {k_line}, over {p.idle_users} users"
+        + (f"; wake-ups: {p.wake_polls} long-polls of users outside the room held during {p.wake_seconds:g} s at "
+           f"{p.rate:g} messages/s (and the same run without them), then {p.fanout_rooms} rooms × "
+           f"{p.fanout_receivers} receivers with one sender each at {p.fanout_rate:g} messages/s for "
+           f"{p.fanout_seconds:g} s" if p.wake_phases else ""),
         "",
         "Each server starts from an empty database, alone on the machine: Trellis, then Synapse" + (
             ", then the `synchronous=NORMAL` Synapse." if info.get("sync_normal") else "."),
