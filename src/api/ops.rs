@@ -33,10 +33,12 @@ pub async fn track(req: Request, next: Next) -> Response {
     response
 }
 
-/// `GET /metrics`: request counters and latencies, plus database sizes per table.
+/// `GET /metrics`: request counters and latencies, database sizes per table, and the keys
+/// long-polls wait on.
 pub async fn metrics(AxState((s, handle)): AxState<(State, PrometheusHandle)>) -> String {
     for (table, bytes) in s.db.table_sizes() {
         metrics::gauge!("trellis_database_table_bytes", "table" => table).set(bytes as f64);
     }
+    metrics::gauge!("trellis_notifier_keys").set(s.db.stream().registry().len() as f64);
     handle.render()
 }

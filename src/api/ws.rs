@@ -3,9 +3,10 @@
 //!
 //! One socket carries what `/sync` would return, pushed as soon as it exists, and the client's
 //! requests, each dispatched through the server's own router (same auth, validation, rate limits
-//! and errors as over HTTP). One task per socket selects over the client's frames, the stream
-//! counter and a heartbeat; a new sync frame is computed only after the previous one was sent,
-//! so a slow reader gets one coalesced catch-up rather than a growing queue.
+//! and errors as over HTTP). One task per socket selects over the client's frames, the notifier
+//! (changes its user would see) and a heartbeat; a new sync frame is computed only after the
+//! previous one was sent, so a slow reader gets one coalesced catch-up rather than a growing
+//! queue.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,9 @@ use tower::ServiceExt;
 
 use crate::error::{Error, ErrorKind};
 use crate::services::State;
+use crate::storage::notifier::Waiter;
 use crate::sync::filter::SyncFilter;
+use crate::sync::wake::waiter_keys;
 use crate::sync::{SyncRequest, compute, parse_token};
 use crate::users::tokens::{self, Auth};
 
@@ -75,6 +78,8 @@ struct Session {
     sync: Option<Arc<SyncRequest>>,
     /// A `sync` frame is answered at once, even when nothing is new.
     answer_due: bool,
+    /// Wakes for changes this socket's user would see (keys set before each computation).
+    waiter: Waiter,
 }
 
 fn frame(v: Value) -> Message {
@@ -97,7 +102,8 @@ impl Session {
         };
         let _ =
             socket.send(frame(json!({ "type": "ready", "user_id": auth.user_id, "device_id": auth.device_id }))).await;
-        let mut session = Session { s, socket, auth, token, sync: None, answer_due: false };
+        let waiter = s.db.stream().waiter();
+        let mut session = Session { s, socket, auth, token, sync: None, answer_due: false, waiter };
         session.serve().await;
     }
 
@@ -130,7 +136,6 @@ impl Session {
 
     async fn serve(&mut self) {
         let Ok(_presence) = crate::sync::hooks::activity(&self.s, &self.auth.user_id, None).await else { return };
-        let mut rx = self.s.db.stream().subscribe();
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         let mut last_heard = tokio::time::Instant::now();
@@ -156,9 +161,8 @@ impl Session {
                         Some(Ok(_)) => {}
                     }
                 }
-                changed = rx.changed(), if self.sync.is_some() => {
-                    if changed.is_err() { return; }
-                    rx.borrow_and_update();
+                () = self.waiter.notified(), if self.sync.is_some() => {
+                    metrics::counter!(crate::sync::WAKEUPS).increment(1);
                     dirty = true;
                 }
                 _ = ping.tick() => {
@@ -191,6 +195,10 @@ impl Session {
             return false;
         }
         let Some(req) = self.sync.clone() else { return true };
+        // Keys before the position, as `/sync` does (the user's rooms may have changed).
+        if let Ok(keys) = waiter_keys(&self.s.db, &self.auth.user_id, self.auth.device_id.as_str()) {
+            self.waiter.watch(keys);
+        }
         let upto = self.s.db.stream().committed();
         let (user, device) = (self.auth.user_id.clone(), self.auth.device_id.to_string());
         let r = req.clone();

@@ -38,6 +38,7 @@ use tokio::task::AbortHandle;
 
 use crate::error::Result;
 use crate::storage::Storage;
+use crate::storage::notifier::Interest;
 
 pub use activity::{PresenceGuard, sync_activity};
 pub use presence::presence_since;
@@ -63,9 +64,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Move the global stream for an in-memory change: allocate a position, persist its high mark,
-/// let `apply` record it in memory, then finish it, which wakes long-polling `/sync`s.
-pub(crate) fn bump_stream(db: &Storage, apply: impl FnOnce(u64)) -> Result<()> {
-    let pos = db.stream().allocate();
+/// let `apply` record it in memory, then finish it, which wakes the long-polls of `wakes`.
+pub(crate) fn bump_stream(db: &Storage, wakes: &[Interest], apply: impl FnOnce(u64)) -> Result<()> {
+    let pos = db.stream().allocate().waking(wakes.iter().cloned());
     let mut batch = db.batch();
     batch.stream_position(&pos)?;
     batch.commit()?;

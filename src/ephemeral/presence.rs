@@ -29,7 +29,7 @@ pub(crate) fn write(
     mut record: PresenceRecord,
     old: Option<&PresenceRecord>,
 ) -> Result<()> {
-    let pos = db.stream().allocate();
+    let pos = db.stream().allocate().waking(crate::sync::wake::co_members(db, user)?);
     let mut batch = db.batch();
     if let Some(old) = old {
         batch.delete(PRESENCE_CHANGES, &((), old.stream_pos))?;

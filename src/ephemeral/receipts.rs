@@ -112,7 +112,7 @@ pub fn store(
     if old.as_ref().is_some_and(|o| o.event_pos >= event.meta.stream_pos) {
         return Ok(());
     }
-    let pos = s.db.stream().allocate();
+    let pos = s.db.stream().allocate().waking([crate::storage::notifier::Interest::room(room_id)]);
     let mut batch = s.db.batch();
     if let Some(old) = old {
         batch.delete(RECEIPT_CHANGES, &(room_id.to_string(), old.stream_pos))?;

@@ -16,6 +16,7 @@ use crate::error::Result;
 use crate::rooms::membership;
 use crate::services::Services;
 use crate::storage::Storage;
+use crate::storage::notifier::Interest;
 
 /// The longest a client may say it keeps typing; longer timeouts are cut to this.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(120);
@@ -67,13 +68,13 @@ pub fn set(s: &Services, room_id: &RoomId, user_id: &UserId, timeout: Option<Dur
             if room.users.contains_key(user_id) {
                 room.users.insert(user_id.to_owned(), entry);
             } else {
-                bump_stream(&s.db, |pos| {
+                bump_stream(&s.db, &[Interest::room(room_id)], |pos| {
                     room.users.insert(user_id.to_owned(), entry);
                     room.changed = pos;
                 })?;
             }
         }
-        None if room.users.contains_key(user_id) => bump_stream(&s.db, |pos| {
+        None if room.users.contains_key(user_id) => bump_stream(&s.db, &[Interest::room(room_id)], |pos| {
             room.users.remove(user_id);
             room.changed = pos;
         })?,
@@ -91,7 +92,7 @@ fn expire(rooms: &Rooms, db: &Storage, room_id: &RoomId, user_id: &UserId, gener
     if room.users.get(user_id).is_none_or(|e| e.generation != generation) {
         return;
     }
-    let result = bump_stream(db, |pos| {
+    let result = bump_stream(db, &[Interest::room(room_id)], |pos| {
         // The entry's timer is this very task, which is finishing: nothing to abort.
         if let Some(mut entry) = room.users.remove(user_id) {
             entry.timer = None;

@@ -25,6 +25,7 @@ use crate::storage::{Batch, Storage};
 /// `device_list_changes` has one row per user.
 pub fn record_in(db: &Storage, batch: &mut Batch<'_>, user: &UserId) -> Result<u64> {
     let pos = batch.allocate_position()?;
+    crate::sync::wake::co_members(db, user)?.into_iter().for_each(|k| batch.wake(k));
     let key = user.to_string();
     if let Some(Counter(old)) = db.get(DEVICE_LIST_POSITIONS, &key)? {
         batch.delete(DEVICE_LIST_CHANGES, &((), old))?;

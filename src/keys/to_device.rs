@@ -62,6 +62,7 @@ pub fn send(
                 } else {
                     batch.allocate_position()?
                 };
+                batch.wake(crate::storage::notifier::Interest::device(user, device));
                 let message = json!({ "type": event_type, "sender": sender, "content": content });
                 batch.put(TO_DEVICE_INBOX, &((user.to_string(), device.clone()), p), &message)?;
             }

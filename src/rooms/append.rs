@@ -57,7 +57,7 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
     let db = &s.db;
     let room_id = pdu.room()?;
     let shortroomid = short::room(db, &room_id)?;
-    let pos = db.stream().allocate();
+    let pos = db.stream().allocate().waking(crate::sync::wake::event(&room_id, pdu));
     let mut batch = db.batch();
     let sid = short::event_in(&mut batch, &pdu.event_id)?;
 

@@ -56,7 +56,7 @@ fn put(
     invite_room_state: Vec<Value>,
     knock: bool,
 ) -> Result<()> {
-    let pos = s.db.stream().allocate();
+    let pos = s.db.stream().allocate().waking([crate::storage::notifier::Interest::user(user)]);
     let key = (user.to_string(), room_id.to_string());
     let record = RemoteInviteRecord {
         event_id: event_id.to_string(),
@@ -140,7 +140,7 @@ pub fn record_rejection(
 ) -> Result<()> {
     let mut record =
         pending(s, user, room_id)?.ok_or_else(|| Error::forbidden(format!("You are not in room {room_id}")))?;
-    let pos = s.db.stream().allocate();
+    let pos = s.db.stream().allocate().waking([crate::storage::notifier::Interest::user(user)]);
     let key = (user.to_string(), room_id.to_string());
     record.rejection = Some((leave_id.to_string(), serde_json::to_value(leave).map_err(Error::internal)?));
     let membership =

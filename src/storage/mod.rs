@@ -10,6 +10,7 @@ pub mod codec;
 #[cfg(test)]
 mod fixture_tests;
 pub mod marks;
+pub mod notifier;
 pub mod records;
 pub mod stream;
 
@@ -229,7 +230,14 @@ impl Storage {
     }
 
     pub fn batch(&self) -> Batch<'_> {
-        Batch { storage: self, inner: WriteBatch::default(), held: Vec::new(), touched: 0, marks: Vec::new() }
+        Batch {
+            storage: self,
+            inner: WriteBatch::default(),
+            held: Vec::new(),
+            wakes: Vec::new(),
+            touched: 0,
+            marks: Vec::new(),
+        }
     }
 
     /// How many committed batches have written to `table` (or a table sharing its slot). A value
@@ -389,6 +397,8 @@ pub struct Batch<'a> {
     inner: WriteBatch,
     /// Positions from [`Batch::allocate_position`]: finished when the batch is dropped.
     held: Vec<PendingPosition>,
+    /// Keys to wake after the write, for a batch that holds no position.
+    wakes: Vec<notifier::Interest>,
     /// Generation slots of the tables written, one bit each.
     touched: u64,
     /// Entities of `.marked()` tables written (table id, then the encoded head).
@@ -462,11 +472,20 @@ impl Batch<'_> {
     /// position) never see the position before the data it orders. For writers that get a
     /// `Batch` but not the `PendingPosition` lifetime, e.g. device deletion hooks.
     pub fn allocate_position(&mut self) -> Result<u64> {
-        let pos = self.storage.stream().allocate();
+        let pos = self.storage.stream().allocate().waking(std::mem::take(&mut self.wakes));
         self.stream_position(&pos)?;
         let p = pos.pos();
         self.held.push(pos);
         Ok(p)
+    }
+
+    /// Wake the waiters on `key` once this batch's positions (from [`Self::allocate_position`])
+    /// are committed (or, for a batch that holds none, once it is written).
+    pub fn wake(&mut self, key: notifier::Interest) {
+        match self.held.last_mut() {
+            Some(pos) => pos.wake(key),
+            None => self.wakes.push(key),
+        }
     }
 
     pub fn commit(self) -> Result<()> {
@@ -484,6 +503,7 @@ impl Batch<'_> {
             }
             written?;
         }
+        self.storage.stream().wake(&self.wakes);
         Ok(())
     }
 }

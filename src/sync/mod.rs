@@ -8,6 +8,7 @@
 pub mod filter;
 pub mod hooks;
 pub mod rooms;
+pub mod wake;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +20,14 @@ use crate::error::{Error, Result};
 use crate::rooms::read::ignored_users;
 use crate::rooms::remote_invites;
 use crate::services::{Services, State};
+use crate::storage::Storage;
 use crate::storage::catalog::{ACCOUNT_DATA, ACCOUNT_DATA_CHANGES, USER_MEMBERSHIPS};
 use crate::storage::records::MembershipRecord;
 use filter::{SyncFilter, allows_type};
 use rooms::Ctx;
+
+/// Counter of long-poll wake-ups (`/sync` and WebSocket), on `/metrics`.
+pub const WAKEUPS: &str = "trellis_sync_wakeups_total";
 
 /// Longest a long-poll waits, whatever the client asks.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
@@ -103,9 +108,9 @@ type MembershipRow = ((String, String), MembershipRecord);
 
 /// The user's rows of `user_memberships` (every room they are or were in), kept in memory while
 /// they do not change.
-fn rooms_of(s: &Services, user: &UserId) -> Result<Arc<Vec<MembershipRow>>> {
+fn rooms_of(db: &Storage, user: &UserId) -> Result<Arc<Vec<MembershipRow>>> {
     let key = user.to_string();
-    s.db.derived(USER_MEMBERSHIPS, &key, "rooms", || Ok(Arc::new(s.db.scan_prefix(USER_MEMBERSHIPS, &key)?)))
+    db.derived(USER_MEMBERSHIPS, &key, "rooms", || Ok(Arc::new(db.scan_prefix(USER_MEMBERSHIPS, &key)?)))
 }
 
 /// A JSON object of `fields`, moved in (`json!` copies every value it is given, which for the
@@ -141,7 +146,7 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
     );
 
     let (mut join, mut invite, mut leave, mut knock) = (Map::new(), Map::new(), Map::new(), Map::new());
-    let memberships = rooms_of(s, user)?;
+    let memberships = rooms_of(&s.db, user)?;
     for ((_, room), m) in memberships.iter() {
         let (room, m) = (room.clone(), m);
         if !req.filter.wants_room(&room) {
@@ -233,8 +238,9 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
     Ok((response, has_data))
 }
 
-/// `/sync` with long-polling: compute now; if nothing is new, wait for the stream to move (or
-/// the timeout) and compute again. Wake-ups come from the stream counter's watch channel.
+/// `/sync` with long-polling: compute now; if nothing is new, wait for a change this user would
+/// see (or the timeout) and compute again. Wake-ups come from the stream's notifier
+/// ([`wake`] lists the keys), never from writes the user cannot see.
 pub async fn sync(s: &State, user: &UserId, device: &str, req: SyncRequest) -> Result<Value> {
     let deadline = tokio::time::Instant::now() + req.timeout.min(MAX_TIMEOUT);
     // One trip to the blocking pool for presence activity and the to-device ack (each
@@ -250,13 +256,16 @@ pub async fn sync(s: &State, user: &UserId, device: &str, req: SyncRequest) -> R
         })
         .await?;
     let req = Arc::new(req);
-    let mut rx = s.db.stream().subscribe();
+    let mut waiter = s.db.stream().waiter();
     let compute_at = |upto: u64| {
         let (u, d, r) = (user.to_owned(), device.to_owned(), req.clone());
         s.blocking(move |s| compute(s, &u, &d, &r, upto))
     };
     loop {
-        let upto = *rx.borrow_and_update();
+        // Keys first, then the position: a change committed after this wakes the wait below.
+        // Re-read each round, as the user's rooms may have changed.
+        waiter.watch(wake::waiter_keys(&s.db, user, device)?);
+        let upto = s.db.stream().committed();
         let timed_out = tokio::time::Instant::now() >= deadline;
         // A token at the stream's head (and no to-device page pending) has nothing to catch up
         // on: wait straight away instead of computing an empty response first.
@@ -268,11 +277,11 @@ pub async fn sync(s: &State, user: &UserId, device: &str, req: SyncRequest) -> R
             }
         }
         tokio::select! {
-            changed = rx.changed() => if changed.is_err() { return Ok(compute_at(upto).await?.0) },
+            () = waiter.notified() => metrics::counter!(WAKEUPS).increment(1),
             _ = tokio::time::sleep_until(deadline) => {}
         }
         // Let the tasks that are ready run first (under load, writes that finish meanwhile then
-        // go into this response instead of each waking everyone again).
+        // go into this response instead of each waking this waiter again).
         tokio::task::yield_now().await;
     }
 }

@@ -35,7 +35,7 @@ pub fn set(db: &Storage, user_id: &UserId, room_id: Option<&RoomId>, data_type: 
     let k = key(user_id, room_id, data_type);
     let _guard = SET_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
     let old = db.get(ACCOUNT_DATA, &k)?;
-    let pos = db.stream().allocate();
+    let pos = db.stream().allocate().waking([crate::storage::notifier::Interest::user(user_id)]);
     let mut batch = db.batch();
     if let Some(old) = old {
         batch.delete(ACCOUNT_DATA_CHANGES, &(k.0.clone(), old.stream_pos))?;

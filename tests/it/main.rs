@@ -23,4 +23,5 @@ mod server;
 mod sync;
 mod tidy;
 mod tokens;
+mod wakeups;
 mod websocket;
