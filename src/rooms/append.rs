@@ -237,7 +237,9 @@ fn current_state_change(
         [(one, state)] => (*one, state.clone()),
         _ => {
             let maps: Vec<Arc<ShortState>> = groups.iter().map(|(_, st)| st.clone()).collect();
-            let resolved = super::resolve::resolve(s, &super::rules_for(&record.room_version)?, &maps)?;
+            let pending = super::resolve::Pending { short: new.sid, pdu: new.pdu };
+            let rules = super::rules_for(&record.room_version)?;
+            let resolved = super::resolve::resolve_with(s, &rules, &maps, Some(pending))?;
             (state::new_full(db, batch, &resolved)?, Arc::new(resolved))
         }
     };
