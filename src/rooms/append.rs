@@ -64,7 +64,19 @@ pub fn send(s: &Services, room_id: &RoomId, sender: &UserId, new: NewEvent, txn:
 pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, txn: Option<&Txn>) -> Result<()> {
     let db = &s.db;
     let room_id = pdu.room()?;
-    let shortroomid = short::room(db, &room_id)?;
+    // The record `ctx` was built from (read once per send); a new room has none.
+    let loaded;
+    let old_record: Option<&RoomRecord> = match &ctx.record {
+        Some(r) => Some(r),
+        None => {
+            loaded = db.get(ROOMS, &room_id.to_string())?;
+            loaded.as_ref()
+        }
+    };
+    let shortroomid = match old_record {
+        Some(r) => r.shortroomid,
+        None => short::room(db, &room_id)?,
+    };
     let pos = db.stream().allocate();
     let mut batch = db.batch();
     let sid = short::event_in(&mut batch, &pdu.event_id)?;
@@ -84,13 +96,12 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
         soft_failed: false,
         redacted_by: None,
         txn: txn.map(|t| (t.device_id.clone(), t.txn_id.clone())),
+        room_version: Some(ctx.version.clone()),
     };
     batch.put(EVENT_META, &sid, &meta)?;
     batch.put(ROOM_TIMELINE, &(shortroomid, pos.pos()), &Counter(sid))?;
     batch.put(ROOM_TOPOLOGY, &(shortroomid, pdu.depth, pos.pos()), &Counter(sid))?;
-    let old_record = s.db.get(ROOMS, &room_id.to_string())?;
-    let old_extremities: Vec<(u64, String)> =
-        old_record.as_ref().map(|r| r.forward_extremities.clone()).unwrap_or_default();
+    let old_extremities: Vec<(u64, String)> = old_record.map(|r| r.forward_extremities.clone()).unwrap_or_default();
     let mut prev_shorts = Vec::new();
     for prev in &pdu.prev_events {
         if let Some(p) = short::event_get(db, prev)? {
@@ -101,8 +112,8 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
         old_extremities.iter().filter(|(e, _)| !prev_shorts.contains(e)).cloned().collect();
     forward_extremities.push((sid, pdu.event_id.to_string()));
 
-    let old_current = old_record.as_ref().map(|r| r.current_state_group);
-    let max_depth = old_record.as_ref().map_or(0, |r| r.max_depth).max(pdu.depth);
+    let old_current = old_record.map(|r| r.current_state_group);
+    let max_depth = old_record.map_or(0, |r| r.max_depth).max(pdu.depth);
     let mut record = RoomRecord {
         room_version: ctx.version.clone(),
         shortroomid,
@@ -110,7 +121,7 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
         max_depth,
         forward_extremities,
         // A new room has no members yet.
-        membership_pos: old_record.as_ref().map_or(Some(0), |r| r.membership_pos),
+        membership_pos: old_record.map_or(Some(0), |r| r.membership_pos),
     };
 
     // Fast path: the event extends the room's only head, so exactly its own key changes.
