@@ -3,7 +3,9 @@
 //! transaction IDs and redactions — all in one batch under one stream position.
 
 use ruma::canonical_json::redact;
-use ruma::{CanonicalJsonObject, DeviceId, OwnedEventId, RoomId, UserId};
+use std::sync::Arc;
+
+use ruma::{CanonicalJsonObject, DeviceId, OwnedEventId, OwnedUserId, RoomId, UserId};
 use serde_json::{Value, json};
 
 use super::build::{NewEvent, RoomCtx, StateBefore, authorize, build};
@@ -11,6 +13,7 @@ use super::pdu::Pdu;
 use super::state::{self, ShortState};
 use super::{load, short};
 use crate::error::{Error, Result};
+use crate::federation::sender::fanout;
 use crate::services::Services;
 use crate::storage::catalog::{
     CURRENT_STATE, EVENT_META, PDUS, RELATIONS, ROOM_MEMBERSHIPS, ROOM_TIMELINE, ROOM_TOPOLOGY, ROOMS, THREAD_ROOTS,
@@ -53,10 +56,27 @@ pub fn send(s: &Services, room_id: &RoomId, sender: &UserId, new: NewEvent, txn:
 }
 
 /// Persist an authorized event built on `ctx`. The caller holds the room lock.
+///
+/// One batch holds everything the event changes: the PDU and its metadata, the timeline, the
+/// room record, the current-state and membership indexes, and the federation queue entries of
+/// a local event. A crash leaves either all of it or none of it; the sender is woken only once
+/// the batch is committed.
 pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, txn: Option<&Txn>) -> Result<()> {
     let db = &s.db;
     let room_id = pdu.room()?;
-    let shortroomid = short::room(db, &room_id)?;
+    // The record `ctx` was built from (read once per send); a new room has none.
+    let loaded;
+    let old_record: Option<&RoomRecord> = match &ctx.record {
+        Some(r) => Some(r),
+        None => {
+            loaded = db.get(ROOMS, &room_id.to_string())?;
+            loaded.as_ref()
+        }
+    };
+    let shortroomid = match old_record {
+        Some(r) => r.shortroomid,
+        None => short::room(db, &room_id)?,
+    };
     let pos = db.stream().allocate().waking(crate::sync::wake::event(&room_id, pdu));
     let mut batch = db.batch();
     let sid = short::event_in(&mut batch, &pdu.event_id)?;
@@ -76,13 +96,12 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
         soft_failed: false,
         redacted_by: None,
         txn: txn.map(|t| (t.device_id.clone(), t.txn_id.clone())),
+        room_version: Some(ctx.version.clone()),
     };
     batch.put(EVENT_META, &sid, &meta)?;
     batch.put(ROOM_TIMELINE, &(shortroomid, pos.pos()), &Counter(sid))?;
     batch.put(ROOM_TOPOLOGY, &(shortroomid, pdu.depth, pos.pos()), &Counter(sid))?;
-    let old_record = s.db.get(ROOMS, &room_id.to_string())?;
-    let old_extremities: Vec<(u64, String)> =
-        old_record.as_ref().map(|r| r.forward_extremities.clone()).unwrap_or_default();
+    let old_extremities: Vec<(u64, String)> = old_record.map(|r| r.forward_extremities.clone()).unwrap_or_default();
     let mut prev_shorts = Vec::new();
     for prev in &pdu.prev_events {
         if let Some(p) = short::event_get(db, prev)? {
@@ -93,17 +112,31 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
         old_extremities.iter().filter(|(e, _)| !prev_shorts.contains(e)).cloned().collect();
     forward_extremities.push((sid, pdu.event_id.to_string()));
 
-    let old_current = old_record.as_ref().map(|r| r.current_state_group);
-    let max_depth = old_record.as_ref().map_or(0, |r| r.max_depth).max(pdu.depth);
-    // The current state moves in `refresh_current_state`, after the event is written.
-    let record = RoomRecord {
+    let old_current = old_record.map(|r| r.current_state_group);
+    let max_depth = old_record.map_or(0, |r| r.max_depth).max(pdu.depth);
+    let mut record = RoomRecord {
         room_version: ctx.version.clone(),
         shortroomid,
         current_state_group: old_current.unwrap_or(state_before),
         max_depth,
         forward_extremities,
         // A new room has no members yet.
-        membership_pos: old_record.as_ref().map_or(Some(0), |r| r.membership_pos),
+        membership_pos: old_record.map_or(Some(0), |r| r.membership_pos),
+    };
+
+    // Fast path: the event extends the room's only head, so exactly its own key changes.
+    let on_head =
+        old_extremities.len() == prev_shorts.len() && old_extremities.iter().all(|(e, _)| prev_shorts.contains(e));
+    let fast = matches!(ctx.state_before, StateBefore::Group(g) if on_head && old_current == Some(g));
+    let new = NewInBatch { sid, pdu, state_after, this_key, ctx };
+    let joined = if fast {
+        record.current_state_group = state_after;
+        let changed: Vec<(u64, u64)> = this_key.map(|k| (k, sid)).into_iter().collect();
+        apply_current_state(s, &mut batch, &room_id, &mut record, (&changed, &[]), &new, pos.pos())?
+    } else {
+        let (group, changed, removed) = current_state_change(s, &mut batch, &record, old_current, &new)?;
+        record.current_state_group = group;
+        apply_current_state(s, &mut batch, &room_id, &mut record, (&changed, &removed), &new, pos.pos())?
     };
     batch.put(ROOMS, &room_id.to_string(), &record)?;
 
@@ -130,25 +163,148 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
         apply_redaction(s, &mut batch, ctx, &room_id, target, &pdu.event_id)?;
         redacted = short::event_get(db, target)?;
     }
+    // Who gets a local event over federation: the servers with joined members before it, and
+    // those it makes members (a join through another server brings the whole room's state).
+    let destinations = fanout::pdu_destinations(s, &room_id, old_current, pdu, &joined)?;
+    let wake = s.sender.queue_pdu(&mut batch, &destinations, &pdu.event_id, pos.pos())?;
     batch.stream_position(&pos)?;
     batch.commit()?;
+    failpoint("after_event_commit");
     if let Some(target) = redacted {
         s.event_cache.invalidate(target);
     }
-
-    // Fast path: the event extends the room's only head, so exactly its own key changes.
-    let on_head =
-        old_extremities.len() == prev_shorts.len() && old_extremities.iter().all(|(e, _)| prev_shorts.contains(e));
-    let hint = match ctx.state_before {
-        StateBefore::Group(g) if on_head && old_current == Some(g) => Some((state_after, this_key.map(|k| (k, sid)))),
-        _ => None,
-    };
-    // A message on the head leaves the current state as the batch above wrote it.
-    if !matches!(hint, Some((group, None)) if Some(group) == old_current) {
-        refresh_current_state(s, &room_id, hint, pos.pos())?;
-    }
-    crate::federation::sender::fanout::event_appended(s, pdu, pos.pos());
+    s.sender.wake_queued(&wake);
     Ok(())
+}
+
+/// Crash injection for the tests (`tests/it/federation/crash.rs`): in a debug build, with
+/// `TRELLIS_FAILPOINT=<name>` in the environment, the process aborts at the failpoint `name`
+/// as a `kill -9` would stop it. Release builds compile it to nothing and never read the
+/// variable. Failpoints: `after_event_commit` (an appended event's batch is committed, nothing
+/// after it has run).
+fn failpoint(name: &str) {
+    #[cfg(debug_assertions)]
+    {
+        static SET: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        if SET.get_or_init(|| std::env::var("TRELLIS_FAILPOINT").ok()).as_deref() == Some(name) {
+            eprintln!("trellis: failpoint {name}: aborting");
+            std::process::abort();
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = name;
+}
+
+/// The event being appended, whose rows are still in the uncommitted batch (its short id,
+/// state groups and PDU cannot be read back from storage yet).
+struct NewInBatch<'a> {
+    sid: u64,
+    pdu: &'a Pdu,
+    state_after: u64,
+    this_key: Option<u64>,
+    ctx: &'a RoomCtx,
+}
+
+impl NewInBatch<'_> {
+    /// The full state after the event (the state before it plus its own key).
+    fn state_after_map(&self) -> Arc<ShortState> {
+        match self.this_key {
+            None => self.ctx.state.clone(),
+            Some(k) => {
+                let mut after: ShortState = (*self.ctx.state).clone();
+                after.insert(k, self.sid);
+                Arc::new(after)
+            }
+        }
+    }
+}
+
+/// The room's new current state: the state after its forward extremities (in `record`),
+/// resolved when there are several (the resolved group written to `batch`); returned as the
+/// group and the keys changed and removed since `old_current`.
+fn current_state_change(
+    s: &Services,
+    batch: &mut Batch<'_>,
+    record: &RoomRecord,
+    old_current: Option<u64>,
+    new: &NewInBatch<'_>,
+) -> Result<(u64, Vec<(u64, u64)>, Vec<u64>)> {
+    let db = &s.db;
+    let mut groups: Vec<(u64, Arc<ShortState>)> = Vec::new();
+    for (e, _) in &record.forward_extremities {
+        let group = if *e == new.sid {
+            new.state_after
+        } else {
+            db.get(EVENT_META, e)?.ok_or_else(|| Error::internal("extremity without meta"))?.state_after
+        };
+        if groups.iter().any(|(g, _)| *g == group) {
+            continue;
+        }
+        let state =
+            if group == new.state_after { new.state_after_map() } else { state::load(db, &s.state_cache, group)? };
+        groups.push((group, state));
+    }
+    let (group, new_state) = match groups.as_slice() {
+        [(one, state)] => (*one, state.clone()),
+        _ => {
+            let maps: Vec<Arc<ShortState>> = groups.iter().map(|(_, st)| st.clone()).collect();
+            let pending = super::resolve::Pending { short: new.sid, pdu: new.pdu };
+            let rules = super::rules_for(&record.room_version)?;
+            let resolved = super::resolve::resolve_with(s, &rules, &maps, Some(pending))?;
+            (state::new_full(db, batch, &resolved)?, Arc::new(resolved))
+        }
+    };
+    let old = match old_current {
+        Some(g) => state::load(db, &s.state_cache, g)?,
+        None => Arc::default(),
+    };
+    let changed: Vec<(u64, u64)> =
+        new_state.iter().filter(|(k, v)| old.get(k) != Some(v)).map(|(k, v)| (*k, *v)).collect();
+    let removed: Vec<u64> = old.keys().filter(|k| !new_state.contains_key(k)).copied().collect();
+    Ok((group, changed, removed))
+}
+
+/// Apply changed and removed keys to the current-state and membership indexes (and the
+/// record's `membership_pos` when a membership changed); the users who are now joined by
+/// these changes.
+fn apply_current_state(
+    s: &Services,
+    batch: &mut Batch<'_>,
+    room_id: &RoomId,
+    record: &mut RoomRecord,
+    (changed, removed): (&[(u64, u64)], &[u64]),
+    new: &NewInBatch<'_>,
+    pos: u64,
+) -> Result<Vec<OwnedUserId>> {
+    let db: &Storage = &s.db;
+    let shortroomid = record.shortroomid;
+    let mut joined = Vec::new();
+    for (key, event) in changed {
+        batch.put(CURRENT_STATE, &(shortroomid, *key), &Counter(*event))?;
+        let (kind, state_key) = short::statekey_parts(db, *key)?;
+        if kind == "m.room.member" {
+            let (event_id, content) = if *event == new.sid {
+                (new.pdu.event_id.clone(), new.pdu.content_value())
+            } else {
+                let content = super::load_by_short(s, *event)?.map(|e| e.pdu.content_value()).unwrap_or_default();
+                (short::event_id(db, *event)?, content)
+            };
+            let membership = content.get("membership").and_then(Value::as_str).unwrap_or("leave").to_owned();
+            if membership == "join"
+                && let Ok(user) = UserId::parse(&state_key)
+            {
+                joined.push(user);
+            }
+            let m = MembershipRecord { membership, event_id: event_id.to_string(), stream_pos: pos };
+            batch.put(ROOM_MEMBERSHIPS, &(room_id.to_string(), state_key.clone()), &m)?;
+            batch.put(USER_MEMBERSHIPS, &(state_key, room_id.to_string()), &m)?;
+            record.membership_pos = Some(pos);
+        }
+    }
+    for key in removed {
+        batch.delete(CURRENT_STATE, &(shortroomid, *key))?;
+    }
+    Ok(joined)
 }
 
 /// The groups of the state before and after `pdu` (built on `ctx`, short id `sid`), new ones
@@ -182,83 +338,6 @@ pub fn state_groups(
         }
     };
     Ok((state_before, state_after, this_key))
-}
-
-/// Make the room's current state the state after its forward extremities (resolved when there
-/// are several), and bring the current-state and membership indexes in line. `hint` is the
-/// fast path's `(new group, the one changed key)`.
-pub fn refresh_current_state(
-    s: &Services,
-    room_id: &RoomId,
-    hint: Option<(u64, Option<(u64, u64)>)>,
-    pos: u64,
-) -> Result<()> {
-    let db = &s.db;
-    let Some(mut record) = db.get(ROOMS, &room_id.to_string())? else { return Ok(()) };
-    let mut batch = db.batch();
-    let (group, changed, removed) = match hint {
-        Some((group, changed)) => (group, changed.into_iter().collect::<Vec<_>>(), Vec::new()),
-        None => {
-            let mut groups = Vec::new();
-            for (e, _) in &record.forward_extremities {
-                let meta = db.get(EVENT_META, e)?.ok_or_else(|| Error::internal("extremity without meta"))?;
-                if !groups.contains(&meta.state_after) {
-                    groups.push(meta.state_after);
-                }
-            }
-            let (group, new_state) = match groups.as_slice() {
-                [one] => (*one, state::load(db, &s.state_cache, *one)?),
-                _ => {
-                    let maps =
-                        groups.iter().map(|g| state::load(db, &s.state_cache, *g)).collect::<Result<Vec<_>>>()?;
-                    let resolved = super::resolve::resolve(s, &super::rules_for(&record.room_version)?, &maps)?;
-                    (state::new_full(db, &mut batch, &resolved)?, std::sync::Arc::new(resolved))
-                }
-            };
-            let old = state::load(db, &s.state_cache, record.current_state_group)?;
-            let changed: Vec<(u64, u64)> =
-                new_state.iter().filter(|(k, v)| old.get(k) != Some(v)).map(|(k, v)| (*k, *v)).collect();
-            let removed: Vec<u64> = old.keys().filter(|k| !new_state.contains_key(k)).copied().collect();
-            (group, changed, removed)
-        }
-    };
-    if update_current_state(s, &mut batch, room_id, record.shortroomid, (&changed, &removed), pos)? {
-        record.membership_pos = Some(pos);
-    }
-    record.current_state_group = group;
-    batch.put(ROOMS, &room_id.to_string(), &record)?;
-    batch.commit()
-}
-
-/// Apply changed and removed keys to the current-state and membership indexes; whether a
-/// membership changed.
-fn update_current_state(
-    s: &Services,
-    batch: &mut Batch<'_>,
-    room_id: &RoomId,
-    shortroomid: u64,
-    (changed, removed): (&[(u64, u64)], &[u64]),
-    pos: u64,
-) -> Result<bool> {
-    let mut members_changed = false;
-    let db: &Storage = &s.db;
-    for (key, event) in changed {
-        batch.put(CURRENT_STATE, &(shortroomid, *key), &Counter(*event))?;
-        let (kind, state_key) = short::statekey_parts(db, *key)?;
-        if kind == "m.room.member" {
-            let event_id = short::event_id(db, *event)?;
-            let content = super::load_by_short(s, *event)?.map(|e| e.pdu.content_value()).unwrap_or_default();
-            let membership = content.get("membership").and_then(Value::as_str).unwrap_or("leave").to_owned();
-            let record = MembershipRecord { membership, event_id: event_id.to_string(), stream_pos: pos };
-            batch.put(ROOM_MEMBERSHIPS, &(room_id.to_string(), state_key.clone()), &record)?;
-            batch.put(USER_MEMBERSHIPS, &(state_key, room_id.to_string()), &record)?;
-            members_changed = true;
-        }
-    }
-    for key in removed {
-        batch.delete(CURRENT_STATE, &(shortroomid, *key))?;
-    }
-    Ok(members_changed)
 }
 
 /// Replace the target's stored JSON with its redacted form (room version's redaction

@@ -19,6 +19,7 @@ use super::{StoredEvent, load, resolve, room, rules_for, short, state_event};
 use crate::error::{Error, ErrorKind, Result};
 use crate::services::Services;
 use crate::storage::catalog::EVENT_META;
+use crate::storage::records::RoomRecord;
 use crate::users::{now_ms, random_string};
 
 /// What a client wants to add to a room.
@@ -60,6 +61,9 @@ pub struct RoomCtx {
     pub state: Arc<ShortState>,
     /// `(event_id, depth)` of the events this one follows.
     pub prev_events: Vec<(OwnedEventId, u64)>,
+    /// The room's record as read for this context (under the room lock when the event is to be
+    /// appended: `append` builds the new record from it); `None` for a new room.
+    pub record: Option<RoomRecord>,
 }
 
 impl RoomCtx {
@@ -72,6 +76,7 @@ impl RoomCtx {
             state_before: StateBefore::Empty,
             state: Arc::default(),
             prev_events: Vec::new(),
+            record: None,
         })
     }
 
@@ -83,13 +88,17 @@ impl RoomCtx {
             .iter()
             .map(|(_, id)| EventId::parse(id).map_err(Error::internal))
             .collect::<Result<_>>()?;
-        Self::at(s, room_id, &extremities)
+        Self::on(s, room_id, record, &extremities)
     }
 
     /// A new event following `prev`: the state after them, resolved with the room version's
     /// algorithm when they disagree.
     pub fn at(s: &Services, room_id: &RoomId, prev: &[OwnedEventId]) -> Result<RoomCtx> {
-        let record = room(s, room_id)?;
+        Self::on(s, room_id, room(s, room_id)?, prev)
+    }
+
+    /// [`RoomCtx::at`] with the room's record already read.
+    fn on(s: &Services, room_id: &RoomId, record: RoomRecord, prev: &[OwnedEventId]) -> Result<RoomCtx> {
         let rules = rules_for(&record.room_version)?;
         let mut prev_events = Vec::new();
         let mut states = Vec::new();
@@ -112,11 +121,12 @@ impl RoomCtx {
         };
         Ok(RoomCtx {
             room_id: Some(room_id.to_owned()),
-            version: record.room_version,
+            version: record.room_version.clone(),
             rules,
             state_before,
             state,
             prev_events,
+            record: Some(record),
         })
     }
 }

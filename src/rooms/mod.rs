@@ -124,13 +124,19 @@ pub fn load_by_short(s: &Services, short: u64) -> Result<Option<StoredEvent>> {
 
 fn load_from_storage(s: &Services, short: u64) -> Result<Option<StoredEvent>> {
     let (Some(json), Some(meta)) = (s.db.get(PDUS, &short)?, s.db.get(EVENT_META, &short)?) else { return Ok(None) };
-    let room_id = match json.get("room_id").and_then(Value::as_str) {
-        Some(r) => r.to_owned(),
-        None => format!("!{}", meta.event_id.trim_start_matches('$')),
+    let rules = match &meta.room_version {
+        Some(version) => rules_for(version)?,
+        None => {
+            let room_id = match json.get("room_id").and_then(Value::as_str) {
+                Some(r) => r.to_owned(),
+                None => format!("!{}", meta.event_id.trim_start_matches('$')),
+            };
+            let record =
+                s.db.get(ROOMS, &room_id)?
+                    .ok_or_else(|| Error::internal(format!("event in unknown room {room_id}")))?;
+            rules_for(&record.room_version)?
+        }
     };
-    let record =
-        s.db.get(ROOMS, &room_id)?.ok_or_else(|| Error::internal(format!("event in unknown room {room_id}")))?;
-    let rules = rules_for(&record.room_version)?;
     let event_id = EventId::parse(&meta.event_id).map_err(Error::internal)?;
     let mut pdu = Pdu::from_json(event_id, &json, &rules)?;
     pdu.rejected = meta.rejected;

@@ -19,6 +19,24 @@ use crate::services::Services;
 
 /// Resolve several states of one room into one.
 pub fn resolve(s: &Services, rules: &RoomVersionRules, states: &[Arc<ShortState>]) -> Result<ShortState> {
+    resolve_with(s, rules, states, None)
+}
+
+/// An event being appended, in the states to resolve but not committed yet (`rooms::append`
+/// resolves in the event's own batch): resolution reads it from here, not from storage.
+#[derive(Clone, Copy)]
+pub struct Pending<'a> {
+    pub short: u64,
+    pub pdu: &'a Pdu,
+}
+
+/// [`resolve`], with the `pending` event known by its short id and event ID.
+pub fn resolve_with(
+    s: &Services,
+    rules: &RoomVersionRules,
+    states: &[Arc<ShortState>],
+    pending: Option<Pending<'_>>,
+) -> Result<ShortState> {
     // Room version 1's original algorithm is not in ruma: its forks are resolved with v2, as
     // Conduit does (the outcome can differ from Synapse's only for conflicting forks).
     let v2 = rules.state_res.v2_rules().unwrap_or(&StateResolutionV2Rules::V2_0);
@@ -27,24 +45,39 @@ pub fn resolve(s: &Services, rules: &RoomVersionRules, states: &[Arc<ShortState>
         let mut map = StateMap::new();
         for (key, event) in state.iter() {
             let (kind, state_key) = short::statekey_parts(&s.db, *key)?;
-            map.insert((StateEventType::from(kind), state_key), short::event_id(&s.db, *event)?);
+            let event_id = match pending {
+                Some(p) if p.short == *event => p.pdu.event_id.clone(),
+                _ => short::event_id(&s.db, *event)?,
+            };
+            map.insert((StateEventType::from(kind), state_key), event_id);
         }
         maps.push(map);
     }
-    let auth_chains = maps.iter().map(|m| auth_chain(s, m.values())).collect::<Result<Vec<_>>>()?;
-    let fetch_event = |id: &EventId| load(s, id).ok().flatten().map(|e| e.pdu);
-    let fetch_subgraph = |conflicted: &StateMap<Vec<OwnedEventId>>| conflicted_subgraph(s, conflicted).ok();
+    let auth_chains = maps.iter().map(|m| auth_chain_with(s, pending, m.values())).collect::<Result<Vec<_>>>()?;
+    let fetch_event = |id: &EventId| pdu_of(s, pending, id).ok().flatten();
+    let fetch_subgraph = |conflicted: &StateMap<Vec<OwnedEventId>>| conflicted_subgraph(s, pending, conflicted).ok();
     let resolved =
         ruma::state_res::resolve(&rules.authorization, v2, maps.iter(), auth_chains, fetch_event, fetch_subgraph)
             .map_err(|e| Error::internal(format!("state resolution: {e}")))?;
     let mut out = ShortState::new();
     for ((kind, state_key), event_id) in resolved {
         let key = short::statekey(&s.db, &kind.to_string(), &state_key)?;
-        let event = short::event_get(&s.db, &event_id)?
-            .ok_or_else(|| Error::internal(format!("resolved to unknown {event_id}")))?;
+        let event = match pending {
+            Some(p) if p.pdu.event_id == event_id => p.short,
+            _ => short::event_get(&s.db, &event_id)?
+                .ok_or_else(|| Error::internal(format!("resolved to unknown {event_id}")))?,
+        };
         out.insert(key, event);
     }
     Ok(out)
+}
+
+/// An event's PDU: the pending one, or loaded.
+fn pdu_of(s: &Services, pending: Option<Pending<'_>>, id: &EventId) -> Result<Option<Pdu>> {
+    match pending {
+        Some(p) if p.pdu.event_id == id => Ok(Some(p.pdu.clone())),
+        _ => Ok(load(s, id)?.map(|e| e.pdu)),
+    }
 }
 
 /// The full recursive set of `auth_events` of some events (spec: "auth chain"). In room
@@ -55,6 +88,14 @@ pub fn auth_chain<'a>(
     s: &Services,
     events: impl IntoIterator<Item = &'a OwnedEventId>,
 ) -> Result<EventIdSet<OwnedEventId>> {
+    auth_chain_with(s, None, events)
+}
+
+fn auth_chain_with<'a>(
+    s: &Services,
+    pending: Option<Pending<'_>>,
+    events: impl IntoIterator<Item = &'a OwnedEventId>,
+) -> Result<EventIdSet<OwnedEventId>> {
     let mut seen: HashSet<OwnedEventId> = HashSet::new();
     let mut todo: Vec<OwnedEventId> = Vec::new();
     let auth_of = |e: &Pdu, todo: &mut Vec<OwnedEventId>| {
@@ -62,16 +103,16 @@ pub fn auth_chain<'a>(
         todo.extend(implied_create(e));
     };
     for id in events {
-        if let Some(e) = load(s, id)? {
-            auth_of(&e.pdu, &mut todo);
+        if let Some(e) = pdu_of(s, pending, id)? {
+            auth_of(&e, &mut todo);
         }
     }
     while let Some(id) = todo.pop() {
         if !seen.insert(id.clone()) {
             continue;
         }
-        if let Some(e) = load(s, &id)? {
-            auth_of(&e.pdu, &mut todo);
+        if let Some(e) = pdu_of(s, pending, &id)? {
+            auth_of(&e, &mut todo);
         }
     }
     Ok(seen.into_iter().collect())
@@ -89,12 +130,17 @@ fn implied_create(e: &Pdu) -> Option<OwnedEventId> {
 
 /// Room version 12's conflicted state subgraph: every event that is both an auth-ancestor of a
 /// conflicted state event and an auth-descendant of one (the conflicted events included).
-fn conflicted_subgraph(s: &Services, conflicted: &StateMap<Vec<OwnedEventId>>) -> Result<EventIdSet<OwnedEventId>> {
+fn conflicted_subgraph(
+    s: &Services,
+    pending: Option<Pending<'_>>,
+    conflicted: &StateMap<Vec<OwnedEventId>>,
+) -> Result<EventIdSet<OwnedEventId>> {
     let conflicted: HashSet<OwnedEventId> = conflicted.values().flatten().cloned().collect();
     // Ancestors (via auth_events) of every event reachable from the conflicted set.
     let mut ancestors: HashMap<OwnedEventId, HashSet<OwnedEventId>> = HashMap::new();
     fn ancestors_of(
         s: &Services,
+        pending: Option<Pending<'_>>,
         id: &OwnedEventId,
         memo: &mut HashMap<OwnedEventId, HashSet<OwnedEventId>>,
     ) -> Result<HashSet<OwnedEventId>> {
@@ -102,10 +148,10 @@ fn conflicted_subgraph(s: &Services, conflicted: &StateMap<Vec<OwnedEventId>>) -
             return Ok(a.clone());
         }
         let mut out = HashSet::new();
-        if let Some(e) = load(s, id)? {
-            for parent in e.pdu.auth_events() {
+        if let Some(e) = pdu_of(s, pending, id)? {
+            for parent in e.auth_events() {
                 out.insert(parent.clone());
-                out.extend(ancestors_of(s, parent, memo)?);
+                out.extend(ancestors_of(s, pending, parent, memo)?);
             }
         }
         memo.insert(id.clone(), out.clone());
@@ -113,11 +159,11 @@ fn conflicted_subgraph(s: &Services, conflicted: &StateMap<Vec<OwnedEventId>>) -
     }
     let mut candidates: HashSet<OwnedEventId> = conflicted.clone();
     for id in &conflicted {
-        candidates.extend(ancestors_of(s, id, &mut ancestors)?);
+        candidates.extend(ancestors_of(s, pending, id, &mut ancestors)?);
     }
     let mut subgraph = EventIdSet::new();
     for x in candidates {
-        let up = ancestors_of(s, &x, &mut ancestors)?;
+        let up = ancestors_of(s, pending, &x, &mut ancestors)?;
         let descends_from_conflicted = conflicted.contains(&x) || up.iter().any(|a| conflicted.contains(a));
         if descends_from_conflicted {
             subgraph.insert(x);

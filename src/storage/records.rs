@@ -158,6 +158,10 @@ pub struct EventMeta {
     /// `(device_id, txn_id)` of a local client send, for `unsigned.transaction_id`.
     #[serde(default)]
     pub txn: Option<(String, String)>,
+    /// The room's version, so that loading the event needs no read of its room (rows written
+    /// before it was recorded lack it: then the room's record says).
+    #[serde(default)]
+    pub room_version: Option<String>,
 }
 
 /// `state_groups` value: a state snapshot stored as a delta on its parent.

@@ -138,6 +138,14 @@ impl TestServer {
         }
     }
 
+    /// Set (`Some`) or remove (`None`) an environment variable for the next start.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            self.env.push((key.to_owned(), v.to_owned()));
+        }
+    }
+
     /// Start again on the same data directory.
     pub fn restart(&mut self) {
         self.stop();

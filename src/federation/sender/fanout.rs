@@ -10,7 +10,7 @@ use ruma::api::federation::transactions::edu::{
 };
 use ruma::events::receipt::{Receipt, ReceiptThread};
 use ruma::serde::Raw;
-use ruma::{EventId, MilliSecondsSinceUnixEpoch, OwnedServerName, RoomId, TransactionId, UserId};
+use ruma::{EventId, MilliSecondsSinceUnixEpoch, OwnedServerName, OwnedUserId, RoomId, TransactionId, UserId};
 use serde_json::Value;
 
 use super::lock;
@@ -23,7 +23,12 @@ use crate::storage::catalog::ROOM_MEMBERSHIPS;
 
 /// Other servers with a joined member in the room (cached per current state group).
 pub fn servers_in_room(s: &Services, room_id: &RoomId) -> Result<Arc<BTreeSet<OwnedServerName>>> {
-    let group = crate::rooms::room(s, room_id)?.current_state_group;
+    servers_in_room_at(s, room_id, crate::rooms::room(s, room_id)?.current_state_group)
+}
+
+/// [`servers_in_room`] when the caller has the room's current state group: the membership
+/// index as it stands, cached for `group`.
+fn servers_in_room_at(s: &Services, room_id: &RoomId, group: u64) -> Result<Arc<BTreeSet<OwnedServerName>>> {
     if let Some((g, servers)) = lock(&s.sender.room_servers).get(room_id)
         && *g == group
     {
@@ -66,27 +71,34 @@ fn edu(edu: Edu) -> Result<Value> {
     serde_json::to_value(edu).map_err(Error::internal)
 }
 
-/// `rooms::append` persisted an event at stream position `pos`: a local one goes to every
-/// other server with a joined member, and a membership event also to its target's server (an
-/// invite, a kick or a ban of a remote user).
-pub fn event_appended(s: &Services, pdu: &Pdu, pos: u64) {
+/// The servers a local event goes to (none for another server's event, or with federation
+/// off), computed by `rooms::append` before it commits, so that the queue entries are written
+/// in the event's batch: every other server with a joined member in the state before it
+/// (`current_group`, the room's current state group, `None` for a new room), those of the
+/// users the event makes joined (`joined`: a join through another server brings the room's
+/// whole state), and for a membership event its target's server (an invite, a kick or a ban
+/// of a remote user). A server whose members all left still gets the event that removed them.
+pub fn pdu_destinations(
+    s: &Services,
+    room_id: &RoomId,
+    current_group: Option<u64>,
+    pdu: &Pdu,
+    joined: &[OwnedUserId],
+) -> Result<Vec<OwnedServerName>> {
     if !s.config.federation.enabled || !s.is_local(&pdu.sender) {
-        return;
+        return Ok(Vec::new());
     }
-    log(
-        "an event",
-        (|| {
-            let room_id = pdu.room()?;
-            let mut servers: BTreeSet<OwnedServerName> = servers_in_room(s, &room_id)?.iter().cloned().collect();
-            if pdu.kind == ruma::events::TimelineEventType::RoomMember
-                && let Some(target) = pdu.state_key.as_deref().and_then(|k| UserId::parse(k).ok())
-            {
-                servers.insert(target.server_name().to_owned());
-            }
-            let servers: Vec<OwnedServerName> = servers.into_iter().collect();
-            s.sender.enqueue_pdu_at(&servers, &pdu.event_id, pos)
-        })(),
-    );
+    let mut servers: BTreeSet<OwnedServerName> = match current_group {
+        Some(group) => servers_in_room_at(s, room_id, group)?.iter().cloned().collect(),
+        None => BTreeSet::new(),
+    };
+    servers.extend(joined.iter().filter(|u| !s.is_local(u)).map(|u| u.server_name().to_owned()));
+    if pdu.kind == ruma::events::TimelineEventType::RoomMember
+        && let Some(target) = pdu.state_key.as_deref().and_then(|k| UserId::parse(k).ok())
+    {
+        servers.insert(target.server_name().to_owned());
+    }
+    Ok(servers.into_iter().collect())
 }
 
 /// A local user started or stopped typing: `m.typing` to the room's other servers, except those

@@ -124,6 +124,30 @@ impl Sender {
         self.enqueue_edus_with(destinations, &[edu], |_| Ok(()))
     }
 
+    /// Queue a local event for each destination in `batch`, the event's own batch (so no crash
+    /// can leave a stored event that is never sent); returns the destinations to wake with
+    /// [`Sender::wake_queued`] once the batch is committed. No `queue_lock`: a PDU row's key
+    /// is the event's own stream position, and [`queue::take`] deletes only the rows it read,
+    /// so a row committed while a transaction forms is taken by the next one.
+    pub(crate) fn queue_pdu(
+        &self,
+        batch: &mut crate::storage::Batch<'_>,
+        destinations: &[OwnedServerName],
+        event_id: &EventId,
+        pos: u64,
+    ) -> Result<Vec<OwnedServerName>> {
+        let targets = self.targets(destinations);
+        for dest in &targets {
+            queue::push_pdu(batch, dest, pos, event_id)?;
+        }
+        Ok(targets)
+    }
+
+    /// Wake the destinations of a committed [`Sender::queue_pdu`].
+    pub(crate) fn wake_queued(&self, destinations: &[OwnedServerName]) {
+        destinations.iter().for_each(|d| self.notify(d));
+    }
+
     /// Queue EDUs for each destination, with `extra` writes in the same batch.
     pub(crate) fn enqueue_edus_with(
         &self,

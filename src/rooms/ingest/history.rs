@@ -95,6 +95,7 @@ fn store_backfilled(s: &Services, ctx: &RoomCtx, ev: &Checked, sid: u64) -> Resu
         soft_failed: false,
         redacted_by: None,
         txn: None,
+        room_version: Some(ctx.version.clone()),
     };
     batch.put(PDUS, &sid, &serde_json::to_value(&ev.obj).map_err(Error::internal)?)?;
     batch.put(EVENT_META, &sid, &meta)?;

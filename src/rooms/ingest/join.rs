@@ -87,13 +87,14 @@ pub fn store_join(
             let depth = meta_of(s, prev)?.map_or(join.pdu.depth.saturating_sub(1), |m| m.depth);
             prev_events.push((prev.clone(), depth));
         }
-        let ctx = RoomCtx {
+        let mut ctx = RoomCtx {
             room_id: Some(room_id.to_owned()),
             version: record.room_version.clone(),
             rules: rules.clone(),
             state_before: StateBefore::Resolved,
             state: Arc::new(state),
             prev_events,
+            record: None,
         };
         auth_by_auth_events(s, &rules, &join.pdu)
             .map_err(|why| Error::forbidden(format!("The join is not authorized by its auth events: {why}")))?;
@@ -106,6 +107,7 @@ pub fn store_join(
             batch.put(ROOMS, &room_id.to_string(), &record)?;
             batch.commit()?;
         }
+        ctx.record = Some(record);
         append(s, &ctx, &join.pdu, join.obj.clone(), None)?;
     }
     remote_invites::delete(s, user, room_id)?;

@@ -115,6 +115,7 @@ pub fn store_outliers(s: &Services, room_id: &RoomId, events: Vec<Checked>) -> R
             soft_failed: false,
             redacted_by: None,
             txn: None,
+            room_version: Some(record.room_version.clone()),
         };
         let mut batch = s.db.batch();
         batch.put(PDUS, &sid, &serde_json::to_value(&ev.obj).map_err(Error::internal)?)?;
@@ -183,11 +184,12 @@ pub(super) fn context(
     };
     Ok(RoomCtx {
         room_id: Some(room_id.to_owned()),
-        version: record.room_version,
+        version: record.room_version.clone(),
         rules,
         state_before,
         state,
         prev_events,
+        record: Some(record),
     })
 }
 
@@ -211,7 +213,10 @@ pub fn persist(
     } else if let Err(e) = authorize(s, &ctx, &ev.pdu) {
         Outcome::Rejected(format!("Event not authorized by the state before it: {}", reason(&e)))
     } else {
-        let current = room(s, room_id)?.current_state_group;
+        let current = match &ctx.record {
+            Some(r) => r.current_state_group,
+            None => room(s, room_id)?.current_state_group,
+        };
         let at_current = matches!(ctx.state_before, StateBefore::Group(g) if g == current);
         let now = RoomCtx { state: state::load(&s.db, &s.state_cache, current)?, ..ctx_shell(&ctx) };
         if at_current || authorize(s, &now, &ev.pdu).is_ok() { Outcome::Accepted } else { Outcome::SoftFailed }
@@ -240,6 +245,7 @@ fn ctx_shell(ctx: &RoomCtx) -> RoomCtx {
         state_before: ctx.state_before.clone(),
         state: ctx.state.clone(),
         prev_events: ctx.prev_events.clone(),
+        record: ctx.record.clone(),
     }
 }
 
@@ -271,6 +277,7 @@ pub(super) fn store_excluded(s: &Services, ctx: &RoomCtx, ev: &Checked, sid: u64
         soft_failed: !rejected,
         redacted_by: None,
         txn: None,
+        room_version: Some(ctx.version.clone()),
     };
     batch.put(PDUS, &sid, &serde_json::to_value(&ev.obj).map_err(Error::internal)?)?;
     batch.put(EVENT_META, &sid, &meta)?;

@@ -4,6 +4,7 @@
 
 mod auth;
 mod backfill;
+mod crash;
 mod device_names;
 mod join;
 mod keys;
