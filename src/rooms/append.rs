@@ -219,6 +219,10 @@ impl NewInBatch<'_> {
     }
 }
 
+/// A current-state change: the new state group, the `(shortstatekey, shorteventid)` pairs
+/// changed and the shortstatekeys removed.
+type CurrentStateChange = (u64, Vec<(u64, u64)>, Vec<u64>);
+
 /// The room's new current state: the state after its forward extremities (in `record`),
 /// resolved when there are several (the resolved group written to `batch`); returned as the
 /// group and the keys changed and removed since `old_current`.
@@ -228,7 +232,7 @@ fn current_state_change(
     record: &RoomRecord,
     old_current: Option<u64>,
     new: &NewInBatch<'_>,
-) -> Result<(u64, Vec<(u64, u64)>, Vec<u64>)> {
+) -> Result<CurrentStateChange> {
     let db = &s.db;
     let mut groups: Vec<(u64, Arc<ShortState>)> = Vec::new();
     for (e, _) in &record.forward_extremities {

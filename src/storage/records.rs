@@ -160,7 +160,7 @@ pub struct EventMeta {
     pub txn: Option<(String, String)>,
     /// The room's version, so that loading the event needs no read of its room (rows written
     /// before it was recorded lack it: then the room's record says).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_version: Option<String>,
 }
 
