@@ -90,7 +90,8 @@ pub const REFRESH_TOKENS: Table<String, RefreshTokenRecord> = Table::new(13, "re
 pub const LOGIN_TOKENS: Table<String, LoginTokenRecord> = Table::new(14, "login_tokens");
 /// `user_id | field` → JSON value (`displayname`, `avatar_url`, extended fields like `m.tz`).
 pub const PROFILES: Table<(OwnedUserId, String), serde_json::Value> = Table::new(15, "profiles");
-/// `user_id | room_id ("" for global) | type` → [`AccountDataRecord`].
+/// `user_id | room_id | type` → [`AccountDataRecord`] (`room_id` is `""`, `None` in code, for
+/// global data).
 pub const ACCOUNT_DATA: Table<(OwnedUserId, Option<OwnedRoomId>, String), AccountDataRecord> =
     Table::new(16, "account_data").marked();
 /// `user_id | stream_pos` → [`AccountDataChange`]: the index `/sync` reads after a token.
