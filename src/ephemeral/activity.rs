@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use ruma::presence::PresenceState;
 use ruma::{OwnedUserId, UserId};
 use tokio::task::AbortHandle;
 
-use super::presence::{self, OFFLINE, ONLINE, UNAVAILABLE};
+use super::presence;
 use super::{after, lock};
 use crate::services::Services;
 use crate::storage::Storage;
@@ -80,11 +81,15 @@ impl Drop for PresenceGuard {
 /// Blocking: it may write the presence record (call it through `Services::blocking`).
 pub fn sync_activity(s: &Services, user: &UserId, set_presence: Option<&str>) -> PresenceGuard {
     let cfg = &s.config.presence;
-    if !cfg.enabled || set_presence == Some(OFFLINE) {
+    let requested = set_presence.map(PresenceState::from);
+    if !cfg.enabled || requested == Some(PresenceState::Offline) {
         return PresenceGuard::none();
     }
     ensure_swept(s);
-    let state = if set_presence == Some(UNAVAILABLE) { UNAVAILABLE } else { ONLINE };
+    let state = match requested {
+        Some(PresenceState::Unavailable) => PresenceState::Unavailable,
+        _ => PresenceState::Online,
+    };
     let users = &s.ephemeral.activity.users;
     let mut map = lock(users);
     let live = map.entry(user.to_owned()).or_default();
@@ -137,8 +142,7 @@ pub(crate) fn ensure_swept(s: &Services) {
         let users = &s.ephemeral.activity.users;
         let mut map = lock(users);
         for (user, record) in rows {
-            let Ok(user) = UserId::parse(user) else { continue };
-            if record.presence == OFFLINE || map.contains_key(&user) {
+            if record.presence == PresenceState::Offline || map.contains_key(&user) {
                 continue;
             }
             let left = idle.saturating_sub(now.saturating_sub(record.last_active_ts));

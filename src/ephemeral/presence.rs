@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use ruma::presence::PresenceState;
 use ruma::{OwnedUserId, UserId};
 use serde_json::{Value, json};
 
@@ -18,9 +19,10 @@ use crate::storage::catalog::{PRESENCE, PRESENCE_CHANGES, USERS};
 use crate::storage::records::PresenceRecord;
 use crate::users::now_ms;
 
-pub const ONLINE: &str = "online";
-pub const UNAVAILABLE: &str = "unavailable";
-pub const OFFLINE: &str = "offline";
+/// Whether `state` is one the spec defines (`online`, `unavailable`, `offline`).
+pub fn is_known(state: &PresenceState) -> bool {
+    matches!(state, PresenceState::Online | PresenceState::Unavailable | PresenceState::Offline)
+}
 
 /// Write the user's record at a new stream position (replacing its `presence_changes` row).
 pub(crate) fn write(
@@ -35,36 +37,41 @@ pub(crate) fn write(
         batch.delete(PRESENCE_CHANGES, &((), old.stream_pos))?;
     }
     record.stream_pos = pos.pos();
-    batch.put(PRESENCE, &user.to_string(), &record)?;
-    batch.put(PRESENCE_CHANGES, &((), pos.pos()), &user.to_string())?;
+    batch.put(PRESENCE, user, &record)?;
+    batch.put(PRESENCE_CHANGES, &((), pos.pos()), &user.to_owned())?;
     batch.stream_position(&pos)?;
     batch.commit()
 }
 
 /// Activity moves the user to `state` (`online` or `unavailable`) unless they are in it already,
 /// or chose `unavailable` themselves and this sync did not name a state (`requested`).
-pub(crate) fn become_active(db: &Storage, user: &UserId, state: &str, requested: bool, now: u64) -> Result<()> {
-    let old = db.get(PRESENCE, &user.to_string())?;
+pub(crate) fn become_active(
+    db: &Storage,
+    user: &UserId,
+    state: PresenceState,
+    requested: bool,
+    now: u64,
+) -> Result<()> {
+    let old = db.get(PRESENCE, user)?;
     if let Some(o) = &old {
-        let chosen_away = o.explicit && o.presence == UNAVAILABLE && !requested;
+        let chosen_away = o.explicit && o.presence == PresenceState::Unavailable && !requested;
         if o.presence == state || chosen_away {
             return Ok(());
         }
     }
     let status_msg = old.as_ref().and_then(|o| o.status_msg.clone());
-    let record =
-        PresenceRecord { presence: state.into(), status_msg, last_active_ts: now, stream_pos: 0, explicit: false };
+    let record = PresenceRecord { presence: state, status_msg, last_active_ts: now, stream_pos: 0, explicit: false };
     write(db, user, record, old.as_ref())
 }
 
 /// The idle timer expired: offline, keeping the status message.
 pub(crate) fn become_offline(db: &Storage, user: &UserId, last_active: u64) -> Result<()> {
-    let Some(old) = db.get(PRESENCE, &user.to_string())? else { return Ok(()) };
-    if old.presence == OFFLINE {
+    let Some(old) = db.get(PRESENCE, user)? else { return Ok(()) };
+    if old.presence == PresenceState::Offline {
         return Ok(());
     }
     let last_active_ts = old.last_active_ts.max(last_active);
-    let record = PresenceRecord { presence: OFFLINE.into(), last_active_ts, explicit: false, ..old.clone() };
+    let record = PresenceRecord { presence: PresenceState::Offline, last_active_ts, explicit: false, ..old.clone() };
     write(db, user, record, Some(&old))
 }
 
@@ -72,9 +79,9 @@ pub(crate) fn become_offline(db: &Storage, user: &UserId, last_active: u64) -> R
 /// and counts as activity (`M_INVALID_PARAM` for a state the spec does not define). With
 /// presence disabled it is accepted and ignored. Without a running sync the user goes offline
 /// after the idle timeout.
-pub fn set(s: &Services, user: &UserId, state: &str, status_msg: Option<String>) -> Result<()> {
-    if !matches!(state, ONLINE | UNAVAILABLE | OFFLINE) {
-        return Err(Error::invalid_param(format!("presence must be {ONLINE}, {UNAVAILABLE} or {OFFLINE}")));
+pub fn set(s: &Services, user: &UserId, state: PresenceState, status_msg: Option<String>) -> Result<()> {
+    if !is_known(&state) {
+        return Err(Error::invalid_param("presence must be online, unavailable or offline"));
     }
     if !s.config.presence.enabled {
         return Ok(());
@@ -83,9 +90,8 @@ pub fn set(s: &Services, user: &UserId, state: &str, status_msg: Option<String>)
     let users = &s.ephemeral.activity.users;
     let mut map = lock(users);
     let now = now_ms();
-    let old = s.db.get(PRESENCE, &user.to_string())?;
-    let record =
-        PresenceRecord { presence: state.into(), status_msg, last_active_ts: now, stream_pos: 0, explicit: true };
+    let old = s.db.get(PRESENCE, user)?;
+    let record = PresenceRecord { presence: state, status_msg, last_active_ts: now, stream_pos: 0, explicit: true };
     write(&s.db, user, record, old.as_ref())?;
     let live = map.entry(user.to_owned()).or_default();
     live.last_active = now;
@@ -102,7 +108,7 @@ pub fn set(s: &Services, user: &UserId, state: &str, status_msg: Option<String>)
 pub fn get(s: &Services, viewer: &UserId, user: &UserId) -> Result<Value> {
     // A remote user's presence is what federation told us, for users sharing a room.
     let shares = viewer == user || shared_users(s, viewer)?.contains(user);
-    let known = if s.is_local(user) { s.db.get(USERS, &user.to_string())?.is_some() } else { shares };
+    let known = if s.is_local(user) { s.db.get(USERS, user)?.is_some() } else { shares };
     if !known {
         return Err(Error::not_found(format!("Unknown user {user}")));
     }
@@ -110,12 +116,12 @@ pub fn get(s: &Services, viewer: &UserId, user: &UserId) -> Result<Value> {
         return Err(Error::forbidden("You are not allowed to see their presence"));
     }
     if !s.config.presence.enabled {
-        return Ok(json!({ "presence": OFFLINE }));
+        return Ok(json!({ "presence": PresenceState::Offline }));
     }
     ensure_swept(s);
-    Ok(match s.db.get(PRESENCE, &user.to_string())? {
+    Ok(match s.db.get(PRESENCE, user)? {
         Some(record) => content(s, user, &record),
-        None => json!({ "presence": OFFLINE }),
+        None => json!({ "presence": PresenceState::Offline }),
     })
 }
 
@@ -127,7 +133,7 @@ pub(crate) fn content(s: &Services, user: &UserId, record: &PresenceRecord) -> V
         lock(&s.ephemeral.activity.users).get(user).map_or((0, 0), |l| (l.guards, l.last_active));
     let last_active_ago = if guards > 0 { 0 } else { now.saturating_sub(record.last_active_ts.max(live_active)) };
     let mut c = json!({ "presence": record.presence, "last_active_ago": last_active_ago });
-    if record.presence == ONLINE {
+    if record.presence == PresenceState::Online {
         c["currently_active"] = json!(guards > 0 || last_active_ago < s.config.presence.idle_timeout_ms);
     }
     if let Some(msg) = &record.status_msg {
@@ -153,7 +159,7 @@ pub fn presence_since(s: &Services, viewer: &UserId, since: u64, upto: u64) -> R
             if pos > upto {
                 break;
             }
-            changed.extend(UserId::parse(user).ok());
+            changed.push(user);
         }
         // Only when someone's presence moved is the (room-member scanning) shared set needed.
         if !changed.is_empty() {
@@ -163,8 +169,8 @@ pub fn presence_since(s: &Services, viewer: &UserId, since: u64, upto: u64) -> R
     }
     let mut events = Vec::new();
     for user in users {
-        let Some(record) = s.db.get(PRESENCE, &user.to_string())? else { continue };
-        let quiet = since == 0 && record.presence == OFFLINE && record.status_msg.is_none();
+        let Some(record) = s.db.get(PRESENCE, &user)? else { continue };
+        let quiet = since == 0 && record.presence == PresenceState::Offline && record.status_msg.is_none();
         if quiet || record.stream_pos <= since || record.stream_pos > upto {
             continue;
         }

@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use ruma::api::client::receipt::create_receipt::v3::ReceiptType as PostedType;
+use ruma::events::receipt::ReceiptType;
 use ruma::{EventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Map, Value, json};
 
@@ -19,8 +21,8 @@ use crate::storage::catalog::{RECEIPT_CHANGES, RECEIPTS};
 use crate::storage::records::{ReceiptChange, ReceiptRecord};
 use crate::users::now_ms;
 
-pub const READ: &str = "m.read";
-pub const READ_PRIVATE: &str = "m.read.private";
+pub const READ: ReceiptType = ReceiptType::Read;
+pub const READ_PRIVATE: ReceiptType = ReceiptType::ReadPrivate;
 /// The `thread` of an unthreaded receipt (no `thread_id`).
 pub const UNTHREADED: &str = "";
 pub const MAIN: &str = "main";
@@ -50,27 +52,34 @@ pub fn post(
     s: &Services,
     room_id: &RoomId,
     user_id: &UserId,
-    receipt_type: &str,
+    receipt_type: PostedType,
     event_id: &EventId,
     thread: Thread,
 ) -> Result<()> {
-    if !matches!(receipt_type, READ | READ_PRIVATE | markers::FULLY_READ) {
-        return Err(Error::invalid_param(format!(
-            "Receipt type must be {READ}, {READ_PRIVATE} or {}",
-            markers::FULLY_READ
-        )));
-    }
+    // `None`: the read marker.
+    let stored = match receipt_type {
+        PostedType::Read => Some(ReceiptType::Read),
+        PostedType::ReadPrivate => Some(ReceiptType::ReadPrivate),
+        PostedType::FullyRead => None,
+        _ => {
+            return Err(Error::invalid_param(format!(
+                "Receipt type must be {READ}, {READ_PRIVATE} or {}",
+                PostedType::FullyRead
+            )));
+        }
+    };
     membership::ensure_joined(s, room_id, user_id)?;
-    if receipt_type == markers::FULLY_READ {
+    let Some(receipt_type) = stored else {
         if !matches!(thread, Thread::Unthreaded) {
             return Err(Error::invalid_param("thread_id is not compatible with m.fully_read"));
         }
         return markers::set(s, room_id, user_id, Some(event_id), None, None);
-    }
+    };
     let event = visible_event(s, room_id, event_id, user_id)?;
     check_thread(&event, &thread)?;
+    let public = receipt_type == ReceiptType::Read;
     store(s, room_id, user_id, receipt_type, &event, thread.key())?;
-    if receipt_type == READ {
+    if public {
         crate::federation::sender::fanout::receipt(s, room_id, user_id, event_id, thread.key());
     }
     Ok(())
@@ -102,12 +111,12 @@ pub fn store(
     s: &Services,
     room_id: &RoomId,
     user_id: &UserId,
-    receipt_type: &str,
+    receipt_type: ReceiptType,
     event: &StoredEvent,
     thread: &str,
 ) -> Result<()> {
     let _serial = lock(&s.ephemeral.receipt_lock);
-    let key = ((room_id.to_string(), receipt_type.to_owned()), (user_id.to_string(), thread.to_owned()));
+    let key = ((room_id, &receipt_type), (user_id, thread));
     let old = s.db.get(RECEIPTS, &key)?;
     if old.as_ref().is_some_and(|o| o.event_pos >= event.meta.stream_pos) {
         return Ok(());
@@ -115,21 +124,17 @@ pub fn store(
     let pos = s.db.stream().allocate().waking([crate::storage::notifier::Interest::room(room_id)]);
     let mut batch = s.db.batch();
     if let Some(old) = old {
-        batch.delete(RECEIPT_CHANGES, &(room_id.to_string(), old.stream_pos))?;
+        batch.delete(RECEIPT_CHANGES, &(room_id, old.stream_pos))?;
     }
     let record = ReceiptRecord {
-        event_id: event.pdu.event_id.to_string(),
+        event_id: event.pdu.event_id.clone(),
         ts: now_ms(),
         stream_pos: pos.pos(),
         event_pos: event.meta.stream_pos,
     };
     batch.put(RECEIPTS, &key, &record)?;
-    let change = ReceiptChange {
-        receipt_type: receipt_type.to_owned(),
-        user_id: user_id.to_string(),
-        thread: thread.to_owned(),
-    };
-    batch.put(RECEIPT_CHANGES, &(room_id.to_string(), pos.pos()), &change)?;
+    let change = ReceiptChange { receipt_type, user_id: user_id.to_owned(), thread: thread.to_owned() };
+    batch.put(RECEIPT_CHANGES, &(room_id, pos.pos()), &change)?;
     batch.stream_position(&pos)?;
     batch.commit()
 }
@@ -146,7 +151,7 @@ pub fn own_receipts(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<
     }
     let mut out = Vec::new();
     for kind in [READ, READ_PRIVATE] {
-        let prefix = (room_id.to_string(), kind.to_owned(), user_id.to_string());
+        let prefix = ((room_id, kind), user_id);
         for ((_, (_, thread)), r) in s.db.scan_prefix(RECEIPTS, &prefix)? {
             out.push((thread, r.event_pos));
         }
@@ -160,21 +165,20 @@ pub fn own_receipts(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<
 /// one for `since == 0`), as `viewer` may see them: others' `m.read.private` receipts and those
 /// of users the viewer ignores are left out. `None` when there is nothing to send.
 pub fn receipts_since(s: &Services, room_id: &RoomId, viewer: &UserId, since: u64, upto: u64) -> Result<Option<Value>> {
-    let room = room_id.to_string();
-    let mut rows: BTreeMap<(String, String, String), ReceiptRecord> = BTreeMap::new();
+    let mut rows: BTreeMap<(ReceiptType, OwnedUserId, String), ReceiptRecord> = BTreeMap::new();
     if since == 0 {
-        for (((_, kind), (user, thread)), r) in s.db.scan_prefix(RECEIPTS, &room)? {
+        for (((_, kind), (user, thread)), r) in s.db.scan_prefix(RECEIPTS, room_id)? {
             rows.insert((kind, user, thread), r);
         }
     } else {
-        if s.db.latest_position(RECEIPT_CHANGES, &room)? <= since {
+        if s.db.latest_position(RECEIPT_CHANGES, room_id)? <= since {
             return Ok(None);
         }
-        for ((_, pos), c) in s.db.scan_from(RECEIPT_CHANGES, &room, &(room.clone(), since + 1), false, usize::MAX)? {
+        for ((_, pos), c) in s.db.scan_from(RECEIPT_CHANGES, room_id, &(room_id, since + 1), false, usize::MAX)? {
             if pos > upto {
                 break;
             }
-            let key = ((room.clone(), c.receipt_type.clone()), (c.user_id.clone(), c.thread.clone()));
+            let key = ((room_id, &c.receipt_type), (&c.user_id, &c.thread));
             if let Some(r) = s.db.get(RECEIPTS, &key)? {
                 rows.insert((c.receipt_type, c.user_id, c.thread), r);
             }
@@ -183,15 +187,15 @@ pub fn receipts_since(s: &Services, room_id: &RoomId, viewer: &UserId, since: u6
     let ignored = read::ignored_users(s, viewer)?;
     let mut content = Map::new();
     for ((kind, user, thread), r) in rows {
-        let hidden = kind == READ_PRIVATE && user != viewer.as_str();
-        if hidden || r.stream_pos <= since || r.stream_pos > upto || ignored.contains(&user) {
+        let hidden = kind == ReceiptType::ReadPrivate && user != viewer;
+        if hidden || r.stream_pos <= since || r.stream_pos > upto || ignored.iter().any(|i| *i == user.as_str()) {
             continue;
         }
         let mut receipt = json!({ "ts": r.ts });
         if !thread.is_empty() {
             receipt["thread_id"] = json!(thread);
         }
-        let by_type = content.entry(r.event_id).or_insert_with(|| json!({}));
+        let by_type = content.entry(String::from(r.event_id)).or_insert_with(|| json!({}));
         by_type[kind.as_str()][user.as_str()] = receipt;
     }
     Ok((!content.is_empty()).then(|| json!({ "type": "m.receipt", "content": content })))

@@ -119,9 +119,9 @@ async fn receipts_by_type_and_thread_with_private_ones_kept_private() {
     let m2 = say(&s, &room, "alice", json!({ "body": "two" }));
     let p0 = s.db.stream().committed();
 
-    receipts::post(&s, &room, &bob, "m.read", &m2, Thread::Unthreaded).unwrap();
-    receipts::post(&s, &room, &bob, "m.read.private", &m2, Thread::Main).unwrap();
-    receipts::post(&s, &room, &bob, "m.read", &reply, Thread::Root(root.clone())).unwrap();
+    receipts::post(&s, &room, &bob, "m.read".into(), &m2, Thread::Unthreaded).unwrap();
+    receipts::post(&s, &room, &bob, "m.read.private".into(), &m2, Thread::Main).unwrap();
+    receipts::post(&s, &room, &bob, "m.read".into(), &reply, Thread::Root(root.clone())).unwrap();
     let p1 = s.db.stream().committed();
     assert!(p1 > p0);
 
@@ -136,14 +136,14 @@ async fn receipts_by_type_and_thread_with_private_ones_kept_private() {
     assert_eq!(seen_by_bob["content"][m2.as_str()]["m.read.private"]["@bob:localhost"]["thread_id"], "main");
     assert_eq!(receipts_since(&s, &room, &alice, p1, p1).unwrap(), None, "nothing new");
 
-    receipts::post(&s, &room, &bob, "m.read", &m1, Thread::Unthreaded).unwrap();
+    receipts::post(&s, &room, &bob, "m.read".into(), &m1, Thread::Unthreaded).unwrap();
     assert_eq!(s.db.stream().committed(), p1, "receipts never move backwards");
-    receipts::post(&s, &room, &alice, "m.read", &m2, Thread::Unthreaded).unwrap();
+    receipts::post(&s, &room, &alice, "m.read".into(), &m2, Thread::Unthreaded).unwrap();
     let alice_only = receipts_since(&s, &room, &bob, p1, s.db.stream().committed()).unwrap().unwrap();
     assert_eq!(alice_only["content"][m2.as_str()]["m.read"].as_object().unwrap().len(), 1);
     assert!(alice_only["content"][m2.as_str()]["m.read"]["@alice:localhost"].is_object());
 
-    let post = |kind: &str, event: &OwnedEventId, thread| receipts::post(&s, &room, &bob, kind, event, thread);
+    let post = |kind: &str, event: &OwnedEventId, thread| receipts::post(&s, &room, &bob, kind.into(), event, thread);
     assert_eq!(kind(post("m.read", &reply, Thread::Main)), ErrorKind::InvalidParam, "reply is not in main");
     assert_eq!(kind(post("m.read", &m1, Thread::Root(root.clone()))), ErrorKind::InvalidParam);
     assert_eq!(kind(post("m.fully_read", &m1, Thread::Main)), ErrorKind::InvalidParam);
@@ -151,7 +151,7 @@ async fn receipts_by_type_and_thread_with_private_ones_kept_private() {
     let missing = OwnedEventId::try_from("$missing").unwrap();
     assert_eq!(kind(post("m.read", &missing, Thread::Unthreaded)), ErrorKind::NotFound);
     let carol = user("carol");
-    let r = receipts::post(&s, &room, &carol, "m.read", &m1, Thread::Unthreaded);
+    let r = receipts::post(&s, &room, &carol, "m.read".into(), &m1, Thread::Unthreaded);
     assert_eq!(kind(r), ErrorKind::Forbidden);
 
     post("m.fully_read", &m1, Thread::Unthreaded).unwrap();
@@ -197,7 +197,7 @@ async fn presence_follows_the_activity_guards() {
     assert_eq!(state(&alice), "online", "new activity cancelled the idle timer");
     drop(again);
 
-    presence::set(&s, &alice, "unavailable", Some("lunch".into())).unwrap();
+    presence::set(&s, &alice, "unavailable".into(), Some("lunch".into())).unwrap();
     let g = sync_activity(&s, &alice, None);
     let away = presence::get(&s, &bob, &alice).unwrap();
     assert_eq!((away["presence"].clone(), away["status_msg"].clone()), (json!("unavailable"), json!("lunch")));
@@ -208,7 +208,7 @@ async fn presence_follows_the_activity_guards() {
     assert_eq!(presence::get(&s, &bob, &alice).unwrap()["status_msg"], "lunch", "kept while offline");
 
     assert_eq!(kind(presence::get(&s, &carol, &alice)), ErrorKind::Forbidden);
-    assert_eq!(kind(presence::set(&s, &alice, "busy", None)), ErrorKind::InvalidParam);
+    assert_eq!(kind(presence::set(&s, &alice, "busy".into(), None)), ErrorKind::InvalidParam);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -217,7 +217,7 @@ async fn disabled_presence_delivers_nothing() {
     accounts(&s, &["alice", "bob"]);
     room_with(&s, &["alice", "bob"]);
     let _guard = sync_activity(&s, &user("alice"), None);
-    presence::set(&s, &user("alice"), "online", Some("hi".into())).unwrap();
+    presence::set(&s, &user("alice"), "online".into(), Some("hi".into())).unwrap();
     assert_eq!(presence::get(&s, &user("bob"), &user("alice")).unwrap(), json!({ "presence": "offline" }));
     assert!(presence_since(&s, &user("bob"), 0, s.db.stream().committed()).unwrap().is_empty());
 }

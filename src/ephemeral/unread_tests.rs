@@ -45,7 +45,7 @@ async fn counts_follow_rules_mentions_and_receipts() {
     assert_eq!(counts(&s, &room, "bob"), ((8, 4), json!({})), "notices, own, reactions, edits do not count");
     assert_eq!(counts(&s, &room, "alice").0, (3, 0), "carol's two messages and bob's");
 
-    let post = |event, thread| receipts::post(&s, &room, &bob, "m.read.private", event, thread).unwrap();
+    let post = |event, thread| receipts::post(&s, &room, &bob, "m.read.private".into(), event, thread).unwrap();
     post(&last, Thread::Unthreaded);
     assert_eq!(counts(&s, &room, "bob").0, (0, 0), "a private receipt reads too");
     say(&s, &room, "alice", json!({ "body": "after" }));
@@ -68,7 +68,7 @@ async fn counts_follow_rules_mentions_and_receipts() {
     assert_eq!(counts(&s, &room, "bob"), ((2, 0), thread(1, 0)), "the thread's receipt");
     post(&root, Thread::Main);
     assert_eq!(counts(&s, &room, "bob"), ((0, 0), thread(1, 0)), "the main receipt leaves threads");
-    receipts::post(&s, &room, &bob, "m.read", &reply2, Thread::Unthreaded).unwrap();
+    receipts::post(&s, &room, &bob, "m.read".into(), &reply2, Thread::Unthreaded).unwrap();
     assert_eq!(counts(&s, &room, "bob"), ((0, 0), json!({})), "an unthreaded receipt reads everything");
 }
 

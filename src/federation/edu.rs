@@ -17,7 +17,7 @@ use ruma::events::receipt::ReceiptThread;
 use ruma::{DeviceId, ServerName, UserId};
 use serde_json::{Value, json};
 
-use crate::ephemeral::presence::{self, OFFLINE, ONLINE, UNAVAILABLE};
+use crate::ephemeral::presence;
 use crate::ephemeral::receipts::{self, MAIN, READ, UNTHREADED};
 use crate::ephemeral::typing;
 use crate::error::{Error, Result};
@@ -136,14 +136,16 @@ fn presence_edu(s: &Services, origin: &ServerName, c: PresenceContent) -> Result
         if !speaks_for(origin, user, "m.presence") || s.is_local(user) || joined_rooms(s, user)?.is_empty() {
             continue;
         }
-        let state @ (ONLINE | UNAVAILABLE | OFFLINE) = update.presence.as_str() else { continue };
-        let old = s.db.get(PRESENCE, &user.to_string())?;
-        if old.as_ref().is_some_and(|o| o.presence == state && o.status_msg == update.status_msg) {
+        if !presence::is_known(&update.presence) {
+            continue;
+        }
+        let old = s.db.get(PRESENCE, user)?;
+        if old.as_ref().is_some_and(|o| o.presence == update.presence && o.status_msg == update.status_msg) {
             continue;
         }
         let last_active_ts = now_ms().saturating_sub(u64::from(update.last_active_ago));
         let record = PresenceRecord {
-            presence: state.to_owned(),
+            presence: update.presence.clone(),
             status_msg: update.status_msg.clone(),
             last_active_ts,
             stream_pos: 0,
@@ -162,7 +164,7 @@ fn device_list_edu(s: &Services, origin: &ServerName, user: &UserId) -> Result<(
     }
     let mut batch = s.db.batch();
     crate::keys::changes::record_in(&s.db, &mut batch, user)?;
-    batch.put(REMOTE_DEVICE_LISTS_STALE, &user.to_string(), &json!(true))?;
+    batch.put(REMOTE_DEVICE_LISTS_STALE, user, &json!(true))?;
     batch.commit()
 }
 
@@ -187,7 +189,7 @@ fn to_device_edu(s: &Services, origin: &ServerName, c: DirectDeviceContent) -> R
         messages.insert(user, targets);
     }
     let sender_device = <&DeviceId>::from(FEDERATION_DEVICE);
-    to_device::send(s, (&c.sender, sender_device), &c.ev_type.to_string(), c.message_id.as_str(), &messages)
+    to_device::send(s, (&c.sender, sender_device), &c.ev_type.to_string(), &c.message_id, &messages)
 }
 
 #[cfg(test)]

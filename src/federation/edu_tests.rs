@@ -155,7 +155,7 @@ async fn device_list_and_signing_key_updates_mark_the_remote_list_changed() {
     handle(&t.s, remote(), update).await.unwrap();
     let (changed, left) = device_list_changes(&t.s, &t.alice, before, committed(&t.s)).unwrap();
     assert_eq!((changed, left), (vec![t.bob.clone()], vec![]));
-    assert_eq!(t.s.db.get(REMOTE_DEVICE_LISTS_STALE, &t.bob.to_string()).unwrap(), Some(json!(true)));
+    assert_eq!(t.s.db.get(REMOTE_DEVICE_LISTS_STALE, &t.bob).unwrap(), Some(json!(true)));
 
     let middle = committed(&t.s);
     let signing = json!({ "edu_type": "m.signing_key_update", "content": { "user_id": t.bob } });

@@ -64,7 +64,7 @@ pub async fn receive(s: &State, origin: &ServerName, invite: IncomingInvite<'_>)
     }
     let (room_id, user) = (invite.room_id.to_owned(), target.clone());
     s.blocking(move |s| {
-        if s.db.get(USERS, &user.to_string())?.is_none() {
+        if s.db.get(USERS, &user)?.is_none() {
             return Err(Error::not_found(format!("Unknown user {user}")));
         }
         if room(s, &room_id).is_ok() {

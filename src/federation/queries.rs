@@ -34,13 +34,13 @@ pub fn user_devices(s: &Services, user: &UserId) -> Result<Value> {
     if !s.is_local(user) {
         return Err(Error::invalid_param(format!("{user} is not a user of this server")));
     }
-    if s.db.get(USERS, &user.to_string())?.is_none() {
+    if s.db.get(USERS, user)?.is_none() {
         return Err(Error::not_found(format!("Unknown user {user}")));
     }
     let mut devices = Vec::new();
-    for ((_, device_id), record) in s.db.scan_prefix(DEVICES, &user.to_string())? {
+    for ((_, device_id), record) in s.db.scan_prefix(DEVICES, user)? {
         let mut d = json!({ "device_id": device_id });
-        if let Some(keys) = s.db.get(DEVICE_KEYS, &(user.to_string(), device_id.clone()))? {
+        if let Some(keys) = s.db.get(DEVICE_KEYS, &(user, &device_id))? {
             d["keys"] = keys;
         }
         if let Some(name) = record.display_name.filter(|_| s.config.federation.allow_device_name_lookup) {
@@ -51,7 +51,7 @@ pub fn user_devices(s: &Services, user: &UserId) -> Result<Value> {
     // The ID of the last `m.device_list_update` we sent for the user, so that the next one's
     // `prev_id` names it (a receiver that cannot chain the two resyncs, and Synapse then tells its
     // users of a change only if the list it fetches differs from what it holds).
-    let stream_id = s.db.get(FEDERATION_DEVICE_STREAMS, &user.to_string())?.map_or(0, |r| r.stream_id);
+    let stream_id = s.db.get(FEDERATION_DEVICE_STREAMS, user)?.map_or(0, |r| r.stream_id);
     Ok(json!({ "user_id": user, "stream_id": stream_id, "devices": devices }))
 }
 

@@ -26,12 +26,11 @@ use crate::storage::{Batch, Storage};
 pub fn record_in(db: &Storage, batch: &mut Batch<'_>, user: &UserId) -> Result<u64> {
     let pos = batch.allocate_position()?;
     crate::sync::wake::co_members(db, user)?.into_iter().for_each(|k| batch.wake(k));
-    let key = user.to_string();
-    if let Some(Counter(old)) = db.get(DEVICE_LIST_POSITIONS, &key)? {
+    if let Some(Counter(old)) = db.get(DEVICE_LIST_POSITIONS, user)? {
         batch.delete(DEVICE_LIST_CHANGES, &((), old))?;
     }
-    batch.put(DEVICE_LIST_CHANGES, &((), pos), &key)?;
-    batch.put(DEVICE_LIST_POSITIONS, &key, &Counter(pos))?;
+    batch.put(DEVICE_LIST_CHANGES, &((), pos), &user.to_owned())?;
+    batch.put(DEVICE_LIST_POSITIONS, user, &Counter(pos))?;
     Ok(pos)
 }
 
@@ -112,13 +111,14 @@ pub fn device_list_changes_in(
     if device_changes.is_empty() && departed.is_empty() && joined.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let shared: BTreeSet<String> = shared_users(s, user)?.iter().map(|u| u.to_string()).collect();
-    let changed: BTreeSet<String> = device_changes.into_iter().filter(|u| shared.contains(u)).chain(joined).collect();
-    let left: BTreeSet<String> = departed.into_iter().filter(|u| !shared.contains(u)).collect();
-    let ids = |set: BTreeSet<String>, exclude: &BTreeSet<String>| -> Vec<OwnedUserId> {
-        set.into_iter().filter(|u| !exclude.contains(u)).filter_map(|u| UserId::parse(u).ok()).collect()
+    let ids = |set: BTreeSet<String>| -> BTreeSet<OwnedUserId> {
+        set.into_iter().filter_map(|u| UserId::parse(u).ok()).collect()
     };
-    Ok((ids(changed, &left), ids(left, &BTreeSet::new())))
+    let shared = shared_users(s, user)?;
+    let changed: BTreeSet<OwnedUserId> =
+        device_changes.into_iter().filter(|u| shared.contains(u)).chain(ids(joined)).collect();
+    let left: BTreeSet<OwnedUserId> = ids(departed).into_iter().filter(|u| !shared.contains(u)).collect();
+    Ok((changed.difference(&left).cloned().collect(), left.into_iter().collect()))
 }
 
 /// Whether the room's membership may have moved in `(since, upto]`: skips scanning the members

@@ -53,7 +53,7 @@ pub fn upload(s: &Services, user: &UserId, device: &DeviceId, up: Upload) -> Res
     let one_time = NewKeys::parse(up.one_time_keys, false)?;
     let fallback = NewKeys::parse(up.fallback_keys, true)?;
     let db = &s.db;
-    let key = (user.to_string(), device.to_string());
+    let key = (user, device);
     {
         let _guard = KEYS_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut batch = db.batch();
@@ -85,13 +85,12 @@ pub fn query(s: &Services, requested: &BTreeMap<OwnedUserId, Vec<OwnedDeviceId>>
             continue;
         }
         let mut devices = Map::new();
-        if s.db.get(USERS, &user.to_string())?.is_some() {
-            let uid = user.to_string();
-            for ((_, device_id), mut keys) in s.db.scan_prefix(DEVICE_KEYS, &uid)? {
-                if !wanted.is_empty() && !wanted.iter().any(|d| d.as_str() == device_id) {
+        if s.db.get(USERS, user)?.is_some() {
+            for ((_, device_id), mut keys) in s.db.scan_prefix(DEVICE_KEYS, user)? {
+                if !wanted.is_empty() && !wanted.contains(&device_id) {
                     continue;
                 }
-                let Some(record) = s.db.get(DEVICES, &(uid.clone(), device_id.clone()))? else { continue };
+                let Some(record) = s.db.get(DEVICES, &(user, &device_id))? else { continue };
                 let mut unsigned = Map::new();
                 if let Some(name) = record.display_name.filter(|_| with_names) {
                     unsigned.insert("device_display_name".into(), json!(name));
@@ -99,7 +98,7 @@ pub fn query(s: &Services, requested: &BTreeMap<OwnedUserId, Vec<OwnedDeviceId>>
                 if let Some(obj) = keys.as_object_mut() {
                     obj.insert("unsigned".into(), Value::Object(unsigned));
                 }
-                devices.insert(device_id, keys);
+                devices.insert(device_id.into(), keys);
             }
         }
         out.insert(user.to_string(), Value::Object(devices));
@@ -110,8 +109,8 @@ pub fn query(s: &Services, requested: &BTreeMap<OwnedUserId, Vec<OwnedDeviceId>>
 /// Add to `batch` the removal of everything end-to-end encryption keeps for a device that is
 /// being deleted: its keys, one-time and fallback keys, to-device inbox and transaction IDs.
 /// (The caller records the device-list change, once per user.)
-pub fn forget_device_in(db: &Storage, batch: &mut Batch<'_>, user: &UserId, device: &str) -> Result<()> {
-    let prefix = (user.to_string(), device.to_owned());
+pub fn forget_device_in(db: &Storage, batch: &mut Batch<'_>, user: &UserId, device: &DeviceId) -> Result<()> {
+    let prefix = (user, device);
     batch.delete(DEVICE_KEYS, &prefix)?;
     for (k, _) in db.scan_prefix(ONE_TIME_KEYS, &prefix)? {
         batch.delete(ONE_TIME_KEYS, &k)?;

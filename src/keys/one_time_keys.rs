@@ -68,7 +68,7 @@ pub fn store_in(
     one_time: &NewKeys,
     fallback: &NewKeys,
 ) -> Result<bool> {
-    let prefix = (user.to_string(), device.to_string());
+    let prefix = (user, device);
     let existing: BTreeMap<(String, String), Value> = db
         .scan_prefix(ONE_TIME_KEYS, &prefix)?
         .into_iter()
@@ -87,10 +87,10 @@ pub fn store_in(
             Some(p) => p,
             None => *pos.insert(batch.allocate_position()?),
         };
-        batch.put(ONE_TIME_KEYS, &(prefix.clone(), (algorithm.clone(), p, key_id.clone())), key)?;
+        batch.put(ONE_TIME_KEYS, &(prefix, (algorithm, p, key_id)), key)?;
     }
     for (algorithm, key_id, key) in &fallback.0 {
-        let k = (prefix.clone(), algorithm.clone());
+        let k = (prefix, algorithm);
         if db.get(FALLBACK_KEYS, &k)?.is_some_and(|old| old.key_id == *key_id && old.key == *key) {
             continue;
         }
@@ -119,9 +119,9 @@ pub fn claim(s: &Services, requested: &BTreeMap<OwnedUserId, BTreeMap<OwnedDevic
         }
         let mut found = Map::new();
         for (device, algorithm) in devices {
-            let pair = (user.to_string(), device.to_string());
-            let prefix = (pair.clone(), algorithm.clone());
-            let start = (pair.clone(), (algorithm.clone(), 0, String::new()));
+            let pair = (user, device);
+            let prefix = (pair, algorithm);
+            let start = (pair, (algorithm, 0, ""));
             let claimed = match db.scan_from(ONE_TIME_KEYS, &prefix, &start, false, 1)?.into_iter().next() {
                 Some((k, key)) => {
                     batch.delete(ONE_TIME_KEYS, &k)?;
@@ -129,7 +129,7 @@ pub fn claim(s: &Services, requested: &BTreeMap<OwnedUserId, BTreeMap<OwnedDevic
                     Some((k.1.2, key))
                 }
                 None => {
-                    let k = (pair.clone(), algorithm.clone());
+                    let k = (pair, algorithm);
                     match db.get(FALLBACK_KEYS, &k)? {
                         Some(mut record) => {
                             if !record.used {
@@ -165,7 +165,7 @@ pub fn claim(s: &Services, requested: &BTreeMap<OwnedUserId, BTreeMap<OwnedDevic
 /// (spec: `/sync` `device_one_time_keys_count`, `/keys/upload` `one_time_key_counts`).
 /// Kept in memory while the device's keys do not change (every `/sync` reports them).
 pub fn one_time_key_counts(s: &Services, user: &UserId, device: &DeviceId) -> Result<BTreeMap<String, u64>> {
-    let prefix = (user.to_string(), device.to_string());
+    let prefix = (user, device);
     s.db.derived(ONE_TIME_KEYS, &prefix, "counts", || {
         let mut counts = BTreeMap::from([(SIGNED_CURVE25519.to_owned(), 0)]);
         for ((_, (algorithm, _, _)), _) in s.db.scan_prefix(ONE_TIME_KEYS, &prefix)? {
@@ -178,7 +178,7 @@ pub fn one_time_key_counts(s: &Services, user: &UserId, device: &DeviceId) -> Re
 /// Algorithms for which the device has a fallback key that has not been claimed yet (spec:
 /// `/sync` `device_unused_fallback_key_types`).
 pub fn unused_fallback_key_types(s: &Services, user: &UserId, device: &DeviceId) -> Result<Vec<String>> {
-    let prefix = (user.to_string(), device.to_string());
+    let prefix = (user, device);
     s.db.derived(FALLBACK_KEYS, &prefix, "unused", || {
         let rows = s.db.scan_prefix(FALLBACK_KEYS, &prefix)?;
         Ok(rows.into_iter().filter(|(_, r)| !r.used).map(|((_, algorithm), _)| algorithm).collect())

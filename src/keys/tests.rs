@@ -65,12 +65,12 @@ fn to_device_is_delivered_once_per_transaction_and_deleted_when_acknowledged() {
     let bob = account(&s, "bob", &["B1", "B2"]);
     let from = (alice.as_ref(), dev("A1"));
     let before = now(&s);
-    send(&s, from, "m.test", "t1", &to(&bob, "B1", json!({ "n": 1 }))).unwrap();
-    send(&s, from, "m.test", "t2", &to(&bob, "*", json!({ "n": 2 }))).unwrap();
-    send(&s, from, "m.test", "t1", &to(&bob, "B1", json!({ "n": 3 }))).unwrap(); // a retry
-    send(&s, from, "m.test", "t3", &to(&bob, "NOPE", json!({ "n": 4 }))).unwrap();
+    send(&s, from, "m.test", "t1".into(), &to(&bob, "B1", json!({ "n": 1 }))).unwrap();
+    send(&s, from, "m.test", "t2".into(), &to(&bob, "*", json!({ "n": 2 }))).unwrap();
+    send(&s, from, "m.test", "t1".into(), &to(&bob, "B1", json!({ "n": 3 }))).unwrap(); // a retry
+    send(&s, from, "m.test", "t3".into(), &to(&bob, "NOPE", json!({ "n": 4 }))).unwrap();
     let remote = UserId::parse("@carol:elsewhere").unwrap();
-    send(&s, from, "m.test", "t4", &to(&remote, "*", json!({ "n": 5 }))).unwrap();
+    send(&s, from, "m.test", "t4".into(), &to(&remote, "*", json!({ "n": 5 }))).unwrap();
     let upto = now(&s);
 
     let b1 = to_device_since(&s, &bob, dev("B1"), before, upto).unwrap();
@@ -88,7 +88,7 @@ fn to_device_is_delivered_once_per_transaction_and_deleted_when_acknowledged() {
     // Addressed twice in one request (by ID and by `*`): both messages arrive.
     let mut both = to(&bob, "*", json!({ "n": 6 }));
     both.get_mut(&bob).unwrap().insert(DeviceIdOrAllDevices::try_from("B1").unwrap(), json!({ "n": 7 }));
-    send(&s, from, "m.test", "t5", &both).unwrap();
+    send(&s, from, "m.test", "t5".into(), &both).unwrap();
     assert_eq!(to_device_since(&s, &bob, dev("B1"), upto, now(&s)).unwrap().len(), 2);
 
     // Deleting the device drops its inbox.
@@ -103,7 +103,8 @@ fn to_device_pages_hold_at_most_100_messages() {
     let bob = account(&s, "bob", &["B1"]);
     let before = now(&s);
     for i in 0..150 {
-        send(&s, (&alice, dev("A1")), "m.test", &format!("p{i}"), &to(&bob, "B1", json!({ "i": i }))).unwrap();
+        send(&s, (&alice, dev("A1")), "m.test", format!("p{i}").as_str().into(), &to(&bob, "B1", json!({ "i": i })))
+            .unwrap();
     }
     let upto = now(&s);
     let (first, reached) = to_device_page(&s, &bob, dev("B1"), before, upto).unwrap();

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, PoisonError};
 
 use ruma::to_device::DeviceIdOrAllDevices;
-use ruma::{DeviceId, OwnedUserId, UserId};
+use ruma::{DeviceId, OwnedDeviceId, OwnedUserId, TransactionId, UserId};
 use serde_json::{Value, json};
 
 use crate::error::Result;
@@ -34,11 +34,11 @@ pub fn send(
     s: &Services,
     (sender, sender_device): (&UserId, &DeviceId),
     event_type: &str,
-    txn_id: &str,
+    txn_id: &TransactionId,
     messages: &Messages,
 ) -> Result<()> {
     let db = &s.db;
-    let txn = (sender.to_string(), sender_device.to_string(), txn_id.to_owned());
+    let txn = (sender, sender_device, txn_id);
     let _guard = SEND_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
     if db.get(TO_DEVICE_TXNS, &txn)?.is_some() {
         return Ok(());
@@ -50,21 +50,17 @@ pub fn send(
         if !s.is_local(user) {
             continue;
         }
-        let known: Vec<String> = devices::list(db, user)?.into_iter().map(|(d, _)| d).collect();
+        let known: Vec<OwnedDeviceId> = devices::list(db, user)?.into_iter().map(|(d, _)| d).collect();
         for (target, content) in targets {
-            let ids: Vec<&String> = match target {
+            let ids: Vec<&OwnedDeviceId> = match target {
                 DeviceIdOrAllDevices::AllDevices => known.iter().collect(),
-                DeviceIdOrAllDevices::DeviceId(d) => known.iter().filter(|k| k.as_str() == d.as_str()).collect(),
+                DeviceIdOrAllDevices::DeviceId(d) => known.iter().filter(|k| *k == d).collect(),
             };
             for device in ids {
-                let p = if addressed.insert((user.to_string(), device.clone())) {
-                    pos
-                } else {
-                    batch.allocate_position()?
-                };
+                let p = if addressed.insert((user, device.clone())) { pos } else { batch.allocate_position()? };
                 batch.wake(crate::storage::notifier::Interest::device(user, device));
                 let message = json!({ "type": event_type, "sender": sender, "content": content });
-                batch.put(TO_DEVICE_INBOX, &((user.to_string(), device.clone()), p), &message)?;
+                batch.put(TO_DEVICE_INBOX, &((user, device), p), &message)?;
             }
         }
     }
@@ -88,12 +84,12 @@ pub fn to_device_page(
     if upto <= since {
         return Ok((Vec::new(), upto.max(since)));
     }
-    let prefix = (user.to_string(), device.to_string());
+    let prefix = (user, device);
     // Most syncs find the inbox unchanged: its last key, kept in memory, says so without a scan.
     if s.db.latest_position(TO_DEVICE_INBOX, &prefix)? <= since {
         return Ok((Vec::new(), upto));
     }
-    let start = (prefix.clone(), since + 1);
+    let start = (prefix, since + 1);
     let rows = s.db.scan_from(TO_DEVICE_INBOX, &prefix, &start, false, PAGE)?;
     let mut out = Vec::with_capacity(rows.len());
     let mut last = since;
@@ -117,13 +113,13 @@ pub fn to_device_since(s: &Services, user: &UserId, device: &DeviceId, since: u6
 /// Delete the device's messages with position ≤ `upto`: the device has acknowledged them by
 /// syncing from a token at `upto` (spec: "the server should delete messages once delivered").
 pub fn ack_to_device(s: &Services, user: &UserId, device: &DeviceId, upto: u64) -> Result<()> {
-    let prefix = (user.to_string(), device.to_string());
+    let prefix = (user, device);
     if s.db.latest_position(TO_DEVICE_INBOX, &prefix)? == 0 {
         return Ok(());
     }
     let mut from = 0;
     loop {
-        let start = (prefix.clone(), from);
+        let start = (prefix, from);
         let rows = s.db.scan_from(TO_DEVICE_INBOX, &prefix, &start, false, 1000)?;
         let full = rows.len() == 1000;
         let mut batch = s.db.batch();

@@ -64,7 +64,7 @@ pub fn ensure_local_user(s: &Services, user_id: &UserId) -> Result<()> {
     if !s.is_local(user_id) {
         return Err(Error::forbidden("Users on other servers cannot be invited: federation is disabled"));
     }
-    if s.db.get(USERS, &user_id.to_string())?.is_none() {
+    if s.db.get(USERS, user_id)?.is_none() {
         return Err(Error::not_found(format!("Unknown user {user_id}")));
     }
     Ok(())
@@ -81,7 +81,7 @@ pub fn member_event(
     let mut content = json!({ "membership": membership });
     if matches!(membership, "join" | "invite" | "knock") && s.is_local(target) {
         for field in ["displayname", "avatar_url"] {
-            if let Some(Value::String(v)) = s.db.get(PROFILES, &(target.to_string(), field.to_owned()))? {
+            if let Some(Value::String(v)) = s.db.get(PROFILES, &(target, field))? {
                 content[field] = json!(v);
             }
         }
@@ -226,7 +226,7 @@ fn profile_event(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Opt
     }
     content.insert("membership".into(), json!("join"));
     for field in ["displayname", "avatar_url"] {
-        match s.db.get(PROFILES, &(user_id.to_string(), field.to_owned()))? {
+        match s.db.get(PROFILES, &(user_id, field))? {
             Some(Value::String(v)) => content.insert(field.into(), json!(v)),
             _ => content.remove(field),
         };

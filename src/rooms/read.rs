@@ -126,9 +126,8 @@ impl EventFilter {
 
 /// Users the viewer ignores (`m.ignored_user_list` account data).
 pub fn ignored_users(s: &Services, viewer: &UserId) -> Result<Vec<String>> {
-    let user = viewer.to_string();
-    s.db.derived(ACCOUNT_DATA, &user, "ignored_users", || {
-        let key = (user.clone(), String::new(), "m.ignored_user_list".to_owned());
+    s.db.derived(ACCOUNT_DATA, viewer, "ignored_users", || {
+        let key = (viewer, None::<&RoomId>, "m.ignored_user_list");
         Ok(s.db
             .get(ACCOUNT_DATA, &key)?
             .and_then(|r| {

@@ -11,6 +11,9 @@
 
 use std::marker::PhantomData;
 
+use ruma::events::receipt::ReceiptType;
+use ruma::{OwnedDeviceId, OwnedRoomId, OwnedTransactionId, OwnedUserId};
+
 use super::codec::Counter;
 use super::records::*;
 
@@ -70,15 +73,15 @@ pub const SHORTIDS: Table<String, Counter> = Table::new(5, "shortids");
 /// Short numeric id → long identifier.
 pub const SHORTID_STRINGS: Table<u64, String> = Table::new(6, "shortid_strings");
 /// `user_id` → [`UserRecord`].
-pub const USERS: Table<String, UserRecord> = Table::new(7, "users").marked();
+pub const USERS: Table<OwnedUserId, UserRecord> = Table::new(7, "users").marked();
 /// `medium | address` (address lowercased) → `user_id`.
-pub const THREEPIDS: Table<(String, String), String> = Table::new(8, "threepids");
+pub const THREEPIDS: Table<(String, String), OwnedUserId> = Table::new(8, "threepids");
 /// `user_id | medium | address` → `added_ts` (the reverse of `threepids`).
-pub const USER_THREEPIDS: Table<(String, String, String), serde_json::Value> = Table::new(9, "user_threepids");
+pub const USER_THREEPIDS: Table<(OwnedUserId, String, String), serde_json::Value> = Table::new(9, "user_threepids");
 /// `user_id | device_id` → [`DeviceRecord`].
-pub const DEVICES: Table<(String, String), DeviceRecord> = Table::new(10, "devices").marked();
+pub const DEVICES: Table<(OwnedUserId, OwnedDeviceId), DeviceRecord> = Table::new(10, "devices").marked();
 /// `user_id | device_id` → [`LastSeenRecord`] (written as the device makes requests).
-pub const DEVICE_LAST_SEEN: Table<(String, String), LastSeenRecord> = Table::new(11, "device_last_seen");
+pub const DEVICE_LAST_SEEN: Table<(OwnedUserId, OwnedDeviceId), LastSeenRecord> = Table::new(11, "device_last_seen");
 /// `sha256(access_token)` → [`AccessTokenRecord`].
 pub const ACCESS_TOKENS: Table<String, AccessTokenRecord> = Table::new(12, "access_tokens").marked();
 /// `sha256(refresh_token)` → [`RefreshTokenRecord`].
@@ -86,14 +89,16 @@ pub const REFRESH_TOKENS: Table<String, RefreshTokenRecord> = Table::new(13, "re
 /// `sha256(login_token)` → [`LoginTokenRecord`].
 pub const LOGIN_TOKENS: Table<String, LoginTokenRecord> = Table::new(14, "login_tokens");
 /// `user_id | field` → JSON value (`displayname`, `avatar_url`, extended fields like `m.tz`).
-pub const PROFILES: Table<(String, String), serde_json::Value> = Table::new(15, "profiles");
-/// `user_id | room_id ("" for global) | type` → [`AccountDataRecord`].
-pub const ACCOUNT_DATA: Table<(String, String, String), AccountDataRecord> = Table::new(16, "account_data").marked();
+pub const PROFILES: Table<(OwnedUserId, String), serde_json::Value> = Table::new(15, "profiles");
+/// `user_id | room_id | type` → [`AccountDataRecord`] (`room_id` is `""`, `None` in code, for
+/// global data).
+pub const ACCOUNT_DATA: Table<(OwnedUserId, Option<OwnedRoomId>, String), AccountDataRecord> =
+    Table::new(16, "account_data").marked();
 /// `user_id | stream_pos` → [`AccountDataChange`]: the index `/sync` reads after a token.
-pub const ACCOUNT_DATA_CHANGES: Table<(String, u64), AccountDataChange> =
+pub const ACCOUNT_DATA_CHANGES: Table<(OwnedUserId, u64), AccountDataChange> =
     Table::new(17, "account_data_changes").marked();
 /// `user_id | filter_id` → filter JSON.
-pub const FILTERS: Table<(String, String), serde_json::Value> = Table::new(18, "filters");
+pub const FILTERS: Table<(OwnedUserId, String), serde_json::Value> = Table::new(18, "filters");
 
 /// `room_id` → [`RoomRecord`].
 pub const ROOMS: Table<String, RoomRecord> = Table::new(19, "rooms");
@@ -139,41 +144,42 @@ pub const REPORTS: Table<(String, u64), serde_json::Value> = Table::new(35, "rep
 /// event ID) (spec: "Receipts").
 pub const RECEIPTS: Table<ReceiptKey, ReceiptRecord> = Table::new(36, "receipts");
 /// The key of [`RECEIPTS`].
-pub type ReceiptKey = ((String, String), (String, String));
+pub type ReceiptKey = ((OwnedRoomId, ReceiptType), (OwnedUserId, String));
 /// `room_id | stream_pos` → [`ReceiptChange`]: which receipt changed at that position (one row per
 /// receipt: an update deletes the row at its previous position), for "changed since N".
-pub const RECEIPT_CHANGES: Table<(String, u64), ReceiptChange> = Table::new(37, "receipt_changes").marked();
+pub const RECEIPT_CHANGES: Table<(OwnedRoomId, u64), ReceiptChange> = Table::new(37, "receipt_changes").marked();
 /// `user_id` → [`PresenceRecord`]: the user's presence (spec: "Presence").
-pub const PRESENCE: Table<String, PresenceRecord> = Table::new(38, "presence");
+pub const PRESENCE: Table<OwnedUserId, PresenceRecord> = Table::new(38, "presence");
 /// `stream_pos` → `user_id` whose presence changed then (one row per user: a change deletes the
 /// row at the previous position), for "changed since N". Typed `() | stream_pos` (same bytes):
 /// the whole table is one entity for its write mark.
-pub const PRESENCE_CHANGES: Table<((), u64), String> = Table::new(39, "presence_changes").marked();
+pub const PRESENCE_CHANGES: Table<((), u64), OwnedUserId> = Table::new(39, "presence_changes").marked();
 
 /// `user_id | device_id` → the device's `device_keys` object exactly as uploaded
 /// (`POST /keys/upload`; spec: "End-to-End Encryption", "Uploading keys").
-pub const DEVICE_KEYS: Table<(String, String), serde_json::Value> = Table::new(40, "device_keys");
+pub const DEVICE_KEYS: Table<(OwnedUserId, OwnedDeviceId), serde_json::Value> = Table::new(40, "device_keys");
 /// `(user_id | device_id) | (algorithm | stream_pos | key_id)`: a key of `one_time_keys`.
-pub type OneTimeKeyKey = ((String, String), (String, u64, String));
+pub type OneTimeKeyKey = ((OwnedUserId, OwnedDeviceId), (String, u64, String));
 /// [`OneTimeKeyKey`] → the one-time key (a string or a signed key object). The upload's stream
 /// position orders claims oldest first.
 pub const ONE_TIME_KEYS: Table<OneTimeKeyKey, serde_json::Value> = Table::new(41, "one_time_keys").marked();
 /// `(user_id | device_id) | algorithm` → [`FallbackKeyRecord`]: at most one per algorithm.
-pub const FALLBACK_KEYS: Table<((String, String), String), FallbackKeyRecord> =
+pub const FALLBACK_KEYS: Table<((OwnedUserId, OwnedDeviceId), String), FallbackKeyRecord> =
     Table::new(42, "fallback_keys").marked();
 /// `stream_pos` → `user_id` whose device list changed then (one row per user: a change deletes
 /// the row at the user's previous position in `device_list_positions`). Typed `() | stream_pos`
 /// like `presence_changes`.
-pub const DEVICE_LIST_CHANGES: Table<((), u64), String> = Table::new(43, "device_list_changes").marked();
+pub const DEVICE_LIST_CHANGES: Table<((), u64), OwnedUserId> = Table::new(43, "device_list_changes").marked();
 /// `user_id` → stream position of the last change to their device list.
-pub const DEVICE_LIST_POSITIONS: Table<String, Counter> = Table::new(44, "device_list_positions");
+pub const DEVICE_LIST_POSITIONS: Table<OwnedUserId, Counter> = Table::new(44, "device_list_positions");
 /// `(user_id | device_id) | stream_pos` → `{type, sender, content}`: send-to-device messages
 /// waiting for the device (deleted once `/sync` acknowledges them).
-pub const TO_DEVICE_INBOX: Table<((String, String), u64), serde_json::Value> =
+pub const TO_DEVICE_INBOX: Table<((OwnedUserId, OwnedDeviceId), u64), serde_json::Value> =
     Table::new(45, "to_device_inbox").marked();
 /// `user_id | device_id | txn_id` → stream position of the sender's `PUT /sendToDevice` with
 /// that transaction ID (idempotency).
-pub const TO_DEVICE_TXNS: Table<(String, String, String), Counter> = Table::new(46, "to_device_txns");
+pub const TO_DEVICE_TXNS: Table<(OwnedUserId, OwnedDeviceId, OwnedTransactionId), Counter> =
+    Table::new(46, "to_device_txns");
 /// `user_id | room_id` → [`RemoteInviteRecord`]: an invite of a local user received over
 /// federation (`PUT /_matrix/federation/v2/invite`), with the stripped state the inviting
 /// server sent; the room itself may be unknown here.
@@ -198,10 +204,12 @@ pub const FEDERATION_OUTGOING_TXNS: Table<String, OutgoingTxnRecord> = Table::ne
 pub const FEDERATION_BACKOFF: Table<String, BackoffRecord> = Table::new(52, "federation_backoff");
 /// `user_id` (local) → [`DeviceStreamRecord`]: what the last `m.device_list_update` EDUs told
 /// other servers about the user's devices.
-pub const FEDERATION_DEVICE_STREAMS: Table<String, DeviceStreamRecord> = Table::new(53, "federation_device_streams");
+pub const FEDERATION_DEVICE_STREAMS: Table<OwnedUserId, DeviceStreamRecord> =
+    Table::new(53, "federation_device_streams");
 /// `user_id` (remote) → `true`: our copy of the user's device list is out of date (an
 /// `m.device_list_update` or `m.signing_key_update` arrived); cleared by whoever refetches it.
-pub const REMOTE_DEVICE_LISTS_STALE: Table<String, serde_json::Value> = Table::new(54, "remote_device_lists_stale");
+pub const REMOTE_DEVICE_LISTS_STALE: Table<OwnedUserId, serde_json::Value> =
+    Table::new(54, "remote_device_lists_stale");
 
 /// Every table.
 pub const ALL: &[Tag] = &[

@@ -273,6 +273,65 @@ impl<A: KeyCodec, B: KeyCodec, C: KeyCodec> KeyCodec for (A, B, C) {
     }
 }
 
+// Key parts of the users, devices, keys and ephemeral tables.
+
+/// An optional room as a key part: `None` (global account data) is the empty string, a room its
+/// ID, so the bytes are those of the `String` key written before (`""` for global).
+impl KeyCodec for Option<ruma::OwnedRoomId> {
+    type Head = Option<ruma::OwnedRoomId>;
+
+    fn encode_head_into(&self, out: &mut Vec<u8>) {
+        self.encode_into(out);
+    }
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        encode_str(self.as_ref().map_or("", |r| r.as_str()), out);
+    }
+    fn decode_from(input: &mut &[u8]) -> Result<Self> {
+        let s = String::decode_from(input)?;
+        if s.is_empty() {
+            return Ok(None);
+        }
+        ruma::OwnedRoomId::try_from(s)
+            .map(Some)
+            .map_err(|e| Error::internal(format!("key codec: not a valid RoomId: {e}")))
+    }
+}
+
+key_encode_leaf!(Option<ruma::OwnedRoomId>);
+
+impl KeyEncode for Option<&ruma::RoomId> {
+    type Key = Option<ruma::OwnedRoomId>;
+
+    fn encode_key_into(&self, out: &mut Vec<u8>) {
+        encode_str(self.map_or("", |r| r.as_str()), out);
+    }
+    fn encode_key_head_into(&self, out: &mut Vec<u8>) {
+        self.encode_key_into(out);
+    }
+}
+
+/// ruma's string enums (`m.read`, ...) as key parts: the bytes of their string form.
+macro_rules! str_enum_key {
+    ($($ty:ty),* $(,)?) => {$(
+        impl KeyCodec for $ty {
+            type Head = $ty;
+
+            fn encode_head_into(&self, out: &mut Vec<u8>) {
+                self.encode_into(out);
+            }
+            fn encode_into(&self, out: &mut Vec<u8>) {
+                encode_str(self.as_str(), out);
+            }
+            fn decode_from(input: &mut &[u8]) -> Result<Self> {
+                Ok(<$ty>::from(String::decode_from(input)?))
+            }
+        }
+
+        key_encode_leaf!($ty);
+    )*};
+}
+str_enum_key!(ruma::events::receipt::ReceiptType);
+
 /// Values: JSON for records (readable with `ldb`, tolerant of added fields), raw BE for counters.
 pub trait ValueCodec: Sized {
     fn encode_value(&self) -> Vec<u8>;
@@ -353,5 +412,19 @@ mod tests {
         (user, device).encode_key_head_into(&mut head);
         assert_eq!(head, user.to_string().encode());
         assert!(<ruma::OwnedUserId as KeyCodec>::decode(&"not a user".to_string().encode()).is_err());
+    }
+
+    #[test]
+    fn optional_rooms_and_receipt_types_encode_as_their_strings() {
+        use ruma::events::receipt::ReceiptType;
+        let room = ruma::room_id!("!r:example.org");
+        assert_eq!(Some(room.to_owned()).encode(), room.to_string().encode());
+        assert_eq!(Some(room).encode_key(), room.to_string().encode());
+        assert_eq!(None::<ruma::OwnedRoomId>.encode(), String::new().encode());
+        assert_eq!(None::<&ruma::RoomId>.encode_key(), String::new().encode());
+        assert_eq!(<Option<ruma::OwnedRoomId>>::decode(&String::new().encode()).unwrap(), None);
+        assert_eq!(<Option<ruma::OwnedRoomId>>::decode(&room.to_string().encode()).unwrap().as_deref(), Some(room));
+        assert_eq!(ReceiptType::ReadPrivate.encode(), "m.read.private".to_string().encode());
+        assert_eq!(<ReceiptType as KeyCodec>::decode(&"m.read".to_string().encode()).unwrap(), ReceiptType::Read);
     }
 }

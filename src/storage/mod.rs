@@ -538,7 +538,7 @@ mod tests {
         let s = Storage::open(dir.path(), 8).unwrap();
         let mut b = s.batch();
         for (u, d) in [("@a:x", "D1"), ("@a:x", "D2"), ("@a:xy", "D3"), ("@b:x", "D4")] {
-            b.put(catalog::FILTERS, &(u.to_string(), d.to_string()), &serde_json::json!(d)).unwrap();
+            b.put(catalog::FILTERS, &(ruma::UserId::parse(u).unwrap(), d), &serde_json::json!(d)).unwrap();
         }
         b.commit().unwrap();
         let found = s.scan_prefix(catalog::FILTERS, &"@a:x".to_string()).unwrap();
@@ -582,7 +582,7 @@ mod tests {
         let s = Storage::open(dir.path(), 8).unwrap();
         let (filters, users) = (s.generation(catalog::FILTERS), s.generation(catalog::USERS));
         let mut b = s.batch();
-        b.put(catalog::FILTERS, &("@a:x".to_string(), "1".to_string()), &serde_json::json!({})).unwrap();
+        b.put(catalog::FILTERS, &(ruma::user_id!("@a:x"), "1"), &serde_json::json!({})).unwrap();
         assert_eq!(s.generation(catalog::FILTERS), filters, "not before the commit");
         b.commit().unwrap();
         assert_eq!(s.generation(catalog::FILTERS), filters + 1);
@@ -595,8 +595,8 @@ mod tests {
     fn last_key_follows_the_entitys_writes() {
         let dir = tempfile::tempdir().unwrap();
         let s = Storage::open(dir.path(), 8).unwrap();
-        let (a, b) = ("@a:x".to_string(), "@b:x".to_string());
-        let change = |pos| records::AccountDataChange { room_id: String::new(), data_type: format!("t{pos}") };
+        let (a, b) = (ruma::owned_user_id!("@a:x"), ruma::owned_user_id!("@b:x"));
+        let change = |pos| records::AccountDataChange { room_id: None, data_type: format!("t{pos}") };
         let table = catalog::ACCOUNT_DATA_CHANGES;
         assert_eq!(s.last_key(table, &a).unwrap(), None);
         assert_eq!(s.latest_position(table, &a).unwrap(), 0, "nothing yet: below every position");

@@ -1,6 +1,9 @@
 //! The persisted shapes of records (values of the tables in [`super::catalog`]).
 //! Fields may be added with `#[serde(default)]`; never renamed or removed.
 
+use ruma::events::receipt::ReceiptType;
+use ruma::presence::PresenceState;
+use ruma::{OwnedDeviceId, OwnedEventId, OwnedRoomId, OwnedUserId};
 use serde::{Deserialize, Serialize};
 
 use super::codec::JsonValue;
@@ -41,8 +44,8 @@ pub struct LastSeenRecord {
 /// `access_tokens` value.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessTokenRecord {
-    pub user_id: String,
-    pub device_id: String,
+    pub user_id: OwnedUserId,
+    pub device_id: OwnedDeviceId,
     /// Expiry in ms since the epoch; `None` never expires.
     pub expires_at: Option<u64>,
 }
@@ -50,14 +53,14 @@ pub struct AccessTokenRecord {
 /// `refresh_tokens` value.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RefreshTokenRecord {
-    pub user_id: String,
-    pub device_id: String,
+    pub user_id: OwnedUserId,
+    pub device_id: OwnedDeviceId,
 }
 
 /// `login_tokens` value: a one-time `m.login.token`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoginTokenRecord {
-    pub user_id: String,
+    pub user_id: OwnedUserId,
     pub expires_at: u64,
 }
 
@@ -72,8 +75,9 @@ pub struct AccountDataRecord {
 /// `account_data_changes` value: which entry changed at a stream position.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccountDataChange {
-    /// Empty for global account data.
-    pub room_id: String,
+    /// `None` for global account data (stored as `""`).
+    #[serde(with = "empty_is_none")]
+    pub room_id: Option<OwnedRoomId>,
     pub data_type: String,
 }
 
@@ -110,6 +114,24 @@ impl JsonValue for RefreshTokenRecord {}
 impl JsonValue for LoginTokenRecord {}
 impl JsonValue for AccountDataRecord {}
 impl JsonValue for AccountDataChange {}
+
+/// An optional room ID stored as a string, `""` for `None` (global account data).
+mod empty_is_none {
+    use ruma::OwnedRoomId;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(room: &Option<OwnedRoomId>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(room.as_ref().map_or("", |r| r.as_str()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OwnedRoomId>, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() {
+            return Ok(None);
+        }
+        OwnedRoomId::try_from(s).map(Some).map_err(serde::de::Error::custom)
+    }
+}
 impl JsonValue for SigningKeyRecord {}
 
 /// `rooms` value: one room this server knows.
@@ -218,7 +240,7 @@ impl JsonValue for RemoteInviteRecord {}
 /// `receipts` value: one user's latest receipt of one type in one thread of a room.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReceiptRecord {
-    pub event_id: String,
+    pub event_id: OwnedEventId,
     /// When the receipt was sent, ms since the epoch.
     pub ts: u64,
     /// Stream position of the receipt itself (its row in `receipt_changes`).
@@ -230,8 +252,8 @@ pub struct ReceiptRecord {
 /// `receipt_changes` value: the `receipts` key that changed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReceiptChange {
-    pub receipt_type: String,
-    pub user_id: String,
+    pub receipt_type: ReceiptType,
+    pub user_id: OwnedUserId,
     /// `""` unthreaded, `main`, or the thread root's event ID.
     pub thread: String,
 }
@@ -240,7 +262,7 @@ pub struct ReceiptChange {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PresenceRecord {
     /// `online`, `unavailable` or `offline`.
-    pub presence: String,
+    pub presence: PresenceState,
     pub status_msg: Option<String>,
     /// Last activity, ms since the epoch (the live value is in memory while the user is active).
     pub last_active_ts: u64,
@@ -302,7 +324,7 @@ pub struct DeviceStreamRecord {
     /// The `stream_id` of the last EDU sent for the user (0: none yet).
     pub stream_id: u64,
     /// `device_id` → a digest of what was announced (display name and keys).
-    pub devices: std::collections::BTreeMap<String, String>,
+    pub devices: std::collections::BTreeMap<OwnedDeviceId, String>,
 }
 
 impl JsonValue for OutgoingTxnRecord {}

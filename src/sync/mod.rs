@@ -78,26 +78,22 @@ type AccountDataChanges = (Vec<Value>, Vec<(String, Value)>);
 
 /// Account data changed in `(since, upto]`.
 fn account_data(s: &Services, user: &UserId, since: u64, upto: u64) -> Result<AccountDataChanges> {
-    let key = user.to_string();
-    if since > 0 && s.db.latest_position(ACCOUNT_DATA_CHANGES, &key)? <= since {
+    if since > 0 && s.db.latest_position(ACCOUNT_DATA_CHANGES, user)? <= since {
         return Ok((Vec::new(), Vec::new()));
     }
-    let rows =
-        s.db.scan_from(ACCOUNT_DATA_CHANGES, &key, &(key.clone(), since.saturating_add(1)), false, usize::MAX)?;
+    let rows = s.db.scan_from(ACCOUNT_DATA_CHANGES, user, &(user, since.saturating_add(1)), false, usize::MAX)?;
     let (mut global, mut per_room) = (Vec::new(), Vec::new());
     for ((_, pos), change) in rows {
         if pos > upto {
             break;
         }
-        let Some(record) = s.db.get(ACCOUNT_DATA, &(key.clone(), change.room_id.clone(), change.data_type.clone()))?
-        else {
+        let Some(record) = s.db.get(ACCOUNT_DATA, &(user, change.room_id.as_deref(), &change.data_type))? else {
             continue;
         };
         let event = json!({ "type": change.data_type, "content": record.content });
-        if change.room_id.is_empty() {
-            global.push(event);
-        } else {
-            per_room.push((change.room_id, event));
+        match change.room_id {
+            None => global.push(event),
+            Some(room_id) => per_room.push((room_id.into(), event)),
         }
     }
     Ok((global, per_room))

@@ -3,7 +3,7 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use ruma::UserId;
+use ruma::{OwnedUserId, UserId};
 
 use super::{devices, now_ms};
 use crate::error::{Error, ErrorKind, Result};
@@ -25,7 +25,7 @@ pub struct NewAccount {
 }
 
 pub fn get(db: &Storage, user_id: &UserId) -> Result<Option<UserRecord>> {
-    db.get(USERS, &user_id.to_string())
+    db.get(USERS, user_id)
 }
 
 /// The account, which must exist and be active (for admin tools and logins).
@@ -52,8 +52,8 @@ pub fn create(db: &Storage, user_id: &UserId, new: NewAccount) -> Result<()> {
     };
     let displayname = new.displayname.unwrap_or_else(|| user_id.localpart().to_owned());
     let mut batch = db.batch();
-    batch.put(USERS, &user_id.to_string(), &record)?;
-    batch.put(PROFILES, &(user_id.to_string(), "displayname"), &serde_json::json!(displayname))?;
+    batch.put(USERS, user_id, &record)?;
+    batch.put(PROFILES, &(user_id, "displayname"), &serde_json::json!(displayname))?;
     batch.commit()
 }
 
@@ -61,7 +61,7 @@ pub fn set_password(db: &Storage, user_id: &UserId, password_hash: String) -> Re
     let mut record = get_active(db, user_id)?;
     record.password_hash = Some(password_hash);
     let mut batch = db.batch();
-    batch.put(USERS, &user_id.to_string(), &record)?;
+    batch.put(USERS, user_id, &record)?;
     batch.commit()
 }
 
@@ -71,22 +71,21 @@ pub fn deactivate(db: &Storage, user_id: &UserId, erase: bool) -> Result<()> {
     let mut record = get_active(db, user_id)?;
     record.deactivated = true;
     record.password_hash = None;
-    let user = user_id.to_string();
     let mut batch = db.batch();
-    batch.put(USERS, &user, &record)?;
+    batch.put(USERS, user_id, &record)?;
     devices::delete_all_in(db, &mut batch, user_id, None)?;
-    for ((_, medium, address), _) in db.scan_prefix(USER_THREEPIDS, &user)? {
-        batch.delete(THREEPIDS, &(medium.clone(), address.clone()))?;
-        batch.delete(USER_THREEPIDS, &(user.clone(), medium, address))?;
+    for ((_, medium, address), _) in db.scan_prefix(USER_THREEPIDS, user_id)? {
+        batch.delete(THREEPIDS, &(&medium, &address))?;
+        batch.delete(USER_THREEPIDS, &(user_id, medium, address))?;
     }
     if erase {
-        for (key, _) in db.scan_prefix(PROFILES, &user)? {
+        for (key, _) in db.scan_prefix(PROFILES, user_id)? {
             batch.delete(PROFILES, &key)?;
         }
-        for (key, _) in db.scan_prefix(ACCOUNT_DATA, &user)? {
+        for (key, _) in db.scan_prefix(ACCOUNT_DATA, user_id)? {
             batch.delete(ACCOUNT_DATA, &key)?;
         }
-        for (key, _) in db.scan_prefix(ACCOUNT_DATA_CHANGES, &user)? {
+        for (key, _) in db.scan_prefix(ACCOUNT_DATA_CHANGES, user_id)? {
             batch.delete(ACCOUNT_DATA_CHANGES, &key)?;
         }
     }
@@ -96,26 +95,26 @@ pub fn deactivate(db: &Storage, user_id: &UserId, erase: bool) -> Result<()> {
 /// Bind a third-party identifier (admin tools; email verification comes with the identity
 /// service work). Addresses are matched case-insensitively.
 pub fn add_threepid(db: &Storage, user_id: &UserId, medium: &str, address: &str) -> Result<()> {
-    let key = (medium.to_owned(), address.to_lowercase());
-    if let Some(owner) = db.get(THREEPIDS, &key)?
-        && owner != user_id.as_str()
+    let address = address.to_lowercase();
+    if let Some(owner) = db.get(THREEPIDS, &(medium, &address))?
+        && owner != user_id
     {
         return Err(Error::new(ErrorKind::InvalidParam, "Third-party identifier already in use"));
     }
     let mut batch = db.batch();
-    batch.put(THREEPIDS, &key, &user_id.to_string())?;
-    batch.put(USER_THREEPIDS, &(user_id.to_string(), key.0, key.1), &serde_json::json!(now_ms()))?;
+    batch.put(THREEPIDS, &(medium, &address), &user_id.to_owned())?;
+    batch.put(USER_THREEPIDS, &(user_id, medium, &address), &serde_json::json!(now_ms()))?;
     batch.commit()
 }
 
-pub fn find_by_threepid(db: &Storage, medium: &str, address: &str) -> Result<Option<String>> {
-    db.get(THREEPIDS, &(medium.to_owned(), address.to_lowercase()))
+pub fn find_by_threepid(db: &Storage, medium: &str, address: &str) -> Result<Option<OwnedUserId>> {
+    db.get(THREEPIDS, &(medium, address.to_lowercase()))
 }
 
 /// `(medium, address, added_at)` of every identifier bound to the user.
 pub fn threepids(db: &Storage, user_id: &UserId) -> Result<Vec<(String, String, u64)>> {
     Ok(db
-        .scan_prefix(USER_THREEPIDS, &user_id.to_string())?
+        .scan_prefix(USER_THREEPIDS, user_id)?
         .into_iter()
         .map(|((_, medium, address), added)| (medium, address, added.as_u64().unwrap_or(0)))
         .collect())

@@ -1,32 +1,28 @@
 //! Devices: one per login session, each with its tokens (spec: "Device management").
 //! Blocking functions; call them inside [`Storage::blocking`].
 
-use ruma::{DeviceId, UserId};
+use ruma::{DeviceId, OwnedDeviceId, UserId};
 
 use crate::error::{Error, Result};
 use crate::storage::catalog::{ACCESS_TOKENS, DEVICE_LAST_SEEN, DEVICES, REFRESH_TOKENS};
 use crate::storage::records::{DeviceRecord, LastSeenRecord};
 use crate::storage::{Batch, Storage};
 
-fn key(user_id: &UserId, device_id: &DeviceId) -> (String, String) {
-    (user_id.to_string(), device_id.to_string())
-}
-
-pub fn list(db: &Storage, user_id: &UserId) -> Result<Vec<(String, DeviceRecord)>> {
-    Ok(db.scan_prefix(DEVICES, &user_id.to_string())?.into_iter().map(|((_, d), r)| (d, r)).collect())
+pub fn list(db: &Storage, user_id: &UserId) -> Result<Vec<(OwnedDeviceId, DeviceRecord)>> {
+    Ok(db.scan_prefix(DEVICES, user_id)?.into_iter().map(|((_, d), r)| (d, r)).collect())
 }
 
 /// A device as clients see it (spec: the `Device` object).
 #[derive(Debug, Clone)]
 pub struct DeviceView {
-    pub device_id: String,
+    pub device_id: OwnedDeviceId,
     pub display_name: Option<String>,
     pub last_seen_ip: Option<String>,
     pub last_seen_ts: Option<u64>,
 }
 
-fn view(db: &Storage, user_id: &UserId, device_id: String, record: DeviceRecord) -> Result<DeviceView> {
-    let seen = db.get(DEVICE_LAST_SEEN, &(user_id.to_string(), device_id.clone()))?;
+fn view(db: &Storage, user_id: &UserId, device_id: OwnedDeviceId, record: DeviceRecord) -> Result<DeviceView> {
+    let seen = db.get(DEVICE_LAST_SEEN, &(user_id, &device_id))?;
     Ok(DeviceView {
         display_name: record.display_name,
         last_seen_ip: seen.as_ref().and_then(|s| s.ip.clone()),
@@ -41,11 +37,11 @@ pub fn list_views(db: &Storage, user_id: &UserId) -> Result<Vec<DeviceView>> {
 }
 
 pub fn get_view(db: &Storage, user_id: &UserId, device_id: &DeviceId) -> Result<Option<DeviceView>> {
-    get(db, user_id, device_id)?.map(|r| view(db, user_id, device_id.to_string(), r)).transpose()
+    get(db, user_id, device_id)?.map(|r| view(db, user_id, device_id.to_owned(), r)).transpose()
 }
 
 pub fn get(db: &Storage, user_id: &UserId, device_id: &DeviceId) -> Result<Option<DeviceRecord>> {
-    db.get(DEVICES, &key(user_id, device_id))
+    db.get(DEVICES, &(user_id, device_id))
 }
 
 fn not_found() -> Error {
@@ -61,7 +57,7 @@ pub fn set_display_name(db: &Storage, user_id: &UserId, device_id: &DeviceId, na
     }
     record.display_name = name;
     let mut batch = db.batch();
-    batch.put(DEVICES, &key(user_id, device_id), &record)?;
+    batch.put(DEVICES, &(user_id, device_id), &record)?;
     crate::keys::changes::record_in(db, &mut batch, user_id)?;
     batch.commit()
 }
@@ -80,7 +76,7 @@ pub fn touch_in(
     ip: Option<String>,
     now: u64,
 ) -> Result<()> {
-    batch.put(DEVICE_LAST_SEEN, &key(user_id, device_id), &LastSeenRecord { ip, ts: now })
+    batch.put(DEVICE_LAST_SEEN, &(user_id, device_id), &LastSeenRecord { ip, ts: now })
 }
 
 /// Add the deletion of one device, its tokens and its end-to-end encryption data to `batch`.
@@ -88,7 +84,7 @@ pub fn delete_in(
     db: &Storage,
     batch: &mut Batch<'_>,
     user_id: &UserId,
-    device_id: &str,
+    device_id: &DeviceId,
     record: &DeviceRecord,
 ) -> Result<()> {
     crate::keys::device_keys::forget_device_in(db, batch, user_id, device_id)?;
@@ -98,8 +94,8 @@ pub fn delete_in(
     if let Some(h) = &record.refresh_token_hash {
         batch.delete(REFRESH_TOKENS, h)?;
     }
-    batch.delete(DEVICE_LAST_SEEN, &(user_id.to_string(), device_id.to_owned()))?;
-    batch.delete(DEVICES, &(user_id.to_string(), device_id.to_owned()))
+    batch.delete(DEVICE_LAST_SEEN, &(user_id, device_id))?;
+    batch.delete(DEVICES, &(user_id, device_id))
 }
 
 /// Add the deletion of every device of the user (but `except`) to `batch`, and the device-list
@@ -107,7 +103,7 @@ pub fn delete_in(
 pub fn delete_all_in(db: &Storage, batch: &mut Batch<'_>, user_id: &UserId, except: Option<&DeviceId>) -> Result<()> {
     let mut deleted = false;
     for (device_id, record) in list(db, user_id)? {
-        if except.is_some_and(|e| e.as_str() == device_id) {
+        if except.is_some_and(|e| *e == device_id) {
             continue;
         }
         delete_in(db, batch, user_id, &device_id, &record)?;
@@ -125,7 +121,7 @@ pub fn delete(db: &Storage, user_id: &UserId, device_ids: &[&DeviceId]) -> Resul
     let mut deleted = false;
     for device_id in device_ids {
         if let Some(record) = get(db, user_id, device_id)? {
-            delete_in(db, &mut batch, user_id, device_id.as_str(), &record)?;
+            delete_in(db, &mut batch, user_id, device_id, &record)?;
             deleted = true;
         }
     }

@@ -19,7 +19,7 @@ pub fn get_all(db: &Storage, user_id: &UserId) -> Result<Map<String, Value>> {
     if accounts::get(db, user_id)?.is_none() {
         return Err(Error::not_found("Profile was not found"));
     }
-    Ok(db.scan_prefix(PROFILES, &user_id.to_string())?.into_iter().map(|((_, k), v)| (k, v)).collect())
+    Ok(db.scan_prefix(PROFILES, user_id)?.into_iter().map(|((_, k), v)| (k, v)).collect())
 }
 
 /// One field, or `M_NOT_FOUND` if the user or the field does not exist.
@@ -27,8 +27,7 @@ pub fn get_field(db: &Storage, user_id: &UserId, field: &str) -> Result<Value> {
     if accounts::get(db, user_id)?.is_none() {
         return Err(Error::not_found("Profile was not found"));
     }
-    db.get(PROFILES, &(user_id.to_string(), field.to_owned()))?
-        .ok_or_else(|| Error::not_found(format!("The user has no {field}")))
+    db.get(PROFILES, &(user_id, field))?.ok_or_else(|| Error::not_found(format!("The user has no {field}")))
 }
 
 /// Set one field, enforcing the spec's key and size limits and the types of the classic fields.
@@ -43,7 +42,7 @@ pub fn set_field(db: &Storage, user_id: &UserId, field: &str, value: Value) -> R
         return Err(Error::bad_json(format!("{field} must be a string")));
     }
     let mut profile = get_all(db, user_id)?;
-    let key = (user_id.to_string(), field.to_owned());
+    let key = (user_id, field);
     let mut batch = db.batch();
     if value.is_null() {
         profile.remove(field);

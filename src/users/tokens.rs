@@ -39,8 +39,7 @@ pub fn authenticate(s: &Services, token: &str) -> Result<Auth> {
     // Each write mark is read before the rows it covers (see `storage::marks`).
     let token_mark = s.db.mark(ACCESS_TOKENS, &token_hash);
     let record = s.db.get(ACCESS_TOKENS, &token_hash)?.ok_or_else(unknown)?;
-    let user_id = UserId::parse(&record.user_id).map_err(|_| unknown())?;
-    let owner_marks = marks(s, &token_hash, &user_id);
+    let owner_marks = marks(s, &token_hash, &record.user_id);
     let (auth, expires_at) = resolve(&s.db, &token_hash, record)?;
     let marks = [token_mark, owner_marks[1], owner_marks[2]];
     s.auth_cache.insert(token_hash, CachedAuth { marks, auth: auth.clone(), expires_at });
@@ -49,8 +48,7 @@ pub fn authenticate(s: &Services, token: &str) -> Result<Auth> {
 
 /// The write marks of the token's row, its owner's account and its owner's devices.
 fn marks(s: &Services, token_hash: &str, user_id: &UserId) -> [u64; 3] {
-    let (token, user) = (token_hash.to_owned(), user_id.to_string());
-    [s.db.mark(ACCESS_TOKENS, &token), s.db.mark(USERS, &user), s.db.mark(DEVICES, &user)]
+    [s.db.mark(ACCESS_TOKENS, token_hash), s.db.mark(USERS, user_id), s.db.mark(DEVICES, user_id)]
 }
 
 /// Tokens recently resolved, by hash, with the write marks of the rows they were read from
@@ -75,19 +73,18 @@ fn check_expiry(expires_at: Option<u64>) -> Result<()> {
 /// The owner and expiry of the token behind `record` (expiry not yet checked).
 fn resolve(db: &Storage, token_hash: &str, record: AccessTokenRecord) -> Result<(Auth, Option<u64>)> {
     let unknown = || Error::new(ErrorKind::UnknownToken { soft_logout: false }, "Unknown access token");
-    let user_id = UserId::parse(&record.user_id).map_err(|_| unknown())?;
+    let AccessTokenRecord { user_id, device_id, expires_at } = record;
     let user = accounts::get(db, &user_id)?.ok_or_else(unknown)?;
     if user.deactivated {
         return Err(unknown());
     }
-    let device_id: OwnedDeviceId = record.device_id.as_str().into();
     // The device must still hold this very token: a token that lost a race with logout or
     // rotation is dead even if its row lingered.
     let device = super::devices::get(db, &user_id, &device_id)?.ok_or_else(unknown)?;
     if device.access_token_hash.as_deref() != Some(token_hash) {
         return Err(unknown());
     }
-    Ok((Auth { user_id, device_id, is_guest: user.is_guest }, record.expires_at))
+    Ok((Auth { user_id, device_id, is_guest: user.is_guest }, expires_at))
 }
 
 /// Token lifetimes from `[login]`.
@@ -159,8 +156,8 @@ fn issue_tokens(
         if want_refresh { Some(lifetimes.refreshable_ms) } else { Some(lifetimes.plain_ms).filter(|&ms| ms > 0) };
     let access_token = format!("trl_{}", random_string(40));
     let access = AccessTokenRecord {
-        user_id: user_id.to_string(),
-        device_id: device_id.to_string(),
+        user_id: user_id.to_owned(),
+        device_id: device_id.to_owned(),
         expires_at: lifetime.map(|ms| now + ms),
     };
     record.access_token_hash = Some(hash(&access_token));
@@ -168,22 +165,21 @@ fn issue_tokens(
     let refresh_token = if want_refresh {
         let token = format!("trr_{}", random_string(40));
         record.refresh_token_hash = Some(hash(&token));
-        let r = RefreshTokenRecord { user_id: user_id.to_string(), device_id: device_id.to_string() };
+        let r = RefreshTokenRecord { user_id: user_id.to_owned(), device_id: device_id.to_owned() };
         batch.put(REFRESH_TOKENS, &hash(&token), &r)?;
         Some(token)
     } else {
         None
     };
-    batch.put(DEVICES, &(user_id.to_string(), device_id.to_string()), record)?;
+    batch.put(DEVICES, &(user_id, device_id), record)?;
     Ok(Session { device_id: device_id.to_owned(), access_token, refresh_token, expires_in_ms: lifetime })
 }
 
 /// Exchange a refresh token for a new pair; the old access and refresh tokens stop working.
 pub fn refresh(db: &Storage, refresh_token: &str, lifetimes: Lifetimes) -> Result<Session> {
     let unknown = || Error::new(ErrorKind::UnknownToken { soft_logout: false }, "Unknown refresh token");
-    let r = db.get(REFRESH_TOKENS, &hash(refresh_token))?.ok_or_else(unknown)?;
-    let user_id = UserId::parse(&r.user_id).map_err(|_| unknown())?;
-    let device_id: OwnedDeviceId = r.device_id.as_str().into();
+    let RefreshTokenRecord { user_id, device_id } =
+        db.get(REFRESH_TOKENS, &hash(refresh_token))?.ok_or_else(unknown)?;
     let mut record = super::devices::get(db, &user_id, &device_id)?.ok_or_else(unknown)?;
     let mut batch = db.batch();
     let session = issue_tokens(&mut batch, &user_id, &device_id, &mut record, true, lifetimes, now_ms())?;
@@ -194,7 +190,7 @@ pub fn refresh(db: &Storage, refresh_token: &str, lifetimes: Lifetimes) -> Resul
 /// A one-time `m.login.token` for the user.
 pub fn create_login_token(db: &Storage, user_id: &UserId, lifetime_ms: u64) -> Result<String> {
     let token = random_string(32);
-    let record = LoginTokenRecord { user_id: user_id.to_string(), expires_at: now_ms() + lifetime_ms };
+    let record = LoginTokenRecord { user_id: user_id.to_owned(), expires_at: now_ms() + lifetime_ms };
     let mut batch = db.batch();
     batch.put(LOGIN_TOKENS, &hash(&token), &record)?;
     batch.commit()?;
@@ -216,5 +212,5 @@ pub fn consume_login_token(db: &Storage, token: &str) -> Result<OwnedUserId> {
     if record.expires_at <= now_ms() {
         return Err(invalid());
     }
-    UserId::parse(&record.user_id).map_err(|_| invalid())
+    Ok(record.user_id)
 }

@@ -47,8 +47,7 @@ pub async fn login(s: State, r: Ruma<LoginRequest>) -> Result<LoginResponse> {
                 (Some(UserIdentifier::Email(e)), _) => {
                     let address = e.address.clone();
                     let owner = s.db.blocking(move |db| accounts::find_by_threepid(db, "email", &address)).await?;
-                    let owner = owner.ok_or_else(bad_credentials)?;
-                    UserId::parse(owner).map_err(|_| bad_credentials())?
+                    owner.ok_or_else(bad_credentials)?
                 }
                 (None, Some(user)) => s.resolve_user(user).map_err(|_| bad_credentials())?,
                 (Some(_), _) => return Err(Error::bad_json("Unsupported identifier type")),

@@ -10,7 +10,7 @@ use ruma::{DeviceId, UserId};
 use serde_json::{Value, json};
 
 use super::tests::{Peer, eventually, local, services_on};
-use crate::ephemeral::receipts::{self, READ, READ_PRIVATE, Thread};
+use crate::ephemeral::receipts::{self, Thread};
 use crate::ephemeral::{presence, typing};
 use crate::keys::to_device;
 use crate::rooms::append::send;
@@ -42,16 +42,16 @@ async fn local_events_typing_receipts_presence_devices_and_to_device_reach_the_r
 
     let hello = send(&s, &room, &alice, NewEvent::message("m.room.message", json!({ "body": "hello" })), None).unwrap();
     typing::set(&s, &room, &alice, Some(Duration::from_secs(30))).unwrap();
-    receipts::post(&s, &room, &alice, READ_PRIVATE, &hello, Thread::Unthreaded).unwrap();
-    receipts::post(&s, &room, &alice, READ, &hello, Thread::Unthreaded).unwrap();
-    presence::set(&s, &alice, "online", Some("hi".into())).unwrap();
+    receipts::post(&s, &room, &alice, "m.read.private".into(), &hello, Thread::Unthreaded).unwrap();
+    receipts::post(&s, &room, &alice, "m.read".into(), &hello, Thread::Unthreaded).unwrap();
+    presence::set(&s, &alice, "online".into(), Some("hi".into())).unwrap();
     let messages = BTreeMap::from([(
         bob.clone(),
         BTreeMap::from([(DeviceIdOrAllDevices::DeviceId("BOBDEV".into()), json!({ "secret": 1 }))]),
     )]);
     let alice_device = <&DeviceId>::from("ALICEDEV");
-    to_device::send(&s, (&alice, alice_device), "m.test", "t1", &messages).unwrap();
-    to_device::send(&s, (&alice, alice_device), "m.test", "t1", &messages).unwrap();
+    to_device::send(&s, (&alice, alice_device), "m.test", "t1".into(), &messages).unwrap();
+    to_device::send(&s, (&alice, alice_device), "m.test", "t1".into(), &messages).unwrap();
     crate::users::accounts::create(&s.db, &alice, Default::default()).unwrap();
     let new_device: ruma::OwnedDeviceId = "NEWDEV".into();
     crate::users::tokens::create_session(&s.db, &alice, Some(&new_device), None, false, s.token_lifetimes(), None)

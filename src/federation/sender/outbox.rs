@@ -11,7 +11,7 @@ use std::sync::Weak;
 
 use ruma::api::federation::transactions::edu::{DeviceListUpdateContent, Edu, PresenceContent, PresenceUpdate};
 use ruma::serde::Raw;
-use ruma::{OwnedDeviceId, OwnedServerName, UInt, UserId};
+use ruma::{OwnedServerName, UInt, UserId};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -75,9 +75,8 @@ fn follow(s: &Services, reached: Option<u64>) -> Result<u64> {
             break;
         }
         found = true;
-        match UserId::parse(user) {
-            Ok(user) if s.is_local(&user) && s.config.presence.enabled => presence(s, &user)?,
-            _ => {}
+        if s.is_local(&user) && s.config.presence.enabled {
+            presence(s, &user)?;
         }
     }
     for (((), pos), user) in s.db.scan_from(DEVICE_LIST_CHANGES, &(), &((), from + 1), false, usize::MAX)? {
@@ -85,9 +84,8 @@ fn follow(s: &Services, reached: Option<u64>) -> Result<u64> {
             break;
         }
         found = true;
-        match UserId::parse(user) {
-            Ok(user) if s.is_local(&user) => device_list(s, &user)?,
-            _ => {}
+        if s.is_local(&user) {
+            device_list(s, &user)?;
         }
     }
     if found { save(s, upto) } else { Ok(upto) }
@@ -102,7 +100,7 @@ fn save(s: &Services, pos: u64) -> Result<u64> {
 
 /// `m.presence` with the user's current presence.
 fn presence(s: &Services, user: &UserId) -> Result<()> {
-    let Some(record) = s.db.get(PRESENCE, &user.to_string())? else { return Ok(()) };
+    let Some(record) = s.db.get(PRESENCE, user)? else { return Ok(()) };
     let servers: Vec<OwnedServerName> = servers_sharing(s, user)?.into_iter().collect();
     if servers.is_empty() {
         return Ok(());
@@ -117,12 +115,11 @@ fn presence(s: &Services, user: &UserId) -> Result<()> {
 /// One `m.device_list_update` per device added, changed or deleted since the last EDUs for the
 /// user, chained by `stream_id` / `prev_id` (spec: "Device Management").
 fn device_list(s: &Services, user: &UserId) -> Result<()> {
-    let key = user.to_string();
-    let old = s.db.get(FEDERATION_DEVICE_STREAMS, &key)?.unwrap_or_default();
+    let old = s.db.get(FEDERATION_DEVICE_STREAMS, user)?.unwrap_or_default();
     let mut now = DeviceStreamRecord { stream_id: old.stream_id, devices: BTreeMap::new() };
     let mut updates = Vec::new();
     for (device_id, record) in devices::list(&s.db, user)? {
-        let keys = s.db.get(DEVICE_KEYS, &(key.clone(), device_id.clone()))?;
+        let keys = s.db.get(DEVICE_KEYS, &(user, &device_id))?;
         let digest = hex::encode(Sha256::digest(json!([record.display_name, keys]).to_string()));
         if old.devices.get(&device_id) != Some(&digest) {
             updates.push((device_id.clone(), record.display_name, keys, false));
@@ -137,7 +134,7 @@ fn device_list(s: &Services, user: &UserId) -> Result<()> {
         let prev = now.stream_id;
         now.stream_id += 1;
         let stream_id = UInt::try_from(now.stream_id).map_err(Error::internal)?;
-        let mut content = DeviceListUpdateContent::new(user.to_owned(), OwnedDeviceId::from(device_id), stream_id);
+        let mut content = DeviceListUpdateContent::new(user.to_owned(), device_id, stream_id);
         content.prev_id = UInt::try_from(prev).ok().filter(|p| *p > UInt::MIN).into_iter().collect();
         content.device_display_name = display_name.filter(|_| s.config.federation.allow_device_name_lookup);
         content.deleted = deleted.then_some(true);
@@ -151,5 +148,5 @@ fn device_list(s: &Services, user: &UserId) -> Result<()> {
         return Ok(());
     }
     let servers: Vec<OwnedServerName> = servers_sharing(s, user)?.into_iter().collect();
-    s.sender.enqueue_edus_with(&servers, &edus, |batch| batch.put(FEDERATION_DEVICE_STREAMS, &key, &now))
+    s.sender.enqueue_edus_with(&servers, &edus, |batch| batch.put(FEDERATION_DEVICE_STREAMS, user, &now))
 }

@@ -28,11 +28,11 @@ pub fn search(s: &Services, searcher: &UserId, term: &str, limit: usize) -> Resu
     let mut ranked = Vec::new();
     for user in candidates(s, searcher)? {
         let Ok(user_id) = UserId::parse(&user) else { continue };
-        if s.is_local(&user_id) && s.db.get(USERS, &user)?.is_none_or(|u| u.deactivated) {
+        if s.is_local(&user_id) && s.db.get(USERS, &user_id)?.is_none_or(|u| u.deactivated) {
             continue;
         }
         let field = |name: &str| -> Result<Option<String>> {
-            Ok(s.db.get(PROFILES, &(user.clone(), name.to_owned()))?.and_then(|v| match v {
+            Ok(s.db.get(PROFILES, &(&user_id, name))?.and_then(|v| match v {
                 Value::String(v) if !v.is_empty() => Some(v),
                 _ => None,
             }))

@@ -14,8 +14,7 @@ pub async fn put(s: State, r: Ruma<set_presence::v3::Request>) -> Result<set_pre
     if b.user_id != user {
         return Err(Error::forbidden("You may only set your own presence"));
     }
-    let state = b.presence.to_string();
-    s.blocking(move |s| presence::set(s, &user, &state, b.status_msg)).await?;
+    s.blocking(move |s| presence::set(s, &user, b.presence, b.status_msg)).await?;
     Ok(set_presence::v3::Response::new())
 }
 
