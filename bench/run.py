@@ -194,8 +194,8 @@ def main() -> int:
         info["mimalloc"] = uses_mimalloc(binary)
         info["symbol_order"] = symbol_order_coverage(binary)
         if info["symbol_order"] and info["symbol_order"][0] < 0.9 * info["symbol_order"][1]:
-            note(f"only {info['symbol_order'][0]} of the {info['symbol_order'][1]} functions in bench/symbol-order.txt "
-                 "are in this binary: regenerate it with bench/symbol_order.py (idle RSS is higher until then)")
+            note(f"only {info['symbol_order'][0]} of the {info['symbol_order'][1]} patterns in bench/code-order.txt "
+                 "match this binary: functions were renamed; regenerate it with bench/symbol_order.py")
         if not info["mimalloc"]:
             # Diagnostic: the same start-up and registration with glibc's mmap threshold pinned at
             # 128 KiB, so large freed buffers (argon2id's 19 MiB per password hash) go back to the OS.

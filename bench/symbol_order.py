@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate `bench/symbol-order.txt`: the functions a Trellis server runs at start-up and on its
+"""Regenerate `bench/code-order.txt`: patterns of the functions a Trellis server runs at start-up and on its
 common requests, in the order it first runs them. `build.rs` hands the file to the linker
 (`--symbol-ordering-file`) for release builds, which lays those functions out next to each other:
 start-up then maps a few MiB of code instead of touching a page in every corner of a 25 MB `.text`
@@ -30,7 +30,14 @@ from pathlib import Path
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "symbol-order.txt"
+OUT = ROOT / "bench" / "code-order.txt"
+
+
+def pattern(symbol: str) -> str:
+    """A symbol with its hashes as `*` (`17h<16 hex>E` of legacy Rust names, `Cs<hash>_` crate
+    disambiguators of v0 names): what `build.rs` matches section names with, stable across code
+    and dependency changes."""
+    return re.sub(r"Cs[0-9A-Za-z]+_", "Cs*_", re.sub(r"17h[0-9a-f]{16}E$", "17h*", symbol))
 V3 = "/_matrix/client/v3"
 WS_PATH = "/_matrix/client/unstable/org.trellis.ws/v1/connect"
 
@@ -180,8 +187,9 @@ def main() -> None:
                                  check=True, capture_output=True, text=True).stdout.split())
     with tempfile.TemporaryDirectory(prefix="trellis-order-") as tmp:
         names = [n for n in first_run_order(run_profiled(p.binary, Path(tmp))) if n in defined]
-    OUT.write_text("\n".join(names) + "\n")
-    print(f"{len(names)} functions written to {OUT.relative_to(ROOT)}", file=sys.stderr)
+    patterns = list(dict.fromkeys(pattern(n) for n in names))
+    OUT.write_text("\n".join(patterns) + "\n")
+    print(f"{len(patterns)} patterns ({len(names)} functions) written to {OUT.relative_to(ROOT)}", file=sys.stderr)
 
 
 if __name__ == "__main__":
