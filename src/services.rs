@@ -37,8 +37,6 @@ pub struct Services {
     pub federation_port: std::sync::OnceLock<u16>,
     /// Nonces handed out by `GET /_synapse/admin/v1/register`, with when they were issued.
     pub registration_nonces: Mutex<HashMap<String, Instant>>,
-    /// The client router, for requests made over the WebSocket API.
-    pub router: std::sync::OnceLock<axum::Router>,
     /// `http://host:port` of the client listener once bound (for `/.well-known/matrix/client`).
     pub client_base_url: std::sync::OnceLock<String>,
     /// Typing, presence activity and other live in-memory state.
@@ -101,7 +99,6 @@ impl Services {
             db.clone(),
         )
         .map_err(StartError::Config)?;
-        crate::error::DEV_MODE.store(config.server.dev_mode, std::sync::atomic::Ordering::Relaxed);
         let sender_db = db.clone();
         Ok(Arc::new_cyclic(|weak| Services {
             sender: crate::federation::sender::Sender::new(
@@ -120,7 +117,6 @@ impl Services {
             federation_port: std::sync::OnceLock::new(),
             registration_nonces: Mutex::new(HashMap::new()),
             client_base_url: std::sync::OnceLock::new(),
-            router: std::sync::OnceLock::new(),
             state_cache: Default::default(),
             visibility_cache: Default::default(),
             auth_cache: Default::default(),
