@@ -13,7 +13,6 @@ use ruma::serde::Raw;
 use ruma::{EventId, MilliSecondsSinceUnixEpoch, OwnedServerName, RoomId, TransactionId, UserId};
 use serde_json::Value;
 
-use super::lock;
 use crate::error::{Error, Result};
 use crate::keys::to_device::Messages;
 use crate::rooms::membership::joined_rooms;
@@ -24,10 +23,10 @@ use crate::storage::catalog::ROOM_MEMBERSHIPS;
 /// Other servers with a joined member in the room (cached per current state group).
 pub fn servers_in_room(s: &Services, room_id: &RoomId) -> Result<Arc<BTreeSet<OwnedServerName>>> {
     let group = crate::rooms::room(s, room_id)?.current_state_group;
-    if let Some((g, servers)) = lock(&s.sender.room_servers).get(room_id)
-        && *g == group
+    if let Some((g, servers)) = s.sender.room_servers.get(room_id)
+        && g == group
     {
-        return Ok(servers.clone());
+        return Ok(servers);
     }
     let mut servers = BTreeSet::new();
     for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())? {
@@ -39,11 +38,7 @@ pub fn servers_in_room(s: &Services, room_id: &RoomId) -> Result<Arc<BTreeSet<Ow
         }
     }
     let servers = Arc::new(servers);
-    let mut cache = lock(&s.sender.room_servers);
-    if cache.len() >= 10_000 {
-        cache.clear();
-    }
-    cache.insert(room_id.to_owned(), (group, servers.clone()));
+    s.sender.room_servers.insert(room_id.to_owned(), (group, servers.clone()));
     Ok(servers)
 }
 
