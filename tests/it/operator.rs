@@ -106,6 +106,9 @@ async fn cache_metrics_count_hits_misses_and_entries_with_the_configured_bound()
     for _ in 0..3 {
         assert_eq!(s.get("/_matrix/client/v3/account/whoami", Some(token)).await.status, 200);
     }
+    let room = s.create_room(token, json!({})).await;
+    s.send_text(token, &room, "hello").await;
+    assert_eq!(s.message_bodies(token, &room).await, vec!["hello".to_owned()]);
     let url = s.metrics_url.clone().expect("metrics listener");
     let text = client().get(url).send().await.unwrap().text().await.unwrap();
     let value = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("no {series} in {text}"));
