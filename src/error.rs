@@ -301,17 +301,21 @@ impl From<rocksdb::Error> for Error {
     }
 }
 
-/// Whether internal error details go to clients; set once at start-up from `server.dev_mode`.
-pub static DEV_MODE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The detail of an internal error, kept on its response (the body says only "Internal server
+/// error") for [`reveal_internal_details`] to show when `server.dev_mode` is on.
+#[derive(Debug, Clone)]
+pub struct InternalDetail(pub String);
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         if let Error::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
-        let dev = DEV_MODE.load(std::sync::atomic::Ordering::Relaxed);
-        let (status, body) = self.to_parts(dev);
+        let (status, body) = self.to_parts(false);
         let mut response = (status, axum::Json(body)).into_response();
+        if let Error::Internal(detail) = &self {
+            response.extensions_mut().insert(InternalDetail(detail.clone()));
+        }
         if let Error::Matrix { kind: ErrorKind::LimitExceeded { retry_after_ms }, .. } = self {
             let secs = retry_after_ms.div_ceil(1000).max(1);
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
@@ -320,6 +324,19 @@ impl IntoResponse for Error {
         }
         response
     }
+}
+
+/// Middleware for `server.dev_mode`: an internal error's response carries its detail
+/// ([`InternalDetail`]) in the body, as [`Error::to_parts`] renders it with `dev_mode` set.
+pub async fn reveal_internal_details(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut response = next.run(req).await;
+    let Some(InternalDetail(detail)) = response.extensions_mut().remove::<InternalDetail>() else {
+        return response;
+    };
+    let (status, body) = Error::Internal(detail).to_parts(true);
+    let mut revealed = (status, axum::Json(body)).into_response();
+    *revealed.extensions_mut() = std::mem::take(response.extensions_mut());
+    revealed
 }
 
 /// Attach context to internal failures: `.ctx("reading user")?`.

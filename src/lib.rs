@@ -93,7 +93,6 @@ pub async fn serve(config: Config) -> Result<(), String> {
         tasks.spawn(async move { axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await });
     }
     let router = api::client_router(state.clone());
-    let _ = state.router.set(router.clone());
     tasks.spawn(async move {
         axum::serve(client, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown_signal())

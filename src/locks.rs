@@ -143,10 +143,16 @@ impl<K: Hash + Eq + Clone> AsyncKeyedLock<K> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Wait (asynchronously) until no one else holds `key`, then hold it.
-    pub async fn lock(&self, key: &K) -> AsyncKeyedGuard<'_, K> {
+    /// Wait (asynchronously) until no one else holds `key` (or a borrowed form of it: a
+    /// `&ServerName` for an `OwnedServerName` key), then hold it.
+    pub async fn lock<Q>(&self, key: &Q) -> AsyncKeyedGuard<'_, K>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let key = key.to_owned();
         let mutex = Arc::clone(self.entries().entry(key.clone()).or_default());
-        let ticket = Ticket { lock: self, key: key.clone(), mutex: Some(Arc::clone(&mutex)) };
+        let ticket = Ticket { lock: self, key, mutex: Some(Arc::clone(&mutex)) };
         let held = mutex.lock_owned().await;
         AsyncKeyedGuard { _held: held, _ticket: ticket }
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ruma::{OwnedDeviceId, OwnedServerName, OwnedUserId, UserId};
 
-use crate::cache::BoundedCache;
+use crate::cache::{BoundedCache, Caches};
 use crate::config::{Config, ConfigError};
 use crate::error::{Error, Result};
 use crate::locks::{KeyedGuard, KeyedLock};
@@ -37,8 +37,6 @@ pub struct Services {
     pub federation_port: std::sync::OnceLock<u16>,
     /// Nonces handed out by `GET /_synapse/admin/v1/register`, with when they were issued.
     pub registration_nonces: Mutex<HashMap<String, Instant>>,
-    /// The client router, for requests made over the WebSocket API.
-    pub router: std::sync::OnceLock<axum::Router>,
     /// `http://host:port` of the client listener once bound (for `/.well-known/matrix/client`).
     pub client_base_url: std::sync::OnceLock<String>,
     /// Typing, presence activity and other live in-memory state.
@@ -60,7 +58,9 @@ pub struct Services {
     /// When each device's last-seen record was last written (throttles those writes).
     /// When each device's last-seen fields were last written (forgotten past 100,000 devices:
     /// they are then written once more).
-    last_seen_written: BoundedCache<(OwnedUserId, OwnedDeviceId), LastSeen, 100_000>,
+    last_seen_written: BoundedCache<(OwnedUserId, OwnedDeviceId), LastSeen>,
+    /// Every cache above and in the services, for `/metrics`.
+    pub caches: Caches,
 }
 
 /// A device's last-seen IP as last written, and when.
@@ -90,7 +90,9 @@ impl Services {
         let server_name = OwnedServerName::try_from(config.server_name.as_str())
             .map_err(|_| StartError::Config(ConfigError("invalid value for key \"server_name\"".into())))?;
         let jwt = JwtVerifier::from_config(&config.jwt).map_err(StartError::Config)?;
-        let db = Storage::open(&config.database.path, config.database.cache_mb).map_err(StartError::Storage)?;
+        let caches = Caches::new(&config.cache.entries);
+        let db = Storage::open_with(&config.database.path, config.database.cache_mb, &caches)
+            .map_err(StartError::Storage)?;
         let signing_key = Arc::new(server_keys::load_or_generate(&db).map_err(StartError::Storage)?);
         let old_keys = server_keys::old_keys(&db).map_err(StartError::Storage)?;
         let federation = crate::federation::Federation::new(
@@ -99,16 +101,25 @@ impl Services {
             signing_key.clone(),
             old_keys,
             db.clone(),
+            &caches,
         )
         .map_err(StartError::Config)?;
-        crate::error::DEV_MODE.store(config.server.dev_mode, std::sync::atomic::Ordering::Relaxed);
         let sender_db = db.clone();
+        let room_servers = caches.cache("room_servers");
+        let state_cache = caches.cache("states");
+        let visibility_cache = caches.cache("visibility");
+        let auth_cache = caches.cache("access_tokens");
+        let sync_filters = caches.cache("sync_filters");
+        let event_cache = crate::rooms::EventCache::new(&caches);
+        let ephemeral = crate::ephemeral::Ephemeral::new(&caches);
+        let last_seen_written = caches.cache("device_last_seen");
         Ok(Arc::new_cyclic(|weak| Services {
             sender: crate::federation::sender::Sender::new(
                 sender_db,
                 server_name.clone(),
                 config.federation.enabled,
                 weak.clone(),
+                room_servers,
             ),
             rate_limiter: RateLimiter::new(&config.rate_limits),
             server_name,
@@ -120,16 +131,16 @@ impl Services {
             federation_port: std::sync::OnceLock::new(),
             registration_nonces: Mutex::new(HashMap::new()),
             client_base_url: std::sync::OnceLock::new(),
-            router: std::sync::OnceLock::new(),
-            state_cache: Default::default(),
-            visibility_cache: Default::default(),
-            auth_cache: Default::default(),
-            sync_filters: Default::default(),
-            event_cache: Default::default(),
+            state_cache,
+            visibility_cache,
+            auth_cache,
+            sync_filters,
+            event_cache,
             backfills: Default::default(),
-            ephemeral: Default::default(),
+            ephemeral,
             room_locks: KeyedLock::default(),
-            last_seen_written: BoundedCache::default(),
+            last_seen_written,
+            caches,
             config,
         }))
     }

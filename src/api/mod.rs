@@ -52,18 +52,24 @@ fn cors() -> CorsLayer {
 
 /// The client listener's router (Client-Server API, Synapse admin API, `/health`). The
 /// Server-Server API is not served here (`/_matrix/federation/*`, `/_matrix/key/*` → 404).
+///
+/// The WebSocket API runs its clients' requests through the same routes: it is handed a copy of
+/// this router without the WebSocket route (so neither the router nor [`State`] owns itself).
 pub fn client_router(state: State) -> Router {
-    let router = client::routes(Router::new())
+    let dev_mode = state.config.server.dev_mode;
+    let routes = client::routes(Router::new())
         .route("/_synapse/admin/v1/register", get(admin::register::nonce).post(admin::register::register))
-        .route("/health", get(ops::health))
-        .route(ws::PATH, get(ws::connect));
-    layers(with_fallbacks(router).with_state(state))
+        .route("/health", get(ops::health));
+    let dispatch = ws::Dispatch(layers(with_fallbacks(routes.clone()).with_state(state.clone()), dev_mode));
+    let router = routes.route(ws::PATH, get(ws::connect).layer(axum::Extension(dispatch)));
+    layers(with_fallbacks(router).with_state(state), dev_mode)
 }
 
 /// The federation listener's router (Server-Server API), with the same error, fallback and
 /// middleware behaviour as the client router.
 pub fn federation_router(state: State) -> Router {
-    layers(with_fallbacks(federation::routes(Router::new())).with_state(state))
+    let dev_mode = state.config.server.dev_mode;
+    layers(with_fallbacks(federation::routes(Router::new())).with_state(state), dev_mode)
 }
 
 /// Unknown paths and methods: 404 / 405 `M_UNRECOGNIZED`.
@@ -77,11 +83,12 @@ fn with_fallbacks(router: Router<State>) -> Router<State> {
         })
 }
 
-/// Metrics, panics as 500 `M_UNKNOWN`, CORS, request logs with request ids, a 300 s timeout.
-fn layers(router: Router) -> Router {
+/// Metrics, panics as 500 `M_UNKNOWN`, CORS, request logs with request ids, a 300 s timeout;
+/// with `dev_mode`, internal errors' details in their bodies.
+fn layers(router: Router, dev_mode: bool) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     let ids = RequestIds { prefix: crate::users::random_string(6), next: Default::default() };
-    router
+    let router = router
         .layer(axum::middleware::from_fn(ops::track))
         .layer(DefaultBodyLimit::disable())
         .layer(CatchPanicLayer::custom(|_| Error::internal("handler panicked").into_response()))
@@ -101,7 +108,8 @@ fn layers(router: Router) -> Router {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::GATEWAY_TIMEOUT,
             Duration::from_secs(300),
-        ))
+        ));
+    if dev_mode { router.layer(axum::middleware::from_fn(crate::error::reveal_internal_details)) } else { router }
 }
 
 /// The private metrics listener's router.

@@ -33,12 +33,19 @@ pub async fn track(req: Request, next: Next) -> Response {
     response
 }
 
-/// `GET /metrics`: request counters and latencies, database sizes per table, and the keys
-/// long-polls wait on.
+/// `GET /metrics`: request counters and latencies, database sizes per table, the keys
+/// long-polls wait on, and each in-memory cache's hits, misses, entries and bound.
 pub async fn metrics(AxState((s, handle)): AxState<(State, PrometheusHandle)>) -> String {
     for (table, bytes) in s.db.table_sizes() {
         metrics::gauge!("trellis_database_table_bytes", "table" => table).set(bytes as f64);
     }
     metrics::gauge!("trellis_notifier_keys").set(s.db.stream().registry().len() as f64);
+    for cache in s.caches.stats() {
+        let name = cache.name;
+        metrics::counter!("trellis_cache_hits_total", "cache" => name).absolute(cache.hits());
+        metrics::counter!("trellis_cache_misses_total", "cache" => name).absolute(cache.misses());
+        metrics::gauge!("trellis_cache_entries", "cache" => name).set(cache.entries() as f64);
+        metrics::gauge!("trellis_cache_capacity", "cache" => name).set(cache.capacity as f64);
+    }
     handle.render()
 }

@@ -36,9 +36,15 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Close code for authentication failures (4000–4999 are for applications).
 const CLOSE_AUTH: u16 = 4401;
 
+/// The client router the sockets' requests run through (built beside the router serving
+/// [`PATH`], in `api::client_router`).
+#[derive(Clone)]
+pub struct Dispatch(pub axum::Router);
+
 /// `GET /_matrix/client/unstable/org.trellis.ws/v1/connect`
 pub async fn connect(
     AxState(s): AxState<State>,
+    axum::Extension(Dispatch(router)): axum::Extension<Dispatch>,
     headers: HeaderMap,
     Query(query): Query<std::collections::HashMap<String, String>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -62,7 +68,7 @@ pub async fn connect(
         },
         None => None,
     };
-    ws.on_upgrade(move |socket| Session::run(s, socket, auth))
+    ws.on_upgrade(move |socket| Session::run(s, router, socket, auth))
 }
 
 async fn authenticate(s: &State, token: String) -> Result<Auth, Error> {
@@ -71,6 +77,7 @@ async fn authenticate(s: &State, token: String) -> Result<Auth, Error> {
 
 struct Session {
     s: State,
+    router: axum::Router,
     socket: WebSocket,
     auth: Auth,
     token: String,
@@ -92,7 +99,7 @@ fn close(code: u16, reason: &str) -> Message {
 }
 
 impl Session {
-    async fn run(s: State, mut socket: WebSocket, auth: Option<(Auth, String)>) {
+    async fn run(s: State, router: axum::Router, mut socket: WebSocket, auth: Option<(Auth, String)>) {
         let (auth, token) = match auth {
             Some(a) => a,
             None => match Self::first_frame_auth(&s, &mut socket).await {
@@ -103,7 +110,7 @@ impl Session {
         let _ =
             socket.send(frame(json!({ "type": "ready", "user_id": auth.user_id, "device_id": auth.device_id }))).await;
         let waiter = s.db.stream().waiter();
-        let mut session = Session { s, socket, auth, token, sync: None, answer_due: false, waiter };
+        let mut session = Session { s, router, socket, auth, token, sync: None, answer_due: false, waiter };
         session.serve().await;
     }
 
@@ -290,9 +297,7 @@ impl Session {
             return json!({ "type": "response", "id": id, "status": 404, "error": err });
         }
         let body = v.get("body").map(|b| b.to_string()).unwrap_or_default();
-        let Some(router) = self.s.router.get().cloned() else {
-            return json!({ "type": "response", "id": id, "status": 500, "error": { "errcode": "M_UNKNOWN", "error": "router not ready" } });
-        };
+        let router = self.router.clone();
         let req = Request::builder()
             .method(method)
             .uri(path)

@@ -37,6 +37,7 @@ pub struct Config {
     pub metrics: MetricsSection,
     pub well_known: WellKnownSection,
     pub rooms: RoomsSection,
+    pub cache: CacheSection,
 }
 
 impl Default for Config {
@@ -60,6 +61,7 @@ impl Default for Config {
             metrics: Default::default(),
             well_known: Default::default(),
             rooms: Default::default(),
+            cache: Default::default(),
         }
     }
 }
@@ -163,6 +165,14 @@ impl Config {
         if let Some(bad_name) = self.federation.trusted_key_servers.iter().find(|n| ruma::ServerName::parse(n).is_err())
         {
             return bad("federation.trusted_key_servers", &format!("{bad_name:?} is not a server name"));
+        }
+        for (name, &entries) in &self.cache.entries {
+            if !crate::cache::DEFAULT_ENTRIES.iter().any(|(n, _)| n == name) {
+                return bad(&format!("cache.entries.{name}"), "no cache has this name (see conf/trellis.toml)");
+            }
+            if entries == 0 {
+                return bad(&format!("cache.entries.{name}"), "must be at least 1");
+            }
         }
         Ok(())
     }

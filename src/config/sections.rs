@@ -397,3 +397,19 @@ impl Default for RoomsSection {
         RoomsSection { default_room_version: "12".into() }
     }
 }
+
+/// `[cache]`: the in-memory caches (`src/cache.rs`), each emptied when it reaches its bound.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSection {
+    /// Entries per cache, by name (`[cache.entries]`); a name left out keeps its built-in
+    /// bound (`crate::cache::DEFAULT_ENTRIES`). `GET /metrics` shows each cache's hits, misses
+    /// and size (`trellis_cache_*{cache="<name>"}`).
+    pub entries: std::collections::BTreeMap<String, usize>,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        CacheSection { entries: crate::cache::DEFAULT_ENTRIES.iter().map(|&(n, e)| (n.to_owned(), e)).collect() }
+    }
+}

@@ -47,7 +47,6 @@ pub use typing::typing_since;
 pub use unread::unread_counts;
 
 /// In-memory live state shared by the server: typing, presence activity, unread-count cache.
-#[derive(Default)]
 pub struct Ephemeral {
     pub(crate) typing: typing::Typing,
     pub(crate) activity: activity::Activity,
@@ -56,6 +55,18 @@ pub struct Ephemeral {
     pub(crate) receipt_lock: Mutex<()>,
     /// Each user's own read receipts per room, as unread counts read them on every `/sync`.
     pub(crate) own_receipts: receipts::OwnReceipts,
+}
+
+impl Ephemeral {
+    pub fn new(caches: &crate::cache::Caches) -> Self {
+        Ephemeral {
+            typing: Default::default(),
+            activity: Default::default(),
+            unread: unread::Cache::new(caches),
+            receipt_lock: Mutex::new(()),
+            own_receipts: caches.cache("own_receipts"),
+        }
+    }
 }
 
 /// Lock a mutex, ignoring poisoning (the data is plain maps that stay consistent).

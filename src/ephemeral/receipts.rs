@@ -140,7 +140,7 @@ pub fn store(
 }
 
 /// [`own_receipts`] per (room, user), with the `receipts` write generation it was read at.
-pub type OwnReceipts = BoundedCache<(OwnedRoomId, OwnedUserId), (u64, Arc<[(String, u64)]>), 100_000>;
+pub type OwnReceipts = BoundedCache<(OwnedRoomId, OwnedUserId), (u64, Arc<[(String, u64)]>)>;
 
 /// The user's `m.read` and `m.read.private` receipts in the room: `(thread, event_pos)`.
 pub fn own_receipts(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Arc<[(String, u64)]>> {

@@ -11,15 +11,14 @@
 //! each call only evaluates the events since; a moved receipt starts the count afresh. Threads
 //! are counted from their replies (`relations`), skipping those with no reply after the floor.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Map, Value, json};
 
-use super::lock;
 use super::push::{Evaluator, Outcome, flatten};
 use super::receipts::{self, MAIN, UNTHREADED, thread_of};
+use crate::cache::BoundedCache;
 use crate::error::Result;
 use crate::rooms::{StoredEvent, load_by_short, read, room, short};
 use crate::services::Services;
@@ -28,26 +27,29 @@ use crate::storage::codec::Counter;
 use crate::storage::records::RoomRecord;
 use ruma::push::FlattenedJson;
 
-/// Above this many cached (room, user) counts the cache starts over.
-const CACHE_MAX: usize = 100_000;
-
 /// Main-timeline counts per (room, user).
-#[derive(Default)]
 pub struct Cache {
-    main: Mutex<HashMap<(OwnedRoomId, OwnedUserId), Counted>>,
+    main: BoundedCache<(OwnedRoomId, OwnedUserId), Counted>,
     /// Push-rule evaluators per (room, user), with the current-state group they were built on:
     /// building one reads the room's members and power levels, so it is reused until the room's
     /// state moves.
-    evaluators: Mutex<HashMap<(OwnedRoomId, OwnedUserId), GroupEvaluator>>,
+    evaluators: BoundedCache<(OwnedRoomId, OwnedUserId), GroupEvaluator>,
     /// Events flattened for the push rules, by short event ID (each is counted for every member).
-    flattened: Mutex<HashMap<u64, Arc<FlattenedJson>>>,
+    flattened: BoundedCache<u64, Arc<FlattenedJson>>,
+}
+
+impl Cache {
+    pub fn new(caches: &crate::cache::Caches) -> Self {
+        Cache {
+            main: caches.cache("unread_counts"),
+            evaluators: caches.cache("push_evaluators"),
+            flattened: caches.cache("push_flattened"),
+        }
+    }
 }
 
 /// A push-rule evaluator with the current-state group it was built on.
 type GroupEvaluator = (u64, Arc<Evaluator>);
-
-/// Above this many flattened events the cache starts over.
-const FLATTENED_MAX: usize = 10_000;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Counted {
@@ -109,7 +111,7 @@ pub fn unread_counts_joined(
 
     let key = (room_id.to_owned(), user_id.to_owned());
     let base = floor.max(latest(MAIN));
-    let cached = lock(&s.ephemeral.unread.main).get(&key).copied().filter(|c| c.base == base);
+    let cached = s.ephemeral.unread.main.get(&key).filter(|c| c.base == base);
     let mut main = cached.unwrap_or(Counted { base, upto: base, notify: 0, highlight: 0 });
     let start = (shortroomid, main.upto + 1);
     let grew = s.db.latest_position(ROOM_TIMELINE, &shortroomid)? > main.upto;
@@ -122,13 +124,7 @@ pub fn unread_counts_joined(
             main.add(counting.outcome(event, &ev)?);
         }
     }
-    {
-        let mut cache = lock(&s.ephemeral.unread.main);
-        if cache.len() >= CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(key, main);
-    }
+    s.ephemeral.unread.main.insert(key, main);
 
     let mut threads = Map::new();
     let roots = s
@@ -192,32 +188,24 @@ impl Counting<'_> {
 
     /// The event flattened for the push rules, shared by every user it is counted for.
     fn flattened(&self, short: u64, ev: &StoredEvent) -> Option<Arc<FlattenedJson>> {
-        if let Some(flat) = lock(&self.s.ephemeral.unread.flattened).get(&short) {
-            return Some(flat.clone());
+        if let Some(flat) = self.s.ephemeral.unread.flattened.get(&short) {
+            return Some(flat);
         }
         let flat = Arc::new(flatten(ev)?);
-        let mut cache = lock(&self.s.ephemeral.unread.flattened);
-        if cache.len() >= FLATTENED_MAX {
-            cache.clear();
-        }
-        cache.insert(short, flat.clone());
+        self.s.ephemeral.unread.flattened.insert(short, flat.clone());
         Some(flat)
     }
 
     fn evaluator(&self) -> Result<Arc<Evaluator>> {
         let key = (self.room_id.to_owned(), self.user_id.to_owned());
-        let cached = lock(&self.s.ephemeral.unread.evaluators).get(&key).cloned();
+        let cached = self.s.ephemeral.unread.evaluators.get(&key);
         if let Some((group, eval)) = cached
             && group == self.state_group
         {
             return Ok(eval);
         }
         let eval = Arc::new(Evaluator::new(self.s, self.room_id, self.user_id)?);
-        let mut cache = lock(&self.s.ephemeral.unread.evaluators);
-        if cache.len() >= CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(key, (self.state_group, eval.clone()));
+        self.s.ephemeral.unread.evaluators.insert(key, (self.state_group, eval.clone()));
         Ok(eval)
     }
 }

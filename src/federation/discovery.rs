@@ -3,15 +3,14 @@
 //! Results are cached: by the `.well-known` response's `Cache-Control` (24 h by default, at
 //! most 48 h), for an hour when `.well-known` failed.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hickory_resolver::proto::rr::RData;
 use ruma::{OwnedServerName, ServerName};
 
 use super::resolver::{FilteringResolver, Overrides};
+use crate::cache::BoundedCache;
 use crate::error::Result;
 
 /// The default federation port.
@@ -98,12 +97,18 @@ pub struct Discovery {
     /// The client for `.well-known` (same IP filter, no overrides, a few redirects).
     well_known: reqwest::Client,
     overrides: Overrides,
-    cache: Mutex<HashMap<OwnedServerName, (Destination, Instant)>>,
+    /// Results by name, with when they expire.
+    cache: BoundedCache<OwnedServerName, (Destination, Instant)>,
 }
 
 impl Discovery {
-    pub fn new(resolver: FilteringResolver, well_known: reqwest::Client, overrides: Overrides) -> Self {
-        Discovery { resolver, well_known, overrides, cache: Mutex::new(HashMap::new()) }
+    pub fn new(
+        resolver: FilteringResolver,
+        well_known: reqwest::Client,
+        overrides: Overrides,
+        cache: BoundedCache<OwnedServerName, (Destination, Instant)>,
+    ) -> Self {
+        Discovery { resolver, well_known, overrides, cache }
     }
 
     /// Where to send requests for `name`, from the cache or the spec's steps.
@@ -111,27 +116,23 @@ impl Discovery {
         if let Some(d) = without_lookup(name) {
             return Ok(d);
         }
-        if let Some((d, until)) = self.cache.lock().unwrap_or_else(PoisonError::into_inner).get(name)
-            && *until > Instant::now()
+        if let Some((d, until)) = self.cache.get(name)
+            && until > Instant::now()
         {
-            return Ok(d.clone());
+            return Ok(d);
         }
         let (destination, ttl) = self.discover(name.host()).await;
         match &destination.connect_host {
             Some(target) => self.overrides.set(&destination.tls_name, target),
             None => self.overrides.remove(&destination.tls_name),
         }
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() > 10_000 {
-            cache.clear();
-        }
-        cache.insert(name.to_owned(), (destination.clone(), Instant::now() + ttl));
+        self.cache.insert(name.to_owned(), (destination.clone(), Instant::now() + ttl));
         Ok(destination)
     }
 
     /// Forget a cached result (e.g. after the destination could not be reached).
     pub fn forget(&self, name: &ServerName) {
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner).remove(name);
+        self.cache.remove(name);
     }
 
     /// Steps 3 to 6 for a host name without a port.

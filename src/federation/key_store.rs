@@ -29,8 +29,6 @@ const MAX_KEY_VALIDITY_MS: u64 = 7 * 24 * 3600 * 1000;
 /// A server's keys are fetched at most this often when a key is still missing (unless the keys
 /// of the last fetch have run out since: see [`Federation::may_fetch`]).
 const REFETCH_AFTER: Duration = Duration::from_secs(30);
-/// Servers whose keys stay in memory before the cache starts over.
-const CACHE_SERVERS: usize = 10_000;
 
 /// One server's verified keys.
 #[derive(Debug, Clone, Default)]
@@ -164,8 +162,7 @@ impl Federation {
             return Ok(usable);
         }
         // A fetch already in flight (e.g. for an X-Matrix check) is waited for, not skipped.
-        let gate = self.fetch_gate(server);
-        let _turn = gate.lock().await;
+        let _turn = self.fetching.lock(server).await;
         let cached = self.cached_keys(server).await?;
         let usable = cached.usable(min);
         if satisfied(&usable) || !self.may_fetch(server, cached.refresh_at()) {
@@ -205,8 +202,7 @@ impl Federation {
     /// fetch means they ran out since, and are fetched again at once (a server may publish keys
     /// valid for a short while). Keys that were expired when fetched do not bypass the limit.
     pub(super) fn may_fetch(&self, server: &ServerName, refresh_at: u64) -> bool {
-        let mut fetched = self.fetched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(at) = fetched.get(server) {
+        if let Some(at) = self.fetched.get(server) {
             let now = now_ms();
             let fetched_ms = now.saturating_sub(u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX));
             let ran_out_since = fetched_ms < refresh_at && refresh_at <= now;
@@ -214,19 +210,8 @@ impl Federation {
                 return false;
             }
         }
-        if fetched.len() > CACHE_SERVERS {
-            fetched.clear();
-        }
-        fetched.insert(server.to_owned(), Instant::now());
+        self.fetched.insert(server.to_owned(), Instant::now());
         true
-    }
-
-    pub(super) fn fetch_gate(&self, server: &ServerName) -> std::sync::Arc<tokio::sync::Mutex<()>> {
-        let mut gates = self.fetching.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if gates.len() > CACHE_SERVERS {
-            gates.clear();
-        }
-        gates.entry(server.to_owned()).or_default().clone()
     }
 
     /// `GET /_matrix/key/v2/server` on the server itself.
@@ -256,8 +241,8 @@ impl Federation {
 
     /// The keys known for `server` (memory, else the tables).
     pub(super) async fn cached_keys(&self, server: &ServerName) -> Result<KeySet> {
-        if let Some(set) = self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(server) {
-            return Ok(set.clone());
+        if let Some(set) = self.keys.get(server) {
+            return Ok(set);
         }
         let name = server.to_string();
         let set = self
@@ -304,10 +289,6 @@ impl Federation {
     }
 
     fn remember(&self, server: &ServerName, set: KeySet) {
-        let mut keys = self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if keys.len() > CACHE_SERVERS {
-            keys.clear();
-        }
-        keys.insert(server.to_owned(), set);
+        self.keys.insert(server.to_owned(), set);
     }
 }

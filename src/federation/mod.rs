@@ -34,14 +34,15 @@ pub mod templates;
 mod tests;
 pub mod txn;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_resolver::TokioResolver;
 use ruma::OwnedServerName;
 
+use crate::cache::{BoundedCache, Caches};
 use crate::config::{ConfigError, FederationSection};
+use crate::locks::AsyncKeyedLock;
 use crate::server_keys::{OldKey, SigningKey};
 use crate::storage::Storage;
 use discovery::Discovery;
@@ -62,12 +63,14 @@ pub struct Federation {
     pub filter: Arc<IpFilter>,
     db: Storage,
     /// Verified remote keys by server (the `remote_server_keys` table, cached).
-    keys: Mutex<HashMap<OwnedServerName, KeySet>>,
+    keys: BoundedCache<OwnedServerName, KeySet>,
     /// When each server's keys were last fetched, so a missing key does not cause a fetch per
     /// request.
-    fetched: Mutex<HashMap<OwnedServerName, Instant>>,
+    fetched: BoundedCache<OwnedServerName, Instant>,
     /// One key fetch per server at a time: concurrent callers wait for it and read its result.
-    fetching: Mutex<HashMap<OwnedServerName, Arc<tokio::sync::Mutex<()>>>>,
+    fetching: AsyncKeyedLock<OwnedServerName>,
+    /// One incoming transaction per origin at a time (`txn.rs`).
+    pub(crate) txn_origins: AsyncKeyedLock<OwnedServerName>,
 }
 
 /// Outbound timeouts.
@@ -81,6 +84,7 @@ impl Federation {
         signing_key: Arc<SigningKey>,
         old_keys: Vec<OldKey>,
         db: Storage,
+        caches: &Caches,
     ) -> Result<Federation, ConfigError> {
         let filter = Arc::new(IpFilter::new(config.deny_ip_ranges.clone(), config.allow_ip_ranges.clone()));
         let dns = dns_resolver()?;
@@ -95,12 +99,13 @@ impl Federation {
             signing_key,
             old_keys,
             client,
-            discovery: Discovery::new(resolver, well_known, overrides),
+            discovery: Discovery::new(resolver, well_known, overrides, caches.cache("server_discovery")),
             filter,
             db,
-            keys: Mutex::new(HashMap::new()),
-            fetched: Mutex::new(HashMap::new()),
-            fetching: Mutex::new(HashMap::new()),
+            keys: caches.cache("server_keys"),
+            fetched: caches.cache("server_key_fetches"),
+            fetching: AsyncKeyedLock::default(),
+            txn_origins: AsyncKeyedLock::default(),
         })
     }
 }

@@ -16,10 +16,9 @@ impl Federation {
             return Ok(vec![self.own_key_response()?]);
         }
         let mut set = self.cached_keys(server).await?;
-        let gate = self.fetch_gate(server);
         let _turn = if set.response_valid_until() < min_valid_until_ts {
             // Wait for a fetch in flight, then look again.
-            let turn = gate.lock().await;
+            let turn = self.fetching.lock(server).await;
             set = self.cached_keys(server).await?;
             Some(turn)
         } else {

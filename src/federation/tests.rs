@@ -108,3 +108,19 @@ async fn host_names_are_filtered_after_resolution() {
     let addrs: Vec<_> = allowing.resolve(Name::from_str("matrix.test").unwrap()).await.unwrap().collect();
     assert!(!addrs.is_empty() && addrs.iter().all(|a| a.ip().to_string().starts_with("127.")), "{addrs:?}");
 }
+
+/// Key fetches take the per-server gate and leave no entry behind, also when they fail (a
+/// loopback literal is denied by the default IP ranges, so nothing leaves the machine), nor do
+/// notary queries waiting on the same gate.
+#[tokio::test]
+async fn key_fetch_gates_are_gone_after_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::config::Config::default();
+    config.database.path = dir.path().join("db");
+    let s = crate::services::Services::new(config).map_err(|e| e.to_string()).unwrap();
+    let server = ServerName::parse("127.0.0.1:1").unwrap();
+    let (keys, responses) =
+        tokio::join!(s.federation.verify_keys(&server, NOW), s.federation.notary_query(&server, u64::MAX));
+    assert!(keys.unwrap().is_empty() && responses.unwrap().is_empty());
+    assert!(s.federation.fetching.is_empty(), "no gate left once the fetches are done");
+}

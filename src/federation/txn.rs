@@ -4,7 +4,7 @@
 //! per `(origin, txnId)` so a retried transaction gets the same answer and changes nothing.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -33,14 +33,6 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Rows read per step of a prune.
 const PRUNE_CHUNK: usize = 500;
 
-/// One transaction per origin at a time (as Synapse), so a retry waits for the first attempt
-/// and then gets its stored answer.
-fn origin_lock(origin: &ServerName) -> Arc<tokio::sync::Mutex<()>> {
-    static LOCKS: OnceLock<Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
-    let mut locks = LOCKS.get_or_init(Default::default).lock().unwrap_or_else(PoisonError::into_inner);
-    locks.entry(origin.to_string()).or_default().clone()
-}
-
 /// `M_FORBIDDEN` unless this server is in the room and the room's ACL lets `origin` in.
 pub fn ensure_room_open_to(s: &Services, room_id: &RoomId, origin: &ServerName) -> Result<()> {
     room(s, room_id)?;
@@ -68,8 +60,9 @@ pub async fn receive(
             edus.len()
         )));
     }
-    let lock = origin_lock(origin);
-    let _guard = lock.lock().await;
+    // One transaction per origin at a time (as Synapse), so a retry waits for the first attempt
+    // and then gets its stored answer.
+    let _guard = s.federation.txn_origins.lock(origin).await;
     let key = (origin.to_string(), txn_id.to_owned());
     if let Some(stored) = s.db.get(FEDERATION_RECEIVED_TXNS, &key)? {
         tracing::debug!(%origin, txn_id, "transaction already processed");

@@ -66,3 +66,18 @@ async fn the_timer_task_prunes_at_start() {
     }
     assert_eq!(keys(&s), vec![("a.test".to_owned(), "new".to_owned())]);
 }
+
+/// Concurrent transactions (the same one retried, and others' from other origins) are
+/// serialised per origin, answered, and leave no entry in the origin locks.
+#[tokio::test]
+async fn origin_locks_are_gone_after_transactions() {
+    let (s, _dir) = services();
+    let origins = ["a.test", "a.test", "b.test", "c.test"];
+    let origins: Vec<_> = origins.iter().map(|o| ruma::ServerName::parse(o).unwrap()).collect();
+    let answers =
+        futures_util::future::join_all(origins.iter().map(|o| super::receive(&s, o, "t1", Vec::new(), Vec::new())))
+            .await;
+    assert!(answers.into_iter().all(|a| a.unwrap() == json!({ "pdus": {} })));
+    assert_eq!(keys(&s).len(), 3, "one stored answer per origin");
+    assert!(s.federation.txn_origins.is_empty(), "no lock entry left");
+}

@@ -84,30 +84,26 @@ pub fn hide_unknown_room(e: Error, room_id: &RoomId) -> Error {
 }
 
 /// Parsed events kept in memory (every receiver of a message reads the same few events).
-#[derive(Default)]
 pub struct EventCache {
-    events: std::sync::Mutex<std::collections::HashMap<u64, StoredEvent>>,
+    events: crate::cache::BoundedCache<u64, StoredEvent>,
 }
 
-/// Events kept before the cache starts over.
-const EVENT_CACHE: usize = 20_000;
-
 impl EventCache {
+    pub fn new(caches: &crate::cache::Caches) -> Self {
+        EventCache { events: caches.cache("events") }
+    }
+
     fn get(&self, short: u64) -> Option<StoredEvent> {
-        self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&short).cloned()
+        self.events.get(&short)
     }
 
     fn put(&self, short: u64, ev: &StoredEvent) {
-        let mut events = self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if events.len() >= EVENT_CACHE {
-            events.clear();
-        }
-        events.insert(short, ev.clone());
+        self.events.insert(short, ev.clone());
     }
 
     /// Forget an event whose stored form changed (a redaction).
     pub fn invalidate(&self, short: u64) {
-        self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&short);
+        self.events.remove(&short);
     }
 }
 

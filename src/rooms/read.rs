@@ -140,7 +140,7 @@ pub fn ignored_users(s: &Services, viewer: &UserId) -> Result<Vec<String>> {
 /// What history visibility depends on at one state group: the room's `history_visibility` and
 /// the viewer's membership. State groups never change, so it is cached per (group, viewer): the
 /// events of a quiet stretch of a room share one group.
-pub type VisibilityCache = BoundedCache<(u64, ruma::OwnedUserId), VisibilityAt, 50_000>;
+pub type VisibilityCache = BoundedCache<(u64, ruma::OwnedUserId), VisibilityAt>;
 
 #[derive(Clone)]
 pub struct VisibilityAt {

@@ -18,11 +18,8 @@ pub type ShortState = BTreeMap<u64, u64>;
 
 /// Length of a delta chain before a full snapshot is written.
 pub const SNAPSHOT_EVERY: u32 = 64;
-/// Loaded groups kept in memory.
-const CACHE_ENTRIES: usize = 512;
-
-/// Recently loaded full states, by group (groups never change).
-pub type StateCache = crate::cache::BoundedCache<u64, Arc<ShortState>, CACHE_ENTRIES>;
+/// Recently loaded full states, by group (groups never change; cache `states`).
+pub type StateCache = crate::cache::BoundedCache<u64, Arc<ShortState>>;
 
 /// The full state of a group.
 pub fn load(db: &Storage, cache: &StateCache, group: u64) -> Result<Arc<ShortState>> {
@@ -115,7 +112,7 @@ mod tests {
     fn deltas_and_snapshots_rebuild_the_same_state() {
         let dir = tempfile::tempdir().unwrap();
         let db = Storage::open(dir.path(), 8).unwrap();
-        let cache = StateCache::default();
+        let cache = StateCache::with_capacity("states", 512);
         let mut batch = db.batch();
         let mut group = new_empty(&db, &mut batch).unwrap();
         batch.commit().unwrap();
@@ -131,7 +128,7 @@ mod tests {
             group = new_delta(&db, &cache, &mut batch, group, &[(key, 1000 + i)], &removed).unwrap();
             batch.commit().unwrap();
         }
-        let fresh = StateCache::default();
+        let fresh = StateCache::with_capacity("states", 512);
         assert_eq!(*load(&db, &fresh, group).unwrap(), expected);
         let record = db.get(STATE_GROUPS, &group).unwrap().unwrap();
         assert!(record.chain_len < SNAPSHOT_EVERY, "chains stay bounded");

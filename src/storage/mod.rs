@@ -37,16 +37,16 @@ struct Inner {
     shortid_lock: Mutex<()>,
     state_group_next: AtomicU64,
     /// Short ids already looked up (they never change once assigned).
-    shortid_cache: Mutex<std::collections::HashMap<String, u64>>,
+    shortid_cache: crate::cache::BoundedCache<String, u64>,
     /// Write counters per table (slot `id % 64`), bumped after each committed batch that wrote to
     /// the table: caches of values derived from a table compare them (see [`Storage::generation`]).
     generations: [AtomicU64; GENERATION_SLOTS],
     /// Per-entity write marks of the `.marked()` tables.
     marks: marks::Marks,
     /// [`Storage::last_key`] answers: the raw last key under a head, with the head's mark.
-    last_keys: crate::cache::BoundedCache<Box<[u8]>, (u64, Option<RawKey>), 100_000>,
+    last_keys: crate::cache::BoundedCache<Box<[u8]>, (u64, Option<RawKey>)>,
     /// [`Storage::derived`] values by (tagged head, kind), with the head's mark.
-    derived: crate::cache::BoundedCache<(RawKey, &'static str), (u64, Derived), 100_000>,
+    derived: crate::cache::BoundedCache<(RawKey, &'static str), (u64, Derived)>,
 }
 
 /// A raw RocksDB key.
@@ -58,9 +58,6 @@ const GENERATION_SLOTS: usize = 64;
 fn generation_slot(id: u16) -> usize {
     usize::from(id) % GENERATION_SLOTS
 }
-
-/// Short ids kept in memory before the cache starts over.
-const SHORTID_CACHE: usize = 100_000;
 
 const STREAM_POSITION: &str = "stream_position";
 const SHORTID: &str = "shortid";
@@ -98,6 +95,11 @@ impl Storage {
     /// default column family (one set of memtables and files: each column family costs RocksDB
     /// ~70 KB of memory whether used or not).
     pub fn open(path: &Path, cache_mb: usize) -> Result<Storage> {
+        Storage::open_with(path, cache_mb, &crate::cache::Caches::default())
+    }
+
+    /// [`Storage::open`], with its in-memory caches made (and counted) by `caches`.
+    pub fn open_with(path: &Path, cache_mb: usize, caches: &crate::cache::Caches) -> Result<Storage> {
         std::fs::create_dir_all(path).ctx(&format!("creating {}", path.display()))?;
         let cache = Cache::new_lru_cache(cache_mb.max(1) * 1024 * 1024);
         let mut table_opts = BlockBasedOptions::default();
@@ -142,11 +144,11 @@ impl Storage {
             shortid_next,
             shortid_lock: Mutex::new(()),
             state_group_next,
-            shortid_cache: Mutex::default(),
+            shortid_cache: caches.cache("shortids"),
             generations: std::array::from_fn(|_| AtomicU64::new(0)),
             marks: Default::default(),
-            last_keys: Default::default(),
-            derived: Default::default(),
+            last_keys: caches.cache("last_keys"),
+            derived: caches.cache("derived"),
         };
         Ok(Storage { inner: Arc::new(inner) })
     }
@@ -325,8 +327,8 @@ impl Storage {
 
     /// The short id of a long identifier if it has one.
     pub fn shortid(&self, long: &str) -> Result<Option<u64>> {
-        if let Some(id) = self.inner.shortid_cache.lock().unwrap_or_else(PoisonError::into_inner).get(long) {
-            return Ok(Some(*id));
+        if let Some(id) = self.inner.shortid_cache.get(long) {
+            return Ok(Some(id));
         }
         let found = self.get(catalog::SHORTIDS, &long.to_string())?.map(|Counter(id)| id);
         if let Some(id) = found {
@@ -336,11 +338,7 @@ impl Storage {
     }
 
     fn remember_shortid(&self, long: &str, id: u64) {
-        let mut cache = self.inner.shortid_cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= SHORTID_CACHE {
-            cache.clear();
-        }
-        cache.insert(long.to_owned(), id);
+        self.inner.shortid_cache.insert(long.to_owned(), id);
     }
 
     /// The short numeric id of a long identifier, allocating one on first use.

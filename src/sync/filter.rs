@@ -119,7 +119,7 @@ pub fn allows_type(section: &Section, kind: &str) -> bool {
 
 /// Stored filters parsed once, by (user, filter ID): a stored filter never changes (its ID is
 /// random and only ever written when the filter is created).
-pub type FilterCache = crate::cache::BoundedCache<(ruma::OwnedUserId, String), std::sync::Arc<SyncFilter>, 10_000>;
+pub type FilterCache = crate::cache::BoundedCache<(ruma::OwnedUserId, String), std::sync::Arc<SyncFilter>>;
 
 /// The user's stored filter `filter_id` (spec: `GET /user/{userId}/filter/{filterId}`), parsed.
 pub fn stored(

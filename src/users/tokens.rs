@@ -54,7 +54,7 @@ fn marks(s: &Services, token_hash: &str, user_id: &UserId) -> [u64; 3] {
 /// Tokens recently resolved, by hash, with the write marks of the rows they were read from
 /// (the token, its owner's account and devices): a logout, a deleted device or a deactivation
 /// makes the owner's entries stale, and nobody else's.
-pub type AuthCache = BoundedCache<String, CachedAuth, 100_000>;
+pub type AuthCache = BoundedCache<String, CachedAuth>;
 
 #[derive(Clone)]
 pub struct CachedAuth {

@@ -91,3 +91,31 @@ async fn metrics_are_on_their_own_listener() {
     assert!(text.contains("trellis_http_request_duration_seconds"));
     assert!(text.contains("trellis_database_table_bytes{table=\"users\"}"), "{text}");
 }
+
+/// The value of one sample in Prometheus text (`name{labels} value`).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn cache_metrics_count_hits_misses_and_entries_with_the_configured_bound() {
+    let s =
+        TestServer::start_with(&[("TRELLIS_METRICS__ENABLED", "true"), ("TRELLIS_CACHE__ENTRIES__ACCESS_TOKENS", "7")]);
+    let alice = s.register("alice", "password1").await;
+    let token = alice.token().unwrap();
+    for _ in 0..3 {
+        assert_eq!(s.get("/_matrix/client/v3/account/whoami", Some(token)).await.status, 200);
+    }
+    let room = s.create_room(token, json!({})).await;
+    s.send_text(token, &room, "hello").await;
+    assert_eq!(s.message_bodies(token, &room).await, vec!["hello".to_owned()]);
+    let url = s.metrics_url.clone().expect("metrics listener");
+    let text = client().get(url).send().await.unwrap().text().await.unwrap();
+    let value = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("no {series} in {text}"));
+    assert_eq!(value("trellis_cache_capacity{cache=\"access_tokens\"}"), 7.0, "the configured bound");
+    assert_eq!(value("trellis_cache_capacity{cache=\"events\"}"), 20000.0, "a default bound");
+    assert!(value("trellis_cache_hits_total{cache=\"access_tokens\"}") >= 2.0, "{text}");
+    assert!(value("trellis_cache_misses_total{cache=\"access_tokens\"}") >= 1.0, "{text}");
+    assert_eq!(value("trellis_cache_entries{cache=\"access_tokens\"}"), 1.0, "one token resolved");
+    assert!(value("trellis_cache_entries{cache=\"shortids\"}") >= 1.0, "{text}");
+}

@@ -13,7 +13,6 @@ use ruma::serde::Raw;
 use ruma::{EventId, MilliSecondsSinceUnixEpoch, OwnedServerName, OwnedUserId, RoomId, TransactionId, UserId};
 use serde_json::Value;
 
-use super::lock;
 use crate::error::{Error, Result};
 use crate::keys::to_device::Messages;
 use crate::rooms::membership::joined_rooms;
@@ -29,10 +28,10 @@ pub fn servers_in_room(s: &Services, room_id: &RoomId) -> Result<Arc<BTreeSet<Ow
 /// [`servers_in_room`] when the caller has the room's current state group: the membership
 /// index as it stands, cached for `group`.
 fn servers_in_room_at(s: &Services, room_id: &RoomId, group: u64) -> Result<Arc<BTreeSet<OwnedServerName>>> {
-    if let Some((g, servers)) = lock(&s.sender.room_servers).get(room_id)
-        && *g == group
+    if let Some((g, servers)) = s.sender.room_servers.get(room_id)
+        && g == group
     {
-        return Ok(servers.clone());
+        return Ok(servers);
     }
     let mut servers = BTreeSet::new();
     for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())? {
@@ -44,11 +43,7 @@ fn servers_in_room_at(s: &Services, room_id: &RoomId, group: u64) -> Result<Arc<
         }
     }
     let servers = Arc::new(servers);
-    let mut cache = lock(&s.sender.room_servers);
-    if cache.len() >= 10_000 {
-        cache.clear();
-    }
-    cache.insert(room_id.to_owned(), (group, servers.clone()));
+    s.sender.room_servers.insert(room_id.to_owned(), (group, servers.clone()));
     Ok(servers)
 }
 

@@ -52,7 +52,7 @@ pub struct Sender {
     /// Serialises queue writes with transaction formation (EDU sequence numbers).
     queue_lock: Mutex<()>,
     /// Servers with joined members per room, valid for the room's current state group.
-    pub(crate) room_servers: Mutex<HashMap<OwnedRoomId, GroupServers>>,
+    pub(crate) room_servers: crate::cache::BoundedCache<OwnedRoomId, GroupServers>,
 }
 
 /// A room's servers with joined members, with the state group they were computed for.
@@ -81,7 +81,13 @@ enum Next {
 }
 
 impl Sender {
-    pub fn new(db: Storage, server_name: OwnedServerName, enabled: bool, services: Weak<Services>) -> Sender {
+    pub fn new(
+        db: Storage,
+        server_name: OwnedServerName,
+        enabled: bool,
+        services: Weak<Services>,
+        room_servers: crate::cache::BoundedCache<OwnedRoomId, GroupServers>,
+    ) -> Sender {
         Sender {
             db,
             server_name,
@@ -91,7 +97,7 @@ impl Sender {
             destinations: Mutex::default(),
             tasks: Mutex::default(),
             queue_lock: Mutex::new(()),
-            room_servers: Mutex::default(),
+            room_servers,
         }
     }
 
