@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use ruma::events::AnySyncTimelineEvent;
+use ruma::events::room::member::MembershipState;
 use ruma::power_levels::NotificationPowerLevels;
 use ruma::push::{
     Action, AnyPushRule, ConditionalPushRule, FlattenedJson, PatternedPushRule, PushCondition,
@@ -50,8 +51,8 @@ impl Evaluator {
     /// The default rules of `user_id` in the room's current state (member count, the user's
     /// display name there, power levels for `@room`).
     pub fn new(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Evaluator> {
-        let members = s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())?;
-        let joined = members.iter().filter(|(_, m)| m.membership == "join").count();
+        let members = s.db.scan_prefix(ROOM_MEMBERSHIPS, room_id)?;
+        let joined = members.iter().filter(|(_, m)| m.membership == MembershipState::Join).count();
         let display_name = current_state_content(s, room_id, "m.room.member", user_id.as_str())?
             .and_then(|c| c.get("displayname").and_then(Value::as_str).map(str::to_owned))
             .unwrap_or_default();

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use ruma::canonical_json::redact;
+use ruma::events::StateEventType;
 use ruma::events::room::server_acl::RoomServerAclEventContent;
 use ruma::room_version_rules::RoomVersionRules;
 use ruma::{CanonicalJsonObject, RoomId, ServerName, UserId};
@@ -42,9 +43,10 @@ pub fn check_acl(s: &Services, room_id: &RoomId, origin: &ServerName) -> Result<
 
 /// Does a user of `server` hold one of `memberships` in the room's current state?
 pub fn server_has_member(s: &Services, room_id: &RoomId, server: &ServerName, memberships: &[&str]) -> Result<bool> {
-    Ok(s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())?.iter().any(|((_, user), m)| {
-        memberships.contains(&m.membership.as_str()) && UserId::parse(user).is_ok_and(|u| u.server_name() == server)
-    }))
+    Ok(s.db
+        .scan_prefix(ROOM_MEMBERSHIPS, room_id)?
+        .iter()
+        .any(|((_, user), m)| memberships.contains(&m.membership.as_str()) && user.server_name() == server))
 }
 
 /// Does a user of `server` hold `join` in the room's current state?
@@ -125,7 +127,9 @@ impl<'a> ServerView<'a> {
         let mut out = Vec::new();
         for (key, event) in at.iter() {
             let (kind, state_key) = short::statekey_parts(&self.s.db, *key)?;
-            if kind != "m.room.member" || !UserId::parse(&state_key).is_ok_and(|u| u.server_name() == self.server) {
+            if kind != StateEventType::RoomMember
+                || !UserId::parse(&state_key).is_ok_and(|u| u.server_name() == self.server)
+            {
                 continue;
             }
             if let Some(ev) = load_by_short(self.s, *event)?

@@ -7,6 +7,7 @@
 
 use axum::http::Method;
 use ruma::directory::Filter;
+use ruma::events::room::member::MembershipState;
 use ruma::{OwnedRoomAliasId, OwnedServerName, RoomAliasId, RoomId, ServerName, UInt};
 use serde_json::{Value, json};
 
@@ -184,7 +185,7 @@ async fn visit(
         let Some(chunk) = remote_hierarchy_entry(s, server, room_id, suggested_only).await else { continue };
         let (rid, u) = (room_id.to_owned(), user.to_owned());
         let membership = s.blocking(move |s| crate::rooms::membership::membership_of(s, &rid, &u)).await?;
-        if !may_see(&chunk, membership.as_deref()) {
+        if !may_see(&chunk, membership.as_ref().map(MembershipState::as_str)) {
             return Ok(None);
         }
         let children = chunk["children_state"]

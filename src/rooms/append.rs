@@ -3,7 +3,9 @@
 //! transaction IDs and redactions — all in one batch under one stream position.
 
 use ruma::canonical_json::redact;
-use ruma::{CanonicalJsonObject, DeviceId, OwnedEventId, RoomId, UserId};
+use ruma::events::StateEventType;
+use ruma::events::room::member::MembershipState;
+use ruma::{CanonicalJsonObject, DeviceId, OwnedDeviceId, OwnedEventId, OwnedTransactionId, RoomId, UserId};
 use serde_json::{Value, json};
 
 use super::build::{NewEvent, RoomCtx, StateBefore, authorize, build};
@@ -24,15 +26,15 @@ use crate::storage::{Batch, Storage};
 /// request path (`scope`), as in Synapse: the same `txn_id` in two rooms is two events.
 #[derive(Debug, Clone)]
 pub struct Txn {
-    pub device_id: String,
-    pub txn_id: String,
+    pub device_id: OwnedDeviceId,
+    pub txn_id: OwnedTransactionId,
     /// The endpoint and its path arguments, e.g. `send/!room/m.room.message`.
     pub scope: String,
 }
 
 impl Txn {
-    fn key(&self, sender: &UserId) -> (String, String, String) {
-        (sender.to_string(), self.device_id.clone(), format!("{}/{}", self.scope, self.txn_id))
+    fn key<'a>(&'a self, sender: &'a UserId) -> (&'a UserId, &'a DeviceId, String) {
+        (sender, &self.device_id, format!("{}/{}", self.scope, self.txn_id))
     }
 }
 
@@ -43,7 +45,7 @@ pub fn send(s: &Services, room_id: &RoomId, sender: &UserId, new: NewEvent, txn:
     if let Some(t) = &txn
         && let Some(existing) = s.db.get(TXN_IDS, &t.key(sender))?
     {
-        return ruma::EventId::parse(existing).map_err(Error::internal);
+        return Ok(existing);
     }
     let ctx = RoomCtx::current(s, room_id).map_err(|e| super::hide_unknown_room(e, room_id))?;
     let (pdu, obj) = build(s, &ctx, sender, &new)?;
@@ -65,7 +67,7 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
 
     batch.put(PDUS, &sid, &serde_json::to_value(&obj).map_err(Error::internal)?)?;
     let meta = EventMeta {
-        event_id: pdu.event_id.to_string(),
+        event_id: pdu.event_id.clone(),
         shortroomid,
         stream_pos: pos.pos(),
         depth: pdu.depth,
@@ -80,8 +82,8 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
     batch.put(EVENT_META, &sid, &meta)?;
     batch.put(ROOM_TIMELINE, &(shortroomid, pos.pos()), &Counter(sid))?;
     batch.put(ROOM_TOPOLOGY, &(shortroomid, pdu.depth, pos.pos()), &Counter(sid))?;
-    let old_record = s.db.get(ROOMS, &room_id.to_string())?;
-    let old_extremities: Vec<(u64, String)> =
+    let old_record = s.db.get(ROOMS, &room_id)?;
+    let old_extremities: Vec<(u64, OwnedEventId)> =
         old_record.as_ref().map(|r| r.forward_extremities.clone()).unwrap_or_default();
     let mut prev_shorts = Vec::new();
     for prev in &pdu.prev_events {
@@ -89,9 +91,9 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
             prev_shorts.push(p);
         }
     }
-    let mut forward_extremities: Vec<(u64, String)> =
+    let mut forward_extremities: Vec<(u64, OwnedEventId)> =
         old_extremities.iter().filter(|(e, _)| !prev_shorts.contains(e)).cloned().collect();
-    forward_extremities.push((sid, pdu.event_id.to_string()));
+    forward_extremities.push((sid, pdu.event_id.clone()));
 
     let old_current = old_record.as_ref().map(|r| r.current_state_group);
     let max_depth = old_record.as_ref().map_or(0, |r| r.max_depth).max(pdu.depth);
@@ -105,10 +107,10 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
         // A new room has no members yet.
         membership_pos: old_record.as_ref().map_or(Some(0), |r| r.membership_pos),
     };
-    batch.put(ROOMS, &room_id.to_string(), &record)?;
+    batch.put(ROOMS, &room_id, &record)?;
 
     if let Some(t) = txn {
-        batch.put(TXN_IDS, &t.key(&pdu.sender), &pdu.event_id.to_string())?;
+        batch.put(TXN_IDS, &t.key(&pdu.sender), &pdu.event_id)?;
     }
     let content = pdu.content_value();
     if let Some(rel) = content.get("m.relates_to") {
@@ -194,7 +196,7 @@ pub fn refresh_current_state(
     pos: u64,
 ) -> Result<()> {
     let db = &s.db;
-    let Some(mut record) = db.get(ROOMS, &room_id.to_string())? else { return Ok(()) };
+    let Some(mut record) = db.get(ROOMS, room_id)? else { return Ok(()) };
     let mut batch = db.batch();
     let (group, changed, removed) = match hint {
         Some((group, changed)) => (group, changed.into_iter().collect::<Vec<_>>(), Vec::new()),
@@ -226,7 +228,7 @@ pub fn refresh_current_state(
         record.membership_pos = Some(pos);
     }
     record.current_state_group = group;
-    batch.put(ROOMS, &room_id.to_string(), &record)?;
+    batch.put(ROOMS, room_id, &record)?;
     batch.commit()
 }
 
@@ -245,13 +247,16 @@ fn update_current_state(
     for (key, event) in changed {
         batch.put(CURRENT_STATE, &(shortroomid, *key), &Counter(*event))?;
         let (kind, state_key) = short::statekey_parts(db, *key)?;
-        if kind == "m.room.member" {
+        if kind == StateEventType::RoomMember
+            && let Ok(user_id) = UserId::parse(&state_key)
+        {
             let event_id = short::event_id(db, *event)?;
             let content = super::load_by_short(s, *event)?.map(|e| e.pdu.content_value()).unwrap_or_default();
-            let membership = content.get("membership").and_then(Value::as_str).unwrap_or("leave").to_owned();
-            let record = MembershipRecord { membership, event_id: event_id.to_string(), stream_pos: pos };
-            batch.put(ROOM_MEMBERSHIPS, &(room_id.to_string(), state_key.clone()), &record)?;
-            batch.put(USER_MEMBERSHIPS, &(state_key, room_id.to_string()), &record)?;
+            let membership =
+                content.get("membership").and_then(Value::as_str).map_or(MembershipState::Leave, MembershipState::from);
+            let record = MembershipRecord { membership, event_id, stream_pos: pos };
+            batch.put(ROOM_MEMBERSHIPS, &(room_id, &*user_id), &record)?;
+            batch.put(USER_MEMBERSHIPS, &(&*user_id, room_id), &record)?;
             members_changed = true;
         }
     }
@@ -280,7 +285,7 @@ fn apply_redaction(
     let short = short::event(&s.db, target)?;
     batch.put(PDUS, &short, &serde_json::to_value(&redacted).map_err(Error::internal)?)?;
     let mut meta = event.meta;
-    meta.redacted_by = Some(by.to_string());
+    meta.redacted_by = Some(by.to_owned());
     batch.put(EVENT_META, &short, &meta)?;
     // Dropped now and again after the commit below (a reader may re-cache the old form meanwhile).
     s.event_cache.invalidate(short);
@@ -289,5 +294,5 @@ fn apply_redaction(
 
 /// The `Txn` of a client request from `device_id` to the endpoint `scope`.
 pub fn txn(device_id: &DeviceId, txn_id: &str, scope: String) -> Txn {
-    Txn { device_id: device_id.to_string(), txn_id: txn_id.to_owned(), scope }
+    Txn { device_id: device_id.to_owned(), txn_id: txn_id.into(), scope }
 }

@@ -2,6 +2,7 @@
 //! the creator's join, power levels, aliases, the preset's rules, `initial_state`, name, topic
 //! and invites — each a signed, authorized event on the new room's DAG.
 
+use ruma::events::room::member::MembershipState;
 use ruma::room_version_rules::RoomIdFormatVersion;
 use ruma::{CanonicalJsonValue, Int, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Map, Value, json};
@@ -123,7 +124,7 @@ pub fn create(s: &Services, creator: &UserId, req: CreateRoom) -> Result<OwnedRo
     let room_id = create_event(s, creator, &version, v12, Value::Object(create_content), now_ms())?;
 
     // 2. the creator joins
-    send(s, &room_id, creator, membership::member_event(s, creator, "join", None, false)?, None)?;
+    send(s, &room_id, creator, membership::member_event(s, creator, MembershipState::Join, None, false)?, None)?;
 
     // 3. power levels (v12 creators have unlimited power and are not listed)
     let mut users = Map::new();
@@ -199,7 +200,7 @@ pub fn create(s: &Services, creator: &UserId, req: CreateRoom) -> Result<OwnedRo
     }
     if req.public {
         let mut batch = s.db.batch();
-        batch.put(PUBLISHED_ROOMS, &room_id.to_string(), &json!(true))?;
+        batch.put(PUBLISHED_ROOMS, &room_id, &json!(true))?;
         batch.commit()?;
     }
     tracing::info!(%room_id, %creator, version, "room created");

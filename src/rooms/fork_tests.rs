@@ -2,6 +2,7 @@
 //! on the same event, then a local send merges them through the normal path
 //! ([`RoomCtx::current`] resolves the extremities' states with ruma's algorithm).
 
+use ruma::events::room::member::MembershipState;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Value, json};
 
@@ -109,8 +110,8 @@ fn a_ban_racing_a_state_change_wins() {
         let topic_now = current_state_content(&s, &room_id, "m.room.topic", "").unwrap().unwrap();
         assert_eq!(topic_now["topic"], "original", "v{version}: the banned user's concurrent change is dropped");
         assert_eq!(
-            membership::membership_of(&s, &room_id, &user("bob")).unwrap().as_deref(),
-            Some("ban"),
+            membership::membership_of(&s, &room_id, &user("bob")).unwrap(),
+            Some(MembershipState::Ban),
             "v{version}"
         );
         let bob_send =

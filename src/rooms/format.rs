@@ -3,6 +3,7 @@
 //! `prev_content` on state events, `redacted_because` on redacted events.
 
 use ruma::UserId;
+use ruma::events::room::member::MembershipState;
 use serde_json::{Map, Value, json};
 
 use super::{StoredEvent, load, state, state_event};
@@ -50,10 +51,10 @@ pub fn client_event_plain(s: &Services, ev: &StoredEvent, viewer: Option<Viewer<
     if let (Some(v), true) = (viewer, placed) {
         // The requesting user's membership at the event (spec v1.11, MSC4115).
         let membership = super::read::membership_at(s, v.user_id, ev.meta.state_after)?;
-        unsigned.insert("membership".into(), json!(membership.as_deref().unwrap_or("leave")));
+        unsigned.insert("membership".into(), json!(membership.unwrap_or(MembershipState::Leave)));
     }
     if let Some(by) = &ev.meta.redacted_by
-        && let Some(redaction) = ruma::EventId::parse(by).ok().and_then(|id| load(s, &id).ok().flatten())
+        && let Some(redaction) = load(s, by).ok().flatten()
     {
         unsigned.insert("redacted_because".into(), bare(&redaction)?);
     }
@@ -66,7 +67,7 @@ pub fn bare(ev: &StoredEvent) -> Result<Value> {
     let j = &ev.json;
     // Built field by field: `json!` would copy the content a second time.
     let mut out = Map::new();
-    out.insert("event_id".into(), Value::String(ev.meta.event_id.clone()));
+    out.insert("event_id".into(), Value::String(ev.meta.event_id.to_string()));
     out.insert("room_id".into(), Value::String(ev.pdu.room()?.to_string()));
     out.insert("sender".into(), Value::String(ev.pdu.sender.to_string()));
     out.insert("type".into(), Value::String(ev.pdu.kind.to_string()));

@@ -64,12 +64,12 @@ pub fn rules_for(version: &str) -> Result<RoomVersionRules> {
 
 /// The room's record, or `M_NOT_FOUND`.
 pub fn room(s: &Services, room_id: &RoomId) -> Result<RoomRecord> {
-    s.db.get(ROOMS, &room_id.to_string())?.ok_or_else(|| Error::not_found(format!("Unknown room {room_id}")))
+    s.db.get(ROOMS, room_id)?.ok_or_else(|| Error::not_found(format!("Unknown room {room_id}")))
 }
 
 /// Whether the room is known here (created here, or joined over federation).
 pub fn exists(s: &Services, room_id: &RoomId) -> Result<bool> {
-    Ok(s.db.get(ROOMS, &room_id.to_string())?.is_some())
+    Ok(s.db.get(ROOMS, room_id)?.is_some())
 }
 
 /// The room's record for a user's request about it: an unknown room is `M_FORBIDDEN`, the
@@ -125,14 +125,14 @@ pub fn load_by_short(s: &Services, short: u64) -> Result<Option<StoredEvent>> {
 fn load_from_storage(s: &Services, short: u64) -> Result<Option<StoredEvent>> {
     let (Some(json), Some(meta)) = (s.db.get(PDUS, &short)?, s.db.get(EVENT_META, &short)?) else { return Ok(None) };
     let room_id = match json.get("room_id").and_then(Value::as_str) {
-        Some(r) => r.to_owned(),
-        None => format!("!{}", meta.event_id.trim_start_matches('$')),
-    };
+        Some(r) => RoomId::parse(r),
+        None => RoomId::parse(format!("!{}", meta.event_id.as_str().trim_start_matches('$'))),
+    }
+    .map_err(|e| Error::internal(format!("stored event {} without a valid room ID: {e}", meta.event_id)))?;
     let record =
         s.db.get(ROOMS, &room_id)?.ok_or_else(|| Error::internal(format!("event in unknown room {room_id}")))?;
     let rules = rules_for(&record.room_version)?;
-    let event_id = EventId::parse(&meta.event_id).map_err(Error::internal)?;
-    let mut pdu = Pdu::from_json(event_id, &json, &rules)?;
+    let mut pdu = Pdu::from_json(meta.event_id.clone(), &json, &rules)?;
     pdu.rejected = meta.rejected;
     Ok(Some(StoredEvent { pdu, json: Arc::new(json), meta }))
 }

@@ -56,7 +56,7 @@ fn visible_children(
         if ev.meta.rejected || ev.meta.soft_failed || ignored.iter().any(|u| u == ev.pdu.sender.as_str()) {
             continue;
         }
-        if read::can_see(s, viewer, &ev, current.as_deref())? {
+        if read::can_see(s, viewer, &ev, current.as_ref())? {
             out.push(ev);
         }
     }
@@ -142,7 +142,7 @@ pub fn page(
     let not_found = || Error::not_found("Event not found");
     let parent = super::load(s, parent_id)?.ok_or_else(not_found)?;
     let current = membership::membership_of(s, room_id, viewer)?;
-    if parent.pdu.room()? != *room_id || !read::can_see(s, viewer, &parent, current.as_deref())? {
+    if parent.pdu.room()? != *room_id || !read::can_see(s, viewer, &parent, current.as_ref())? {
         return Err(not_found());
     }
     let mut all = visible_children(s, &parent, viewer, q.rel_type)?;
@@ -213,7 +213,7 @@ pub fn threads(
     let mut next = None;
     for (latest, root) in roots {
         let Some(ev) = load_by_short(s, root)? else { continue };
-        if !read::can_see(s, viewer, &ev, current.as_deref())? {
+        if !read::can_see(s, viewer, &ev, current.as_ref())? {
             continue;
         }
         if participated_only {

@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use ruma::events::StateEventType;
 use ruma::room_version_rules::{RoomVersionRules, StateResolutionV2Rules};
 use ruma::state_res::utils::event_id_set::EventIdSet;
 use ruma::state_res::{Event, StateMap};
@@ -27,7 +26,7 @@ pub fn resolve(s: &Services, rules: &RoomVersionRules, states: &[Arc<ShortState>
         let mut map = StateMap::new();
         for (key, event) in state.iter() {
             let (kind, state_key) = short::statekey_parts(&s.db, *key)?;
-            map.insert((StateEventType::from(kind), state_key), short::event_id(&s.db, *event)?);
+            map.insert((kind, state_key), short::event_id(&s.db, *event)?);
         }
         maps.push(map);
     }

@@ -1,6 +1,7 @@
 //! Short numeric ids for rooms, events and state keys (the generic `shortids` table, with one
 //! prefix letter per kind so the namespaces never collide).
 
+use ruma::events::StateEventType;
 use ruma::{EventId, OwnedEventId, RoomId};
 
 use crate::error::{Error, Result};
@@ -44,9 +45,9 @@ pub fn statekey_get(db: &Storage, kind: &str, state_key: &str) -> Result<Option<
 }
 
 /// `(type, state_key)` of a short state key.
-pub fn statekey_parts(db: &Storage, short: u64) -> Result<(String, String)> {
+pub fn statekey_parts(db: &Storage, short: u64) -> Result<(StateEventType, String)> {
     let s = db.shortid_string(short)?.ok_or_else(|| Error::internal(format!("unknown short state key {short}")))?;
     let parts: (String, String) =
         serde_json::from_str(s.trim_start_matches('k')).map_err(|e| Error::internal(format!("bad state key: {e}")))?;
-    Ok(parts)
+    Ok((parts.0.into(), parts.1))
 }

@@ -9,6 +9,7 @@ use ruma::api::federation::transactions::edu::{
     DirectDeviceContent, DirectDeviceMessages, Edu, ReceiptContent, ReceiptData, ReceiptMap, TypingContent,
 };
 use ruma::events::receipt::{Receipt, ReceiptThread};
+use ruma::events::room::member::MembershipState;
 use ruma::serde::Raw;
 use ruma::{EventId, MilliSecondsSinceUnixEpoch, OwnedServerName, RoomId, TransactionId, UserId};
 use serde_json::Value;
@@ -30,11 +31,8 @@ pub fn servers_in_room(s: &Services, room_id: &RoomId) -> Result<Arc<BTreeSet<Ow
         return Ok(servers.clone());
     }
     let mut servers = BTreeSet::new();
-    for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())? {
-        if m.membership == "join"
-            && let Ok(user) = UserId::parse(member)
-            && !s.is_local(&user)
-        {
+    for ((_, user), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, room_id)? {
+        if m.membership == MembershipState::Join && !s.is_local(&user) {
             servers.insert(user.server_name().to_owned());
         }
     }

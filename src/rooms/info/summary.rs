@@ -1,6 +1,7 @@
 //! Room summaries (spec v1.15 `GET /room_summary/{roomIdOrAlias}`, MSC3266): the directory
 //! entry of a room plus its version, encryption and the requester's membership.
 
+use ruma::events::room::member::MembershipState;
 use ruma::{RoomId, UserId};
 use serde_json::{Value, json};
 
@@ -23,7 +24,7 @@ pub fn summary(s: &Services, room_id: &RoomId, requester: Option<&UserId>) -> Re
     let allowed = allowed_rooms(s, room_id, &join_rule)?;
     let visible = matches!(join_rule.as_str(), "public" | "knock" | "knock_restricted")
         || out["world_readable"] == json!(true)
-        || matches!(mine.as_deref(), Some("join" | "invite" | "knock"))
+        || matches!(mine, Some(MembershipState::Join | MembershipState::Invite | MembershipState::Knock))
         || match requester {
             Some(user) => in_any(s, &allowed, user)?,
             None => false,

@@ -84,7 +84,7 @@ fn store_backfilled(s: &Services, ctx: &RoomCtx, ev: &Checked, sid: u64) -> Resu
     let mut batch = db.batch();
     let (state_before, state_after, _) = state_groups(s, &mut batch, ctx, &ev.pdu, sid, true)?;
     let meta = EventMeta {
-        event_id: ev.event_id.to_string(),
+        event_id: ev.event_id.clone(),
         shortroomid,
         stream_pos: 0,
         depth: ev.pdu.depth,

@@ -24,7 +24,7 @@ use crate::storage::records::RoomRecord;
 pub fn prepare_room(s: &Services, room_id: &RoomId, version: &str) -> Result<()> {
     rules_for(version)?;
     let _guard = s.room_lock(room_id);
-    match s.db.get(ROOMS, &room_id.to_string())? {
+    match s.db.get(ROOMS, room_id)? {
         Some(r) if r.room_version == version => Ok(()),
         Some(r) => Err(Error::forbidden(format!(
             "Room {room_id} is version {} here, but the resident server says {version}",
@@ -40,7 +40,7 @@ pub fn prepare_room(s: &Services, room_id: &RoomId, version: &str) -> Result<()>
                 forward_extremities: Vec::new(),
                 membership_pos: Some(0),
             };
-            batch.put(ROOMS, &room_id.to_string(), &record)?;
+            batch.put(ROOMS, room_id, &record)?;
             batch.commit()
         }
     }
@@ -103,7 +103,7 @@ pub fn store_join(
         if !record.forward_extremities.is_empty() && !crate::federation::txn::is_resident(s, room_id)? {
             record.forward_extremities.clear();
             let mut batch = s.db.batch();
-            batch.put(ROOMS, &room_id.to_string(), &record)?;
+            batch.put(ROOMS, room_id, &record)?;
             batch.commit()?;
         }
         append(s, &ctx, &join.pdu, join.obj.clone(), None)?;

@@ -104,7 +104,7 @@ pub fn store_outliers(s: &Services, room_id: &RoomId, events: Vec<Checked>) -> R
         };
         let sid = short::event(&s.db, &ev.event_id)?;
         let meta = EventMeta {
-            event_id: ev.event_id.to_string(),
+            event_id: ev.event_id.clone(),
             shortroomid: record.shortroomid,
             stream_pos: 0,
             depth: ev.pdu.depth,
@@ -260,7 +260,7 @@ pub(super) fn store_excluded(s: &Services, ctx: &RoomCtx, ev: &Checked, sid: u64
     let mut batch = db.batch();
     let (state_before, state_after, _) = state_groups(s, &mut batch, ctx, &ev.pdu, sid, !rejected)?;
     let meta = EventMeta {
-        event_id: ev.event_id.to_string(),
+        event_id: ev.event_id.clone(),
         shortroomid,
         stream_pos: 0,
         depth: ev.pdu.depth,

@@ -127,7 +127,7 @@ pub async fn get_event(s: State, r: Ruma<get_room_event::v3::Request>) -> Result
             }
             membership::ensure_not_forgotten(s, &b.room_id, &auth.user_id)?;
             let current = membership::membership_of(s, &b.room_id, &auth.user_id)?;
-            if !read::can_see(s, &auth.user_id, &ev, current.as_deref())? {
+            if !read::can_see(s, &auth.user_id, &ev, current.as_ref())? {
                 return Err(not_found());
             }
             client_event(s, &ev, Some(Viewer { user_id: &auth.user_id, device_id: Some(auth.device_id.as_str()) }))

@@ -119,7 +119,7 @@ pub async fn context(s: State, r: Ruma<get_context::v3::Request>) -> Result<RawJ
                 || ev.meta.rejected
                 || ev.meta.soft_failed
                 || ev.meta.outlier
-                || !read::can_see(s, &auth.user_id, &ev, current.as_deref())?
+                || !read::can_see(s, &auth.user_id, &ev, current.as_ref())?
             {
                 return Err(not_found());
             }
