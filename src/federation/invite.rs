@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use ruma::api::federation::membership::{RawStrippedState, create_invite::v2 as create_invite};
 use ruma::canonical_json::redact;
-use ruma::events::TimelineEventType;
 use ruma::events::room::member::MembershipState;
+use ruma::events::{StateEventType, TimelineEventType};
 use ruma::signatures::{Verified, sign_event, verify_event, verify_json};
 use ruma::{CanonicalJsonObject, EventId, OwnedServerName, RoomId, RoomVersionId, ServerName, UserId};
 use serde_json::value::{RawValue, to_raw_value};
@@ -141,8 +141,9 @@ pub async fn invite_remote(
             let (pdu, obj) = build(s, &ctx, &from, &new)?;
             authorize(s, &ctx, &pdu)?;
             let mut stripped = Vec::new();
-            for (kind, key) in STRIPPED_STATE_TYPES.iter().map(|k| (*k, "")).chain([("m.room.member", from.as_str())]) {
-                if let Some(ev) = current_state_event(s, &r, kind, key)? {
+            let own = (StateEventType::RoomMember, from.as_str());
+            for (kind, key) in STRIPPED_STATE_TYPES.into_iter().map(|k| (k, "")).chain([own]) {
+                if let Some(ev) = current_state_event(s, &r, &kind, key)? {
                     stripped.push(RawStrippedState::Pdu(to_raw_value(&ev.json).map_err(Error::internal)?));
                 }
             }

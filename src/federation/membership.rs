@@ -146,7 +146,7 @@ pub async fn send_knock(
     receive(s, origin, room_id, event_id, raw, MembershipState::Knock).await?;
     let mut stripped = Vec::new();
     for kind in format::STRIPPED_STATE_TYPES {
-        if let Some(ev) = crate::rooms::current_state_event(s, room_id, kind, "")? {
+        if let Some(ev) = crate::rooms::current_state_event(s, room_id, &kind, "")? {
             stripped.push(format::stripped(&ev));
         }
     }

@@ -171,7 +171,7 @@ pub fn state_groups(
         StateBefore::Resolved => state::new_full(db, batch, &ctx.state)?,
     };
     let this_key = match &pdu.state_key {
-        Some(key) if changes_state => Some(short::statekey(db, &pdu.kind.to_string(), key)?),
+        Some(key) if changes_state => Some(short::statekey(db, &pdu.state_type(), key)?),
         _ => None,
     };
     let state_after = match (this_key, &ctx.state_before) {

@@ -2,6 +2,7 @@
 //! their summary, searchable by a generic term, paginated by offset tokens.
 
 use ruma::RoomId;
+use ruma::events::StateEventType;
 use ruma::events::room::member::MembershipState;
 use serde_json::{Value, json};
 
@@ -26,7 +27,7 @@ pub fn is_published(s: &Services, room_id: &RoomId) -> Result<bool> {
 
 /// The directory entry of a room (spec: `PublishedRoomsChunk`).
 pub fn summary(s: &Services, room_id: &RoomId) -> Result<Value> {
-    let content = |kind: &str, field: &str| -> Result<Option<Value>> {
+    let content = |kind: &StateEventType, field: &str| -> Result<Option<Value>> {
         Ok(current_state_content(s, room_id, kind, "")?.and_then(|c| c.get(field).cloned()).filter(|v| !v.is_null()))
     };
     let joined =
@@ -34,23 +35,23 @@ pub fn summary(s: &Services, room_id: &RoomId) -> Result<Value> {
             .iter()
             .filter(|(_, m)| m.membership == MembershipState::Join)
             .count();
-    let history = content("m.room.history_visibility", "history_visibility")?;
-    let join_rule = content("m.room.join_rules", "join_rule")?.unwrap_or_else(|| json!("invite"));
+    let history = content(&StateEventType::RoomHistoryVisibility, "history_visibility")?;
+    let join_rule = content(&StateEventType::RoomJoinRules, "join_rule")?.unwrap_or_else(|| json!("invite"));
     let mut out = json!({
         "room_id": room_id,
         "num_joined_members": joined,
         "world_readable": history.as_ref().and_then(Value::as_str) == Some("world_readable"),
-        "guest_can_join": content("m.room.guest_access", "guest_access")?.as_ref().and_then(Value::as_str) == Some("can_join"),
+        "guest_can_join": content(&StateEventType::RoomGuestAccess, "guest_access")?.as_ref().and_then(Value::as_str) == Some("can_join"),
         "join_rule": join_rule,
     });
     for (key, kind, field) in [
-        ("name", "m.room.name", "name"),
-        ("topic", "m.room.topic", "topic"),
-        ("canonical_alias", "m.room.canonical_alias", "alias"),
-        ("avatar_url", "m.room.avatar", "url"),
-        ("room_type", "m.room.create", "type"),
+        ("name", StateEventType::RoomName, "name"),
+        ("topic", StateEventType::RoomTopic, "topic"),
+        ("canonical_alias", StateEventType::RoomCanonicalAlias, "alias"),
+        ("avatar_url", StateEventType::RoomAvatar, "url"),
+        ("room_type", StateEventType::RoomCreate, "type"),
     ] {
-        if let Some(v) = content(kind, field)? {
+        if let Some(v) = content(&kind, field)? {
             out[key] = v;
         }
     }

@@ -3,6 +3,7 @@
 //! `prev_content` on state events, `redacted_because` on redacted events.
 
 use ruma::UserId;
+use ruma::events::StateEventType;
 use ruma::events::room::member::MembershipState;
 use serde_json::{Map, Value, json};
 
@@ -42,7 +43,7 @@ pub fn client_event_plain(s: &Services, ev: &StoredEvent, viewer: Option<Viewer<
     let placed = !ev.meta.outlier;
     if let (Some(key), true) = (&ev.pdu.state_key, placed) {
         let before = state::load(&s.db, &s.state_cache, ev.meta.state_before)?;
-        if let Some(prev) = state_event(s, &before, &ev.pdu.kind.to_string(), key)? {
+        if let Some(prev) = state_event(s, &before, &ev.pdu.state_type(), key)? {
             unsigned.insert("prev_content".into(), prev.json.get("content").cloned().unwrap_or_else(|| json!({})));
             unsigned.insert("prev_sender".into(), json!(prev.pdu.sender));
             unsigned.insert("replaces_state".into(), json!(prev.meta.event_id));
@@ -85,14 +86,14 @@ pub fn bare(ev: &StoredEvent) -> Result<Value> {
 
 /// The state events a user sees of a room they are invited to or knocking on (spec: "Stripped
 /// state", the recommended list).
-pub const STRIPPED_STATE_TYPES: [&str; 7] = [
-    "m.room.create",
-    "m.room.join_rules",
-    "m.room.name",
-    "m.room.avatar",
-    "m.room.canonical_alias",
-    "m.room.encryption",
-    "m.room.topic",
+pub const STRIPPED_STATE_TYPES: [StateEventType; 7] = [
+    StateEventType::RoomCreate,
+    StateEventType::RoomJoinRules,
+    StateEventType::RoomName,
+    StateEventType::RoomAvatar,
+    StateEventType::RoomCanonicalAlias,
+    StateEventType::RoomEncryption,
+    StateEventType::RoomTopic,
 ];
 
 /// Stripped state for invites and knocks (spec: "Stripped state").

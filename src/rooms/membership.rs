@@ -2,6 +2,7 @@
 //! ban, unban, knock, forget. Each is an `m.room.member` event that the room version's
 //! authorization rules must accept; a refusal is `M_FORBIDDEN` with the rule that failed.
 
+use ruma::events::StateEventType;
 use ruma::events::room::member::MembershipState;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Value, json};
@@ -89,12 +90,12 @@ pub fn member_event(
     if is_direct {
         content["is_direct"] = json!(true);
     }
-    Ok(NewEvent::state("m.room.member", target.as_str(), content))
+    Ok(NewEvent::state(StateEventType::RoomMember, target.as_str(), content))
 }
 
 /// The room's join rule (`invite` when it has none).
 pub fn join_rule(s: &Services, room_id: &RoomId) -> Result<String> {
-    let content = super::current_state_content(s, room_id, "m.room.join_rules", "")?.unwrap_or_default();
+    let content = super::current_state_content(s, room_id, &StateEventType::RoomJoinRules, "")?.unwrap_or_default();
     Ok(rule_of(&content).to_owned())
 }
 
@@ -126,7 +127,7 @@ pub fn allowed_rooms(join_rules: &Value) -> Vec<OwnedRoomId> {
 /// `M_UNABLE_TO_GRANT_JOIN` if no local user may invite.
 pub fn restricted_authoriser(s: &Services, room_id: &RoomId, user: &UserId) -> Result<Option<OwnedUserId>> {
     let rules = super::rules_for(&room(s, room_id)?.room_version)?;
-    let content = super::current_state_content(s, room_id, "m.room.join_rules", "")?.unwrap_or_default();
+    let content = super::current_state_content(s, room_id, &StateEventType::RoomJoinRules, "")?.unwrap_or_default();
     let restricted = match rule_of(&content) {
         "restricted" => rules.authorization.restricted_join_rule,
         "knock_restricted" => rules.authorization.knock_restricted_join_rule,
@@ -216,7 +217,7 @@ pub fn propagate_profile(s: &Services, user_id: &UserId) -> Result<()> {
 /// The member event carrying the user's current profile into `room_id`; `None` if their
 /// membership there already shows it.
 fn profile_event(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Option<NewEvent>> {
-    let mut content = match super::current_state_content(s, room_id, "m.room.member", user_id.as_str())? {
+    let mut content = match super::current_state_content(s, room_id, &StateEventType::RoomMember, user_id.as_str())? {
         Some(Value::Object(c)) => c,
         _ => serde_json::Map::new(),
     };
@@ -234,7 +235,7 @@ fn profile_event(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Opt
     if ["displayname", "avatar_url"].iter().all(|f| before.get(*f) == content.get(*f)) {
         return Ok(None);
     }
-    Ok(Some(NewEvent::state("m.room.member", user_id.as_str(), Value::Object(content))))
+    Ok(Some(NewEvent::state(StateEventType::RoomMember, user_id.as_str(), Value::Object(content))))
 }
 
 pub fn invite(
@@ -385,7 +386,7 @@ pub fn ensure_not_forgotten(s: &Services, room_id: &RoomId, user_id: &UserId) ->
     if !is_forgotten(s, room_id, user_id)? {
         return Ok(());
     }
-    let visibility = super::current_state_content(s, room_id, "m.room.history_visibility", "")?;
+    let visibility = super::current_state_content(s, room_id, &StateEventType::RoomHistoryVisibility, "")?;
     if visibility.as_ref().and_then(|c| c.get("history_visibility")).and_then(Value::as_str) == Some("world_readable") {
         return Ok(());
     }

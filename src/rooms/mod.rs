@@ -33,6 +33,7 @@ mod fork_tests;
 
 use std::sync::Arc;
 
+use ruma::events::StateEventType;
 use ruma::room_version_rules::RoomVersionRules;
 use ruma::{EventId, RoomId, RoomVersionId};
 use serde_json::Value;
@@ -151,7 +152,12 @@ pub fn current_state(s: &Services, room_id: &RoomId) -> Result<Arc<ShortState>> 
 }
 
 /// One event of a state map.
-pub fn state_event(s: &Services, state: &ShortState, kind: &str, state_key: &str) -> Result<Option<StoredEvent>> {
+pub fn state_event(
+    s: &Services,
+    state: &ShortState,
+    kind: &StateEventType,
+    state_key: &str,
+) -> Result<Option<StoredEvent>> {
     let Some(key) = short::statekey_get(&s.db, kind, state_key)? else { return Ok(None) };
     match state.get(&key) {
         Some(&event) => load_by_short(s, event),
@@ -160,7 +166,12 @@ pub fn state_event(s: &Services, state: &ShortState, kind: &str, state_key: &str
 }
 
 /// One event of the room's current state, via the current-state index.
-pub fn current_state_event(s: &Services, room_id: &RoomId, kind: &str, state_key: &str) -> Result<Option<StoredEvent>> {
+pub fn current_state_event(
+    s: &Services,
+    room_id: &RoomId,
+    kind: &StateEventType,
+    state_key: &str,
+) -> Result<Option<StoredEvent>> {
     let record = room(s, room_id)?;
     let Some(key) = short::statekey_get(&s.db, kind, state_key)? else { return Ok(None) };
     match s.db.get(CURRENT_STATE, &(record.shortroomid, key))? {
@@ -170,6 +181,11 @@ pub fn current_state_event(s: &Services, room_id: &RoomId, kind: &str, state_key
 }
 
 /// The content of a current state event, if set.
-pub fn current_state_content(s: &Services, room_id: &RoomId, kind: &str, state_key: &str) -> Result<Option<Value>> {
+pub fn current_state_content(
+    s: &Services,
+    room_id: &RoomId,
+    kind: &StateEventType,
+    state_key: &str,
+) -> Result<Option<Value>> {
     Ok(current_state_event(s, room_id, kind, state_key)?.map(|e| e.pdu.content_value()))
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use ruma::events::StateEventType;
 use ruma::events::TimelineEventType;
 use ruma::events::room::member::MembershipState;
 use ruma::{RoomId, UserId};
@@ -158,10 +159,10 @@ fn visibility_at(s: &Services, viewer: &UserId, group: u64) -> Result<Visibility
     }
     let at = state::load(&s.db, &s.state_cache, group)?;
     let content = |e: StoredEvent, field: &str| e.pdu.content_value().get(field).and_then(Value::as_str).map(Arc::from);
-    let visibility = state_event(s, &at, "m.room.history_visibility", "")?
+    let visibility = state_event(s, &at, &StateEventType::RoomHistoryVisibility, "")?
         .and_then(|e| content(e, "history_visibility"))
         .unwrap_or_else(|| Arc::from("shared"));
-    let membership = state_event(s, &at, "m.room.member", viewer.as_str())?
+    let membership = state_event(s, &at, &StateEventType::RoomMember, viewer.as_str())?
         .and_then(|e| content(e, "membership"))
         .map(|m| MembershipState::from(&*m));
     let found = VisibilityAt { visibility, membership };
@@ -307,7 +308,7 @@ pub fn state_for(s: &Services, room_id: &RoomId, viewer: &UserId) -> Result<Arc<
 }
 
 fn world_readable(s: &Services, state: &ShortState) -> Result<bool> {
-    Ok(state_event(s, state, "m.room.history_visibility", "")?.is_some_and(|e| {
+    Ok(state_event(s, state, &StateEventType::RoomHistoryVisibility, "")?.is_some_and(|e| {
         e.pdu.content_value().get("history_visibility").and_then(Value::as_str) == Some("world_readable")
     }))
 }

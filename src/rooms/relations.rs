@@ -2,6 +2,7 @@
 //! "Event replacements", "Threading", "Reference relations"): children of an event, bundled
 //! aggregations in `unsigned.m.relations`, `/relations` pagination and `/threads`.
 
+use ruma::events::TimelineEventType;
 use ruma::{EventId, RoomId, UserId};
 use serde_json::{Map, Value, json};
 
@@ -162,7 +163,7 @@ pub fn page(
             frontier = next;
         }
     }
-    all.retain(|c| q.event_type.is_none_or(|t| c.pdu.kind.to_string() == t));
+    all.retain(|c| q.event_type.is_none_or(|t| c.pdu.kind == TimelineEventType::from(t)));
     all.sort_by_key(|c| c.meta.stream_pos);
     if q.backwards {
         all.reverse();

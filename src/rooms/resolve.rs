@@ -38,7 +38,7 @@ pub fn resolve(s: &Services, rules: &RoomVersionRules, states: &[Arc<ShortState>
             .map_err(|e| Error::internal(format!("state resolution: {e}")))?;
     let mut out = ShortState::new();
     for ((kind, state_key), event_id) in resolved {
-        let key = short::statekey(&s.db, &kind.to_string(), &state_key)?;
+        let key = short::statekey(&s.db, &kind, &state_key)?;
         let event = short::event_get(&s.db, &event_id)?
             .ok_or_else(|| Error::internal(format!("resolved to unknown {event_id}")))?;
         out.insert(key, event);

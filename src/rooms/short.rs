@@ -7,7 +7,7 @@ use ruma::{EventId, OwnedEventId, RoomId};
 use crate::error::{Error, Result};
 use crate::storage::{Batch, Storage};
 
-fn statekey_string(kind: &str, state_key: &str) -> String {
+fn statekey_string(kind: &StateEventType, state_key: &str) -> String {
     // JSON makes the pair unambiguous whatever characters either part holds.
     format!("k{}", serde_json::json!([kind, state_key]))
 }
@@ -35,12 +35,12 @@ pub fn event_id(db: &Storage, short: u64) -> Result<OwnedEventId> {
     EventId::parse(s.trim_start_matches('e')).map_err(|e| Error::internal(format!("bad stored event id: {e}")))
 }
 
-pub fn statekey(db: &Storage, kind: &str, state_key: &str) -> Result<u64> {
+pub fn statekey(db: &Storage, kind: &StateEventType, state_key: &str) -> Result<u64> {
     db.get_or_create_shortid(&statekey_string(kind, state_key))
 }
 
 /// The short id of a state key already seen, without allocating.
-pub fn statekey_get(db: &Storage, kind: &str, state_key: &str) -> Result<Option<u64>> {
+pub fn statekey_get(db: &Storage, kind: &StateEventType, state_key: &str) -> Result<Option<u64>> {
     db.shortid(&statekey_string(kind, state_key))
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use ruma::events::StateEventType;
 use ruma::events::TimelineEventType;
 use ruma::events::room::member::MembershipState;
 use ruma::{RoomId, UserId};
@@ -258,11 +259,11 @@ pub fn room(
 pub fn stripped_room(c: &Ctx<'_>, room_id: &RoomId) -> Result<Value> {
     let mut events = Vec::new();
     for kind in rooms::format::STRIPPED_STATE_TYPES {
-        if let Some(ev) = rooms::current_state_event(c.s, room_id, kind, "")? {
+        if let Some(ev) = rooms::current_state_event(c.s, room_id, &kind, "")? {
             events.push(stripped(&ev));
         }
     }
-    if let Some(ev) = rooms::current_state_event(c.s, room_id, "m.room.member", c.user.as_str())? {
+    if let Some(ev) = rooms::current_state_event(c.s, room_id, &StateEventType::RoomMember, c.user.as_str())? {
         events.push(stripped(&ev));
     }
     Ok(json!({ "events": events }))
@@ -270,7 +271,8 @@ pub fn stripped_room(c: &Ctx<'_>, room_id: &RoomId) -> Result<Value> {
 
 /// The sender of the user's invite (to drop invites from ignored users).
 pub fn inviter(c: &Ctx<'_>, room_id: &RoomId) -> Result<Option<String>> {
-    Ok(rooms::current_state_event(c.s, room_id, "m.room.member", c.user.as_str())?.map(|e| e.pdu.sender.to_string()))
+    Ok(rooms::current_state_event(c.s, room_id, &StateEventType::RoomMember, c.user.as_str())?
+        .map(|e| e.pdu.sender.to_string()))
 }
 
 /// Group account data by room: `Map<room_id, [events]>`.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use ruma::events::StateEventType;
 use ruma::events::room::member::MembershipState;
 use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::Value;
@@ -81,10 +82,10 @@ fn candidates(s: &Services, searcher: &UserId) -> Result<BTreeSet<OwnedUserId>> 
 }
 
 fn is_public(s: &Services, room_id: &RoomId) -> Result<bool> {
-    let field = |kind: &str, key: &str| -> Result<Option<String>> {
+    let field = |kind: &StateEventType, key: &str| -> Result<Option<String>> {
         Ok(current_state_content(s, room_id, kind, "")?
             .and_then(|c| c.get(key).and_then(Value::as_str).map(str::to_owned)))
     };
-    Ok(field("m.room.join_rules", "join_rule")?.as_deref() == Some("public")
-        || field("m.room.history_visibility", "history_visibility")?.as_deref() == Some("world_readable"))
+    Ok(field(&StateEventType::RoomJoinRules, "join_rule")?.as_deref() == Some("public")
+        || field(&StateEventType::RoomHistoryVisibility, "history_visibility")?.as_deref() == Some("world_readable"))
 }

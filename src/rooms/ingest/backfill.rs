@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use ruma::events::StateEventType;
 use ruma::events::room::member::MembershipState;
 use ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedServerName, RoomId};
 
@@ -100,7 +101,8 @@ pub fn servers_to_ask(s: &Services, room_id: &RoomId) -> Result<Vec<OwnedServerN
             *counts.entry(user.server_name().to_owned()).or_default() += 1;
         }
     }
-    let creator = current_state_event(s, room_id, "m.room.create", "")?.map(|e| e.pdu.sender.server_name().to_owned());
+    let creator = current_state_event(s, room_id, &StateEventType::RoomCreate, "")?
+        .map(|e| e.pdu.sender.server_name().to_owned());
     let mut servers: Vec<(OwnedServerName, usize)> = counts.into_iter().collect();
     servers.sort_by_key(|(server, count)| std::cmp::Reverse((Some(server) == creator.as_ref(), *count)));
     Ok(servers.into_iter().map(|(server, _)| server).take(MAX_SERVERS).collect())

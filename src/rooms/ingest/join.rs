@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use ruma::events::StateEventType;
 use ruma::{OwnedEventId, RoomId, UserId};
 use serde_json::Value;
 
@@ -72,7 +73,7 @@ pub fn store_join(
             }
         }
         let state = state_of(s, room_id, &known, None)?;
-        let create = state_event(s, &state, "m.room.create", "")?
+        let create = state_event(s, &state, &StateEventType::RoomCreate, "")?
             .ok_or_else(|| Error::forbidden("The room state from the resident server has no m.room.create"))?;
         let content = create.pdu.content_value();
         let version = content.get("room_version").and_then(Value::as_str).unwrap_or("1");

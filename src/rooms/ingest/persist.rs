@@ -59,7 +59,7 @@ pub fn auth_by_auth_events(s: &Services, rules: &RoomVersionRules, pdu: &Pdu) ->
         .filter_map(|id| load(s, id).ok().flatten().map(|e| e.pdu))
         .collect();
     let fetch_state = |ty: &StateEventType, key: &str| {
-        auth.iter().find(|e| e.kind.to_string() == ty.to_string() && e.state_key.as_deref() == Some(key)).cloned()
+        auth.iter().find(|e| e.state_type() == *ty && e.state_key.as_deref() == Some(key)).cloned()
     };
     check_state_dependent_auth_rules(&rules.authorization, pdu, fetch_state)
 }
@@ -139,7 +139,7 @@ pub fn state_of(s: &Services, room_id: &RoomId, ids: &[OwnedEventId], extra: Opt
             tracing::info!(event_id = %id, %room_id, "left out of a received state: rejected or of another room");
             continue;
         }
-        let sk = short::statekey(&s.db, &ev.pdu.kind.to_string(), key)?;
+        let sk = short::statekey(&s.db, &ev.pdu.state_type(), key)?;
         out.insert(sk, short::event(&s.db, id)?);
     }
     Ok(out)
