@@ -143,7 +143,7 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
     let (mut join, mut invite, mut leave, mut knock) = (Map::new(), Map::new(), Map::new(), Map::new());
     let memberships = rooms_of(s, user)?;
     for ((_, room_id), m) in memberships.iter() {
-        let (room, m) = (room_id.to_string(), m);
+        let (room, room_id) = (room_id.to_string(), room_id.clone());
         if !req.filter.wants_room(&room) {
             continue;
         }
