@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use ruma::events::AnySyncTimelineEvent;
+use ruma::events::StateEventType;
+use ruma::events::room::member::MembershipState;
 use ruma::power_levels::NotificationPowerLevels;
 use ruma::push::{
     Action, AnyPushRule, ConditionalPushRule, FlattenedJson, PatternedPushRule, PushCondition,
@@ -50,9 +52,9 @@ impl Evaluator {
     /// The default rules of `user_id` in the room's current state (member count, the user's
     /// display name there, power levels for `@room`).
     pub fn new(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Evaluator> {
-        let members = s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())?;
-        let joined = members.iter().filter(|(_, m)| m.membership == "join").count();
-        let display_name = current_state_content(s, room_id, "m.room.member", user_id.as_str())?
+        let members = s.db.scan_prefix(ROOM_MEMBERSHIPS, room_id)?;
+        let joined = members.iter().filter(|(_, m)| m.membership == MembershipState::Join).count();
+        let display_name = current_state_content(s, room_id, &StateEventType::RoomMember, user_id.as_str())?
             .and_then(|c| c.get("displayname").and_then(Value::as_str).map(str::to_owned))
             .unwrap_or_default();
         let mut ctx = PushConditionRoomCtx::new(
@@ -185,7 +187,7 @@ fn conditional(rule: Value) -> Option<ConditionalPushRule> {
 fn power_levels(s: &Services, room_id: &RoomId) -> Result<PushConditionPowerLevelsCtx> {
     let rules = rules_for(&room(s, room_id)?.room_version)?;
     let mut creators: Vec<OwnedUserId> = Vec::new();
-    if let Some(create) = current_state_event(s, room_id, "m.room.create", "")? {
+    if let Some(create) = current_state_event(s, room_id, &StateEventType::RoomCreate, "")? {
         creators.push(create.pdu.sender.clone());
         let content = create.pdu.content_value();
         let extra = content.get("additional_creators").and_then(Value::as_array).into_iter().flatten();
@@ -197,7 +199,7 @@ fn power_levels(s: &Services, room_id: &RoomId) -> Result<PushConditionPowerLeve
     let mut notifications = NotificationPowerLevels::new();
     let mut users = BTreeMap::new();
     let mut users_default = Int::from(0);
-    match current_state_content(s, room_id, "m.room.power_levels", "")? {
+    match current_state_content(s, room_id, &StateEventType::RoomPowerLevels, "")? {
         Some(pl) => {
             for (user, level) in pl.get("users").and_then(Value::as_object).into_iter().flatten() {
                 if let (Ok(user), Some(level)) = (UserId::parse(user), int(Some(level))) {

@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use ruma::events::room::member::MembershipState;
 use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Map, Value, json};
 
@@ -78,8 +79,8 @@ impl Counted {
 /// main-timeline counts, and per thread root the counts of threads with a notifying reply.
 /// Zeros for a room the user is not joined to.
 pub fn unread_counts(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<(Value, Value)> {
-    let membership = s.db.get(ROOM_MEMBERSHIPS, &(room_id.to_string(), user_id.to_string()))?;
-    let Some(joined_at) = membership.filter(|m| m.membership == "join").map(|m| m.stream_pos) else {
+    let membership = s.db.get(ROOM_MEMBERSHIPS, &(room_id, user_id))?;
+    let Some(joined_at) = membership.filter(|m| m.membership == MembershipState::Join).map(|m| m.stream_pos) else {
         return Ok((Counted::default().json(), json!({})));
     };
     let joined = Joined { record: &room(s, room_id)?, joined_at, ignored: read::ignored_users(s, user_id)? };

@@ -1,6 +1,7 @@
 //! Unread counts by the default push rules: messages, mentions (intentional and legacy),
 //! `@room` and its power level, suppressed kinds, receipts (private and threaded), a DM.
 
+use ruma::events::StateEventType;
 use serde_json::json;
 
 use super::receipts::{self, Thread};
@@ -14,7 +15,7 @@ async fn counts_follow_rules_mentions_and_receipts() {
     let room = room_with(&s, &["alice", "bob", "carol"]);
     let bob = user("bob");
     let renamed = json!({ "membership": "join", "displayname": "Robert" });
-    send(&s, &room, &bob, NewEvent::state("m.room.member", bob.as_str(), renamed), None).unwrap();
+    send(&s, &room, &bob, NewEvent::state(StateEventType::RoomMember, bob.as_str(), renamed), None).unwrap();
     assert_eq!(counts(&s, &room, "bob").0, (0, 0));
 
     let hello = say(&s, &room, "alice", json!({ "msgtype": "m.text", "body": "hello" }));

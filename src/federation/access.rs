@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 
 use ruma::canonical_json::redact;
+use ruma::events::StateEventType;
+use ruma::events::room::member::MembershipState;
 use ruma::events::room::server_acl::RoomServerAclEventContent;
 use ruma::room_version_rules::RoomVersionRules;
 use ruma::{CanonicalJsonObject, RoomId, ServerName, UserId};
@@ -24,7 +26,7 @@ use crate::storage::records::RoomRecord;
 /// `allow_ip_literals`)? Without an ACL, or with one whose content does not parse (as
 /// Synapse), yes.
 pub fn server_allowed(s: &Services, room_id: &RoomId, server: &ServerName) -> Result<bool> {
-    let Some(content) = current_state_content(s, room_id, "m.room.server_acl", "")? else { return Ok(true) };
+    let Some(content) = current_state_content(s, room_id, &StateEventType::RoomServerAcl, "")? else { return Ok(true) };
     match serde_json::from_value::<RoomServerAclEventContent>(content) {
         Ok(acl) => Ok(acl.is_allowed(server)),
         Err(_) => Ok(true),
@@ -41,15 +43,21 @@ pub fn check_acl(s: &Services, room_id: &RoomId, origin: &ServerName) -> Result<
 }
 
 /// Does a user of `server` hold one of `memberships` in the room's current state?
-pub fn server_has_member(s: &Services, room_id: &RoomId, server: &ServerName, memberships: &[&str]) -> Result<bool> {
-    Ok(s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())?.iter().any(|((_, user), m)| {
-        memberships.contains(&m.membership.as_str()) && UserId::parse(user).is_ok_and(|u| u.server_name() == server)
-    }))
+pub fn server_has_member(
+    s: &Services,
+    room_id: &RoomId,
+    server: &ServerName,
+    memberships: &[MembershipState],
+) -> Result<bool> {
+    Ok(s.db
+        .scan_prefix(ROOM_MEMBERSHIPS, room_id)?
+        .iter()
+        .any(|((_, user), m)| memberships.contains(&m.membership) && user.server_name() == server))
 }
 
 /// Does a user of `server` hold `join` in the room's current state?
 pub fn server_joined(s: &Services, room_id: &RoomId, server: &ServerName) -> Result<bool> {
-    server_has_member(s, room_id, server, &["join"])
+    server_has_member(s, room_id, server, &[MembershipState::Join])
 }
 
 /// Is a user of this server joined to the room?
@@ -58,7 +66,7 @@ pub fn is_resident(s: &Services, room_id: &RoomId) -> Result<bool> {
 }
 
 fn history_visibility(s: &Services, state: &ShortState) -> Result<String> {
-    Ok(state_event(s, state, "m.room.history_visibility", "")?
+    Ok(state_event(s, state, &StateEventType::RoomHistoryVisibility, "")?
         .and_then(|e| e.pdu.content_value().get("history_visibility").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_else(|| "shared".into()))
 }
@@ -112,7 +120,9 @@ impl<'a> ServerView<'a> {
         let verdict = match visibility.as_str() {
             "invited" | "joined" => {
                 let memberships = self.memberships(&at)?;
-                memberships.iter().any(|m| m == "join" || (visibility == "invited" && m == "invite"))
+                memberships
+                    .iter()
+                    .any(|m| *m == MembershipState::Join || (visibility == "invited" && *m == MembershipState::Invite))
             }
             _ => true,
         };
@@ -121,17 +131,19 @@ impl<'a> ServerView<'a> {
     }
 
     /// The memberships of the server's users in a state.
-    fn memberships(&self, at: &ShortState) -> Result<Vec<String>> {
+    fn memberships(&self, at: &ShortState) -> Result<Vec<MembershipState>> {
         let mut out = Vec::new();
         for (key, event) in at.iter() {
             let (kind, state_key) = short::statekey_parts(&self.s.db, *key)?;
-            if kind != "m.room.member" || !UserId::parse(&state_key).is_ok_and(|u| u.server_name() == self.server) {
+            if kind != StateEventType::RoomMember
+                || !UserId::parse(&state_key).is_ok_and(|u| u.server_name() == self.server)
+            {
                 continue;
             }
             if let Some(ev) = load_by_short(self.s, *event)?
                 && let Some(m) = ev.pdu.content_value().get("membership").and_then(Value::as_str)
             {
-                out.push(m.to_owned());
+                out.push(m.into());
             }
         }
         Ok(out)

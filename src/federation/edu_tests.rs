@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use ruma::events::StateEventType;
 use ruma::{OwnedRoomId, OwnedUserId, ServerName, UserId};
 use serde_json::{Value, json};
 
@@ -177,7 +178,7 @@ async fn unknown_and_malformed_edus_are_ignored() {
 async fn typing_and_receipts_from_a_server_the_acl_denies_are_ignored() {
     let t = setup();
     let acl = json!({ "allow": ["*"], "deny": ["remote.test"], "allow_ip_literals": false });
-    send(&t.s, &t.room, &t.alice, NewEvent::state("m.room.server_acl", "", acl), None).unwrap();
+    send(&t.s, &t.room, &t.alice, NewEvent::state(StateEventType::RoomServerAcl, "", acl), None).unwrap();
     let event =
         send(&t.s, &t.room, &t.alice, NewEvent::message("m.room.message", json!({ "body": "hi" })), None).unwrap();
     let before = committed(&t.s);

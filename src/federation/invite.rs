@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use ruma::api::federation::membership::{RawStrippedState, create_invite::v2 as create_invite};
 use ruma::canonical_json::redact;
+use ruma::events::room::member::MembershipState;
+use ruma::events::{StateEventType, TimelineEventType};
 use ruma::signatures::{Verified, sign_event, verify_event, verify_json};
 use ruma::{CanonicalJsonObject, EventId, OwnedServerName, RoomId, RoomVersionId, ServerName, UserId};
 use serde_json::value::{RawValue, to_raw_value};
@@ -48,7 +50,9 @@ pub async fn receive(s: &State, origin: &ServerName, invite: IncomingInvite<'_>)
     }
     let (mut obj, pdu) = (checked.obj, checked.pdu);
     let content = pdu.content_value();
-    if pdu.kind.to_string() != "m.room.member" || content.get("membership").and_then(Value::as_str) != Some("invite") {
+    if pdu.kind != TimelineEventType::RoomMember
+        || content.get("membership").and_then(Value::as_str).map(MembershipState::from) != Some(MembershipState::Invite)
+    {
         return Err(Error::bad_json("Not an m.room.member invite event"));
     }
     let target = pdu
@@ -127,18 +131,19 @@ pub async fn invite_remote(
     let (pdu, obj, version, stripped) = s
         .blocking(move |s| {
             room(s, &r)?;
-            match membership::membership_of(s, &r, &to)?.as_deref() {
-                Some("join") => return Err(Error::forbidden(format!("{to} is already in the room"))),
-                Some("ban") => return Err(Error::forbidden(format!("{to} is banned from the room"))),
+            match membership::membership_of(s, &r, &to)? {
+                Some(MembershipState::Join) => return Err(Error::forbidden(format!("{to} is already in the room"))),
+                Some(MembershipState::Ban) => return Err(Error::forbidden(format!("{to} is banned from the room"))),
                 _ => {}
             }
-            let new = membership::member_event(s, &to, "invite", reason.as_deref(), is_direct)?;
+            let new = membership::member_event(s, &to, MembershipState::Invite, reason.as_deref(), is_direct)?;
             let ctx = RoomCtx::current(s, &r)?;
             let (pdu, obj) = build(s, &ctx, &from, &new)?;
             authorize(s, &ctx, &pdu)?;
             let mut stripped = Vec::new();
-            for (kind, key) in STRIPPED_STATE_TYPES.iter().map(|k| (*k, "")).chain([("m.room.member", from.as_str())]) {
-                if let Some(ev) = current_state_event(s, &r, kind, key)? {
+            let own = (StateEventType::RoomMember, from.as_str());
+            for (kind, key) in STRIPPED_STATE_TYPES.into_iter().map(|k| (k, "")).chain([own]) {
+                if let Some(ev) = current_state_event(s, &r, &kind, key)? {
                     stripped.push(RawStrippedState::Pdu(to_raw_value(&ev.json).map_err(Error::internal)?));
                 }
             }

@@ -10,6 +10,8 @@ use ruma::api::federation::membership::{
     prepare_leave_event::v1 as make_leave,
 };
 use ruma::api::federation::query::get_room_information::v1 as directory;
+use ruma::events::TimelineEventType;
+use ruma::events::room::member::MembershipState;
 use ruma::{
     CanonicalJsonObject, CanonicalJsonValue, OwnedRoomId, OwnedServerName, RoomAliasId, RoomId, RoomOrAliasId,
     RoomVersionId, ServerName, UserId,
@@ -180,7 +182,7 @@ async fn join_via(s: &State, server: &ServerName, user: &UserId, room_id: &RoomI
     let template = s.federation.send(server, req).await?;
     let version = joinable(template.room_version.as_ref())?;
     let rules = rules_for(&version)?;
-    let (pdu, obj) = complete(s, &rules, &template.event, room_id, user, "join", reason).await?;
+    let (pdu, obj) = complete(s, &rules, &template.event, room_id, user, MembershipState::Join, reason).await?;
     let req = send_join::Request::new(room_id.to_owned(), pdu.event_id.clone(), raw(&obj)?);
     let answer = s.federation.send(server, req).await?.room_state;
 
@@ -255,7 +257,7 @@ pub(crate) async fn complete(
     template: &RawValue,
     room_id: &RoomId,
     user: &UserId,
-    membership: &str,
+    membership: MembershipState,
     reason: Option<&str>,
 ) -> Result<(Pdu, CanonicalJsonObject)> {
     let bad = |why: &str| Error::forbidden(format!("The resident server sent an invalid {membership} template: {why}"));
@@ -264,7 +266,7 @@ pub(crate) async fn complete(
         Some(CanonicalJsonValue::String(v)) => Some(v.clone()),
         _ => None,
     };
-    if text("type").as_deref() != Some("m.room.member") {
+    if text("type").map(TimelineEventType::from) != Some(TimelineEventType::RoomMember) {
         return Err(bad("not an m.room.member event"));
     }
     if text("state_key").as_deref() != Some(user.as_str()) || text("sender").as_deref() != Some(user.as_str()) {
@@ -274,11 +276,11 @@ pub(crate) async fn complete(
         return Err(bad("another room"));
     }
     let Some(CanonicalJsonValue::Object(mut content)) = obj.remove("content") else { return Err(bad("no content")) };
-    if content.get("membership") != Some(&CanonicalJsonValue::String(membership.to_owned())) {
+    if content.get("membership") != Some(&CanonicalJsonValue::String(membership.to_string())) {
         return Err(bad("wrong membership"));
     }
-    let (u, m, r) = (user.to_owned(), membership.to_owned(), reason.map(str::to_owned));
-    let ours = s.blocking(move |s| membership::member_event(s, &u, &m, r.as_deref(), false)).await?;
+    let (u, r) = (user.to_owned(), reason.map(str::to_owned));
+    let ours = s.blocking(move |s| membership::member_event(s, &u, membership, r.as_deref(), false)).await?;
     let ours: CanonicalJsonObject = serde_json::from_value(ours.content).map_err(Error::internal)?;
     for (k, v) in ours {
         content.entry(k).or_insert(v);
@@ -329,7 +331,7 @@ async fn leave_via(
 ) -> Result<(Pdu, CanonicalJsonObject)> {
     let template = s.federation.send(server, make_leave::Request::new(room_id.to_owned(), user.to_owned())).await?;
     let rules = rules_for(&joinable(template.room_version.as_ref())?)?;
-    let (pdu, obj) = complete(s, &rules, &template.event, room_id, user, "leave", reason).await?;
+    let (pdu, obj) = complete(s, &rules, &template.event, room_id, user, MembershipState::Leave, reason).await?;
     let req = send_leave::Request::new(room_id.to_owned(), pdu.event_id.clone(), raw(&obj)?);
     s.federation.send(server, req).await?;
     Ok((pdu, obj))

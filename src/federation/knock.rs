@@ -6,6 +6,7 @@
 //! the knock) arrives through `/invite` and replaces it. See `docs/federation.md`, "Knocking".
 
 use ruma::api::federation::membership::{create_knock_event::v1 as send_knock, prepare_knock_event::v1 as make_knock};
+use ruma::events::room::member::MembershipState;
 use ruma::{OwnedRoomId, OwnedServerName, RoomId, RoomOrAliasId, RoomVersionId, ServerName, UserId};
 use serde_json::Value;
 
@@ -66,7 +67,7 @@ async fn knock_via(
         return Err(Error::incompatible_room_version(&version));
     }
     let rules = rules_for(&version)?;
-    let (pdu, obj) = complete(s, &rules, &template.event, room_id, user, "knock", reason).await?;
+    let (pdu, obj) = complete(s, &rules, &template.event, room_id, user, MembershipState::Knock, reason).await?;
     let req = send_knock::Request::new(room_id.to_owned(), pdu.event_id.clone(), raw(&obj)?);
     let answer = s.federation.send(server, req).await?;
     let state: Vec<Value> = answer.knock_room_state.iter().filter_map(stripped).collect();

@@ -7,6 +7,7 @@
 
 use axum::http::Method;
 use ruma::directory::Filter;
+use ruma::events::room::member::MembershipState;
 use ruma::{OwnedRoomAliasId, OwnedServerName, RoomAliasId, RoomId, ServerName, UInt};
 use serde_json::{Value, json};
 
@@ -139,10 +140,10 @@ struct Visited {
 
 /// May `user` see a room by its summary: anyone may for public, knock and world-readable rooms;
 /// otherwise only by their own membership (`join`, `invite`).
-fn may_see(summary: &Value, membership: Option<&str>) -> bool {
+fn may_see(summary: &Value, membership: Option<&MembershipState>) -> bool {
     matches!(summary["join_rule"].as_str(), Some("public" | "knock" | "knock_restricted"))
         || summary["world_readable"] == json!(true)
-        || matches!(membership, Some("join" | "invite"))
+        || matches!(membership, Some(MembershipState::Join | MembershipState::Invite))
 }
 
 /// One room of the walk: ours when a local user is joined (its summary, by the user's view, and
@@ -184,7 +185,7 @@ async fn visit(
         let Some(chunk) = remote_hierarchy_entry(s, server, room_id, suggested_only).await else { continue };
         let (rid, u) = (room_id.to_owned(), user.to_owned());
         let membership = s.blocking(move |s| crate::rooms::membership::membership_of(s, &rid, &u)).await?;
-        if !may_see(&chunk, membership.as_deref()) {
+        if !may_see(&chunk, membership.as_ref()) {
             return Ok(None);
         }
         let children = chunk["children_state"]

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeSet;
 
+use ruma::events::TimelineEventType;
+use ruma::events::room::member::MembershipState;
 use ruma::signatures::hash_and_sign_event;
 use ruma::{EventId, OwnedEventId, OwnedServerName, RoomId, ServerName};
 use serde_json::value::RawValue;
@@ -26,7 +28,7 @@ async fn receive(
     room_id: &RoomId,
     event_id: &EventId,
     raw: &RawValue,
-    membership: &str,
+    membership: MembershipState,
 ) -> Result<StoredEvent> {
     ensure_room_open_to(s, room_id, origin)?;
     let rules = rules_for(&room(s, room_id)?.room_version)?;
@@ -36,8 +38,8 @@ async fn receive(
     }
     let content = ev.pdu.content_value();
     let sender = &ev.pdu.sender;
-    if ev.pdu.kind.to_string() != "m.room.member"
-        || content.get("membership").and_then(Value::as_str) != Some(membership)
+    if ev.pdu.kind != TimelineEventType::RoomMember
+        || content.get("membership").and_then(Value::as_str).map(MembershipState::from) != Some(membership.clone())
     {
         return Err(Error::bad_json(format!("Not an m.room.member event with membership {membership}")));
     }
@@ -81,14 +83,14 @@ pub async fn send_join(
     raw: &RawValue,
     omit_members: bool,
 ) -> Result<Value> {
-    let join = receive(s, origin, room_id, event_id, raw, "join").await?;
+    let join = receive(s, origin, room_id, event_id, raw, MembershipState::Join).await?;
     let before = state::load(&s.db, &s.state_cache, join.meta.state_before)?;
     let mut events: Vec<StoredEvent> = Vec::new();
     for short in before.values() {
         events.extend(load_by_short(s, *short)?);
     }
     if omit_members {
-        let is_member = |e: &StoredEvent| e.pdu.kind.to_string() == "m.room.member";
+        let is_member = |e: &StoredEvent| e.pdu.kind == TimelineEventType::RoomMember;
         let mut keep: BTreeSet<String> =
             events.iter().filter(|e| !is_member(e)).map(|e| e.pdu.sender.to_string()).collect();
         keep.insert(join.pdu.sender.to_string());
@@ -129,7 +131,7 @@ pub async fn send_leave(
     event_id: &EventId,
     raw: &RawValue,
 ) -> Result<Value> {
-    receive(s, origin, room_id, event_id, raw, "leave").await?;
+    receive(s, origin, room_id, event_id, raw, MembershipState::Leave).await?;
     Ok(json!({}))
 }
 
@@ -141,10 +143,10 @@ pub async fn send_knock(
     event_id: &EventId,
     raw: &RawValue,
 ) -> Result<Value> {
-    receive(s, origin, room_id, event_id, raw, "knock").await?;
+    receive(s, origin, room_id, event_id, raw, MembershipState::Knock).await?;
     let mut stripped = Vec::new();
     for kind in format::STRIPPED_STATE_TYPES {
-        if let Some(ev) = crate::rooms::current_state_event(s, room_id, kind, "")? {
+        if let Some(ev) = crate::rooms::current_state_event(s, room_id, &kind, "")? {
             stripped.push(format::stripped(&ev));
         }
     }

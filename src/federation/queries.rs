@@ -2,6 +2,8 @@
 //! Directory" `GET /query/directory`, "Device Management" `GET /user/devices/{userId}`,
 //! "Spaces" `GET /hierarchy/{roomId}`).
 
+use ruma::events::room::member::MembershipState;
+use ruma::events::{StateEventType, TimelineEventType};
 use ruma::{RoomAliasId, RoomId, ServerName, UserId};
 use serde_json::{Value, json};
 
@@ -67,12 +69,12 @@ fn accessible(s: &Services, room_id: &RoomId, server: &ServerName) -> Result<boo
     if matches!(rule, "public" | "knock" | "knock_restricted") || summary["world_readable"] == json!(true) {
         return Ok(true);
     }
-    let present = |r: &RoomId, states: &[&str]| server_has_member(s, r, server, states);
-    if present(room_id, &["join", "invite"])? {
+    let present = |r: &RoomId, states: &[MembershipState]| server_has_member(s, r, server, states);
+    if present(room_id, &[MembershipState::Join, MembershipState::Invite])? {
         return Ok(true);
     }
     for allowed in allowed_rooms(s, room_id)? {
-        if room(s, &allowed).is_ok() && present(&allowed, &["join"])? {
+        if room(s, &allowed).is_ok() && present(&allowed, &[MembershipState::Join])? {
             return Ok(true);
         }
     }
@@ -80,7 +82,7 @@ fn accessible(s: &Services, room_id: &RoomId, server: &ServerName) -> Result<boo
 }
 
 fn allowed_rooms(s: &Services, room_id: &RoomId) -> Result<Vec<ruma::OwnedRoomId>> {
-    let content = current_state_content(s, room_id, "m.room.join_rules", "")?.unwrap_or_default();
+    let content = current_state_content(s, room_id, &StateEventType::RoomJoinRules, "")?.unwrap_or_default();
     if !matches!(content.get("join_rule").and_then(Value::as_str), Some("restricted" | "knock_restricted")) {
         return Ok(Vec::new());
     }
@@ -91,8 +93,8 @@ fn allowed_rooms(s: &Services, room_id: &RoomId) -> Result<Vec<ruma::OwnedRoomId
 fn room_summary(s: &Services, room_id: &RoomId) -> Result<Value> {
     let mut out = directory::summary(s, room_id)?;
     out["room_version"] = json!(room(s, room_id)?.room_version);
-    if let Some(alg) =
-        current_state_content(s, room_id, "m.room.encryption", "")?.and_then(|c| c.get("algorithm").cloned())
+    if let Some(alg) = current_state_content(s, room_id, &StateEventType::RoomEncryption, "")?
+        .and_then(|c| c.get("algorithm").cloned())
     {
         out["encryption"] = alg;
     }
@@ -113,7 +115,7 @@ pub fn space_children(s: &Services, room_id: &RoomId, suggested_only: bool) -> R
     let mut children_state = Vec::new();
     let mut children = Vec::new();
     for ev in state_events(s, &*current_state(s, room_id)?)? {
-        if ev.pdu.kind.to_string() != "m.space.child" {
+        if ev.pdu.kind != TimelineEventType::SpaceChild {
             continue;
         }
         let content = ev.pdu.content_value();

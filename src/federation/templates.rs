@@ -5,6 +5,8 @@
 //! must already pass the room version's authorization rules (403 otherwise). Nothing is
 //! signed or stored. Joins and knocks are templated only while a local user is joined.
 
+use ruma::events::StateEventType;
+use ruma::events::room::member::MembershipState;
 use ruma::signatures::reference_hash;
 use ruma::{CanonicalJsonObject, EventId, RoomId, RoomVersionId, ServerName, UserId};
 use serde_json::{Value, json};
@@ -35,7 +37,7 @@ pub fn make_join(
 ) -> Result<Template> {
     let version = prepare(s, origin, room_id, user, Some(ver))?;
     ensure_resident(s, room_id, "make_join")?;
-    let mut content = json!({ "membership": "join" });
+    let mut content = json!({ "membership": MembershipState::Join });
     let ctx = RoomCtx::current(s, room_id)?;
     if let Some(via) = membership::restricted_authoriser(s, room_id, user)? {
         content["join_authorised_via_users_server"] = json!(via);
@@ -46,7 +48,7 @@ pub fn make_join(
 /// `GET /make_leave/{roomId}/{userId}`.
 pub fn make_leave(s: &Services, origin: &ServerName, room_id: &RoomId, user: &UserId) -> Result<Template> {
     let version = prepare(s, origin, room_id, user, None)?;
-    finish(s, &RoomCtx::current(s, room_id)?, version, user, json!({ "membership": "leave" }))
+    finish(s, &RoomCtx::current(s, room_id)?, version, user, json!({ "membership": MembershipState::Leave }))
 }
 
 /// `GET /make_knock/{roomId}/{userId}?ver=`: the room version must allow knocking
@@ -69,7 +71,7 @@ pub fn make_knock(
     if !matches!(rule.as_str(), "knock" | "knock_restricted") {
         return Err(Error::forbidden(format!("Room {room_id} does not accept knocks")));
     }
-    finish(s, &ctx, version, user, json!({ "membership": "knock" }))
+    finish(s, &ctx, version, user, json!({ "membership": MembershipState::Knock }))
 }
 
 /// Common checks: the user belongs to the requesting server (403), the room exists (404), the
@@ -109,7 +111,7 @@ fn ensure_resident(s: &Services, room_id: &RoomId, what: &str) -> Result<()> {
 
 /// The template on `ctx`, authorized (403 with the failed rule otherwise).
 fn finish(s: &Services, ctx: &RoomCtx, room_version: String, user: &UserId, content: Value) -> Result<Template> {
-    let new = NewEvent::state("m.room.member", user.as_str(), content);
+    let new = NewEvent::state(StateEventType::RoomMember, user.as_str(), content);
     let event = template(s, ctx, user, &new)?;
     // The auth rules do not look at hashes or signatures: check the template as it stands,
     // under its own reference hash as a stand-in event ID.

@@ -8,7 +8,8 @@
 
 use std::collections::BTreeSet;
 
-use ruma::{OwnedUserId, UserId};
+use ruma::events::room::member::MembershipState;
+use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
 
 use crate::error::{Error, Result};
 use crate::rooms::membership::shared_users;
@@ -60,7 +61,7 @@ pub fn device_list_changes(
     if upto <= since {
         return Ok((Vec::new(), Vec::new()));
     }
-    let memberships = s.db.scan_prefix(USER_MEMBERSHIPS, &user.to_string())?;
+    let memberships = s.db.scan_prefix(USER_MEMBERSHIPS, user)?;
     device_list_changes_in(s, user, since, upto, &memberships)
 }
 
@@ -70,7 +71,7 @@ pub fn device_list_changes_in(
     user: &UserId,
     since: u64,
     upto: u64,
-    memberships: &[((String, String), MembershipRecord)],
+    memberships: &[((OwnedUserId, OwnedRoomId), MembershipRecord)],
 ) -> Result<(Vec<OwnedUserId>, Vec<OwnedUserId>)> {
     if upto <= since {
         return Ok((Vec::new(), Vec::new()));
@@ -82,23 +83,25 @@ pub fn device_list_changes_in(
             if pos > upto {
                 break;
             }
-            device_changes.insert(changed);
+            // (Parsed again, whether the row holds a string or a user ID.)
+            if let Ok(changed) = UserId::parse(changed) {
+                device_changes.insert(changed);
+            }
         }
     }
     let (mut joined, mut departed) = (BTreeSet::new(), BTreeSet::new());
-    let me = user.to_string();
     for ((_, room_id), mine) in memberships {
         let i_moved = in_window(mine.stream_pos);
-        let i_am_in = mine.membership == "join";
-        let i_left = i_moved && matches!(mine.membership.as_str(), "leave" | "ban");
+        let i_am_in = mine.membership == MembershipState::Join;
+        let i_left = i_moved && matches!(mine.membership, MembershipState::Leave | MembershipState::Ban);
         if !(i_am_in || i_left) || (!i_moved && !room_moved(s, room_id, since, upto)?) {
             continue;
         }
         for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, room_id)? {
-            if member == me {
+            if member == user {
                 continue;
             }
-            let (they_are_in, they_moved) = (m.membership == "join", in_window(m.stream_pos));
+            let (they_are_in, they_moved) = (m.membership == MembershipState::Join, in_window(m.stream_pos));
             match (i_am_in, they_are_in) {
                 (true, true) if i_moved || they_moved => joined.insert(member),
                 (true, false) if they_moved => departed.insert(member),
@@ -111,21 +114,18 @@ pub fn device_list_changes_in(
     if device_changes.is_empty() && departed.is_empty() && joined.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let ids = |set: BTreeSet<String>| -> BTreeSet<OwnedUserId> {
-        set.into_iter().filter_map(|u| UserId::parse(u).ok()).collect()
-    };
     let shared = shared_users(s, user)?;
     let changed: BTreeSet<OwnedUserId> =
-        device_changes.into_iter().filter(|u| shared.contains(u)).chain(ids(joined)).collect();
-    let left: BTreeSet<OwnedUserId> = ids(departed).into_iter().filter(|u| !shared.contains(u)).collect();
+        device_changes.into_iter().filter(|u| shared.contains(u)).chain(joined).collect();
+    let left: BTreeSet<OwnedUserId> = departed.into_iter().filter(|u| !shared.contains(u)).collect();
     Ok((changed.difference(&left).cloned().collect(), left.into_iter().collect()))
 }
 
 /// Whether the room's membership may have moved in `(since, upto]`: skips scanning the members
 /// of rooms where nobody joined or left. Uses the room record's `membership_pos`; older records
 /// fall back to "any event in the window".
-fn room_moved(s: &Services, room_id: &str, since: u64, upto: u64) -> Result<bool> {
-    let Some(room) = s.db.get(ROOMS, &room_id.to_owned())? else { return Ok(false) };
+fn room_moved(s: &Services, room_id: &RoomId, since: u64, upto: u64) -> Result<bool> {
+    let Some(room) = s.db.get(ROOMS, room_id)? else { return Ok(false) };
     if let Some(pos) = room.membership_pos {
         // Only membership moves change who shares the room.
         return Ok(pos > since);

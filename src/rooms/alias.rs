@@ -1,6 +1,6 @@
 //! Room aliases (spec: Client-Server API "Room aliases"): local `#alias:server` → room ID.
 
-use ruma::{OwnedRoomAliasId, RoomAliasId, RoomId, UserId};
+use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomAliasId, RoomId, UserId};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::services::Services;
@@ -15,7 +15,7 @@ pub fn check_new(s: &Services, alias: &str) -> Result<OwnedRoomAliasId> {
     if alias.alias().contains([' ', ':']) || alias.alias().is_empty() {
         return Err(Error::invalid_param("Invalid characters in alias"));
     }
-    if s.db.get(ALIASES, &alias.to_string())?.is_some() {
+    if s.db.get(ALIASES, &alias)?.is_some() {
         return Err(Error::new(ErrorKind::RoomInUse, "Room alias already taken"));
     }
     Ok(alias)
@@ -23,35 +23,32 @@ pub fn check_new(s: &Services, alias: &str) -> Result<OwnedRoomAliasId> {
 
 pub fn add(s: &Services, alias: &RoomAliasId, room_id: &RoomId, creator: &UserId) -> Result<()> {
     let mut batch = s.db.batch();
-    batch.put(ALIASES, &alias.to_string(), &room_id.to_string())?;
-    batch.put(ROOM_ALIASES, &(room_id.to_string(), alias.to_string()), &creator.to_string())?;
+    batch.put(ALIASES, alias, &room_id.to_owned())?;
+    batch.put(ROOM_ALIASES, &(room_id, alias), &creator.to_owned())?;
     batch.commit()
 }
 
-pub fn resolve(s: &Services, alias: &RoomAliasId) -> Result<Option<ruma::OwnedRoomId>> {
-    match s.db.get(ALIASES, &alias.to_string())? {
-        Some(r) => Ok(Some(RoomId::parse(r).map_err(Error::internal)?)),
-        None => Ok(None),
-    }
+pub fn resolve(s: &Services, alias: &RoomAliasId) -> Result<Option<OwnedRoomId>> {
+    s.db.get(ALIASES, alias)
 }
 
 pub fn remove(s: &Services, alias: &RoomAliasId) -> Result<()> {
-    let Some(room_id) = s.db.get(ALIASES, &alias.to_string())? else {
+    let Some(room_id) = s.db.get(ALIASES, alias)? else {
         return Err(Error::not_found("Room alias not found"));
     };
     let mut batch = s.db.batch();
-    batch.delete(ALIASES, &alias.to_string())?;
-    batch.delete(ROOM_ALIASES, &(room_id, alias.to_string()))?;
+    batch.delete(ALIASES, alias)?;
+    batch.delete(ROOM_ALIASES, &(&*room_id, alias))?;
     batch.commit()
 }
 
 /// Who created an alias (they and room moderators may delete it).
-pub fn creator(s: &Services, room_id: &RoomId, alias: &RoomAliasId) -> Result<Option<String>> {
-    s.db.get(ROOM_ALIASES, &(room_id.to_string(), alias.to_string()))
+pub fn creator(s: &Services, room_id: &RoomId, alias: &RoomAliasId) -> Result<Option<OwnedUserId>> {
+    s.db.get(ROOM_ALIASES, &(room_id, alias))
 }
 
-pub fn list(s: &Services, room_id: &RoomId) -> Result<Vec<String>> {
-    Ok(s.db.scan_prefix(ROOM_ALIASES, &room_id.to_string())?.into_iter().map(|((_, a), _)| a).collect())
+pub fn list(s: &Services, room_id: &RoomId) -> Result<Vec<OwnedRoomAliasId>> {
+    Ok(s.db.scan_prefix(ROOM_ALIASES, room_id)?.into_iter().map(|((_, a), _)| a).collect())
 }
 
 /// Every alias named by `m.room.canonical_alias` content (`alias`, then `alt_aliases`).

@@ -5,7 +5,11 @@
 use ruma::canonical_json::redact;
 use std::sync::Arc;
 
-use ruma::{CanonicalJsonObject, DeviceId, OwnedEventId, OwnedUserId, RoomId, UserId};
+use ruma::events::StateEventType;
+use ruma::events::room::member::MembershipState;
+use ruma::{
+    CanonicalJsonObject, DeviceId, OwnedDeviceId, OwnedEventId, OwnedTransactionId, OwnedUserId, RoomId, UserId,
+};
 use serde_json::{Value, json};
 
 use super::build::{NewEvent, RoomCtx, StateBefore, authorize, build};
@@ -27,15 +31,15 @@ use crate::storage::{Batch, Storage};
 /// request path (`scope`), as in Synapse: the same `txn_id` in two rooms is two events.
 #[derive(Debug, Clone)]
 pub struct Txn {
-    pub device_id: String,
-    pub txn_id: String,
+    pub device_id: OwnedDeviceId,
+    pub txn_id: OwnedTransactionId,
     /// The endpoint and its path arguments, e.g. `send/!room/m.room.message`.
     pub scope: String,
 }
 
 impl Txn {
-    fn key(&self, sender: &UserId) -> (String, String, String) {
-        (sender.to_string(), self.device_id.clone(), format!("{}/{}", self.scope, self.txn_id))
+    fn key<'a>(&'a self, sender: &'a UserId) -> (&'a UserId, &'a DeviceId, String) {
+        (sender, &self.device_id, format!("{}/{}", self.scope, self.txn_id))
     }
 }
 
@@ -46,7 +50,7 @@ pub fn send(s: &Services, room_id: &RoomId, sender: &UserId, new: NewEvent, txn:
     if let Some(t) = &txn
         && let Some(existing) = s.db.get(TXN_IDS, &t.key(sender))?
     {
-        return ruma::EventId::parse(existing).map_err(Error::internal);
+        return Ok(existing);
     }
     let ctx = RoomCtx::current(s, room_id).map_err(|e| super::hide_unknown_room(e, room_id))?;
     let (pdu, obj) = build(s, &ctx, sender, &new)?;
@@ -69,7 +73,7 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
     let old_record: Option<&RoomRecord> = match &ctx.record {
         Some(r) => Some(r),
         None => {
-            loaded = db.get(ROOMS, &room_id.to_string())?;
+            loaded = db.get(ROOMS, &room_id)?;
             loaded.as_ref()
         }
     };
@@ -85,7 +89,7 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
 
     batch.put(PDUS, &sid, &serde_json::to_value(&obj).map_err(Error::internal)?)?;
     let meta = EventMeta {
-        event_id: pdu.event_id.to_string(),
+        event_id: pdu.event_id.clone(),
         shortroomid,
         stream_pos: pos.pos(),
         depth: pdu.depth,
@@ -101,16 +105,17 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
     batch.put(EVENT_META, &sid, &meta)?;
     batch.put(ROOM_TIMELINE, &(shortroomid, pos.pos()), &Counter(sid))?;
     batch.put(ROOM_TOPOLOGY, &(shortroomid, pdu.depth, pos.pos()), &Counter(sid))?;
-    let old_extremities: Vec<(u64, String)> = old_record.map(|r| r.forward_extremities.clone()).unwrap_or_default();
+    let old_extremities: Vec<(u64, OwnedEventId)> =
+        old_record.map(|r| r.forward_extremities.clone()).unwrap_or_default();
     let mut prev_shorts = Vec::new();
     for prev in &pdu.prev_events {
         if let Some(p) = short::event_get(db, prev)? {
             prev_shorts.push(p);
         }
     }
-    let mut forward_extremities: Vec<(u64, String)> =
+    let mut forward_extremities: Vec<(u64, OwnedEventId)> =
         old_extremities.iter().filter(|(e, _)| !prev_shorts.contains(e)).cloned().collect();
-    forward_extremities.push((sid, pdu.event_id.to_string()));
+    forward_extremities.push((sid, pdu.event_id.clone()));
 
     let old_current = old_record.map(|r| r.current_state_group);
     let max_depth = old_record.map_or(0, |r| r.max_depth).max(pdu.depth);
@@ -138,10 +143,10 @@ pub fn append(s: &Services, ctx: &RoomCtx, pdu: &Pdu, obj: CanonicalJsonObject, 
         record.current_state_group = group;
         apply_current_state(s, &mut batch, &room_id, &mut record, (&changed, &removed), &new, pos.pos())?
     };
-    batch.put(ROOMS, &room_id.to_string(), &record)?;
+    batch.put(ROOMS, &room_id, &record)?;
 
     if let Some(t) = txn {
-        batch.put(TXN_IDS, &t.key(&pdu.sender), &pdu.event_id.to_string())?;
+        batch.put(TXN_IDS, &t.key(&pdu.sender), &pdu.event_id)?;
     }
     let content = pdu.content_value();
     if let Some(rel) = content.get("m.relates_to") {
@@ -286,22 +291,23 @@ fn apply_current_state(
     for (key, event) in changed {
         batch.put(CURRENT_STATE, &(shortroomid, *key), &Counter(*event))?;
         let (kind, state_key) = short::statekey_parts(db, *key)?;
-        if kind == "m.room.member" {
+        if kind == StateEventType::RoomMember
+            && let Ok(user) = UserId::parse(&state_key)
+        {
             let (event_id, content) = if *event == new.sid {
                 (new.pdu.event_id.clone(), new.pdu.content_value())
             } else {
                 let content = super::load_by_short(s, *event)?.map(|e| e.pdu.content_value()).unwrap_or_default();
                 (short::event_id(db, *event)?, content)
             };
-            let membership = content.get("membership").and_then(Value::as_str).unwrap_or("leave").to_owned();
-            if membership == "join"
-                && let Ok(user) = UserId::parse(&state_key)
-            {
+            let membership =
+                content.get("membership").and_then(Value::as_str).map_or(MembershipState::Leave, MembershipState::from);
+            let m = MembershipRecord { membership, event_id, stream_pos: pos };
+            batch.put(ROOM_MEMBERSHIPS, &(room_id, &*user), &m)?;
+            batch.put(USER_MEMBERSHIPS, &(&*user, room_id), &m)?;
+            if m.membership == MembershipState::Join {
                 joined.push(user);
             }
-            let m = MembershipRecord { membership, event_id: event_id.to_string(), stream_pos: pos };
-            batch.put(ROOM_MEMBERSHIPS, &(room_id.to_string(), state_key.clone()), &m)?;
-            batch.put(USER_MEMBERSHIPS, &(state_key, room_id.to_string()), &m)?;
             record.membership_pos = Some(pos);
         }
     }
@@ -329,7 +335,7 @@ pub fn state_groups(
         StateBefore::Resolved => state::new_full(db, batch, &ctx.state)?,
     };
     let this_key = match &pdu.state_key {
-        Some(key) if changes_state => Some(short::statekey(db, &pdu.kind.to_string(), key)?),
+        Some(key) if changes_state => Some(short::statekey(db, &pdu.state_type(), key)?),
         _ => None,
     };
     let state_after = match (this_key, &ctx.state_before) {
@@ -363,7 +369,7 @@ fn apply_redaction(
     let short = short::event(&s.db, target)?;
     batch.put(PDUS, &short, &serde_json::to_value(&redacted).map_err(Error::internal)?)?;
     let mut meta = event.meta;
-    meta.redacted_by = Some(by.to_string());
+    meta.redacted_by = Some(by.to_owned());
     batch.put(EVENT_META, &short, &meta)?;
     // Dropped now and again after the commit below (a reader may re-cache the old form meanwhile).
     s.event_cache.invalidate(short);
@@ -372,5 +378,5 @@ fn apply_redaction(
 
 /// The `Txn` of a client request from `device_id` to the endpoint `scope`.
 pub fn txn(device_id: &DeviceId, txn_id: &str, scope: String) -> Txn {
-    Txn { device_id: device_id.to_string(), txn_id: txn_id.to_owned(), scope }
+    Txn { device_id: device_id.to_owned(), txn_id: txn_id.into(), scope }
 }

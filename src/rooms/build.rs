@@ -25,18 +25,18 @@ use crate::users::{now_ms, random_string};
 /// What a client wants to add to a room.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    pub kind: String,
+    pub kind: TimelineEventType,
     pub content: Value,
     pub state_key: Option<String>,
     pub redacts: Option<OwnedEventId>,
 }
 
 impl NewEvent {
-    pub fn message(kind: &str, content: Value) -> Self {
-        NewEvent { kind: kind.to_owned(), content, state_key: None, redacts: None }
+    pub fn message(kind: impl Into<TimelineEventType>, content: Value) -> Self {
+        NewEvent { kind: kind.into(), content, state_key: None, redacts: None }
     }
-    pub fn state(kind: &str, state_key: &str, content: Value) -> Self {
-        NewEvent { kind: kind.to_owned(), content, state_key: Some(state_key.to_owned()), redacts: None }
+    pub fn state(kind: impl Into<TimelineEventType>, state_key: &str, content: Value) -> Self {
+        NewEvent { kind: kind.into(), content, state_key: Some(state_key.to_owned()), redacts: None }
     }
 }
 
@@ -83,11 +83,7 @@ impl RoomCtx {
     /// The room as it stands: on its forward extremities.
     pub fn current(s: &Services, room_id: &RoomId) -> Result<RoomCtx> {
         let record = room(s, room_id)?;
-        let extremities: Vec<OwnedEventId> = record
-            .forward_extremities
-            .iter()
-            .map(|(_, id)| EventId::parse(id).map_err(Error::internal))
-            .collect::<Result<_>>()?;
+        let extremities: Vec<OwnedEventId> = record.forward_extremities.iter().map(|(_, id)| id.clone()).collect();
         Self::on(s, room_id, record, &extremities)
     }
 
@@ -177,14 +173,14 @@ pub fn template(s: &Services, ctx: &RoomCtx, sender: &UserId, new: &NewEvent) ->
     if !content.is_object() {
         return Err(Error::bad_json("Event content must be a JSON object"));
     }
-    let kind = TimelineEventType::from(new.kind.as_str());
+    let kind = &new.kind;
     let content_raw = serde_json::value::to_raw_value(&content).map_err(|e| Error::bad_json(e.to_string()))?;
     let auth_types =
-        auth_types_for_event(&kind, sender, new.state_key.as_deref(), &content_raw, &ctx.rules.authorization)
+        auth_types_for_event(kind, sender, new.state_key.as_deref(), &content_raw, &ctx.rules.authorization)
             .map_err(|e| Error::bad_json(format!("Invalid content for {kind}: {e}")))?;
     let mut auth_events: Vec<StoredEvent> = Vec::new();
     for (ty, key) in auth_types {
-        if let Some(e) = state_event(s, &ctx.state, &ty.to_string(), &key)?
+        if let Some(e) = state_event(s, &ctx.state, &ty, &key)?
             && !auth_events.iter().any(|a| a.meta.event_id == e.meta.event_id)
         {
             auth_events.push(e);
@@ -243,7 +239,7 @@ pub fn authorize(s: &Services, ctx: &RoomCtx, pdu: &Pdu) -> Result<()> {
     check_state_independent_auth_rules(&ctx.rules.authorization, pdu, fetch_event)
         .map_err(|e| Error::forbidden(format!("Event not authorized: {e}")))?;
     let fetch_state =
-        |ty: &StateEventType, key: &str| state_event(s, &ctx.state, &ty.to_string(), key).ok().flatten().map(|e| e.pdu);
+        |ty: &StateEventType, key: &str| state_event(s, &ctx.state, ty, key).ok().flatten().map(|e| e.pdu);
     check_state_dependent_auth_rules(&ctx.rules.authorization, pdu, fetch_state)
         .map_err(|e| Error::forbidden(format!("Event not authorized: {e}")))
 }

@@ -2,6 +2,8 @@
 //! the creator's join, power levels, aliases, the preset's rules, `initial_state`, name, topic
 //! and invites — each a signed, authorized event on the new room's DAG.
 
+use ruma::events::room::member::MembershipState;
+use ruma::events::{StateEventType, TimelineEventType};
 use ruma::room_version_rules::RoomIdFormatVersion;
 use ruma::{CanonicalJsonValue, Int, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Map, Value, json};
@@ -32,7 +34,7 @@ fn create_event(
     content: Value,
     origin_server_ts: u64,
 ) -> Result<OwnedRoomId> {
-    let new = NewEvent::state("m.room.create", "", content);
+    let new = NewEvent::state(StateEventType::RoomCreate, "", content);
     for ts in origin_server_ts..origin_server_ts + CREATE_TRIES {
         let room_id = if v12 {
             None
@@ -123,7 +125,7 @@ pub fn create(s: &Services, creator: &UserId, req: CreateRoom) -> Result<OwnedRo
     let room_id = create_event(s, creator, &version, v12, Value::Object(create_content), now_ms())?;
 
     // 2. the creator joins
-    send(s, &room_id, creator, membership::member_event(s, creator, "join", None, false)?, None)?;
+    send(s, &room_id, creator, membership::member_event(s, creator, MembershipState::Join, None, false)?, None)?;
 
     // 3. power levels (v12 creators have unlimited power and are not listed)
     let mut users = Map::new();
@@ -160,37 +162,44 @@ pub fn create(s: &Services, creator: &UserId, req: CreateRoom) -> Result<OwnedRo
         Some(_) => return Err(Error::bad_json("power_level_content_override must be an object")),
         None => {}
     }
-    send(s, &room_id, creator, NewEvent::state("m.room.power_levels", "", power), None)?;
+    send(s, &room_id, creator, NewEvent::state(StateEventType::RoomPowerLevels, "", power), None)?;
 
     // 4. alias, 5. preset rules (unless initial_state sets them), 6. initial_state, 7. name, topic
     if let Some(alias) = &alias {
         super::alias::add(s, alias, &room_id, creator)?;
-        send(s, &room_id, creator, NewEvent::state("m.room.canonical_alias", "", json!({ "alias": alias })), None)?;
+        send(
+            s,
+            &room_id,
+            creator,
+            NewEvent::state(StateEventType::RoomCanonicalAlias, "", json!({ "alias": alias })),
+            None,
+        )?;
     }
-    let overridden =
-        |kind: &str| req.initial_state.iter().any(|e| e.kind == kind && e.state_key.as_deref() == Some(""));
+    let overridden = |kind: &StateEventType| {
+        req.initial_state.iter().any(|e| e.kind == kind.clone().into() && e.state_key.as_deref() == Some(""))
+    };
     let (join_rule, guest_access) =
         if preset == "public_chat" { ("public", "forbidden") } else { ("invite", "can_join") };
     for (kind, content) in [
-        ("m.room.join_rules", json!({ "join_rule": join_rule })),
-        ("m.room.history_visibility", json!({ "history_visibility": "shared" })),
-        ("m.room.guest_access", json!({ "guest_access": guest_access })),
+        (StateEventType::RoomJoinRules, json!({ "join_rule": join_rule })),
+        (StateEventType::RoomHistoryVisibility, json!({ "history_visibility": "shared" })),
+        (StateEventType::RoomGuestAccess, json!({ "guest_access": guest_access })),
     ] {
-        if !overridden(kind) {
+        if !overridden(&kind) {
             send(s, &room_id, creator, NewEvent::state(kind, "", content), None)?;
         }
     }
     for event in req.initial_state {
-        if matches!(event.kind.as_str(), "m.room.create" | "m.room.member") {
+        if matches!(event.kind, TimelineEventType::RoomCreate | TimelineEventType::RoomMember) {
             return Err(Error::bad_json(format!("{} cannot be set in initial_state", event.kind)));
         }
         send(s, &room_id, creator, event, None)?;
     }
     if let Some(name) = req.name {
-        send(s, &room_id, creator, NewEvent::state("m.room.name", "", json!({ "name": name })), None)?;
+        send(s, &room_id, creator, NewEvent::state(StateEventType::RoomName, "", json!({ "name": name })), None)?;
     }
     if let Some(topic) = req.topic {
-        send(s, &room_id, creator, NewEvent::state("m.room.topic", "", json!({ "topic": topic })), None)?;
+        send(s, &room_id, creator, NewEvent::state(StateEventType::RoomTopic, "", json!({ "topic": topic })), None)?;
     }
 
     // 8. invites
@@ -199,7 +208,7 @@ pub fn create(s: &Services, creator: &UserId, req: CreateRoom) -> Result<OwnedRo
     }
     if req.public {
         let mut batch = s.db.batch();
-        batch.put(PUBLISHED_ROOMS, &room_id.to_string(), &json!(true))?;
+        batch.put(PUBLISHED_ROOMS, &room_id, &json!(true))?;
         batch.commit()?;
     }
     tracing::info!(%room_id, %creator, version, "room created");

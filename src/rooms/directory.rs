@@ -2,6 +2,8 @@
 //! their summary, searchable by a generic term, paginated by offset tokens.
 
 use ruma::RoomId;
+use ruma::events::StateEventType;
+use ruma::events::room::member::MembershipState;
 use serde_json::{Value, json};
 
 use super::current_state_content;
@@ -12,44 +14,44 @@ use crate::storage::catalog::{PUBLISHED_ROOMS, ROOM_MEMBERSHIPS};
 pub fn set_published(s: &Services, room_id: &RoomId, public: bool) -> Result<()> {
     let mut batch = s.db.batch();
     if public {
-        batch.put(PUBLISHED_ROOMS, &room_id.to_string(), &json!(true))?;
+        batch.put(PUBLISHED_ROOMS, room_id, &json!(true))?;
     } else {
-        batch.delete(PUBLISHED_ROOMS, &room_id.to_string())?;
+        batch.delete(PUBLISHED_ROOMS, room_id)?;
     }
     batch.commit()
 }
 
 pub fn is_published(s: &Services, room_id: &RoomId) -> Result<bool> {
-    Ok(s.db.get(PUBLISHED_ROOMS, &room_id.to_string())?.is_some())
+    Ok(s.db.get(PUBLISHED_ROOMS, room_id)?.is_some())
 }
 
 /// The directory entry of a room (spec: `PublishedRoomsChunk`).
 pub fn summary(s: &Services, room_id: &RoomId) -> Result<Value> {
-    let content = |kind: &str, field: &str| -> Result<Option<Value>> {
+    let content = |kind: &StateEventType, field: &str| -> Result<Option<Value>> {
         Ok(current_state_content(s, room_id, kind, "")?.and_then(|c| c.get(field).cloned()).filter(|v| !v.is_null()))
     };
     let joined =
-        s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())?
+        s.db.scan_prefix(ROOM_MEMBERSHIPS, room_id)?
             .iter()
-            .filter(|(_, m)| m.membership == "join")
+            .filter(|(_, m)| m.membership == MembershipState::Join)
             .count();
-    let history = content("m.room.history_visibility", "history_visibility")?;
-    let join_rule = content("m.room.join_rules", "join_rule")?.unwrap_or_else(|| json!("invite"));
+    let history = content(&StateEventType::RoomHistoryVisibility, "history_visibility")?;
+    let join_rule = content(&StateEventType::RoomJoinRules, "join_rule")?.unwrap_or_else(|| json!("invite"));
     let mut out = json!({
         "room_id": room_id,
         "num_joined_members": joined,
         "world_readable": history.as_ref().and_then(Value::as_str) == Some("world_readable"),
-        "guest_can_join": content("m.room.guest_access", "guest_access")?.as_ref().and_then(Value::as_str) == Some("can_join"),
+        "guest_can_join": content(&StateEventType::RoomGuestAccess, "guest_access")?.as_ref().and_then(Value::as_str) == Some("can_join"),
         "join_rule": join_rule,
     });
     for (key, kind, field) in [
-        ("name", "m.room.name", "name"),
-        ("topic", "m.room.topic", "topic"),
-        ("canonical_alias", "m.room.canonical_alias", "alias"),
-        ("avatar_url", "m.room.avatar", "url"),
-        ("room_type", "m.room.create", "type"),
+        ("name", StateEventType::RoomName, "name"),
+        ("topic", StateEventType::RoomTopic, "topic"),
+        ("canonical_alias", StateEventType::RoomCanonicalAlias, "alias"),
+        ("avatar_url", StateEventType::RoomAvatar, "url"),
+        ("room_type", StateEventType::RoomCreate, "type"),
     ] {
-        if let Some(v) = content(kind, field)? {
+        if let Some(v) = content(&kind, field)? {
             out[key] = v;
         }
     }
@@ -71,7 +73,6 @@ pub fn list(s: &Services, term: Option<&str>, since: Option<&str>, limit: Option
     let term = term.map(str::to_lowercase).filter(|t| !t.is_empty());
     let mut rooms = Vec::new();
     for (room_id, _) in s.db.scan_all(PUBLISHED_ROOMS)? {
-        let Ok(room_id) = RoomId::parse(&room_id) else { continue };
         let entry = summary(s, &room_id)?;
         if let Some(term) = &term {
             let hay = ["name", "topic", "canonical_alias"]

@@ -2,6 +2,8 @@
 //! on the same event, then a local send merges them through the normal path
 //! ([`RoomCtx::current`] resolves the extremities' states with ruma's algorithm).
 
+use ruma::events::StateEventType;
+use ruma::events::room::member::MembershipState;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Value, json};
 
@@ -45,17 +47,17 @@ fn setup(s: &Services, version: &str) -> (OwnedRoomId, OwnedEventId) {
     let room_id = create(s, &alice, req).unwrap();
     membership::join(s, &room_id, &bob, None).unwrap();
     membership::join(s, &room_id, &carol, None).unwrap();
-    let mut pl = current_state_content(s, &room_id, "m.room.power_levels", "").unwrap().unwrap();
+    let mut pl = current_state_content(s, &room_id, &StateEventType::RoomPowerLevels, "").unwrap().unwrap();
     pl["users"]["@bob:localhost"] = json!(50);
     pl["users"]["@carol:localhost"] = json!(25);
     pl["events"]["m.room.power_levels"] = json!(50);
     pl["state_default"] = json!(50);
-    let fork_point = send(s, &room_id, &alice, NewEvent::state("m.room.power_levels", "", pl), None).unwrap();
+    let fork_point = send(s, &room_id, &alice, NewEvent::state(StateEventType::RoomPowerLevels, "", pl), None).unwrap();
     (room_id, fork_point)
 }
 
 fn pl_users(s: &Services, room_id: &RoomId) -> Value {
-    current_state_content(s, room_id, "m.room.power_levels", "").unwrap().unwrap()["users"].clone()
+    current_state_content(s, room_id, &StateEventType::RoomPowerLevels, "").unwrap().unwrap()["users"].clone()
 }
 
 #[test]
@@ -63,14 +65,14 @@ fn concurrent_power_level_changes_resolve_to_the_more_powerful_sender() {
     for version in ["10", "11", "12"] {
         let (s, _dir) = services();
         let (room_id, x) = setup(&s, version);
-        let base = current_state_content(&s, &room_id, "m.room.power_levels", "").unwrap().unwrap();
+        let base = current_state_content(&s, &room_id, &StateEventType::RoomPowerLevels, "").unwrap().unwrap();
         let mut by_alice = base.clone();
         by_alice["users"]["@bob:localhost"] = json!(0);
         let mut by_bob = base.clone();
         by_bob["users"]["@carol:localhost"] = json!(0);
         // Bob's branch first, so "last written wins" would pick Bob: resolution must not.
-        on(&s, &room_id, &x, &user("bob"), NewEvent::state("m.room.power_levels", "", by_bob));
-        on(&s, &room_id, &x, &user("alice"), NewEvent::state("m.room.power_levels", "", by_alice));
+        on(&s, &room_id, &x, &user("bob"), NewEvent::state(StateEventType::RoomPowerLevels, "", by_bob));
+        on(&s, &room_id, &x, &user("alice"), NewEvent::state(StateEventType::RoomPowerLevels, "", by_alice));
         assert_eq!(extremities(&s, &room_id), 2, "v{version}: a real fork");
 
         send(&s, &room_id, &user("alice"), NewEvent::message("m.room.message", json!({ "body": "merge" })), None)
@@ -91,26 +93,32 @@ fn a_ban_racing_a_state_change_wins() {
             &s,
             &room_id,
             &user("alice"),
-            NewEvent::state("m.room.topic", "", json!({ "topic": "original" })),
+            NewEvent::state(StateEventType::RoomTopic, "", json!({ "topic": "original" })),
             None,
         )
         .unwrap();
-        on(&s, &room_id, &topic, &user("bob"), NewEvent::state("m.room.topic", "", json!({ "topic": "bob was here" })));
+        on(
+            &s,
+            &room_id,
+            &topic,
+            &user("bob"),
+            NewEvent::state(StateEventType::RoomTopic, "", json!({ "topic": "bob was here" })),
+        );
         on(
             &s,
             &room_id,
             &topic,
             &user("alice"),
-            NewEvent::state("m.room.member", "@bob:localhost", json!({ "membership": "ban" })),
+            NewEvent::state(StateEventType::RoomMember, "@bob:localhost", json!({ "membership": "ban" })),
         );
         send(&s, &room_id, &user("alice"), NewEvent::message("m.room.message", json!({ "body": "merge" })), None)
             .unwrap();
 
-        let topic_now = current_state_content(&s, &room_id, "m.room.topic", "").unwrap().unwrap();
+        let topic_now = current_state_content(&s, &room_id, &StateEventType::RoomTopic, "").unwrap().unwrap();
         assert_eq!(topic_now["topic"], "original", "v{version}: the banned user's concurrent change is dropped");
         assert_eq!(
-            membership::membership_of(&s, &room_id, &user("bob")).unwrap().as_deref(),
-            Some("ban"),
+            membership::membership_of(&s, &room_id, &user("bob")).unwrap(),
+            Some(MembershipState::Ban),
             "v{version}"
         );
         let bob_send =
@@ -124,13 +132,13 @@ fn resolution_does_not_depend_on_the_order_of_the_forks() {
     for version in ["10", "11", "12"] {
         let (s, _dir) = services();
         let (room_id, x) = setup(&s, version);
-        let base = current_state_content(&s, &room_id, "m.room.power_levels", "").unwrap().unwrap();
+        let base = current_state_content(&s, &room_id, &StateEventType::RoomPowerLevels, "").unwrap().unwrap();
         let mut a = base.clone();
         a["users"]["@carol:localhost"] = json!(10);
         let mut b = base.clone();
         b["users"]["@carol:localhost"] = json!(20);
-        let e1 = on(&s, &room_id, &x, &user("alice"), NewEvent::state("m.room.power_levels", "", a));
-        let e2 = on(&s, &room_id, &x, &user("bob"), NewEvent::state("m.room.power_levels", "", b));
+        let e1 = on(&s, &room_id, &x, &user("alice"), NewEvent::state(StateEventType::RoomPowerLevels, "", a));
+        let e2 = on(&s, &room_id, &x, &user("bob"), NewEvent::state(StateEventType::RoomPowerLevels, "", b));
         let after = |e: &OwnedEventId| {
             let short = super::short::event_get(&s.db, e).unwrap().unwrap();
             let meta = s.db.get(crate::storage::catalog::EVENT_META, &short).unwrap().unwrap();

@@ -3,6 +3,8 @@
 //! `prev_content` on state events, `redacted_because` on redacted events.
 
 use ruma::UserId;
+use ruma::events::StateEventType;
+use ruma::events::room::member::MembershipState;
 use serde_json::{Map, Value, json};
 
 use super::{StoredEvent, load, state, state_event};
@@ -41,7 +43,7 @@ pub fn client_event_plain(s: &Services, ev: &StoredEvent, viewer: Option<Viewer<
     let placed = !ev.meta.outlier;
     if let (Some(key), true) = (&ev.pdu.state_key, placed) {
         let before = state::load(&s.db, &s.state_cache, ev.meta.state_before)?;
-        if let Some(prev) = state_event(s, &before, &ev.pdu.kind.to_string(), key)? {
+        if let Some(prev) = state_event(s, &before, &ev.pdu.state_type(), key)? {
             unsigned.insert("prev_content".into(), prev.json.get("content").cloned().unwrap_or_else(|| json!({})));
             unsigned.insert("prev_sender".into(), json!(prev.pdu.sender));
             unsigned.insert("replaces_state".into(), json!(prev.meta.event_id));
@@ -50,10 +52,10 @@ pub fn client_event_plain(s: &Services, ev: &StoredEvent, viewer: Option<Viewer<
     if let (Some(v), true) = (viewer, placed) {
         // The requesting user's membership at the event (spec v1.11, MSC4115).
         let membership = super::read::membership_at(s, v.user_id, ev.meta.state_after)?;
-        unsigned.insert("membership".into(), json!(membership.as_deref().unwrap_or("leave")));
+        unsigned.insert("membership".into(), json!(membership.unwrap_or(MembershipState::Leave)));
     }
     if let Some(by) = &ev.meta.redacted_by
-        && let Some(redaction) = ruma::EventId::parse(by).ok().and_then(|id| load(s, &id).ok().flatten())
+        && let Some(redaction) = load(s, by).ok().flatten()
     {
         unsigned.insert("redacted_because".into(), bare(&redaction)?);
     }
@@ -66,7 +68,7 @@ pub fn bare(ev: &StoredEvent) -> Result<Value> {
     let j = &ev.json;
     // Built field by field: `json!` would copy the content a second time.
     let mut out = Map::new();
-    out.insert("event_id".into(), Value::String(ev.meta.event_id.clone()));
+    out.insert("event_id".into(), Value::String(ev.meta.event_id.to_string()));
     out.insert("room_id".into(), Value::String(ev.pdu.room()?.to_string()));
     out.insert("sender".into(), Value::String(ev.pdu.sender.to_string()));
     out.insert("type".into(), Value::String(ev.pdu.kind.to_string()));
@@ -84,14 +86,14 @@ pub fn bare(ev: &StoredEvent) -> Result<Value> {
 
 /// The state events a user sees of a room they are invited to or knocking on (spec: "Stripped
 /// state", the recommended list).
-pub const STRIPPED_STATE_TYPES: [&str; 7] = [
-    "m.room.create",
-    "m.room.join_rules",
-    "m.room.name",
-    "m.room.avatar",
-    "m.room.canonical_alias",
-    "m.room.encryption",
-    "m.room.topic",
+pub const STRIPPED_STATE_TYPES: [StateEventType; 7] = [
+    StateEventType::RoomCreate,
+    StateEventType::RoomJoinRules,
+    StateEventType::RoomName,
+    StateEventType::RoomAvatar,
+    StateEventType::RoomCanonicalAlias,
+    StateEventType::RoomEncryption,
+    StateEventType::RoomTopic,
 ];
 
 /// Stripped state for invites and knocks (spec: "Stripped state").

@@ -2,6 +2,8 @@
 //! ban, unban, knock, forget. Each is an `m.room.member` event that the room version's
 //! authorization rules must accept; a refusal is `M_FORBIDDEN` with the rule that failed.
 
+use ruma::events::StateEventType;
+use ruma::events::room::member::MembershipState;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Value, json};
 
@@ -14,12 +16,12 @@ use crate::storage::catalog::{FORGOTTEN_ROOMS, PROFILES, ROOM_MEMBERSHIPS, USER_
 use crate::storage::records::MembershipRecord;
 
 /// The user's current membership in the room (`None` if never a member).
-pub fn membership_of(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Option<String>> {
-    Ok(s.db.get(ROOM_MEMBERSHIPS, &(room_id.to_string(), user_id.to_string()))?.map(|m| m.membership))
+pub fn membership_of(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Option<MembershipState>> {
+    Ok(s.db.get(ROOM_MEMBERSHIPS, &(room_id, user_id))?.map(|m| m.membership))
 }
 
 pub fn is_joined(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<bool> {
-    Ok(membership_of(s, room_id, user_id)?.as_deref() == Some("join"))
+    Ok(membership_of(s, room_id, user_id)? == Some(MembershipState::Join))
 }
 
 /// `M_FORBIDDEN` unless the user is joined; an unknown room is one the user is not in (the
@@ -35,11 +37,8 @@ pub fn ensure_joined(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result
 
 /// Rooms the user is joined to.
 pub fn joined_rooms(s: &Services, user_id: &UserId) -> Result<Vec<OwnedRoomId>> {
-    let rows = s.db.scan_prefix(USER_MEMBERSHIPS, &user_id.to_string())?;
-    rows.into_iter()
-        .filter(|(_, m)| m.membership == "join")
-        .map(|((_, room), _)| RoomId::parse(room).map_err(Error::internal))
-        .collect()
+    let rows = s.db.scan_prefix(USER_MEMBERSHIPS, user_id)?;
+    Ok(rows.into_iter().filter(|(_, m)| m.membership == MembershipState::Join).map(|((_, room), _)| room).collect())
 }
 
 /// Users who share at least one joined room with `user_id` (themselves included): who sees
@@ -48,11 +47,9 @@ pub fn shared_users(s: &Services, user_id: &UserId) -> Result<std::collections::
     let mut out = std::collections::BTreeSet::new();
     out.insert(user_id.to_owned());
     for room_id in joined_rooms(s, user_id)? {
-        for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())? {
-            if m.membership == "join"
-                && let Ok(u) = UserId::parse(member)
-            {
-                out.insert(u);
+        for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id)? {
+            if m.membership == MembershipState::Join {
+                out.insert(member);
             }
         }
     }
@@ -74,12 +71,14 @@ pub fn ensure_local_user(s: &Services, user_id: &UserId) -> Result<()> {
 pub fn member_event(
     s: &Services,
     target: &UserId,
-    membership: &str,
+    membership: MembershipState,
     reason: Option<&str>,
     is_direct: bool,
 ) -> Result<NewEvent> {
     let mut content = json!({ "membership": membership });
-    if matches!(membership, "join" | "invite" | "knock") && s.is_local(target) {
+    if matches!(membership, MembershipState::Join | MembershipState::Invite | MembershipState::Knock)
+        && s.is_local(target)
+    {
         for field in ["displayname", "avatar_url"] {
             if let Some(Value::String(v)) = s.db.get(PROFILES, &(target, field))? {
                 content[field] = json!(v);
@@ -92,12 +91,12 @@ pub fn member_event(
     if is_direct {
         content["is_direct"] = json!(true);
     }
-    Ok(NewEvent::state("m.room.member", target.as_str(), content))
+    Ok(NewEvent::state(StateEventType::RoomMember, target.as_str(), content))
 }
 
 /// The room's join rule (`invite` when it has none).
 pub fn join_rule(s: &Services, room_id: &RoomId) -> Result<String> {
-    let content = super::current_state_content(s, room_id, "m.room.join_rules", "")?.unwrap_or_default();
+    let content = super::current_state_content(s, room_id, &StateEventType::RoomJoinRules, "")?.unwrap_or_default();
     Ok(rule_of(&content).to_owned())
 }
 
@@ -129,13 +128,14 @@ pub fn allowed_rooms(join_rules: &Value) -> Vec<OwnedRoomId> {
 /// `M_UNABLE_TO_GRANT_JOIN` if no local user may invite.
 pub fn restricted_authoriser(s: &Services, room_id: &RoomId, user: &UserId) -> Result<Option<OwnedUserId>> {
     let rules = super::rules_for(&room(s, room_id)?.room_version)?;
-    let content = super::current_state_content(s, room_id, "m.room.join_rules", "")?.unwrap_or_default();
+    let content = super::current_state_content(s, room_id, &StateEventType::RoomJoinRules, "")?.unwrap_or_default();
     let restricted = match rule_of(&content) {
         "restricted" => rules.authorization.restricted_join_rule,
         "knock_restricted" => rules.authorization.knock_restricted_join_rule,
         _ => false,
     };
-    if !restricted || matches!(membership_of(s, room_id, user)?.as_deref(), Some("join" | "invite")) {
+    if !restricted || matches!(membership_of(s, room_id, user)?, Some(MembershipState::Join | MembershipState::Invite))
+    {
         return Ok(None);
     }
     let mut known = Vec::new();
@@ -158,9 +158,11 @@ pub fn restricted_authoriser(s: &Services, room_id: &RoomId, user: &UserId) -> R
         return Err(Error::forbidden(format!("{user} is not in a room that grants access to {room_id}")));
     }
     let needed = power::required(s, room_id, "invite")?;
-    for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())? {
-        let Ok(member) = UserId::parse(&member) else { continue };
-        if m.membership == "join" && s.is_local(&member) && power::user_power(s, room_id, &member)? >= needed {
+    for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, room_id)? {
+        if m.membership == MembershipState::Join
+            && s.is_local(&member)
+            && power::user_power(s, room_id, &member)? >= needed
+        {
             return Ok(Some(member));
         }
     }
@@ -171,11 +173,11 @@ pub fn restricted_authoriser(s: &Services, room_id: &RoomId, user: &UserId) -> R
 /// invite ([`restricted_authoriser`]); a user in none of the allowed rooms gets 403.
 pub fn join(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&str>) -> Result<OwnedEventId> {
     room(s, room_id)?;
-    match membership_of(s, room_id, user_id)?.as_deref() {
-        Some("ban") => return Err(Error::forbidden("You are banned from this room")),
-        Some("join") => {
-            if let Some(m) = s.db.get(ROOM_MEMBERSHIPS, &(room_id.to_string(), user_id.to_string()))? {
-                return ruma::EventId::parse(m.event_id).map_err(Error::internal);
+    match membership_of(s, room_id, user_id)? {
+        Some(MembershipState::Ban) => return Err(Error::forbidden("You are banned from this room")),
+        Some(MembershipState::Join) => {
+            if let Some(m) = s.db.get(ROOM_MEMBERSHIPS, &(room_id, user_id))? {
+                return Ok(m.event_id);
             }
         }
         _ => {}
@@ -187,7 +189,7 @@ pub fn join(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&st
         }
         _ => e,
     })?;
-    let mut event = member_event(s, user_id, "join", reason, false)?;
+    let mut event = member_event(s, user_id, MembershipState::Join, reason, false)?;
     if let Some(via) = authoriser {
         event.content["join_authorised_via_users_server"] = json!(via);
     }
@@ -216,7 +218,7 @@ pub fn propagate_profile(s: &Services, user_id: &UserId) -> Result<()> {
 /// The member event carrying the user's current profile into `room_id`; `None` if their
 /// membership there already shows it.
 fn profile_event(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Option<NewEvent>> {
-    let mut content = match super::current_state_content(s, room_id, "m.room.member", user_id.as_str())? {
+    let mut content = match super::current_state_content(s, room_id, &StateEventType::RoomMember, user_id.as_str())? {
         Some(Value::Object(c)) => c,
         _ => serde_json::Map::new(),
     };
@@ -224,7 +226,7 @@ fn profile_event(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Opt
     for field in ["join_authorised_via_users_server", "reason"] {
         content.remove(field);
     }
-    content.insert("membership".into(), json!("join"));
+    content.insert("membership".into(), json!(MembershipState::Join));
     for field in ["displayname", "avatar_url"] {
         match s.db.get(PROFILES, &(user_id, field))? {
             Some(Value::String(v)) => content.insert(field.into(), json!(v)),
@@ -234,7 +236,7 @@ fn profile_event(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Opt
     if ["displayname", "avatar_url"].iter().all(|f| before.get(*f) == content.get(*f)) {
         return Ok(None);
     }
-    Ok(Some(NewEvent::state("m.room.member", user_id.as_str(), Value::Object(content))))
+    Ok(Some(NewEvent::state(StateEventType::RoomMember, user_id.as_str(), Value::Object(content))))
 }
 
 pub fn invite(
@@ -247,12 +249,12 @@ pub fn invite(
 ) -> Result<OwnedEventId> {
     room_as_member(s, room_id)?;
     ensure_local_user(s, target)?;
-    match membership_of(s, room_id, target)?.as_deref() {
-        Some("join") => return Err(Error::forbidden(format!("{target} is already in the room"))),
-        Some("ban") => return Err(Error::forbidden(format!("{target} is banned from the room"))),
+    match membership_of(s, room_id, target)? {
+        Some(MembershipState::Join) => return Err(Error::forbidden(format!("{target} is already in the room"))),
+        Some(MembershipState::Ban) => return Err(Error::forbidden(format!("{target} is banned from the room"))),
         _ => {}
     }
-    send(s, room_id, sender, member_event(s, target, "invite", reason, is_direct)?, None)
+    send(s, room_id, sender, member_event(s, target, MembershipState::Invite, reason, is_direct)?, None)
 }
 
 /// Move `target` to `to` on behalf of `sender`, if their membership is one of `from`
@@ -261,29 +263,34 @@ fn transition(
     s: &Services,
     room_id: &RoomId,
     (sender, target): (&UserId, &UserId),
-    from: &[&str],
-    to: &str,
+    from: &[MembershipState],
+    to: MembershipState,
     reason: Option<&str>,
 ) -> Result<OwnedEventId> {
     room_as_member(s, room_id)?;
     let current = membership_of(s, room_id, target)?;
-    if !current.as_deref().is_some_and(|m| from.contains(&m)) {
+    if !current.is_some_and(|m| from.contains(&m)) {
         let why = if sender == target {
             format!("You are not in room {room_id}")
         } else {
-            format!("{target} is not {}", from.join(" or "))
+            format!("{target} is not {}", from.iter().map(MembershipState::as_str).collect::<Vec<_>>().join(" or "))
         };
         return Err(Error::forbidden(why));
     }
     send(s, room_id, sender, member_event(s, target, to, reason, false)?, None)
 }
 
-const IN_ROOM: &[&str] = &["join", "invite", "knock"];
+const IN_ROOM: &[MembershipState] = &[MembershipState::Join, MembershipState::Invite, MembershipState::Knock];
+
+/// Whether the membership is one in the room (joined, or invited or knocking).
+fn in_room(m: &MembershipState) -> bool {
+    IN_ROOM.contains(m)
+}
 
 /// Leave the room, or reject an invite. An invite from another server to a room we are not in
 /// is rejected locally only ([`super::remote_invites::reject`]).
 pub fn leave(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&str>) -> Result<OwnedEventId> {
-    if s.db.get(crate::storage::catalog::ROOMS, &room_id.to_string())?.is_none()
+    if s.db.get(crate::storage::catalog::ROOMS, room_id)?.is_none()
         && super::remote_invites::pending(s, user_id, room_id)?.is_some()
     {
         return super::remote_invites::reject(s, user_id, room_id, reason);
@@ -291,7 +298,7 @@ pub fn leave(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&s
     // Nothing to leave or reject in a room this server does not know: 404 (Synapse: "Not a
     // known room"), where kick, ban and invite answer 403 as for a room one is not in.
     room(s, room_id)?;
-    transition(s, room_id, (user_id, user_id), IN_ROOM, "leave", reason)
+    transition(s, room_id, (user_id, user_id), IN_ROOM, MembershipState::Leave, reason)
 }
 
 pub fn kick(
@@ -301,7 +308,7 @@ pub fn kick(
     target: &UserId,
     reason: Option<&str>,
 ) -> Result<OwnedEventId> {
-    transition(s, room_id, (sender, target), IN_ROOM, "leave", reason)
+    transition(s, room_id, (sender, target), IN_ROOM, MembershipState::Leave, reason)
 }
 
 pub fn ban(
@@ -312,7 +319,7 @@ pub fn ban(
     reason: Option<&str>,
 ) -> Result<OwnedEventId> {
     room_as_member(s, room_id)?;
-    send(s, room_id, sender, member_event(s, target, "ban", reason, false)?, None)
+    send(s, room_id, sender, member_event(s, target, MembershipState::Ban, reason, false)?, None)
 }
 
 pub fn unban(
@@ -322,17 +329,17 @@ pub fn unban(
     target: &UserId,
     reason: Option<&str>,
 ) -> Result<OwnedEventId> {
-    transition(s, room_id, (sender, target), &["ban"], "leave", reason)
+    transition(s, room_id, (sender, target), &[MembershipState::Ban], MembershipState::Leave, reason)
 }
 
 pub fn knock(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&str>) -> Result<OwnedEventId> {
     room(s, room_id)?;
-    match membership_of(s, room_id, user_id)?.as_deref() {
-        Some("join") => return Err(Error::forbidden("You are already in the room")),
-        Some("ban") => return Err(Error::forbidden("You are banned from this room")),
+    match membership_of(s, room_id, user_id)? {
+        Some(MembershipState::Join) => return Err(Error::forbidden("You are already in the room")),
+        Some(MembershipState::Ban) => return Err(Error::forbidden("You are banned from this room")),
         _ => {}
     }
-    send(s, room_id, user_id, member_event(s, user_id, "knock", reason, false)?, None)
+    send(s, room_id, user_id, member_event(s, user_id, MembershipState::Knock, reason, false)?, None)
 }
 
 /// Forget a room the user has left (spec: `POST /rooms/{roomId}/forget`): from now on its
@@ -341,19 +348,13 @@ pub fn knock(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&s
 /// Synapse, where the flag belongs to the membership event).
 pub fn forget(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<()> {
     // The user's side of the memberships: it also holds rejected invites to other servers' rooms.
-    let record = s.db.get(USER_MEMBERSHIPS, &(user_id.to_string(), room_id.to_string()))?;
+    let record = s.db.get(USER_MEMBERSHIPS, &(user_id, room_id))?;
     match record {
-        Some(m) if matches!(m.membership.as_str(), "join" | "invite" | "knock") => {
-            Err(Error::new(ErrorKind::Unknown, "The user is still in the room")
-                .with_status(axum::http::StatusCode::BAD_REQUEST))
-        }
+        Some(m) if in_room(&m.membership) => Err(Error::new(ErrorKind::Unknown, "The user is still in the room")
+            .with_status(axum::http::StatusCode::BAD_REQUEST)),
         Some(m) => {
             let mut batch = s.db.batch();
-            batch.put(
-                FORGOTTEN_ROOMS,
-                &(user_id.to_string(), room_id.to_string()),
-                &json!({ "event_id": m.event_id }),
-            )?;
+            batch.put(FORGOTTEN_ROOMS, &(user_id, room_id), &json!({ "event_id": m.event_id }))?;
             batch.commit()
         }
         None => Err(Error::not_found("You were never in this room")),
@@ -363,7 +364,7 @@ pub fn forget(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<()> {
 /// Has the user forgotten the room? Only while their membership is still the one they forgot
 /// (rows written before the event ID was kept count while the user is not in the room).
 pub fn is_forgotten(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<bool> {
-    match s.db.get(USER_MEMBERSHIPS, &(user_id.to_string(), room_id.to_string()))? {
+    match s.db.get(USER_MEMBERSHIPS, &(user_id, room_id))? {
         Some(m) => forgotten(s, room_id, user_id, &m),
         None => Ok(false),
     }
@@ -371,12 +372,12 @@ pub fn is_forgotten(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<
 
 /// [`is_forgotten`] for the user's membership `m` in the room, already read by the caller.
 pub fn forgotten(s: &Services, room_id: &RoomId, user_id: &UserId, m: &MembershipRecord) -> Result<bool> {
-    let Some(row) = s.db.get(FORGOTTEN_ROOMS, &(user_id.to_string(), room_id.to_string()))? else {
+    let Some(row) = s.db.get(FORGOTTEN_ROOMS, &(user_id, room_id))? else {
         return Ok(false);
     };
     Ok(match row.get("event_id").and_then(Value::as_str) {
-        Some(forgotten) => forgotten == m.event_id,
-        None => !matches!(m.membership.as_str(), "join" | "invite" | "knock"),
+        Some(forgotten) => forgotten == m.event_id.as_str(),
+        None => !in_room(&m.membership),
     })
 }
 
@@ -386,7 +387,7 @@ pub fn ensure_not_forgotten(s: &Services, room_id: &RoomId, user_id: &UserId) ->
     if !is_forgotten(s, room_id, user_id)? {
         return Ok(());
     }
-    let visibility = super::current_state_content(s, room_id, "m.room.history_visibility", "")?;
+    let visibility = super::current_state_content(s, room_id, &StateEventType::RoomHistoryVisibility, "")?;
     if visibility.as_ref().and_then(|c| c.get("history_visibility")).and_then(Value::as_str) == Some("world_readable") {
         return Ok(());
     }
@@ -395,7 +396,7 @@ pub fn ensure_not_forgotten(s: &Services, room_id: &RoomId, user_id: &UserId) ->
 
 /// A room the user joins again is no longer forgotten.
 pub fn forget_undo(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<()> {
-    let key = (user_id.to_string(), room_id.to_string());
+    let key = (user_id, room_id);
     if s.db.get(FORGOTTEN_ROOMS, &key)?.is_none() {
         return Ok(());
     }

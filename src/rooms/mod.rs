@@ -33,6 +33,7 @@ mod fork_tests;
 
 use std::sync::Arc;
 
+use ruma::events::StateEventType;
 use ruma::room_version_rules::RoomVersionRules;
 use ruma::{EventId, RoomId, RoomVersionId};
 use serde_json::Value;
@@ -64,12 +65,12 @@ pub fn rules_for(version: &str) -> Result<RoomVersionRules> {
 
 /// The room's record, or `M_NOT_FOUND`.
 pub fn room(s: &Services, room_id: &RoomId) -> Result<RoomRecord> {
-    s.db.get(ROOMS, &room_id.to_string())?.ok_or_else(|| Error::not_found(format!("Unknown room {room_id}")))
+    s.db.get(ROOMS, room_id)?.ok_or_else(|| Error::not_found(format!("Unknown room {room_id}")))
 }
 
 /// Whether the room is known here (created here, or joined over federation).
 pub fn exists(s: &Services, room_id: &RoomId) -> Result<bool> {
-    Ok(s.db.get(ROOMS, &room_id.to_string())?.is_some())
+    Ok(s.db.get(ROOMS, room_id)?.is_some())
 }
 
 /// The room's record for a user's request about it: an unknown room is `M_FORBIDDEN`, the
@@ -124,17 +125,17 @@ fn load_from_storage(s: &Services, short: u64) -> Result<Option<StoredEvent>> {
         Some(version) => rules_for(version)?,
         None => {
             let room_id = match json.get("room_id").and_then(Value::as_str) {
-                Some(r) => r.to_owned(),
-                None => format!("!{}", meta.event_id.trim_start_matches('$')),
-            };
+                Some(r) => RoomId::parse(r),
+                None => RoomId::parse(format!("!{}", meta.event_id.as_str().trim_start_matches('$'))),
+            }
+            .map_err(|e| Error::internal(format!("stored event {} without a valid room ID: {e}", meta.event_id)))?;
             let record =
                 s.db.get(ROOMS, &room_id)?
                     .ok_or_else(|| Error::internal(format!("event in unknown room {room_id}")))?;
             rules_for(&record.room_version)?
         }
     };
-    let event_id = EventId::parse(&meta.event_id).map_err(Error::internal)?;
-    let mut pdu = Pdu::from_json(event_id, &json, &rules)?;
+    let mut pdu = Pdu::from_json(meta.event_id.clone(), &json, &rules)?;
     pdu.rejected = meta.rejected;
     Ok(Some(StoredEvent { pdu, json: Arc::new(json), meta }))
 }
@@ -153,7 +154,12 @@ pub fn current_state(s: &Services, room_id: &RoomId) -> Result<Arc<ShortState>> 
 }
 
 /// One event of a state map.
-pub fn state_event(s: &Services, state: &ShortState, kind: &str, state_key: &str) -> Result<Option<StoredEvent>> {
+pub fn state_event(
+    s: &Services,
+    state: &ShortState,
+    kind: &StateEventType,
+    state_key: &str,
+) -> Result<Option<StoredEvent>> {
     let Some(key) = short::statekey_get(&s.db, kind, state_key)? else { return Ok(None) };
     match state.get(&key) {
         Some(&event) => load_by_short(s, event),
@@ -162,7 +168,12 @@ pub fn state_event(s: &Services, state: &ShortState, kind: &str, state_key: &str
 }
 
 /// One event of the room's current state, via the current-state index.
-pub fn current_state_event(s: &Services, room_id: &RoomId, kind: &str, state_key: &str) -> Result<Option<StoredEvent>> {
+pub fn current_state_event(
+    s: &Services,
+    room_id: &RoomId,
+    kind: &StateEventType,
+    state_key: &str,
+) -> Result<Option<StoredEvent>> {
     let record = room(s, room_id)?;
     let Some(key) = short::statekey_get(&s.db, kind, state_key)? else { return Ok(None) };
     match s.db.get(CURRENT_STATE, &(record.shortroomid, key))? {
@@ -172,6 +183,11 @@ pub fn current_state_event(s: &Services, room_id: &RoomId, kind: &str, state_key
 }
 
 /// The content of a current state event, if set.
-pub fn current_state_content(s: &Services, room_id: &RoomId, kind: &str, state_key: &str) -> Result<Option<Value>> {
+pub fn current_state_content(
+    s: &Services,
+    room_id: &RoomId,
+    kind: &StateEventType,
+    state_key: &str,
+) -> Result<Option<Value>> {
     Ok(current_state_event(s, room_id, kind, state_key)?.map(|e| e.pdu.content_value()))
 }

@@ -1,7 +1,7 @@
 //! A parsed PDU (spec: Server-Server API, "PDUs"; "Room Versions" for the per-version format)
 //! and its [`ruma::state_res::Event`] implementation, so ruma can authorize and resolve it.
 
-use ruma::events::TimelineEventType;
+use ruma::events::{StateEventType, TimelineEventType};
 use ruma::room_version_rules::RoomVersionRules;
 use ruma::{EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UInt, UserId};
 use serde::Deserialize;
@@ -101,6 +101,11 @@ impl Pdu {
 
     pub fn content_value(&self) -> Value {
         serde_json::from_str(self.content.get()).unwrap_or(Value::Null)
+    }
+
+    /// The event's type as a state event type (for state keys and state lookups).
+    pub fn state_type(&self) -> StateEventType {
+        self.kind.to_string().into()
     }
 
     pub fn is_state(&self) -> bool {

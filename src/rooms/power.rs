@@ -1,6 +1,7 @@
 //! Power levels as clients meet them outside the auth rules (spec: `m.room.power_levels`;
 //! room version 12: creators have unlimited power).
 
+use ruma::events::StateEventType;
 use ruma::{RoomId, UserId};
 use serde_json::Value;
 
@@ -11,7 +12,7 @@ use crate::services::Services;
 /// A user's power in the room's current state; `i64::MAX` for v12 creators.
 pub fn user_power(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<i64> {
     let rules = rules_for(&room(s, room_id)?.room_version)?;
-    let create = current_state_event(s, room_id, "m.room.create", "")?;
+    let create = current_state_event(s, room_id, &StateEventType::RoomCreate, "")?;
     if rules.authorization.explicitly_privilege_room_creators
         && let Some(create) = &create
     {
@@ -23,7 +24,7 @@ pub fn user_power(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<i6
             return Ok(i64::MAX);
         }
     }
-    match current_state_event(s, room_id, "m.room.power_levels", "")? {
+    match current_state_event(s, room_id, &StateEventType::RoomPowerLevels, "")? {
         Some(pl) => {
             let c = pl.pdu.content_value();
             Ok(c.get("users")
@@ -40,7 +41,7 @@ pub fn user_power(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<i6
 /// The level an action needs (`redact`, `kick`, `ban`, `invite`, ...), with the spec's defaults.
 pub fn required(s: &Services, room_id: &RoomId, action: &str) -> Result<i64> {
     let default = if action == "invite" { 0 } else { 50 };
-    Ok(current_state_event(s, room_id, "m.room.power_levels", "")?
+    Ok(current_state_event(s, room_id, &StateEventType::RoomPowerLevels, "")?
         .and_then(|pl| pl.pdu.content_value().get(action).and_then(as_int))
         .unwrap_or(default))
 }

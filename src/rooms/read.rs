@@ -3,6 +3,9 @@
 
 use std::sync::Arc;
 
+use ruma::events::StateEventType;
+use ruma::events::TimelineEventType;
+use ruma::events::room::member::MembershipState;
 use ruma::{RoomId, UserId};
 use serde_json::Value;
 
@@ -145,7 +148,7 @@ pub type VisibilityCache = BoundedCache<(u64, ruma::OwnedUserId), VisibilityAt>;
 #[derive(Clone)]
 pub struct VisibilityAt {
     visibility: Arc<str>,
-    membership: Option<Arc<str>>,
+    membership: Option<MembershipState>,
 }
 
 fn visibility_at(s: &Services, viewer: &UserId, group: u64) -> Result<VisibilityAt> {
@@ -155,37 +158,40 @@ fn visibility_at(s: &Services, viewer: &UserId, group: u64) -> Result<Visibility
     }
     let at = state::load(&s.db, &s.state_cache, group)?;
     let content = |e: StoredEvent, field: &str| e.pdu.content_value().get(field).and_then(Value::as_str).map(Arc::from);
-    let visibility = state_event(s, &at, "m.room.history_visibility", "")?
+    let visibility = state_event(s, &at, &StateEventType::RoomHistoryVisibility, "")?
         .and_then(|e| content(e, "history_visibility"))
         .unwrap_or_else(|| Arc::from("shared"));
-    let membership = state_event(s, &at, "m.room.member", viewer.as_str())?.and_then(|e| content(e, "membership"));
+    let membership = state_event(s, &at, &StateEventType::RoomMember, viewer.as_str())?
+        .and_then(|e| content(e, "membership"))
+        .map(|m| MembershipState::from(&*m));
     let found = VisibilityAt { visibility, membership };
     s.visibility_cache.insert(key, found.clone());
     Ok(found)
 }
 
 /// The viewer's membership at state group `group` (`None`: never in the room then).
-pub fn membership_at(s: &Services, viewer: &UserId, group: u64) -> Result<Option<Arc<str>>> {
+pub fn membership_at(s: &Services, viewer: &UserId, group: u64) -> Result<Option<MembershipState>> {
     Ok(visibility_at(s, viewer, group)?.membership)
 }
 
 /// May `viewer` see `ev`? (spec: "History visibility"; evaluated at the event).
-pub fn can_see(s: &Services, viewer: &UserId, ev: &StoredEvent, current: Option<&str>) -> Result<bool> {
-    if ev.pdu.kind.to_string() == "m.room.member" && ev.pdu.state_key.as_deref() == Some(viewer.as_str()) {
+pub fn can_see(s: &Services, viewer: &UserId, ev: &StoredEvent, current: Option<&MembershipState>) -> Result<bool> {
+    if ev.pdu.kind == TimelineEventType::RoomMember && ev.pdu.state_key.as_deref() == Some(viewer.as_str()) {
         return Ok(true);
     }
+    let joined = current == Some(&MembershipState::Join);
     if ev.meta.outlier {
         // State learnt when joining through another server: part of the room's state.
-        return Ok(current == Some("join"));
+        return Ok(joined);
     }
     let VisibilityAt { visibility, membership } = visibility_at(s, viewer, ev.meta.state_after)?;
     if &*visibility == "world_readable" {
         return Ok(true);
     }
-    Ok(match (membership.as_deref(), &*visibility) {
-        (Some("join"), _) => true,
-        (Some("invite"), "invited" | "shared") => true,
-        (_, "shared") => current == Some("join"),
+    Ok(match (membership, &*visibility) {
+        (Some(MembershipState::Join), _) => true,
+        (Some(MembershipState::Invite), "invited" | "shared") => true,
+        (_, "shared") => joined,
         _ => false,
     })
 }
@@ -249,7 +255,7 @@ pub fn messages(
             if ev.meta.rejected || ev.meta.soft_failed || ignored.iter().any(|u| u == ev.pdu.sender.as_str()) {
                 continue;
             }
-            if filter.allows(&ev) && can_see(s, viewer, &ev, current.as_deref())? {
+            if filter.allows(&ev) && can_see(s, viewer, &ev, current.as_ref())? {
                 chunk.push(ev);
                 if chunk.len() >= limit {
                     break;
@@ -283,16 +289,16 @@ pub fn before(t: TopoToken) -> TopoToken {
 pub fn state_for(s: &Services, room_id: &RoomId, viewer: &UserId) -> Result<Arc<ShortState>> {
     let record = super::room_as_member(s, room_id)?;
     let current = state::load(&s.db, &s.state_cache, record.current_state_group)?;
-    let member = s.db.get(ROOM_MEMBERSHIPS, &(room_id.to_string(), viewer.to_string()))?;
+    let member = s.db.get(ROOM_MEMBERSHIPS, &(room_id, viewer))?;
     match member {
-        Some(m) if m.membership == "join" => Ok(current),
+        Some(m) if m.membership == MembershipState::Join => Ok(current),
         _ if world_readable(s, &current)? => Ok(current),
         Some(m)
-            if (m.membership == "leave" || m.membership == "ban")
+            if matches!(m.membership, MembershipState::Leave | MembershipState::Ban)
                 && !super::membership::forgotten(s, room_id, viewer, &m)? =>
         {
-            let id = ruma::EventId::parse(&m.event_id).map_err(Error::internal)?;
-            let short = short::event_get(&s.db, &id)?.ok_or_else(|| Error::internal("membership event unknown"))?;
+            let short =
+                short::event_get(&s.db, &m.event_id)?.ok_or_else(|| Error::internal("membership event unknown"))?;
             let meta = s.db.get(EVENT_META, &short)?.ok_or_else(|| Error::internal("membership event without meta"))?;
             state::load(&s.db, &s.state_cache, meta.state_after)
         }
@@ -301,7 +307,7 @@ pub fn state_for(s: &Services, room_id: &RoomId, viewer: &UserId) -> Result<Arc<
 }
 
 fn world_readable(s: &Services, state: &ShortState) -> Result<bool> {
-    Ok(state_event(s, state, "m.room.history_visibility", "")?.is_some_and(|e| {
+    Ok(state_event(s, state, &StateEventType::RoomHistoryVisibility, "")?.is_some_and(|e| {
         e.pdu.content_value().get("history_visibility").and_then(Value::as_str) == Some("world_readable")
     }))
 }
@@ -334,5 +340,5 @@ pub fn state_events(s: &Services, state: &ShortState) -> Result<Vec<StoredEvent>
 
 /// The member events of a state map.
 pub fn member_events(s: &Services, state: &ShortState) -> Result<Vec<StoredEvent>> {
-    Ok(state_events(s, state)?.into_iter().filter(|e| e.pdu.kind.to_string() == "m.room.member").collect())
+    Ok(state_events(s, state)?.into_iter().filter(|e| e.pdu.kind == TimelineEventType::RoomMember).collect())
 }

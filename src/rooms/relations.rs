@@ -2,6 +2,7 @@
 //! "Event replacements", "Threading", "Reference relations"): children of an event, bundled
 //! aggregations in `unsigned.m.relations`, `/relations` pagination and `/threads`.
 
+use ruma::events::TimelineEventType;
 use ruma::{EventId, RoomId, UserId};
 use serde_json::{Map, Value, json};
 
@@ -56,7 +57,7 @@ fn visible_children(
         if ev.meta.rejected || ev.meta.soft_failed || ignored.iter().any(|u| u == ev.pdu.sender.as_str()) {
             continue;
         }
-        if read::can_see(s, viewer, &ev, current.as_deref())? {
+        if read::can_see(s, viewer, &ev, current.as_ref())? {
             out.push(ev);
         }
     }
@@ -142,7 +143,7 @@ pub fn page(
     let not_found = || Error::not_found("Event not found");
     let parent = super::load(s, parent_id)?.ok_or_else(not_found)?;
     let current = membership::membership_of(s, room_id, viewer)?;
-    if parent.pdu.room()? != *room_id || !read::can_see(s, viewer, &parent, current.as_deref())? {
+    if parent.pdu.room()? != *room_id || !read::can_see(s, viewer, &parent, current.as_ref())? {
         return Err(not_found());
     }
     let mut all = visible_children(s, &parent, viewer, q.rel_type)?;
@@ -162,7 +163,7 @@ pub fn page(
             frontier = next;
         }
     }
-    all.retain(|c| q.event_type.is_none_or(|t| c.pdu.kind.to_string() == t));
+    all.retain(|c| q.event_type.is_none_or(|t| c.pdu.kind == TimelineEventType::from(t)));
     all.sort_by_key(|c| c.meta.stream_pos);
     if q.backwards {
         all.reverse();
@@ -213,7 +214,7 @@ pub fn threads(
     let mut next = None;
     for (latest, root) in roots {
         let Some(ev) = load_by_short(s, root)? else { continue };
-        if !read::can_see(s, viewer, &ev, current.as_deref())? {
+        if !read::can_see(s, viewer, &ev, current.as_ref())? {
             continue;
         }
         if participated_only {

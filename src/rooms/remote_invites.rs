@@ -6,6 +6,8 @@
 //! (`federation::join::leave`, [`record_rejection`]), or, when no server takes it, a local
 //! out-of-band leave ([`reject`], as Synapse does when the inviting server cannot be reached).
 
+use ruma::events::TimelineEventType;
+use ruma::events::room::member::MembershipState;
 use ruma::{CanonicalJsonObject, EventId, OwnedEventId, RoomId, UserId};
 use serde_json::{Value, json};
 
@@ -57,9 +59,9 @@ fn put(
     knock: bool,
 ) -> Result<()> {
     let pos = s.db.stream().allocate().waking([crate::storage::notifier::Interest::user(user)]);
-    let key = (user.to_string(), room_id.to_string());
+    let key = (user, room_id);
     let record = RemoteInviteRecord {
-        event_id: event_id.to_string(),
+        event_id: event_id.to_owned(),
         room_version: room_version.to_owned(),
         event,
         invite_room_state,
@@ -67,9 +69,8 @@ fn put(
         rejection: None,
         knock,
     };
-    let membership = if knock { "knock" } else { "invite" };
-    let membership =
-        MembershipRecord { membership: membership.into(), event_id: event_id.to_string(), stream_pos: pos.pos() };
+    let membership = if knock { MembershipState::Knock } else { MembershipState::Invite };
+    let membership = MembershipRecord { membership, event_id: event_id.to_owned(), stream_pos: pos.pos() };
     let mut batch = s.db.batch();
     batch.put(REMOTE_INVITES, &key, &record)?;
     batch.put(USER_MEMBERSHIPS, &key, &membership)?;
@@ -85,10 +86,10 @@ pub fn behind(
     room_id: &RoomId,
     m: &MembershipRecord,
 ) -> Result<Option<RemoteInviteRecord>> {
-    let Some(record) = s.db.get(REMOTE_INVITES, &(user.to_string(), room_id.to_string()))? else { return Ok(None) };
+    let Some(record) = s.db.get(REMOTE_INVITES, &(user, room_id))? else { return Ok(None) };
     let matches = match &record.rejection {
-        _ if m.membership == "invite" || m.membership == "knock" => record.event_id == m.event_id,
-        Some((leave_id, _)) => m.membership == "leave" && *leave_id == m.event_id,
+        _ if matches!(m.membership, MembershipState::Invite | MembershipState::Knock) => record.event_id == m.event_id,
+        Some((leave_id, _)) => m.membership == MembershipState::Leave && *leave_id == m.event_id,
         None => false,
     };
     Ok(matches.then_some(record))
@@ -96,8 +97,7 @@ pub fn behind(
 
 /// The user's pending remote invite (or knock) to the room, if their membership is still that.
 pub fn pending(s: &Services, user: &UserId, room_id: &RoomId) -> Result<Option<RemoteInviteRecord>> {
-    let key = (user.to_string(), room_id.to_string());
-    let Some(m) = s.db.get(USER_MEMBERSHIPS, &key)? else { return Ok(None) };
+    let Some(m) = s.db.get(USER_MEMBERSHIPS, &(user, room_id))? else { return Ok(None) };
     Ok(behind(s, user, room_id, &m)?.filter(|r| r.rejection.is_none()))
 }
 
@@ -108,12 +108,12 @@ pub fn reject(s: &Services, user: &UserId, room_id: &RoomId, reason: Option<&str
         pending(s, user, room_id)?.ok_or_else(|| Error::forbidden(format!("You are not in room {room_id}")))?;
     let rules = rules_for(&record.room_version)?;
     let depth = record.event.get("depth").and_then(Value::as_u64).unwrap_or(0) + 1;
-    let mut content = json!({ "membership": "leave" });
+    let mut content = json!({ "membership": MembershipState::Leave });
     if let Some(r) = reason {
         content["reason"] = json!(r);
     }
     let leave = json!({
-        "type": "m.room.member",
+        "type": TimelineEventType::RoomMember,
         "room_id": room_id,
         "sender": user,
         "state_key": user,
@@ -141,10 +141,10 @@ pub fn record_rejection(
     let mut record =
         pending(s, user, room_id)?.ok_or_else(|| Error::forbidden(format!("You are not in room {room_id}")))?;
     let pos = s.db.stream().allocate().waking([crate::storage::notifier::Interest::user(user)]);
-    let key = (user.to_string(), room_id.to_string());
-    record.rejection = Some((leave_id.to_string(), serde_json::to_value(leave).map_err(Error::internal)?));
+    let key = (user, room_id);
+    record.rejection = Some((leave_id.to_owned(), serde_json::to_value(leave).map_err(Error::internal)?));
     let membership =
-        MembershipRecord { membership: "leave".into(), event_id: leave_id.to_string(), stream_pos: pos.pos() };
+        MembershipRecord { membership: MembershipState::Leave, event_id: leave_id.to_owned(), stream_pos: pos.pos() };
     let mut batch = s.db.batch();
     batch.put(REMOTE_INVITES, &key, &record)?;
     batch.put(USER_MEMBERSHIPS, &key, &membership)?;
@@ -155,7 +155,7 @@ pub fn record_rejection(
 /// Forget a remote invite (the user joined the room through federation, or forgot it).
 pub fn delete(s: &Services, user: &UserId, room_id: &RoomId) -> Result<()> {
     let mut batch = s.db.batch();
-    batch.delete(REMOTE_INVITES, &(user.to_string(), room_id.to_string()))?;
+    batch.delete(REMOTE_INVITES, &(user, room_id))?;
     batch.commit()
 }
 
@@ -164,7 +164,7 @@ pub fn invite_state(record: &RemoteInviteRecord) -> Value {
     let mut events: Vec<Value> = record.invite_room_state.clone();
     let e = &record.event;
     events.push(json!({
-        "type": "m.room.member",
+        "type": TimelineEventType::RoomMember,
         "state_key": e.get("state_key"),
         "sender": e.get("sender"),
         "content": e.get("content").cloned().unwrap_or_else(|| json!({})),
@@ -188,12 +188,12 @@ pub fn leave_section(room_id: &RoomId, record: &RemoteInviteRecord) -> Option<Va
     let event = json!({
         "event_id": leave_id,
         "room_id": room_id,
-        "type": "m.room.member",
+        "type": TimelineEventType::RoomMember,
         "sender": leave.get("sender"),
         "state_key": leave.get("state_key"),
         "content": leave.get("content"),
         "origin_server_ts": leave.get("origin_server_ts"),
-        "unsigned": { "membership": "leave" },
+        "unsigned": { "membership": MembershipState::Leave },
     });
     Some(json!({
         "timeline": { "events": [event], "limited": false, "prev_batch": format!("s{}", record.stream_pos) },

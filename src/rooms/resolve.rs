@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use ruma::events::StateEventType;
 use ruma::room_version_rules::{RoomVersionRules, StateResolutionV2Rules};
 use ruma::state_res::utils::event_id_set::EventIdSet;
 use ruma::state_res::{Event, StateMap};
@@ -49,7 +48,7 @@ pub fn resolve_with(
                 Some(p) if p.short == *event => p.pdu.event_id.clone(),
                 _ => short::event_id(&s.db, *event)?,
             };
-            map.insert((StateEventType::from(kind), state_key), event_id);
+            map.insert((kind, state_key), event_id);
         }
         maps.push(map);
     }
@@ -61,7 +60,7 @@ pub fn resolve_with(
             .map_err(|e| Error::internal(format!("state resolution: {e}")))?;
     let mut out = ShortState::new();
     for ((kind, state_key), event_id) in resolved {
-        let key = short::statekey(&s.db, &kind.to_string(), &state_key)?;
+        let key = short::statekey(&s.db, &kind, &state_key)?;
         let event = match pending {
             Some(p) if p.pdu.event_id == event_id => p.short,
             _ => short::event_get(&s.db, &event_id)?

@@ -1,12 +1,13 @@
 //! Short numeric ids for rooms, events and state keys (the generic `shortids` table, with one
 //! prefix letter per kind so the namespaces never collide).
 
+use ruma::events::StateEventType;
 use ruma::{EventId, OwnedEventId, RoomId};
 
 use crate::error::{Error, Result};
 use crate::storage::{Batch, Storage};
 
-fn statekey_string(kind: &str, state_key: &str) -> String {
+fn statekey_string(kind: &StateEventType, state_key: &str) -> String {
     // JSON makes the pair unambiguous whatever characters either part holds.
     format!("k{}", serde_json::json!([kind, state_key]))
 }
@@ -34,19 +35,19 @@ pub fn event_id(db: &Storage, short: u64) -> Result<OwnedEventId> {
     EventId::parse(s.trim_start_matches('e')).map_err(|e| Error::internal(format!("bad stored event id: {e}")))
 }
 
-pub fn statekey(db: &Storage, kind: &str, state_key: &str) -> Result<u64> {
+pub fn statekey(db: &Storage, kind: &StateEventType, state_key: &str) -> Result<u64> {
     db.get_or_create_shortid(&statekey_string(kind, state_key))
 }
 
 /// The short id of a state key already seen, without allocating.
-pub fn statekey_get(db: &Storage, kind: &str, state_key: &str) -> Result<Option<u64>> {
+pub fn statekey_get(db: &Storage, kind: &StateEventType, state_key: &str) -> Result<Option<u64>> {
     db.shortid(&statekey_string(kind, state_key))
 }
 
 /// `(type, state_key)` of a short state key.
-pub fn statekey_parts(db: &Storage, short: u64) -> Result<(String, String)> {
+pub fn statekey_parts(db: &Storage, short: u64) -> Result<(StateEventType, String)> {
     let s = db.shortid_string(short)?.ok_or_else(|| Error::internal(format!("unknown short state key {short}")))?;
     let parts: (String, String) =
         serde_json::from_str(s.trim_start_matches('k')).map_err(|e| Error::internal(format!("bad state key: {e}")))?;
-    Ok(parts)
+    Ok((parts.0.into(), parts.1))
 }

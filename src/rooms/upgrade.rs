@@ -2,6 +2,8 @@
 //! its predecessor, the old room's important state carried over, local aliases moved, a
 //! tombstone in the old room and its power levels raised so ordinary users can no longer talk.
 
+use ruma::events::StateEventType;
+use ruma::events::room::member::MembershipState;
 use ruma::{OwnedRoomId, RoomId, UserId};
 use serde_json::{Value, json};
 
@@ -13,15 +15,15 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::services::Services;
 
 /// State copied into the replacement room (as Synapse does).
-const CARRIED_STATE: &[&str] = &[
-    "m.room.server_acl",
-    "m.room.encryption",
-    "m.room.name",
-    "m.room.avatar",
-    "m.room.topic",
-    "m.room.guest_access",
-    "m.room.history_visibility",
-    "m.room.join_rules",
+const CARRIED_STATE: [StateEventType; 8] = [
+    StateEventType::RoomServerAcl,
+    StateEventType::RoomEncryption,
+    StateEventType::RoomName,
+    StateEventType::RoomAvatar,
+    StateEventType::RoomTopic,
+    StateEventType::RoomGuestAccess,
+    StateEventType::RoomHistoryVisibility,
+    StateEventType::RoomJoinRules,
 ];
 
 pub fn upgrade(s: &Services, old: &RoomId, user: &UserId, new_version: &str) -> Result<OwnedRoomId> {
@@ -32,7 +34,7 @@ pub fn upgrade(s: &Services, old: &RoomId, user: &UserId, new_version: &str) -> 
         ));
     }
     membership::ensure_joined(s, old, user)?;
-    let tombstone_level = current_state_content(s, old, "m.room.power_levels", "")?
+    let tombstone_level = current_state_content(s, old, &StateEventType::RoomPowerLevels, "")?
         .and_then(|pl| pl.get("events").and_then(|e| e.get("m.room.tombstone")).and_then(Value::as_i64))
         .map_or_else(|| power::required(s, old, "state_default"), Ok)?;
     if power::user_power(s, old, user)? < tombstone_level {
@@ -47,16 +49,18 @@ pub fn upgrade(s: &Services, old: &RoomId, user: &UserId, new_version: &str) -> 
     if let Some(e) = last_event {
         creation["predecessor"]["event_id"] = json!(e);
     }
-    if let Some(kind) = current_state_content(s, old, "m.room.create", "")?.and_then(|c| c.get("type").cloned()) {
+    if let Some(kind) =
+        current_state_content(s, old, &StateEventType::RoomCreate, "")?.and_then(|c| c.get("type").cloned())
+    {
         creation["type"] = kind;
     }
     let mut initial_state = Vec::new();
     for kind in CARRIED_STATE {
-        if let Some(content) = current_state_content(s, old, kind, "")? {
+        if let Some(content) = current_state_content(s, old, &kind, "")? {
             initial_state.push(NewEvent::state(kind, "", content));
         }
     }
-    let mut power_levels = current_state_content(s, old, "m.room.power_levels", "")?;
+    let mut power_levels = current_state_content(s, old, &StateEventType::RoomPowerLevels, "")?;
     if let Some(pl) = power_levels.as_mut() {
         let new_rules = rules_for(new_version)?;
         if let Some(users) = pl.get_mut("users").and_then(Value::as_object_mut) {
@@ -81,22 +85,21 @@ pub fn upgrade(s: &Services, old: &RoomId, user: &UserId, new_version: &str) -> 
     // Bans carry over; local aliases move with the canonical alias.
     let old_state = current_state(s, old)?;
     for ev in read::member_events(s, &old_state)? {
-        if ev.pdu.content_value().get("membership").and_then(Value::as_str) == Some("ban")
+        if ev.pdu.content_value().get("membership").and_then(Value::as_str).map(MembershipState::from)
+            == Some(MembershipState::Ban)
             && let Some(target) = ev.pdu.state_key.as_deref().and_then(|k| UserId::parse(k).ok())
         {
             membership::ban(s, &new_room, user, &target, ev.pdu.content_value().get("reason").and_then(Value::as_str))?;
         }
     }
-    for a in alias::list(s, old)? {
-        if let Ok(alias_id) = ruma::RoomAliasId::parse(&a) {
-            alias::remove(s, &alias_id)?;
-            alias::add(s, &alias_id, &new_room, user)?;
-        }
+    for alias_id in alias::list(s, old)? {
+        alias::remove(s, &alias_id)?;
+        alias::add(s, &alias_id, &new_room, user)?;
     }
-    if let Some(canonical) = current_state_event(s, old, "m.room.canonical_alias", "")? {
+    if let Some(canonical) = current_state_event(s, old, &StateEventType::RoomCanonicalAlias, "")? {
         let content = canonical.pdu.content_value();
-        send(s, &new_room, user, NewEvent::state("m.room.canonical_alias", "", content), None)?;
-        send(s, old, user, NewEvent::state("m.room.canonical_alias", "", json!({})), None)?;
+        send(s, &new_room, user, NewEvent::state(StateEventType::RoomCanonicalAlias, "", content), None)?;
+        send(s, old, user, NewEvent::state(StateEventType::RoomCanonicalAlias, "", json!({})), None)?;
     }
     if super::directory::is_published(s, old)? {
         super::directory::set_published(s, old, false)?;
@@ -104,14 +107,14 @@ pub fn upgrade(s: &Services, old: &RoomId, user: &UserId, new_version: &str) -> 
     }
 
     let tombstone = json!({ "body": "This room has been replaced", "replacement_room": new_room });
-    send(s, old, user, NewEvent::state("m.room.tombstone", "", tombstone), None)?;
-    if let Some(mut pl) = current_state_content(s, old, "m.room.power_levels", "")? {
+    send(s, old, user, NewEvent::state(StateEventType::RoomTombstone, "", tombstone), None)?;
+    if let Some(mut pl) = current_state_content(s, old, &StateEventType::RoomPowerLevels, "")? {
         let users_default = pl.get("users_default").and_then(Value::as_i64).unwrap_or(0);
         let restricted = (users_default + 1).max(50);
         pl["events_default"] = json!(restricted);
         pl["invite"] = json!(restricted);
         // Failing to restrict the old room is not fatal: the tombstone already points onward.
-        let _ = send(s, old, user, NewEvent::state("m.room.power_levels", "", pl), None);
+        let _ = send(s, old, user, NewEvent::state(StateEventType::RoomPowerLevels, "", pl), None);
     }
     tracing::info!(%old, %new_room, new_version, "room upgraded");
     Ok(new_room)

@@ -57,9 +57,8 @@ pub fn verify_stored(s: &Services, ev: &StoredEvent, keys: &PublicKeyMap) -> Res
     check_state_independent_auth_rules(&rules.authorization, &ev.pdu, fetch_event)
         .map_err(|e| fail(format!("auth events: {e}")))?;
     let before = state::load(&s.db, &s.state_cache, ev.meta.state_before)?;
-    let fetch_state = |ty: &ruma::events::StateEventType, key: &str| {
-        state_event(s, &before, &ty.to_string(), key).ok().flatten().map(|e| e.pdu)
-    };
+    let fetch_state =
+        |ty: &ruma::events::StateEventType, key: &str| state_event(s, &before, ty, key).ok().flatten().map(|e| e.pdu);
     check_state_dependent_auth_rules(&rules.authorization, &ev.pdu, fetch_state)
         .map_err(|e| fail(format!("state before: {e}")))
 }

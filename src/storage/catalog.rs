@@ -12,7 +12,7 @@
 use std::marker::PhantomData;
 
 use ruma::events::receipt::ReceiptType;
-use ruma::{OwnedDeviceId, OwnedRoomId, OwnedTransactionId, OwnedUserId};
+use ruma::{OwnedDeviceId, OwnedEventId, OwnedRoomAliasId, OwnedRoomId, OwnedTransactionId, OwnedUserId};
 
 use super::codec::Counter;
 use super::records::*;
@@ -101,7 +101,7 @@ pub const ACCOUNT_DATA_CHANGES: Table<(OwnedUserId, u64), AccountDataChange> =
 pub const FILTERS: Table<(OwnedUserId, String), serde_json::Value> = Table::new(18, "filters");
 
 /// `room_id` → [`RoomRecord`].
-pub const ROOMS: Table<String, RoomRecord> = Table::new(19, "rooms");
+pub const ROOMS: Table<OwnedRoomId, RoomRecord> = Table::new(19, "rooms");
 /// `shorteventid` → the PDU as canonical JSON (federation format, without `event_id` for room
 /// versions 3+). Replaced by its redacted form when redacted; otherwise immutable.
 pub const PDUS: Table<u64, serde_json::Value> = Table::new(20, "pdus");
@@ -116,28 +116,29 @@ pub const STATE_GROUPS: Table<u64, StateGroupRecord> = Table::new(24, "state_gro
 /// `shortroomid | shortstatekey` → `shorteventid`: the current state index.
 pub const CURRENT_STATE: Table<(u64, u64), Counter> = Table::new(25, "current_state");
 /// `room_id | user_id` → [`MembershipRecord`]: room → members.
-pub const ROOM_MEMBERSHIPS: Table<(String, String), MembershipRecord> = Table::new(26, "room_memberships");
+pub const ROOM_MEMBERSHIPS: Table<(OwnedRoomId, OwnedUserId), MembershipRecord> = Table::new(26, "room_memberships");
 /// `user_id | room_id` → [`MembershipRecord`]: user → rooms.
-pub const USER_MEMBERSHIPS: Table<(String, String), MembershipRecord> = Table::new(27, "user_memberships").marked();
+pub const USER_MEMBERSHIPS: Table<(OwnedUserId, OwnedRoomId), MembershipRecord> =
+    Table::new(27, "user_memberships").marked();
 /// `user_id | device_id | scope/txn_id` → `event_id`: idempotent `/send` and `/redact`
 /// (`scope` is the endpoint and its path arguments, as Synapse keys on the request path).
-pub const TXN_IDS: Table<(String, String, String), String> = Table::new(28, "txn_ids");
+pub const TXN_IDS: Table<(OwnedUserId, OwnedDeviceId, String), OwnedEventId> = Table::new(28, "txn_ids");
 /// `parent shorteventid | child shorteventid` → `[rel_type, event_type]` (`m.relates_to`).
 pub const RELATIONS: Table<(u64, u64), serde_json::Value> = Table::new(29, "relations").marked();
 
 /// `shortroomid | root shorteventid` → stream position of the thread's latest reply.
 pub const THREAD_ROOTS: Table<(u64, u64), Counter> = Table::new(30, "thread_roots").marked();
 /// `#alias:server` → `room_id` (local aliases).
-pub const ALIASES: Table<String, String> = Table::new(31, "aliases");
+pub const ALIASES: Table<OwnedRoomAliasId, OwnedRoomId> = Table::new(31, "aliases");
 /// `room_id | #alias:server` → `user_id` of whoever created the alias.
-pub const ROOM_ALIASES: Table<(String, String), String> = Table::new(32, "room_aliases");
+pub const ROOM_ALIASES: Table<(OwnedRoomId, OwnedRoomAliasId), OwnedUserId> = Table::new(32, "room_aliases");
 /// `room_id` → `true`: rooms published in the public room directory.
-pub const PUBLISHED_ROOMS: Table<String, serde_json::Value> = Table::new(33, "published_rooms");
+pub const PUBLISHED_ROOMS: Table<OwnedRoomId, serde_json::Value> = Table::new(33, "published_rooms");
 /// `user_id | room_id` → `true`: rooms the user forgot.
-pub const FORGOTTEN_ROOMS: Table<(String, String), serde_json::Value> = Table::new(34, "forgotten_rooms");
+pub const FORGOTTEN_ROOMS: Table<(OwnedUserId, OwnedRoomId), serde_json::Value> = Table::new(34, "forgotten_rooms");
 /// `room_id | report_id` → `{reporter, room_id, event_id?, reason, ts}`: content reports
 /// (`report_id` is a stream position, so a room's reports scan in the order they were made).
-pub const REPORTS: Table<(String, u64), serde_json::Value> = Table::new(35, "reports");
+pub const REPORTS: Table<(OwnedRoomId, u64), serde_json::Value> = Table::new(35, "reports");
 
 /// `(room_id | receipt_type) | (user_id | thread)` → [`ReceiptRecord`]: each user's latest
 /// `m.read` / `m.read.private` receipt per thread (`""` unthreaded, `main`, or the thread root's
@@ -183,7 +184,7 @@ pub const TO_DEVICE_TXNS: Table<(OwnedUserId, OwnedDeviceId, OwnedTransactionId)
 /// `user_id | room_id` → [`RemoteInviteRecord`]: an invite of a local user received over
 /// federation (`PUT /_matrix/federation/v2/invite`), with the stripped state the inviting
 /// server sent; the room itself may be unknown here.
-pub const REMOTE_INVITES: Table<(String, String), RemoteInviteRecord> = Table::new(48, "remote_invites");
+pub const REMOTE_INVITES: Table<(OwnedUserId, OwnedRoomId), RemoteInviteRecord> = Table::new(48, "remote_invites");
 
 /// `origin | txn_id` → `{"response": {"pdus": …}, "received_ts": ms}`: the answer to a
 /// processed `PUT /_matrix/federation/v1/send/{txnId}`, returned again when the origin

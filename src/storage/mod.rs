@@ -330,7 +330,7 @@ impl Storage {
         if let Some(id) = self.inner.shortid_cache.get(long) {
             return Ok(Some(id));
         }
-        let found = self.get(catalog::SHORTIDS, &long.to_string())?.map(|Counter(id)| id);
+        let found = self.get(catalog::SHORTIDS, long)?.map(|Counter(id)| id);
         if let Some(id) = found {
             self.remember_shortid(long, id);
         }
@@ -343,18 +343,17 @@ impl Storage {
 
     /// The short numeric id of a long identifier, allocating one on first use.
     pub fn get_or_create_shortid(&self, long: &str) -> Result<u64> {
-        let key = long.to_string();
         if let Some(id) = self.shortid(long)? {
             return Ok(id);
         }
         let _guard = self.inner.shortid_lock.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(Counter(id)) = self.get(catalog::SHORTIDS, &key)? {
+        if let Some(Counter(id)) = self.get(catalog::SHORTIDS, long)? {
             return Ok(id);
         }
         let id = self.inner.shortid_next.fetch_add(1, Ordering::SeqCst);
         let mut batch = self.batch();
-        batch.put(catalog::SHORTIDS, &key, &Counter(id))?;
-        batch.put(catalog::SHORTID_STRINGS, &id, &key)?;
+        batch.put(catalog::SHORTIDS, long, &Counter(id))?;
+        batch.put(catalog::SHORTID_STRINGS, &id, &long.to_owned())?;
         batch.merge_counter(SHORTID, id)?;
         batch.commit()?;
         self.remember_shortid(long, id);
@@ -449,8 +448,8 @@ impl Batch<'_> {
             return Ok(id);
         }
         let id = self.storage.inner.shortid_next.fetch_add(1, Ordering::SeqCst);
-        self.put(catalog::SHORTIDS, &long.to_string(), &Counter(id))?;
-        self.put(catalog::SHORTID_STRINGS, &id, &long.to_string())?;
+        self.put(catalog::SHORTIDS, long, &Counter(id))?;
+        self.put(catalog::SHORTID_STRINGS, &id, &long.to_owned())?;
         self.merge_counter(SHORTID, id)?;
         Ok(id)
     }
@@ -508,6 +507,8 @@ impl Batch<'_> {
 
 #[cfg(test)]
 mod tests {
+    use ruma::{room_id, user_id};
+
     use super::*;
 
     #[test]
@@ -548,30 +549,34 @@ mod tests {
     fn tables_sharing_the_keyspace_stay_apart() {
         let dir = tempfile::tempdir().unwrap();
         let s = Storage::open(dir.path(), 8).unwrap();
-        // Neighbours by id, with keys of the same shape.
+        // Neighbours by id, with keys that start alike.
         let (before, middle, after) = (catalog::PUBLISHED_ROOMS, catalog::FORGOTTEN_ROOMS, catalog::REPORTS);
         assert_eq!((before.id + 1, middle.id + 1), (middle.id, after.id));
-        let user = "@a:x".to_string();
+        let (user, room, room_b) = (user_id!("@a:x"), room_id!("!a:x"), room_id!("!b:x"));
         let mut b = s.batch();
-        b.put(before, &user, &serde_json::json!(0)).unwrap();
-        b.put(middle, &(user.clone(), "!r:x".to_string()), &serde_json::json!(1)).unwrap();
-        b.put(after, &(user.clone(), 5), &serde_json::json!(2)).unwrap();
-        b.put(after, &("@b:x".to_string(), 6), &serde_json::json!(3)).unwrap();
+        b.put(before, room, &serde_json::json!(0)).unwrap();
+        b.put(middle, &(user, room_id!("!r:x")), &serde_json::json!(1)).unwrap();
+        b.put(after, &(room, 5), &serde_json::json!(2)).unwrap();
+        b.put(after, &(room_b, 6), &serde_json::json!(3)).unwrap();
         b.commit().unwrap();
         assert_eq!(s.scan_all(middle).unwrap().len(), 1);
-        assert_eq!(s.scan_prefix(middle, &user).unwrap()[0].1, serde_json::json!(1));
-        let back = s.scan_from(after, &user, &(user.clone(), u64::MAX), true, 10).unwrap();
-        assert_eq!(back, [((user.clone(), 5), serde_json::json!(2))], "a reverse scan stays in its table and prefix");
-        let back = s.scan_from(middle, &user, &(user.clone(), "~".to_string()), true, 10).unwrap();
+        assert_eq!(s.scan_prefix(middle, user).unwrap()[0].1, serde_json::json!(1));
+        let back = s.scan_from(after, room, &(room, u64::MAX), true, 10).unwrap();
+        assert_eq!(
+            back,
+            [((room.to_owned(), 5), serde_json::json!(2))],
+            "a reverse scan stays in its table and prefix"
+        );
+        let back = s.scan_from(middle, user, &(user, room_id!("!~:x")), true, 10).unwrap();
         assert_eq!(back.len(), 1);
-        let forward = s.scan_from(after, &"@b:x".to_string(), &("@b:x".to_string(), 0), false, 10).unwrap();
+        let forward = s.scan_from(after, room_b, &(room_b, 0), false, 10).unwrap();
         assert_eq!(
             forward,
-            [(("@b:x".to_string(), 6), serde_json::json!(3))],
+            [((room_b.to_owned(), 6), serde_json::json!(3))],
             "a forward scan stops at the table's end"
         );
-        assert_eq!(s.get(before, &user).unwrap(), Some(serde_json::json!(0)));
-        assert_eq!(s.get(middle, &(user, "!other:x".to_string())).unwrap(), None);
+        assert_eq!(s.get(before, room).unwrap(), Some(serde_json::json!(0)));
+        assert_eq!(s.get(middle, &(user, room_id!("!other:x"))).unwrap(), None);
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! Fields may be added with `#[serde(default)]`; never renamed or removed.
 
 use ruma::events::receipt::ReceiptType;
+use ruma::events::room::member::MembershipState;
 use ruma::presence::PresenceState;
-use ruma::{OwnedDeviceId, OwnedEventId, OwnedRoomId, OwnedUserId};
+use ruma::{OwnedDeviceId, OwnedEventId, OwnedRoomId, OwnedTransactionId, OwnedUserId};
 use serde::{Deserialize, Serialize};
 
 use super::codec::JsonValue;
@@ -146,7 +147,7 @@ pub struct RoomRecord {
     /// The room's forward extremities: `(shorteventid, event_id)` of the events nothing follows
     /// yet. Kept in the record (rewritten on every append) rather than a table of churning rows.
     #[serde(default)]
-    pub forward_extremities: Vec<(u64, String)>,
+    pub forward_extremities: Vec<(u64, OwnedEventId)>,
     /// Stream position of the last change to the room's membership index (`room_memberships`);
     /// `None` in records written before it was kept (then readers scan the members).
     #[serde(default)]
@@ -156,7 +157,7 @@ pub struct RoomRecord {
 /// `event_meta` value: what we know about an event beyond its PDU.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventMeta {
-    pub event_id: String,
+    pub event_id: OwnedEventId,
     pub shortroomid: u64,
     /// Stream position at which it was persisted (timeline order).
     pub stream_pos: u64,
@@ -176,10 +177,10 @@ pub struct EventMeta {
     pub soft_failed: bool,
     /// The redaction event that redacted this one, if any.
     #[serde(default)]
-    pub redacted_by: Option<String>,
+    pub redacted_by: Option<OwnedEventId>,
     /// `(device_id, txn_id)` of a local client send, for `unsigned.transaction_id`.
     #[serde(default)]
-    pub txn: Option<(String, String)>,
+    pub txn: Option<(OwnedDeviceId, OwnedTransactionId)>,
     /// The room's version, so that loading the event needs no read of its room (rows written
     /// before it was recorded lack it: then the room's record says).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,8 +204,8 @@ pub struct StateGroupRecord {
 /// `room_memberships` and `user_memberships` value.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MembershipRecord {
-    pub membership: String,
-    pub event_id: String,
+    pub membership: MembershipState,
+    pub event_id: OwnedEventId,
     pub stream_pos: u64,
 }
 
@@ -217,7 +218,7 @@ impl JsonValue for MembershipRecord {}
 /// not here) until the user joins or rejects it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RemoteInviteRecord {
-    pub event_id: String,
+    pub event_id: OwnedEventId,
     pub room_version: String,
     /// The invite PDU, signed by the inviting server and by us.
     pub event: serde_json::Value,
@@ -226,7 +227,7 @@ pub struct RemoteInviteRecord {
     pub stream_pos: u64,
     /// The out-of-band leave PDU (signed by us) once the user rejected the invite locally.
     #[serde(default)]
-    pub rejection: Option<(String, serde_json::Value)>,
+    pub rejection: Option<(OwnedEventId, serde_json::Value)>,
     /// A knock of the user sent with `send_knock` rather than an invite: `event` is the knock,
     /// `invite_room_state` the `knock_room_state` the resident server answered.
     #[serde(default)]
@@ -330,3 +331,44 @@ pub struct DeviceStreamRecord {
 impl JsonValue for OutgoingTxnRecord {}
 impl JsonValue for BackoffRecord {}
 impl JsonValue for DeviceStreamRecord {}
+
+#[cfg(test)]
+mod tests {
+    use ruma::events::room::member::MembershipState;
+    use ruma::{device_id, event_id};
+
+    use super::{EventMeta, MembershipRecord};
+    use crate::storage::codec::ValueCodec;
+
+    #[test]
+    fn typed_room_records_keep_their_json() {
+        let m = MembershipRecord {
+            membership: MembershipState::Join,
+            event_id: event_id!("$e:x").to_owned(),
+            stream_pos: 7,
+        };
+        let json = br#"{"membership":"join","event_id":"$e:x","stream_pos":7}"#;
+        assert_eq!(m.encode_value(), json);
+        let back =
+            MembershipRecord::decode_value(br#"{"membership":"custom","event_id":"$e:x","stream_pos":7}"#).unwrap();
+        assert_eq!(back.membership.as_str(), "custom", "an unknown membership reads back as it was written");
+        let meta = EventMeta {
+            event_id: event_id!("$e:x").to_owned(),
+            shortroomid: 1,
+            stream_pos: 2,
+            depth: 3,
+            state_before: 4,
+            state_after: 5,
+            outlier: false,
+            rejected: false,
+            soft_failed: false,
+            redacted_by: Some(event_id!("$r:x").to_owned()),
+            txn: Some((device_id!("D").to_owned(), "t1".into())),
+            room_version: None,
+        };
+        let json = serde_json::to_value(&meta).unwrap();
+        assert_eq!(json["event_id"], "$e:x");
+        assert_eq!(json["redacted_by"], "$r:x");
+        assert_eq!(json["txn"], serde_json::json!(["D", "t1"]));
+    }
+}

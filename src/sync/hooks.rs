@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use ruma::{DeviceId, OwnedUserId, RoomId, UserId};
+use ruma::{DeviceId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::Value;
 
 use crate::error::Result;
@@ -24,7 +24,7 @@ pub fn device_lists(
     user: &UserId,
     since: u64,
     upto: u64,
-    memberships: &[((String, String), MembershipRecord)],
+    memberships: &[((OwnedUserId, OwnedRoomId), MembershipRecord)],
 ) -> Result<(Vec<OwnedUserId>, Vec<OwnedUserId>)> {
     crate::keys::changes::device_list_changes_in(s, user, since, upto, memberships)
 }

@@ -13,7 +13,8 @@ pub mod wake;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ruma::{RoomId, UserId};
+use ruma::events::room::member::MembershipState;
+use ruma::{OwnedRoomId, OwnedUserId, UserId};
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
@@ -100,13 +101,12 @@ fn account_data(s: &Services, user: &UserId, since: u64, upto: u64) -> Result<Ac
 }
 
 /// A row of `user_memberships`: `((user, room), record)`.
-type MembershipRow = ((String, String), MembershipRecord);
+type MembershipRow = ((OwnedUserId, OwnedRoomId), MembershipRecord);
 
 /// The user's rows of `user_memberships` (every room they are or were in), kept in memory while
 /// they do not change.
 fn rooms_of(db: &Storage, user: &UserId) -> Result<Arc<Vec<MembershipRow>>> {
-    let key = user.to_string();
-    db.derived(USER_MEMBERSHIPS, &key, "rooms", || Ok(Arc::new(db.scan_prefix(USER_MEMBERSHIPS, &key)?)))
+    db.derived(USER_MEMBERSHIPS, user, "rooms", || Ok(Arc::new(db.scan_prefix(USER_MEMBERSHIPS, user)?)))
 }
 
 /// A JSON object of `fields`, moved in (`json!` copies every value it is given, which for the
@@ -143,24 +143,23 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
 
     let (mut join, mut invite, mut leave, mut knock) = (Map::new(), Map::new(), Map::new(), Map::new());
     let memberships = rooms_of(&s.db, user)?;
-    for ((_, room), m) in memberships.iter() {
-        let (room, m) = (room.clone(), m);
+    for ((_, room_id), m) in memberships.iter() {
+        let (room, room_id) = (room_id.to_string(), room_id.clone());
         if !req.filter.wants_room(&room) {
             continue;
         }
-        let Ok(room_id) = RoomId::parse(&room) else { continue };
         let changed = since == 0 || m.stream_pos > since;
         let mut data = || match room_data.remove(&room) {
             Some(Value::Array(events)) => events,
             _ => Vec::new(),
         };
-        match m.membership.as_str() {
-            "join" => {
+        match m.membership {
+            MembershipState::Join => {
                 if let Some(section) = rooms::room(&c, &room_id, m, data(), false)? {
                     join.insert(room, section);
                 }
             }
-            "invite" if changed && m.stream_pos <= upto => {
+            MembershipState::Invite if changed && m.stream_pos <= upto => {
                 let remote = remote_invites::behind(s, user, &room_id, m)?;
                 let inviter = match &remote {
                     Some(r) => remote_invites::inviter(r),
@@ -175,14 +174,16 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
                 };
                 invite.insert(room.clone(), json!({ "invite_state": state }));
             }
-            "knock" if changed && m.stream_pos <= upto => {
+            MembershipState::Knock if changed && m.stream_pos <= upto => {
                 let state = match remote_invites::behind(s, user, &room_id, m)? {
                     Some(r) => remote_invites::knock_state(&r),
                     None => rooms::stripped_room(&c, &room_id)?,
                 };
                 knock.insert(room.clone(), json!({ "knock_state": state }));
             }
-            "leave" | "ban" if (since > 0 && m.stream_pos > since) || (since == 0 && req.filter.include_leave) => {
+            MembershipState::Leave | MembershipState::Ban
+                if (since > 0 && m.stream_pos > since) || (since == 0 && req.filter.include_leave) =>
+            {
                 if crate::rooms::membership::forgotten(s, &room_id, user, m)? {
                     continue;
                 }

@@ -3,6 +3,9 @@
 
 use std::collections::BTreeSet;
 
+use ruma::events::StateEventType;
+use ruma::events::TimelineEventType;
+use ruma::events::room::member::MembershipState;
 use ruma::{RoomId, UserId};
 use serde_json::{Map, Value, json};
 
@@ -49,7 +52,7 @@ fn timeline(
     shortroomid: u64,
     after: u64,
     upto: u64,
-    membership: Option<&str>,
+    membership: Option<&MembershipState>,
 ) -> Result<(Vec<StoredEvent>, bool)> {
     // Most rooms of a user with many saw nothing new: the timeline's last key, kept in memory,
     // says so without a scan.
@@ -94,7 +97,7 @@ fn timeline_forward(
     shortroomid: u64,
     after: u64,
     upto: u64,
-    membership: Option<&str>,
+    membership: Option<&MembershipState>,
 ) -> Result<Option<(Vec<StoredEvent>, bool)>> {
     const MAX_ROWS: usize = 256;
     let rows = c.s.db.scan_from(ROOM_TIMELINE, &shortroomid, &(shortroomid, after + 1), false, MAX_ROWS + 1)?;
@@ -117,7 +120,7 @@ fn timeline_forward(
 
 /// The event if it belongs in this user's timeline: not rejected or soft-failed, not from an
 /// ignored user, allowed by the filter and by history visibility.
-fn visible(c: &Ctx<'_>, sid: u64, membership: Option<&str>) -> Result<Option<StoredEvent>> {
+fn visible(c: &Ctx<'_>, sid: u64, membership: Option<&MembershipState>) -> Result<Option<StoredEvent>> {
     let Some(ev) = load_by_short(c.s, sid)? else { return Ok(None) };
     if ev.meta.rejected || ev.meta.soft_failed || c.ignored.iter().any(|u| u == ev.pdu.sender.as_str()) {
         return Ok(None);
@@ -156,7 +159,7 @@ fn state_section(
         if !c.filter.state.events.allows(&ev) {
             continue;
         }
-        let is_member = ev.pdu.kind.to_string() == "m.room.member";
+        let is_member = ev.pdu.kind == TimelineEventType::RoomMember;
         if lazy && is_member && !ev.pdu.state_key.as_deref().is_some_and(|k| senders.contains(k)) {
             continue;
         }
@@ -168,13 +171,13 @@ fn state_section(
 /// `summary`: heroes and member counts (spec: "Room summary").
 fn summary(c: &Ctx<'_>, room_id: &RoomId) -> Result<Value> {
     let (mut joined, mut invited, mut heroes) = (0u64, 0u64, Vec::new());
-    for ((_, member), m) in c.s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())? {
-        match m.membership.as_str() {
-            "join" => joined += 1,
-            "invite" => invited += 1,
+    for ((_, member), m) in c.s.db.scan_prefix(ROOM_MEMBERSHIPS, room_id)? {
+        match m.membership {
+            MembershipState::Join => joined += 1,
+            MembershipState::Invite => invited += 1,
             _ => continue,
         }
-        if member != c.user.as_str() && heroes.len() < 5 {
+        if member != c.user && heroes.len() < 5 {
             heroes.push(member);
         }
     }
@@ -193,7 +196,7 @@ pub fn room(
     let newly = c.since == 0 || m.stream_pos > c.since;
     let after = if newly && !left { 0 } else { c.since };
     let upto = if left { m.stream_pos.min(c.upto) } else { c.upto };
-    let (events, limited) = timeline(c, record.shortroomid, after, upto, Some(m.membership.as_str()))?;
+    let (events, limited) = timeline(c, record.shortroomid, after, upto, Some(&m.membership))?;
     let full = (newly && !left) || c.full_state || (left && c.since == 0);
     let state = state_section(c, room_id, &events, full, limited)?;
 
@@ -217,7 +220,7 @@ pub fn room(
         Some(first) => TopoToken { depth: first.meta.depth, stream: first.meta.stream_pos.saturating_sub(1) }.encode(),
         None => format!("s{upto}"),
     };
-    let members_changed = events.iter().chain(&state).any(|e| e.pdu.kind.to_string() == "m.room.member");
+    let members_changed = events.iter().chain(&state).any(|e| e.pdu.kind == TimelineEventType::RoomMember);
     let formatted = |events: &[StoredEvent]| events.iter().map(|e| c.format(e)).collect::<Result<Vec<_>>>();
     let timeline = object([
         ("events", Value::Array(formatted(&events)?)),
@@ -256,11 +259,11 @@ pub fn room(
 pub fn stripped_room(c: &Ctx<'_>, room_id: &RoomId) -> Result<Value> {
     let mut events = Vec::new();
     for kind in rooms::format::STRIPPED_STATE_TYPES {
-        if let Some(ev) = rooms::current_state_event(c.s, room_id, kind, "")? {
+        if let Some(ev) = rooms::current_state_event(c.s, room_id, &kind, "")? {
             events.push(stripped(&ev));
         }
     }
-    if let Some(ev) = rooms::current_state_event(c.s, room_id, "m.room.member", c.user.as_str())? {
+    if let Some(ev) = rooms::current_state_event(c.s, room_id, &StateEventType::RoomMember, c.user.as_str())? {
         events.push(stripped(&ev));
     }
     Ok(json!({ "events": events }))
@@ -268,7 +271,8 @@ pub fn stripped_room(c: &Ctx<'_>, room_id: &RoomId) -> Result<Value> {
 
 /// The sender of the user's invite (to drop invites from ignored users).
 pub fn inviter(c: &Ctx<'_>, room_id: &RoomId) -> Result<Option<String>> {
-    Ok(rooms::current_state_event(c.s, room_id, "m.room.member", c.user.as_str())?.map(|e| e.pdu.sender.to_string()))
+    Ok(rooms::current_state_event(c.s, room_id, &StateEventType::RoomMember, c.user.as_str())?
+        .map(|e| e.pdu.sender.to_string()))
 }
 
 /// Group account data by room: `Map<room_id, [events]>`.

@@ -11,6 +11,7 @@
 
 use ruma::UserId;
 use ruma::events::TimelineEventType;
+use ruma::events::room::member::MembershipState;
 
 use crate::error::Result;
 use crate::rooms::pdu::Pdu;
@@ -42,5 +43,9 @@ pub fn event(room: &(impl AsRef<str> + ?Sized), pdu: &Pdu) -> Vec<Interest> {
 
 fn joined(db: &Storage, user: &UserId) -> Result<Vec<Interest>> {
     let rows = super::rooms_of(db, user)?;
-    Ok(rows.iter().filter(|(_, m)| m.membership == "join").map(|((_, room), _)| Interest::room(room)).collect())
+    Ok(rows
+        .iter()
+        .filter(|(_, m)| m.membership == MembershipState::Join)
+        .map(|((_, room), _)| Interest::room(room))
+        .collect())
 }

@@ -9,6 +9,7 @@ use ruma::api::federation::transactions::edu::{
     DirectDeviceContent, DirectDeviceMessages, Edu, ReceiptContent, ReceiptData, ReceiptMap, TypingContent,
 };
 use ruma::events::receipt::{Receipt, ReceiptThread};
+use ruma::events::room::member::MembershipState;
 use ruma::serde::Raw;
 use ruma::{EventId, MilliSecondsSinceUnixEpoch, OwnedServerName, OwnedUserId, RoomId, TransactionId, UserId};
 use serde_json::Value;
@@ -34,11 +35,8 @@ fn servers_in_room_at(s: &Services, room_id: &RoomId, group: u64) -> Result<Arc<
         return Ok(servers);
     }
     let mut servers = BTreeSet::new();
-    for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())? {
-        if m.membership == "join"
-            && let Ok(user) = UserId::parse(member)
-            && !s.is_local(&user)
-        {
+    for ((_, user), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, room_id)? {
+        if m.membership == MembershipState::Join && !s.is_local(&user) {
             servers.insert(user.server_name().to_owned());
         }
     }

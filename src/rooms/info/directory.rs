@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use ruma::{OwnedUserId, UserId};
+use ruma::events::StateEventType;
+use ruma::events::room::member::MembershipState;
+use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::Value;
 
 use crate::error::Result;
@@ -26,8 +28,7 @@ pub struct Found {
 pub fn search(s: &Services, searcher: &UserId, term: &str, limit: usize) -> Result<(Vec<Found>, bool)> {
     let words: Vec<String> = term.split_whitespace().map(str::to_lowercase).collect();
     let mut ranked = Vec::new();
-    for user in candidates(s, searcher)? {
-        let Ok(user_id) = UserId::parse(&user) else { continue };
+    for user_id in candidates(s, searcher)? {
         if s.is_local(&user_id) && s.db.get(USERS, &user_id)?.is_none_or(|u| u.deactivated) {
             continue;
         }
@@ -38,7 +39,7 @@ pub fn search(s: &Services, searcher: &UserId, term: &str, limit: usize) -> Resu
             }))
         };
         let (display_name, avatar_url) = (field("displayname")?, field("avatar_url")?);
-        let id_lower = user.to_lowercase();
+        let id_lower = user_id.as_str().to_lowercase();
         let name_lower = display_name.as_deref().map(str::to_lowercase).unwrap_or_default();
         if !words.iter().all(|w| id_lower.contains(w.as_str()) || name_lower.contains(w.as_str())) {
             continue;
@@ -56,11 +57,11 @@ pub fn search(s: &Services, searcher: &UserId, term: &str, limit: usize) -> Resu
 }
 
 /// Everyone joined to a room the searcher is joined to, or to a public or world-readable room.
-fn candidates(s: &Services, searcher: &UserId) -> Result<BTreeSet<String>> {
-    let mut rooms: BTreeSet<String> =
-        s.db.scan_prefix(USER_MEMBERSHIPS, &searcher.to_string())?
+fn candidates(s: &Services, searcher: &UserId) -> Result<BTreeSet<OwnedUserId>> {
+    let mut rooms: BTreeSet<OwnedRoomId> =
+        s.db.scan_prefix(USER_MEMBERSHIPS, searcher)?
             .into_iter()
-            .filter(|(_, m)| m.membership == "join")
+            .filter(|(_, m)| m.membership == MembershipState::Join)
             .map(|((_, room_id), _)| room_id)
             .collect();
     for (room_id, _) in s.db.scan_all(ROOMS)? {
@@ -71,7 +72,7 @@ fn candidates(s: &Services, searcher: &UserId) -> Result<BTreeSet<String>> {
     let mut users = BTreeSet::new();
     for room_id in rooms {
         for ((_, user), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id)? {
-            if m.membership == "join" {
+            if m.membership == MembershipState::Join {
                 users.insert(user);
             }
         }
@@ -79,12 +80,11 @@ fn candidates(s: &Services, searcher: &UserId) -> Result<BTreeSet<String>> {
     Ok(users)
 }
 
-fn is_public(s: &Services, room_id: &str) -> Result<bool> {
-    let Ok(room_id) = ruma::RoomId::parse(room_id) else { return Ok(false) };
-    let field = |kind: &str, key: &str| -> Result<Option<String>> {
-        Ok(current_state_content(s, &room_id, kind, "")?
+fn is_public(s: &Services, room_id: &RoomId) -> Result<bool> {
+    let field = |kind: &StateEventType, key: &str| -> Result<Option<String>> {
+        Ok(current_state_content(s, room_id, kind, "")?
             .and_then(|c| c.get(key).and_then(Value::as_str).map(str::to_owned)))
     };
-    Ok(field("m.room.join_rules", "join_rule")?.as_deref() == Some("public")
-        || field("m.room.history_visibility", "history_visibility")?.as_deref() == Some("world_readable"))
+    Ok(field(&StateEventType::RoomJoinRules, "join_rule")?.as_deref() == Some("public")
+        || field(&StateEventType::RoomHistoryVisibility, "history_visibility")?.as_deref() == Some("world_readable"))
 }

@@ -27,7 +27,7 @@ pub fn visible_event(s: &Services, room_id: &RoomId, event_id: &EventId, viewer:
     }
     membership::ensure_not_forgotten(s, room_id, viewer)?;
     let current = membership::membership_of(s, room_id, viewer)?;
-    if !read::can_see(s, viewer, &ev, current.as_deref())? {
+    if !read::can_see(s, viewer, &ev, current.as_ref())? {
         return Err(not_found());
     }
     Ok(ev)

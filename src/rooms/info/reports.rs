@@ -58,12 +58,12 @@ fn store(
         record["event_id"] = json!(event_id);
     }
     let mut batch = s.db.batch();
-    batch.put(REPORTS, &(room_id.to_string(), pos.pos()), &record)?;
+    batch.put(REPORTS, &(room_id, pos.pos()), &record)?;
     batch.stream_position(&pos)?;
     batch.commit()
 }
 
 /// The reports about a room, oldest first.
 pub fn list(s: &Services, room_id: &RoomId) -> Result<Vec<Value>> {
-    Ok(s.db.scan_prefix(REPORTS, &room_id.to_string())?.into_iter().map(|(_, v)| v).collect())
+    Ok(s.db.scan_prefix(REPORTS, room_id)?.into_iter().map(|(_, v)| v).collect())
 }

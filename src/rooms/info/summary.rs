@@ -1,6 +1,8 @@
 //! Room summaries (spec v1.15 `GET /room_summary/{roomIdOrAlias}`, MSC3266): the directory
 //! entry of a room plus its version, encryption and the requester's membership.
 
+use ruma::events::StateEventType;
+use ruma::events::room::member::MembershipState;
 use ruma::{RoomId, UserId};
 use serde_json::{Value, json};
 
@@ -23,7 +25,7 @@ pub fn summary(s: &Services, room_id: &RoomId, requester: Option<&UserId>) -> Re
     let allowed = allowed_rooms(s, room_id, &join_rule)?;
     let visible = matches!(join_rule.as_str(), "public" | "knock" | "knock_restricted")
         || out["world_readable"] == json!(true)
-        || matches!(mine.as_deref(), Some("join" | "invite" | "knock"))
+        || matches!(mine, Some(MembershipState::Join | MembershipState::Invite | MembershipState::Knock))
         || match requester {
             Some(user) => in_any(s, &allowed, user)?,
             None => false,
@@ -32,8 +34,8 @@ pub fn summary(s: &Services, room_id: &RoomId, requester: Option<&UserId>) -> Re
         return Err(not_found());
     }
     out["room_version"] = json!(record.room_version);
-    if let Some(alg) =
-        current_state_content(s, room_id, "m.room.encryption", "")?.and_then(|c| c.get("algorithm").cloned())
+    if let Some(alg) = current_state_content(s, room_id, &StateEventType::RoomEncryption, "")?
+        .and_then(|c| c.get("algorithm").cloned())
     {
         out["encryption"] = alg;
     }
@@ -41,7 +43,7 @@ pub fn summary(s: &Services, room_id: &RoomId, requester: Option<&UserId>) -> Re
         out["allowed_room_ids"] = json!(allowed);
     }
     if requester.is_some() {
-        out["membership"] = json!(mine.unwrap_or_else(|| "leave".into()));
+        out["membership"] = json!(mine.unwrap_or(MembershipState::Leave));
     }
     Ok(out)
 }
@@ -51,7 +53,7 @@ fn allowed_rooms(s: &Services, room_id: &RoomId, join_rule: &str) -> Result<Vec<
     if !matches!(join_rule, "restricted" | "knock_restricted") {
         return Ok(Vec::new());
     }
-    let content = current_state_content(s, room_id, "m.room.join_rules", "")?.unwrap_or_default();
+    let content = current_state_content(s, room_id, &StateEventType::RoomJoinRules, "")?.unwrap_or_default();
     let allow = content.get("allow").and_then(Value::as_array).cloned().unwrap_or_default();
     Ok(allow
         .iter()

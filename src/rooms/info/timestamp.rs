@@ -19,7 +19,7 @@ const BATCH: usize = 200;
 pub fn closest(s: &Services, room_id: &RoomId, viewer: &UserId, ts: u64, forward: bool) -> Result<(OwnedEventId, u64)> {
     read::state_for(s, room_id, viewer)?;
     let current = membership::membership_of(s, room_id, viewer)?;
-    closest_visible(s, room_id, ts, forward, |ev| read::can_see(s, viewer, ev, current.as_deref()))
+    closest_visible(s, room_id, ts, forward, |ev| read::can_see(s, viewer, ev, current.as_ref()))
 }
 
 /// [`closest`] for any notion of visibility (a user's, or another server's for federation).

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedServerName, RoomId, UserId};
+use ruma::events::StateEventType;
+use ruma::events::room::member::MembershipState;
+use ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedServerName, RoomId};
 
 use super::check::{self, Checked};
 use super::persist::{Outcome, meta_of};
@@ -94,15 +96,13 @@ pub fn backward_extremities(s: &Services, room_id: &RoomId) -> Result<Vec<OwnedE
 /// joined members; never ourselves. At most `MAX_SERVERS`.
 pub fn servers_to_ask(s: &Services, room_id: &RoomId) -> Result<Vec<OwnedServerName>> {
     let mut counts: BTreeMap<OwnedServerName, usize> = BTreeMap::new();
-    for ((_, member), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, &room_id.to_string())? {
-        match UserId::parse(member) {
-            Ok(user) if m.membership == "join" && !s.is_local(&user) => {
-                *counts.entry(user.server_name().to_owned()).or_default() += 1;
-            }
-            _ => {}
+    for ((_, user), m) in s.db.scan_prefix(ROOM_MEMBERSHIPS, room_id)? {
+        if m.membership == MembershipState::Join && !s.is_local(&user) {
+            *counts.entry(user.server_name().to_owned()).or_default() += 1;
         }
     }
-    let creator = current_state_event(s, room_id, "m.room.create", "")?.map(|e| e.pdu.sender.server_name().to_owned());
+    let creator = current_state_event(s, room_id, &StateEventType::RoomCreate, "")?
+        .map(|e| e.pdu.sender.server_name().to_owned());
     let mut servers: Vec<(OwnedServerName, usize)> = counts.into_iter().collect();
     servers.sort_by_key(|(server, count)| std::cmp::Reverse((Some(server) == creator.as_ref(), *count)));
     Ok(servers.into_iter().map(|(server, _)| server).take(MAX_SERVERS).collect())

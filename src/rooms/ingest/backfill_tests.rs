@@ -44,7 +44,7 @@ async fn joined_room(history_visibility: &str) -> Joined {
         forward_extremities: vec![],
         membership_pos: Some(0),
     };
-    batch.put(ROOMS, &room_id.to_string(), &record).unwrap();
+    batch.put(ROOMS, &room_id, &record).unwrap();
     batch.commit().unwrap();
 
     let b = Builder { s: &s, room_id: room_id.clone(), rules: rules.clone() };
@@ -123,9 +123,7 @@ async fn joined_room(history_visibility: &str) -> Joined {
     let full = persist::state_of(&s, &room_id, &state, None).unwrap();
     let mut batch = s.db.batch();
     let group = crate::rooms::state::new_full(&s.db, &mut batch, &full).unwrap();
-    batch
-        .put(ROOMS, &room_id.to_string(), &RoomRecord { current_state_group: group, ..room(&s, &room_id).unwrap() })
-        .unwrap();
+    batch.put(ROOMS, &room_id, &RoomRecord { current_state_group: group, ..room(&s, &room_id).unwrap() }).unwrap();
     batch.commit().unwrap();
     let outcome = ingest(&s, &peer, &room_id, peer.events[&join].clone()).await.unwrap();
     assert_eq!(outcome, (join.clone(), Outcome::Accepted));

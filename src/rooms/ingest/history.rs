@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use ruma::events::TimelineEventType;
 use ruma::{OwnedEventId, RoomId};
 use serde_json::{Value, json};
 
@@ -49,7 +50,7 @@ pub fn persist_backfilled(
         return Ok(Outcome::Known);
     }
     // The creation has no prev events: its state before is empty.
-    let ctx = if ev.pdu.prev_events.is_empty() && ev.pdu.kind.to_string() == "m.room.create" {
+    let ctx = if ev.pdu.prev_events.is_empty() && ev.pdu.kind == TimelineEventType::RoomCreate {
         RoomCtx::new_room(Some(room_id.to_owned()), &crate::rooms::room(s, room_id)?.room_version)?
     } else {
         context(s, room_id, &ev.pdu, fetched)?
@@ -84,7 +85,7 @@ fn store_backfilled(s: &Services, ctx: &RoomCtx, ev: &Checked, sid: u64) -> Resu
     let mut batch = db.batch();
     let (state_before, state_after, _) = state_groups(s, &mut batch, ctx, &ev.pdu, sid, true)?;
     let meta = EventMeta {
-        event_id: ev.event_id.to_string(),
+        event_id: ev.event_id.clone(),
         shortroomid,
         stream_pos: 0,
         depth: ev.pdu.depth,

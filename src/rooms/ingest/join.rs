@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use ruma::events::StateEventType;
 use ruma::{OwnedEventId, RoomId, UserId};
 use serde_json::Value;
 
@@ -24,7 +25,7 @@ use crate::storage::records::RoomRecord;
 pub fn prepare_room(s: &Services, room_id: &RoomId, version: &str) -> Result<()> {
     rules_for(version)?;
     let _guard = s.room_lock(room_id);
-    match s.db.get(ROOMS, &room_id.to_string())? {
+    match s.db.get(ROOMS, room_id)? {
         Some(r) if r.room_version == version => Ok(()),
         Some(r) => Err(Error::forbidden(format!(
             "Room {room_id} is version {} here, but the resident server says {version}",
@@ -40,7 +41,7 @@ pub fn prepare_room(s: &Services, room_id: &RoomId, version: &str) -> Result<()>
                 forward_extremities: Vec::new(),
                 membership_pos: Some(0),
             };
-            batch.put(ROOMS, &room_id.to_string(), &record)?;
+            batch.put(ROOMS, room_id, &record)?;
             batch.commit()
         }
     }
@@ -72,7 +73,7 @@ pub fn store_join(
             }
         }
         let state = state_of(s, room_id, &known, None)?;
-        let create = state_event(s, &state, "m.room.create", "")?
+        let create = state_event(s, &state, &StateEventType::RoomCreate, "")?
             .ok_or_else(|| Error::forbidden("The room state from the resident server has no m.room.create"))?;
         let content = create.pdu.content_value();
         let version = content.get("room_version").and_then(Value::as_str).unwrap_or("1");
@@ -104,7 +105,7 @@ pub fn store_join(
         if !record.forward_extremities.is_empty() && !crate::federation::txn::is_resident(s, room_id)? {
             record.forward_extremities.clear();
             let mut batch = s.db.batch();
-            batch.put(ROOMS, &room_id.to_string(), &record)?;
+            batch.put(ROOMS, room_id, &record)?;
             batch.commit()?;
         }
         ctx.record = Some(record);

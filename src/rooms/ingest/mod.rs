@@ -103,7 +103,7 @@ fn missing_prevs(s: &Services, ev: &Checked) -> Result<Vec<OwnedEventId>> {
 /// and store them oldest first; each that still misses prev events gets the state at them.
 async fn fill_gap<P: Peer>(s: &Services, peer: &P, room_id: &RoomId, rules: &RoomVersionRules, ev: &Checked) {
     let earliest: Vec<OwnedEventId> = match room(s, room_id) {
-        Ok(r) => r.forward_extremities.iter().filter_map(|(_, id)| EventId::parse(id).ok()).collect(),
+        Ok(r) => r.forward_extremities.into_iter().map(|(_, id)| id).collect(),
         Err(_) => return,
     };
     let fetched = match peer.missing_events(room_id, earliest, vec![ev.event_id.clone()], MISSING_EVENTS_LIMIT).await {

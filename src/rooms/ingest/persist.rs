@@ -59,7 +59,7 @@ pub fn auth_by_auth_events(s: &Services, rules: &RoomVersionRules, pdu: &Pdu) ->
         .filter_map(|id| load(s, id).ok().flatten().map(|e| e.pdu))
         .collect();
     let fetch_state = |ty: &StateEventType, key: &str| {
-        auth.iter().find(|e| e.kind.to_string() == ty.to_string() && e.state_key.as_deref() == Some(key)).cloned()
+        auth.iter().find(|e| e.state_type() == *ty && e.state_key.as_deref() == Some(key)).cloned()
     };
     check_state_dependent_auth_rules(&rules.authorization, pdu, fetch_state)
 }
@@ -104,7 +104,7 @@ pub fn store_outliers(s: &Services, room_id: &RoomId, events: Vec<Checked>) -> R
         };
         let sid = short::event(&s.db, &ev.event_id)?;
         let meta = EventMeta {
-            event_id: ev.event_id.to_string(),
+            event_id: ev.event_id.clone(),
             shortroomid: record.shortroomid,
             stream_pos: 0,
             depth: ev.pdu.depth,
@@ -140,7 +140,7 @@ pub fn state_of(s: &Services, room_id: &RoomId, ids: &[OwnedEventId], extra: Opt
             tracing::info!(event_id = %id, %room_id, "left out of a received state: rejected or of another room");
             continue;
         }
-        let sk = short::statekey(&s.db, &ev.pdu.kind.to_string(), key)?;
+        let sk = short::statekey(&s.db, &ev.pdu.state_type(), key)?;
         out.insert(sk, short::event(&s.db, id)?);
     }
     Ok(out)
@@ -266,7 +266,7 @@ pub(super) fn store_excluded(s: &Services, ctx: &RoomCtx, ev: &Checked, sid: u64
     let mut batch = db.batch();
     let (state_before, state_after, _) = state_groups(s, &mut batch, ctx, &ev.pdu, sid, !rejected)?;
     let meta = EventMeta {
-        event_id: ev.event_id.to_string(),
+        event_id: ev.event_id.clone(),
         shortroomid,
         stream_pos: 0,
         depth: ev.pdu.depth,

@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 
+use ruma::events::StateEventType;
+use ruma::events::room::member::MembershipState;
 use ruma::room_version_rules::RoomVersionRules;
 use ruma::signatures::{hash_and_sign_event, reference_hash};
 use ruma::{CanonicalJsonObject, EventId, OwnedEventId, OwnedRoomId, RoomId, UserId};
@@ -127,12 +129,13 @@ impl Builder<'_> {
     }
 }
 
-fn state_id(s: &Services, room: &RoomId, kind: &str, key: &str) -> OwnedEventId {
-    EventId::parse(current_state_event(s, room, kind, key).unwrap().unwrap().meta.event_id).unwrap()
+fn state_id(s: &Services, room: &RoomId, kind: &StateEventType, key: &str) -> OwnedEventId {
+    current_state_event(s, room, kind, key).unwrap().unwrap().meta.event_id
 }
 
 fn extremities(s: &Services, room_id: &RoomId) -> Vec<String> {
-    let mut e: Vec<String> = room(s, room_id).unwrap().forward_extremities.into_iter().map(|(_, id)| id).collect();
+    let mut e: Vec<String> =
+        room(s, room_id).unwrap().forward_extremities.into_iter().map(|(_, id)| id.to_string()).collect();
     e.sort();
     e
 }
@@ -147,7 +150,10 @@ async fn gaps_are_filled_oldest_first_then_by_state_ids() {
     let head = extremities(&s, &room_id);
     let head = EventId::parse(&head[0]).unwrap();
     let head_depth = persist::meta_of(&s, &head).unwrap().unwrap().depth;
-    let (pl, jr) = (state_id(&s, &room_id, "m.room.power_levels", ""), state_id(&s, &room_id, "m.room.join_rules", ""));
+    let (pl, jr) = (
+        state_id(&s, &room_id, &StateEventType::RoomPowerLevels, ""),
+        state_id(&s, &room_id, &StateEventType::RoomJoinRules, ""),
+    );
     let b = Builder { s: &s, room_id: room_id.clone(), rules };
     let alice = "@alice:localhost";
 
@@ -175,8 +181,8 @@ async fn gaps_are_filled_oldest_first_then_by_state_ids() {
     }
     assert_eq!(extremities(&s, &room_id), vec![m4.to_string()]);
     assert_eq!(
-        crate::rooms::membership::membership_of(&s, &room_id, &UserId::parse(alice).unwrap()).unwrap().as_deref(),
-        Some("join")
+        crate::rooms::membership::membership_of(&s, &room_id, &UserId::parse(alice).unwrap()).unwrap(),
+        Some(MembershipState::Join)
     );
 
     // 5 is missing and get_missing_events fails: /state_ids at 5 gives the state, 5 is fetched
@@ -184,11 +190,12 @@ async fn gaps_are_filled_oldest_first_then_by_state_ids() {
     let (m5, msg5) =
         b.event(alice, "m.room.message", None, json!({"body": "five"}), &[&m4], &[&pl, &j], head_depth + 4);
     let (m6, msg6) = b.event(alice, "m.room.message", None, json!({"body": "six"}), &[&m5], &[&pl, &j], head_depth + 5);
-    let state: Vec<OwnedEventId> = ["m.room.create", "m.room.power_levels", "m.room.join_rules"]
-        .iter()
-        .map(|k| state_id(&s, &room_id, k, ""))
-        .chain([j.clone(), state_id(&s, &room_id, "m.room.member", bob.as_str())])
-        .collect();
+    let state: Vec<OwnedEventId> =
+        [StateEventType::RoomCreate, StateEventType::RoomPowerLevels, StateEventType::RoomJoinRules]
+            .iter()
+            .map(|k| state_id(&s, &room_id, k, ""))
+            .chain([j.clone(), state_id(&s, &room_id, &StateEventType::RoomMember, bob.as_str())])
+            .collect();
     let mut peer = MapPeer::default();
     peer.events.insert(m5.clone(), msg5);
     peer.state.insert(m5.clone(), (state, vec![]));
@@ -217,7 +224,10 @@ async fn auth_events_are_fetched_and_failures_rejected_or_soft_failed() {
     let rules = rules_for(&room(&s, &room_id).unwrap().room_version).unwrap();
     let head = EventId::parse(&extremities(&s, &room_id)[0]).unwrap();
     let depth = persist::meta_of(&s, &head).unwrap().unwrap().depth;
-    let (pl, jr) = (state_id(&s, &room_id, "m.room.power_levels", ""), state_id(&s, &room_id, "m.room.join_rules", ""));
+    let (pl, jr) = (
+        state_id(&s, &room_id, &StateEventType::RoomPowerLevels, ""),
+        state_id(&s, &room_id, &StateEventType::RoomJoinRules, ""),
+    );
     let b = Builder { s: &s, room_id: room_id.clone(), rules };
     let carol = "@carol:localhost";
 
@@ -245,7 +255,7 @@ async fn auth_events_are_fetched_and_failures_rejected_or_soft_failed() {
         (join_id.clone(), Outcome::Accepted)
     );
     assert!(!persist::meta_of(&s, &j).unwrap().unwrap().outlier, "the outlier joined the DAG");
-    let ban = NewEvent::state("m.room.member", carol, json!({"membership": "ban"}));
+    let ban = NewEvent::state(StateEventType::RoomMember, carol, json!({"membership": "ban"}));
     crate::rooms::append::send(&s, &room_id, &bob, ban, None).unwrap();
     let (late, late_obj) =
         b.event(carol, "m.room.message", None, json!({"body": "late"}), &[&j], &[&pl, &j], depth + 2);
@@ -266,9 +276,11 @@ async fn received_state_leaves_out_other_rooms_and_rejected_events() {
     let room_id = create(&s, &bob, public.clone()).unwrap();
     let other = create(&s, &bob, public).unwrap();
     let rules = rules_for(&room(&s, &room_id).unwrap().room_version).unwrap();
-    let (create_ev, pl) =
-        (state_id(&s, &room_id, "m.room.create", ""), state_id(&s, &room_id, "m.room.power_levels", ""));
-    let foreign_pl = state_id(&s, &other, "m.room.power_levels", "");
+    let (create_ev, pl) = (
+        state_id(&s, &room_id, &StateEventType::RoomCreate, ""),
+        state_id(&s, &room_id, &StateEventType::RoomPowerLevels, ""),
+    );
+    let foreign_pl = state_id(&s, &other, &StateEventType::RoomPowerLevels, "");
 
     // Mallory's power levels, not authorized by their auth events: stored as a rejected outlier.
     let b = Builder { s: &s, room_id: room_id.clone(), rules: rules.clone() };

@@ -3,6 +3,7 @@
 
 use ruma::RoomId;
 use ruma::api::client::room::get_summary;
+use ruma::events::room::member::MembershipState;
 use serde_json::json;
 
 use crate::api::ruma::{RawJson, Ruma};
@@ -44,7 +45,7 @@ pub async fn get(s: State, r: Ruma<get_summary::v1::Request>) -> Result<RawJson>
     if let Some(u) = user {
         let rid = room_id.clone();
         let mine = s.blocking(move |s| membership::membership_of(s, &rid, &u)).await?;
-        out["membership"] = json!(mine.unwrap_or_else(|| "leave".into()));
+        out["membership"] = json!(mine.unwrap_or(MembershipState::Leave));
     }
     Ok(RawJson(out))
 }

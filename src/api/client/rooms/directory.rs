@@ -56,7 +56,7 @@ pub async fn delete(s: State, r: Ruma<delete_alias::v3::Request>) -> Result<dele
     s.blocking(move |s| {
         let room_id = alias::resolve(s, &alias_id)?.ok_or_else(|| Error::not_found("Room alias not found"))?;
         let creator = alias::creator(s, &room_id, &alias_id)?;
-        if creator.as_deref() != Some(user.as_str()) && !is_moderator(s, &room_id, &user)? {
+        if creator.as_deref() != Some(&*user) && !is_moderator(s, &room_id, &user)? {
             return Err(Error::forbidden("You may not delete this alias"));
         }
         alias::remove(s, &alias_id)

@@ -6,7 +6,7 @@ use ruma::api::client::message::send_message_event;
 use ruma::api::client::redact::redact_event;
 use ruma::api::client::room::get_room_event;
 use ruma::api::client::state::{get_state_event_for_key, get_state_events, send_state_event};
-use ruma::events::RawExt;
+use ruma::events::{RawExt, StateEventType, TimelineEventType};
 use serde_json::{Value, json};
 
 use crate::api::ruma::{RawJson, Ruma};
@@ -34,7 +34,7 @@ pub async fn send_message(
     let auth = r.auth()?.clone();
     let b = r.body;
     let content = content_of(b.body.json().get())?;
-    let new = NewEvent::message(&b.event_type.to_string(), content);
+    let new = NewEvent::message(b.event_type.clone(), content);
     let txn = append::txn(&auth.device_id, b.txn_id.as_str(), format!("send/{}/{}", b.room_id, b.event_type));
     let room_id = b.room_id;
     let event_id = s
@@ -51,16 +51,16 @@ pub async fn put_state(s: State, r: Ruma<send_state_event::v3::Request>) -> Resu
     let user = r.auth()?.user_id.clone();
     let b = r.body;
     let content = content_of(b.body.json().get())?;
-    if b.event_type.to_string() == "m.room.canonical_alias" {
+    if b.event_type == StateEventType::RoomCanonicalAlias {
         crate::rooms::alias::check_canonical_syntax(&content)?;
     }
     // Known state types must have their spec shape (`M_BAD_JSON` otherwise).
     b.body
         .deserialize_with_type(&b.event_type.to_string())
         .map_err(|e| Error::bad_json(format!("Invalid content for {}: {e}", b.event_type)))?;
-    let new = NewEvent::state(&b.event_type.to_string(), &b.state_key, content);
+    let canonical = b.event_type == StateEventType::RoomCanonicalAlias;
+    let new = NewEvent::state(b.event_type, &b.state_key, content);
     let room_id = b.room_id;
-    let canonical = new.kind == "m.room.canonical_alias";
     // Other servers' aliases are checked by asking them.
     let remote = if canonical { remote_aliases_to(&s, &room_id, &new.content).await? } else { Vec::new() };
     let event_id = s
@@ -86,7 +86,7 @@ pub async fn get_state(s: State, r: Ruma<get_state_event_for_key::v3::Request>) 
     let value = s
         .blocking(move |s| {
             let state = read::state_for(s, &b.room_id, &user)?;
-            let ev = state_event(s, &state, &b.event_type.to_string(), &b.state_key)?
+            let ev = state_event(s, &state, &b.event_type, &b.state_key)?
                 .ok_or_else(|| Error::not_found(format!("No {} state with key {:?}", b.event_type, b.state_key)))?;
             if full {
                 client_event(s, &ev, None)
@@ -127,7 +127,7 @@ pub async fn get_event(s: State, r: Ruma<get_room_event::v3::Request>) -> Result
             }
             membership::ensure_not_forgotten(s, &b.room_id, &auth.user_id)?;
             let current = membership::membership_of(s, &b.room_id, &auth.user_id)?;
-            if !read::can_see(s, &auth.user_id, &ev, current.as_deref())? {
+            if !read::can_see(s, &auth.user_id, &ev, current.as_ref())? {
                 return Err(not_found());
             }
             client_event(s, &ev, Some(Viewer { user_id: &auth.user_id, device_id: Some(auth.device_id.as_str()) }))
@@ -156,7 +156,12 @@ pub async fn redact(s: State, r: Ruma<redact_event::v3::Request>) -> Result<reda
             if let Some(reason) = b.reason {
                 content["reason"] = json!(reason);
             }
-            let new = NewEvent { kind: "m.room.redaction".into(), content, state_key: None, redacts: Some(b.event_id) };
+            let new = NewEvent {
+                kind: TimelineEventType::RoomRedaction,
+                content,
+                state_key: None,
+                redacts: Some(b.event_id),
+            };
             send(s, &b.room_id, &auth.user_id, new, Some(txn))
         })
         .await?;

@@ -7,6 +7,9 @@ use ruma::api::Direction;
 use ruma::api::client::context::get_context;
 use ruma::api::client::membership::{get_member_events, joined_members};
 use ruma::api::client::message::get_message_events;
+use ruma::events::StateEventType;
+use ruma::events::TimelineEventType;
+use ruma::events::room::member::MembershipState;
 use ruma::{RoomId, UserId};
 use serde_json::{Map, Value, json};
 
@@ -34,7 +37,7 @@ fn lazy_members(s: &Services, room_id: &RoomId, events: &[StoredEvent]) -> Resul
     let senders: BTreeSet<&UserId> = events.iter().map(|e| e.pdu.sender.as_ref()).collect();
     let mut out = Vec::new();
     for sender in senders {
-        if let Some(ev) = rooms_svc::current_state_event(s, room_id, "m.room.member", sender.as_str())? {
+        if let Some(ev) = rooms_svc::current_state_event(s, room_id, &StateEventType::RoomMember, sender.as_str())? {
             out.push(client_event(s, &ev, None)?);
         }
     }
@@ -119,7 +122,7 @@ pub async fn context(s: State, r: Ruma<get_context::v3::Request>) -> Result<RawJ
                 || ev.meta.rejected
                 || ev.meta.soft_failed
                 || ev.meta.outlier
-                || !read::can_see(s, &auth.user_id, &ev, current.as_deref())?
+                || !read::can_see(s, &auth.user_id, &ev, current.as_ref())?
             {
                 return Err(not_found());
             }
@@ -163,7 +166,7 @@ pub async fn context(s: State, r: Ruma<get_context::v3::Request>) -> Result<RawJ
                 all.push(ev.clone());
                 let mut st: Vec<Value> = read::state_events(s, &state_map)?
                     .iter()
-                    .filter(|e| e.pdu.kind.to_string() != "m.room.member")
+                    .filter(|e| e.pdu.kind != TimelineEventType::RoomMember)
                     .map(|e| client_event(s, e, None))
                     .collect::<Result<_>>()?;
                 st.extend(lazy_members(s, &b.room_id, &all)?);
@@ -190,7 +193,14 @@ pub async fn members(s: State, r: Ruma<get_member_events::v3::Request>) -> Resul
     let b = r.body;
     // ruma keeps unknown values; the spec's enum is the five memberships (Synapse: 400).
     for m in [&b.membership, &b.not_membership].into_iter().flatten() {
-        if !matches!(m.as_str(), "join" | "invite" | "knock" | "leave" | "ban") {
+        if !matches!(
+            m,
+            MembershipState::Join
+                | MembershipState::Invite
+                | MembershipState::Knock
+                | MembershipState::Leave
+                | MembershipState::Ban
+        ) {
             return Err(Error::invalid_param(format!("Unknown membership {}", m.as_str())));
         }
     }
@@ -202,12 +212,13 @@ pub async fn members(s: State, r: Ruma<get_member_events::v3::Request>) -> Resul
             {
                 st = then;
             }
-            let want = b.membership.map(|m| m.to_string());
-            let not = b.not_membership.map(|m| m.to_string());
+            let (want, not) = (b.membership, b.not_membership);
             let mut chunk = Vec::new();
             for ev in read::member_events(s, &st)? {
-                let m = ev.pdu.content_value().get("membership").and_then(Value::as_str).unwrap_or("").to_owned();
-                if want.as_ref().is_some_and(|w| *w != m) || not.as_ref().is_some_and(|n| *n == m) {
+                let m = ev.pdu.content_value().get("membership").and_then(Value::as_str).map(MembershipState::from);
+                if want.as_ref().is_some_and(|w| Some(w) != m.as_ref())
+                    || not.as_ref().is_some_and(|n| Some(n) == m.as_ref())
+                {
                     continue;
                 }
                 chunk.push(client_event(s, &ev, None)?);
@@ -229,7 +240,7 @@ pub async fn joined(s: State, r: Ruma<joined_members::v3::Request>) -> Result<Ra
             let mut joined = Map::new();
             for ev in read::member_events(s, &current)? {
                 let c = ev.pdu.content_value();
-                if c.get("membership").and_then(Value::as_str) == Some("join")
+                if c.get("membership").and_then(Value::as_str).map(MembershipState::from) == Some(MembershipState::Join)
                     && let Some(key) = &ev.pdu.state_key
                 {
                     joined.insert(
