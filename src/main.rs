@@ -96,7 +96,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(&format!("invalid configuration: {e}")),
     };
     trellis::init_logging(&config);
-    // Storage work runs on the blocking pool; a bounded pool keeps memory bounded under load.
+    // Argon2 hashing and timers run on the blocking pool; a bounded pool keeps memory bounded.
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(64).build() {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
@@ -138,34 +138,22 @@ async fn user_command(config: Config, cmd: UserCommand) -> Result<(), String> {
                 None => None,
             };
             let new = accounts::NewAccount { password_hash, admin, ..Default::default() };
-            let uid = user_id.clone();
-            s.db.blocking(move |db| {
-                accounts::create(db, &uid, new)?;
-                if let Some(email) = email {
-                    accounts::add_threepid(db, &uid, "email", &email)?;
-                }
-                Ok(())
-            })
-            .await
-            .map_err(text)?;
+            accounts::create(&s.db, &user_id, new).map_err(text)?;
+            if let Some(email) = email {
+                accounts::add_threepid(&s.db, &user_id, "email", &email).map_err(text)?;
+            }
             println!("created {user_id}");
         }
         UserCommand::ResetPassword { user, password: pw } => {
             let user_id = s.resolve_user(&user).map_err(text)?;
             let hash = password::hash(pw).await.map_err(text)?;
-            let uid = user_id.clone();
-            s.db.blocking(move |db| {
-                accounts::set_password(db, &uid, hash)?;
-                trellis::users::devices::delete_all(db, &uid, None)
-            })
-            .await
-            .map_err(text)?;
+            accounts::set_password(&s.db, &user_id, hash).map_err(text)?;
+            trellis::users::devices::delete_all(&s.db, &user_id, None).map_err(text)?;
             println!("password reset for {user_id}; all devices logged out");
         }
         UserCommand::Deactivate { user, erase } => {
             let user_id = s.resolve_user(&user).map_err(text)?;
-            let uid = user_id.clone();
-            s.db.blocking(move |db| accounts::deactivate(db, &uid, erase)).await.map_err(text)?;
+            accounts::deactivate(&s.db, &user_id, erase).map_err(text)?;
             println!("deactivated {user_id}");
         }
     }

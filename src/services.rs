@@ -145,19 +145,6 @@ impl Services {
         }))
     }
 
-    /// Run service work that touches storage (room operations, reads, writes). It runs in place on
-    /// the calling task: RocksDB reads come from memtables and the block cache and writes append
-    /// to the WAL without fsync, which costs less than a hand-off to the blocking pool (a thread
-    /// wake-up each way; measured in docs/benchmarks.md). CPU-heavy work (argon2) uses
-    /// `spawn_blocking` itself.
-    pub async fn blocking<R, F>(self: &Arc<Self>, f: F) -> Result<R>
-    where
-        F: FnOnce(&Services) -> Result<R> + Send + 'static,
-        R: Send + 'static,
-    {
-        f(self)
-    }
-
     /// Hold the append lock of a room (until the guard is dropped).
     pub fn room_lock(&self, room_id: &ruma::RoomId) -> KeyedGuard<'_, ruma::OwnedRoomId> {
         self.room_locks.lock(&room_id.to_owned())
@@ -194,7 +181,6 @@ impl Services {
             return Ok(());
         }
         self.last_seen_written.insert(key, (ip, Instant::now()));
-        let (user_id, device_id) = (user_id.to_owned(), device_id.clone());
-        self.db.blocking(move |db| devices::touch(db, &user_id, &device_id, ip.map(|i| i.to_string()), now_ms())).await
+        devices::touch(&self.db, user_id, device_id, ip.map(|i| i.to_string()), now_ms())
     }
 }

@@ -127,8 +127,7 @@ impl Uiaa {
                 if named.is_none() {
                     return Ok(Err(Error::forbidden("Password stage must identify the requesting user")));
                 }
-                let uid = user_id.to_owned();
-                let record = s.db.blocking(move |db| accounts::get_active(db, &uid)).await?;
+                let record = accounts::get_active(&s.db, user_id)?;
                 let ok = match record.password_hash {
                     Some(hash) => password::verify(p.password.clone(), hash).await,
                     None => false,

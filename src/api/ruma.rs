@@ -211,7 +211,7 @@ async fn prepare<T: IncomingRequest>(
     let token = if matches!(policy, Policy::None | Policy::ServerSignatures) { None } else { access_token(&parts)? };
     let auth = match (policy, token) {
         (Policy::Required, None) => return Err(Error::new(ErrorKind::MissingToken, "Missing access token")),
-        (_, Some(token)) => Some(s.blocking(move |s| tokens::authenticate(s, &token)).await?),
+        (_, Some(token)) => Some(tokens::authenticate(s, &token)?),
         (_, None) => None,
     };
     if let Some(class) = rate {

@@ -72,7 +72,7 @@ pub async fn connect(
 }
 
 async fn authenticate(s: &State, token: String) -> Result<Auth, Error> {
-    s.blocking(move |s| tokens::authenticate(s, &token)).await
+    tokens::authenticate(s, &token)
 }
 
 struct Session {
@@ -207,9 +207,7 @@ impl Session {
             self.waiter.watch(keys);
         }
         let upto = self.s.db.stream().committed();
-        let (user, device) = (self.auth.user_id.clone(), self.auth.device_id.to_string());
-        let r = req.clone();
-        let computed = self.s.blocking(move |s| compute(s, &user, &device, &r, upto)).await;
+        let computed = compute(&self.s, &self.auth.user_id, self.auth.device_id.as_str(), &req, upto);
         match computed {
             Ok((response, has_data)) => {
                 let first = std::mem::take(&mut self.answer_due);
@@ -267,18 +265,13 @@ impl Session {
         let filter = match v.get("filter") {
             Some(Value::Object(_)) => SyncFilter::from_json(&v["filter"]),
             Some(Value::String(id)) => {
-                let (uid, id) = (self.auth.user_id.clone(), id.clone());
-                let stored =
-                    self.s.db.blocking(move |db| crate::users::account_data::get_filter(db, &uid, &id)).await?;
+                let stored = crate::users::account_data::get_filter(&self.s.db, &self.auth.user_id, id)?;
                 SyncFilter::from_json(&stored)
             }
             _ => SyncFilter::default(),
         };
         if let Some(since) = since {
-            let (u, d) = (self.auth.user_id.clone(), self.auth.device_id.to_string());
-            self.s
-                .blocking(move |s| crate::sync::hooks::ack_to_device(s, &u, d.as_str().into(), since.to_device))
-                .await?;
+            crate::sync::hooks::ack_to_device(&self.s, &self.auth.user_id, &self.auth.device_id, since.to_device)?;
         }
         let full_state = v.get("full_state").and_then(Value::as_bool).unwrap_or(false);
         self.sync =

@@ -78,7 +78,7 @@ impl Drop for PresenceGuard {
 /// `set_presence` is the sync's parameter: `offline` does not mark the user online (the guard
 /// does nothing), `unavailable` marks them unavailable, anything else online, except that an
 /// `unavailable` the user chose with `PUT /presence` stays until a sync says otherwise.
-/// Blocking: it may write the presence record (call it through `Services::blocking`).
+/// It may write the presence record (a synchronous storage write).
 pub fn sync_activity(s: &Services, user: &UserId, set_presence: Option<&str>) -> PresenceGuard {
     let cfg = &s.config.presence;
     let requested = set_presence.map(PresenceState::from);

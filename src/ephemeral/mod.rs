@@ -10,13 +10,11 @@
 //! - [`unread`]: notification and highlight counts from the spec's default push rules ([`push`]).
 //! - [`voip`]: TURN credentials.
 //!
-//! The `*_since` functions, [`sync_activity`] and [`unread_counts`] are what `/sync` reads. All
-//! functions taking `&Services` are blocking: call them through [`Services::blocking`].
+//! The `*_since` functions, [`sync_activity`] and [`unread_counts`] are what `/sync` reads. The
+//! functions taking `&Services` are synchronous (memory and storage), called directly.
 //!
 //! In-memory changes (typing, timers) still take a stream position, and persist its high mark
 //! like any batch, so a client's `since` token never runs ahead of the counter after a restart.
-//!
-//! [`Services::blocking`]: crate::services::Services::blocking
 
 pub mod activity;
 pub mod presence;

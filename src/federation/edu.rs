@@ -47,8 +47,7 @@ pub async fn handle(s: &State, origin: &ServerName, edu: Value) -> Result<()> {
             return Ok(());
         }
     };
-    let origin = origin.to_owned();
-    s.blocking(move |s| apply(s, &origin, parsed)).await
+    apply(s, origin, parsed)
 }
 
 fn apply(s: &Services, origin: &ServerName, edu: Edu) -> Result<()> {

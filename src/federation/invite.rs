@@ -66,17 +66,12 @@ pub async fn receive(s: &State, origin: &ServerName, invite: IncomingInvite<'_>)
     if pdu.sender.server_name() != origin {
         return Err(Error::forbidden(format!("The invite's sender {} is not on {origin}", pdu.sender)));
     }
-    let (room_id, user) = (invite.room_id.to_owned(), target.clone());
-    s.blocking(move |s| {
-        if s.db.get(USERS, &user)?.is_none() {
-            return Err(Error::not_found(format!("Unknown user {user}")));
-        }
-        if room(s, &room_id).is_ok() {
-            super::access::check_acl(s, &room_id, pdu.sender.server_name())?;
-        }
-        Ok(())
-    })
-    .await?;
+    if s.db.get(USERS, &target)?.is_none() {
+        return Err(Error::not_found(format!("Unknown user {target}")));
+    }
+    if room(s, invite.room_id).is_ok() {
+        super::access::check_acl(s, invite.room_id, pdu.sender.server_name())?;
+    }
 
     let wanted = BTreeMap::from([(OwnedServerName::from(origin), u64::from(pdu.origin_server_ts.0))]);
     let keys = s.federation.public_key_map(&wanted).await?;
@@ -90,9 +85,7 @@ pub async fn receive(s: &State, origin: &ServerName, invite: IncomingInvite<'_>)
     let signed = serde_json::to_value(&obj).map_err(Error::internal)?;
 
     let stripped: Vec<Value> = invite.invite_room_state.iter().filter_map(stripped).collect();
-    let (room_id, event_id, version, event) =
-        (invite.room_id.to_owned(), invite.event_id.to_owned(), invite.room_version.to_owned(), signed.clone());
-    s.blocking(move |s| remote_invites::store(s, &target, &room_id, &event_id, &version, event, stripped)).await?;
+    remote_invites::store(s, &target, invite.room_id, invite.event_id, invite.room_version, signed.clone(), stripped)?;
     Ok(signed)
 }
 
@@ -127,29 +120,24 @@ pub async fn invite_remote(
     reason: Option<String>,
     is_direct: bool,
 ) -> Result<ruma::OwnedEventId> {
-    let (r, from, to) = (room_id.to_owned(), sender.to_owned(), target.to_owned());
-    let (pdu, obj, version, stripped) = s
-        .blocking(move |s| {
-            room(s, &r)?;
-            match membership::membership_of(s, &r, &to)? {
-                Some(MembershipState::Join) => return Err(Error::forbidden(format!("{to} is already in the room"))),
-                Some(MembershipState::Ban) => return Err(Error::forbidden(format!("{to} is banned from the room"))),
-                _ => {}
-            }
-            let new = membership::member_event(s, &to, MembershipState::Invite, reason.as_deref(), is_direct)?;
-            let ctx = RoomCtx::current(s, &r)?;
-            let (pdu, obj) = build(s, &ctx, &from, &new)?;
-            authorize(s, &ctx, &pdu)?;
-            let mut stripped = Vec::new();
-            let own = (StateEventType::RoomMember, from.as_str());
-            for (kind, key) in STRIPPED_STATE_TYPES.into_iter().map(|k| (k, "")).chain([own]) {
-                if let Some(ev) = current_state_event(s, &r, &kind, key)? {
-                    stripped.push(RawStrippedState::Pdu(to_raw_value(&ev.json).map_err(Error::internal)?));
-                }
-            }
-            Ok((pdu, obj, ctx.version, stripped))
-        })
-        .await?;
+    room(s, room_id)?;
+    match membership::membership_of(s, room_id, target)? {
+        Some(MembershipState::Join) => return Err(Error::forbidden(format!("{target} is already in the room"))),
+        Some(MembershipState::Ban) => return Err(Error::forbidden(format!("{target} is banned from the room"))),
+        _ => {}
+    }
+    let new = membership::member_event(s, target, MembershipState::Invite, reason.as_deref(), is_direct)?;
+    let ctx = RoomCtx::current(s, room_id)?;
+    let (pdu, obj) = build(s, &ctx, sender, &new)?;
+    authorize(s, &ctx, &pdu)?;
+    let mut stripped = Vec::new();
+    let own = (StateEventType::RoomMember, sender.as_str());
+    for (kind, key) in STRIPPED_STATE_TYPES.into_iter().map(|k| (k, "")).chain([own]) {
+        if let Some(ev) = current_state_event(s, room_id, &kind, key)? {
+            stripped.push(RawStrippedState::Pdu(to_raw_value(&ev.json).map_err(Error::internal)?));
+        }
+    }
+    let version = ctx.version;
     let rules = crate::rooms::rules_for(&version)?;
     let version_id = RoomVersionId::try_from(version.as_str()).map_err(Error::internal)?;
     let event = to_raw_value(&obj).map_err(Error::internal)?;
@@ -158,15 +146,11 @@ pub async fn invite_remote(
     let returned: CanonicalJsonObject = serde_json::from_str(returned.get())
         .map_err(|e| Error::forbidden(format!("{} returned an invalid invite: {e}", target.server_name())))?;
     check_countersigned(s, &returned, &pdu, target.server_name(), &rules).await?;
-    let r = room_id.to_owned();
-    s.blocking(move |s| {
-        let _guard = s.room_lock(&r);
-        let ctx = RoomCtx::at(s, &r, &pdu.prev_events)?;
-        authorize(s, &ctx, &pdu)?;
-        append(s, &ctx, &pdu, returned, None)?;
-        Ok(pdu.event_id)
-    })
-    .await
+    let _guard = s.room_lock(room_id);
+    let ctx = RoomCtx::at(s, room_id, &pdu.prev_events)?;
+    authorize(s, &ctx, &pdu)?;
+    append(s, &ctx, &pdu, returned, None)?;
+    Ok(pdu.event_id)
 }
 
 /// The invite `returned` by `server` must be our event (same reference hash and content hash,

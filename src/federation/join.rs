@@ -44,8 +44,7 @@ pub async fn join(
 ) -> Result<OwnedRoomId> {
     let (room_id, servers) = match route(s, user, target, via).await? {
         Route::Local(room_id) => {
-            let (rid, user) = (room_id.clone(), user.to_owned());
-            s.blocking(move |s| membership::join(s, &rid, &user, reason.as_deref())).await?;
+            membership::join(s, &room_id, user, reason.as_deref())?;
             return Ok(room_id);
         }
         Route::Remote(room_id, servers) => (room_id, servers),
@@ -87,8 +86,7 @@ pub(crate) async fn route(
         }
     };
     let servers = candidates(s, user, &room_id, servers).await?;
-    let rid = room_id.clone();
-    if servers.is_empty() || s.blocking(move |s| is_resident(s, &rid)).await? {
+    if servers.is_empty() || is_resident(s, &room_id)? {
         return Ok(Route::Local(room_id));
     }
     Ok(Route::Remote(room_id, servers))
@@ -123,16 +121,10 @@ pub(crate) fn relay(errors: Vec<Error>, what: &str) -> Error {
 pub async fn resolve_alias(s: &State, alias: &RoomAliasId) -> Result<(OwnedRoomId, Vec<OwnedServerName>)> {
     let not_found = || Error::not_found(format!("Room alias {alias} not found"));
     if alias.server_name() == s.server_name || !s.config.federation.enabled {
-        let a = alias.to_owned();
-        return s
-            .blocking(move |s| {
-                let room_id =
-                    alias::resolve(s, &a)?.ok_or_else(|| Error::not_found(format!("Room alias {a} not found")))?;
-                let mut servers = vec![s.server_name.clone()];
-                servers.extend(servers_in_room(s, &room_id)?.iter().filter(|x| **x != s.server_name).cloned());
-                Ok((room_id, servers))
-            })
-            .await;
+        let room_id = alias::resolve(s, alias)?.ok_or_else(not_found)?;
+        let mut servers = vec![s.server_name.clone()];
+        servers.extend(servers_in_room(s, &room_id)?.iter().filter(|x| **x != s.server_name).cloned());
+        return Ok((room_id, servers));
     }
     let resp = s
         .federation
@@ -158,8 +150,7 @@ pub(crate) async fn candidates(
     if !s.config.federation.enabled {
         return Ok(Vec::new());
     }
-    let (u, r) = (user.to_owned(), room_id.to_owned());
-    let invite = s.blocking(move |s| remote_invites::pending(s, &u, &r)).await?;
+    let invite = remote_invites::pending(s, user, room_id)?;
     let inviter = invite
         .as_ref()
         .and_then(remote_invites::inviter)
@@ -224,12 +215,8 @@ async fn join_via(s: &State, server: &ServerName, user: &UserId, room_id: &RoomI
         })
         .collect();
     tracing::info!(%server, %room_id, count, verified = events.len(), "joining: send_join answered");
-    let (rid, user) = (room_id.to_owned(), user.to_owned());
-    s.blocking(move |s| {
-        prepare_room(s, &rid, &version)?;
-        store_join(s, &rid, &user, &join, events, &state_ids)
-    })
-    .await
+    prepare_room(s, room_id, &version)?;
+    store_join(s, room_id, user, &join, events, &state_ids)
 }
 
 /// The room version of a template (`"1"` when absent), if we can join it.
@@ -279,8 +266,7 @@ pub(crate) async fn complete(
     if content.get("membership") != Some(&CanonicalJsonValue::String(membership.to_string())) {
         return Err(bad("wrong membership"));
     }
-    let (u, r) = (user.to_owned(), reason.map(str::to_owned));
-    let ours = s.blocking(move |s| membership::member_event(s, &u, membership, r.as_deref(), false)).await?;
+    let ours = membership::member_event(s, user, membership, reason, false)?;
     let ours: CanonicalJsonObject = serde_json::from_value(ours.content).map_err(Error::internal)?;
     for (k, v) in ours {
         content.entry(k).or_insert(v);
@@ -292,32 +278,25 @@ pub(crate) async fn complete(
     obj.insert("room_id".into(), CanonicalJsonValue::String(room_id.to_string()));
     let ts = ruma::Int::new(i64::try_from(now_ms()).unwrap_or(i64::MAX)).unwrap_or(ruma::Int::MAX);
     obj.insert("origin_server_ts".into(), CanonicalJsonValue::Integer(ts));
-    let rules = rules.clone();
-    s.blocking(move |s| seal(s, &rules, obj)).await
+    seal(s, rules, obj)
 }
 
 /// `POST /rooms/{roomId}/leave`: for a pending invite to a room no local user is in, reject it
 /// through the inviting server (`make_leave`, `send_leave`), or locally only when no server
 /// takes the leave; otherwise the local leave.
 pub async fn leave(s: &State, user: &UserId, room_id: &RoomId, reason: Option<String>) -> Result<()> {
-    let (u, r) = (user.to_owned(), room_id.to_owned());
-    let (resident, invite) =
-        s.blocking(move |s| Ok((is_resident(s, &r)?, remote_invites::pending(s, &u, &r)?))).await?;
-    let (u, r) = (user.to_owned(), room_id.to_owned());
+    let (resident, invite) = (is_resident(s, room_id)?, remote_invites::pending(s, user, room_id)?);
     if resident || invite.is_none() {
-        s.blocking(move |s| membership::leave(s, &r, &u, reason.as_deref())).await?;
+        membership::leave(s, room_id, user, reason.as_deref())?;
         return Ok(());
     }
     for server in candidates(s, user, room_id, Vec::new()).await? {
         match leave_via(s, &server, user, room_id, reason.as_deref()).await {
-            Ok((pdu, obj)) => {
-                let (u, r) = (user.to_owned(), room_id.to_owned());
-                return s.blocking(move |s| remote_invites::record_rejection(s, &u, &r, &pdu.event_id, &obj)).await;
-            }
+            Ok((pdu, obj)) => return remote_invites::record_rejection(s, user, room_id, &pdu.event_id, &obj),
             Err(e) => tracing::info!(%server, %room_id, error = %e, "remote leave failed; trying the next server"),
         }
     }
-    s.blocking(move |s| remote_invites::reject(s, &u, &r, reason.as_deref())).await?;
+    remote_invites::reject(s, user, room_id, reason.as_deref())?;
     Ok(())
 }
 

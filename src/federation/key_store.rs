@@ -245,17 +245,12 @@ impl Federation {
             return Ok(set);
         }
         let name = server.to_string();
-        let set = self
-            .db
-            .blocking(move |db| {
-                let keys = db.scan_prefix(REMOTE_SERVER_KEYS, &name)?.into_iter().map(|((_, id), r)| (id, r)).collect();
-                let response = match db.get(REMOTE_KEY_RESPONSES, &name)? {
-                    Some(v) => serde_json::from_value(v).ok(),
-                    None => None,
-                };
-                Ok(KeySet { keys, response })
-            })
-            .await?;
+        let keys = self.db.scan_prefix(REMOTE_SERVER_KEYS, &name)?.into_iter().map(|((_, id), r)| (id, r)).collect();
+        let response = match self.db.get(REMOTE_KEY_RESPONSES, &name)? {
+            Some(v) => serde_json::from_value(v).ok(),
+            None => None,
+        };
+        let set = KeySet { keys, response };
         self.remember(server, set.clone());
         Ok(set)
     }
@@ -272,18 +267,14 @@ impl Federation {
         let name = server.to_string();
         let response =
             if newer { new.response.map(serde_json::to_value).transpose().map_err(Error::internal)? } else { None };
-        self.db
-            .blocking(move |db| {
-                let mut batch = db.batch();
-                for (id, record) in &new.keys {
-                    batch.put(REMOTE_SERVER_KEYS, &(name.clone(), id.clone()), record)?;
-                }
-                if let Some(response) = &response {
-                    batch.put(REMOTE_KEY_RESPONSES, &name, response)?;
-                }
-                batch.commit()
-            })
-            .await?;
+        let mut batch = self.db.batch();
+        for (id, record) in &new.keys {
+            batch.put(REMOTE_SERVER_KEYS, &(name.clone(), id.clone()), record)?;
+        }
+        if let Some(response) = &response {
+            batch.put(REMOTE_KEY_RESPONSES, &name, response)?;
+        }
+        batch.commit()?;
         self.remember(server, set);
         Ok(())
     }

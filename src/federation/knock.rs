@@ -31,8 +31,7 @@ pub async fn knock(
 ) -> Result<OwnedRoomId> {
     let (room_id, servers) = match route(s, user, target, via).await? {
         Route::Local(room_id) => {
-            let (rid, user) = (room_id.clone(), user.to_owned());
-            s.blocking(move |s| membership::knock(s, &rid, &user, reason.as_deref())).await?;
+            membership::knock(s, &room_id, user, reason.as_deref())?;
             return Ok(room_id);
         }
         Route::Remote(room_id, servers) => (room_id, servers),
@@ -73,6 +72,5 @@ async fn knock_via(
     let state: Vec<Value> = answer.knock_room_state.iter().filter_map(stripped).collect();
     let event = serde_json::to_value(&obj).map_err(Error::internal)?;
     tracing::info!(%server, %room_id, state = state.len(), "knocked through another server");
-    let (u, r) = (user.to_owned(), room_id.to_owned());
-    s.blocking(move |s| remote_invites::store_knock(s, &u, &r, &pdu.event_id, &version, event, state)).await
+    remote_invites::store_knock(s, user, room_id, &pdu.event_id, &version, event, state)
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::rooms::alias::canonical_aliases;
-use crate::services::State;
+use crate::services::{Services, State};
 
 /// One page of another server's public room directory, passed on as it answered (ruma's
 /// typed chunk would drop fields at their defaults, e.g. `join_rule: public`). With `filter`,
@@ -146,6 +146,30 @@ fn may_see(summary: &Value, membership: Option<&MembershipState>) -> bool {
         || matches!(membership, Some(MembershipState::Join | MembershipState::Invite))
 }
 
+/// [`visit`] for a room a local user is joined to: `None` when we are not resident (ask `via`),
+/// `Some(None)` when the user may not see it.
+fn local_visit(
+    s: &Services,
+    user: &ruma::UserId,
+    room_id: &RoomId,
+    suggested_only: bool,
+) -> Result<Option<Option<Visited>>> {
+    if !crate::rooms::exists(s, room_id)? || !super::access::is_resident(s, room_id)? {
+        return Ok(None);
+    }
+    let mut chunk = match crate::rooms::info::summary::summary(s, room_id, Some(user)) {
+        Ok(c) => c,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Some(None)),
+        Err(e) => return Err(e),
+    };
+    if let Some(o) = chunk.as_object_mut() {
+        o.remove("membership");
+    }
+    let (children_state, children) = super::queries::space_children(s, room_id, suggested_only)?;
+    chunk["children_state"] = json!(children_state);
+    Ok(Some(Some(Visited { chunk, children })))
+}
+
 /// One room of the walk: ours when a local user is joined (its summary, by the user's view, and
 /// its children by our current state), else the first of `via` whose `/hierarchy` shows it.
 /// `None` when the user may not see it or nobody answers.
@@ -156,26 +180,7 @@ async fn visit(
     via: &[OwnedServerName],
     suggested_only: bool,
 ) -> Result<Option<Visited>> {
-    let (rid, u) = (room_id.to_owned(), user.to_owned());
-    let local = s
-        .blocking(move |s| {
-            if !crate::rooms::exists(s, &rid)? || !super::access::is_resident(s, &rid)? {
-                return Ok(None);
-            }
-            let mut chunk = match crate::rooms::info::summary::summary(s, &rid, Some(&u)) {
-                Ok(c) => c,
-                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Some(None)),
-                Err(e) => return Err(e),
-            };
-            if let Some(o) = chunk.as_object_mut() {
-                o.remove("membership");
-            }
-            let (children_state, children) = super::queries::space_children(s, &rid, suggested_only)?;
-            chunk["children_state"] = json!(children_state);
-            Ok(Some(Some(Visited { chunk, children })))
-        })
-        .await?;
-    if let Some(found) = local {
+    if let Some(found) = local_visit(s, user, room_id, suggested_only)? {
         return Ok(found);
     }
     if !s.config.federation.enabled {
@@ -183,8 +188,7 @@ async fn visit(
     }
     for server in via.iter().filter(|x| **x != s.server_name) {
         let Some(chunk) = remote_hierarchy_entry(s, server, room_id, suggested_only).await else { continue };
-        let (rid, u) = (room_id.to_owned(), user.to_owned());
-        let membership = s.blocking(move |s| crate::rooms::membership::membership_of(s, &rid, &u)).await?;
+        let membership = crate::rooms::membership::membership_of(s, room_id, user)?;
         if !may_see(&chunk, membership.as_ref()) {
             return Ok(None);
         }

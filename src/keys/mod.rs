@@ -4,8 +4,8 @@
 //!
 //! The server never sees plaintext: it stores what devices publish, hands out one-time keys
 //! once each, tells clients whose device lists changed, and queues to-device messages until the
-//! receiving device's `/sync` acknowledges them. Functions are blocking and take `&Services`
-//! (or `&Storage` for the hooks `users/` calls); handlers run them through `s.blocking(...)`.
+//! receiving device's `/sync` acknowledges them. Functions are synchronous and take `&Services`
+//! (or `&Storage` for the hooks `users/` calls); handlers call them directly.
 //!
 //! What `/sync` reads: [`to_device_since`] / [`ack_to_device`], [`device_list_changes`],
 //! [`one_time_key_counts`], [`unused_fallback_key_types`].

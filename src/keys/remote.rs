@@ -127,7 +127,7 @@ pub async fn query(
     timeout: Duration,
 ) -> Result<Value> {
     let servers = by_server(s, &requested);
-    let mut device_keys = s.blocking(move |s| device_keys::query(s, &requested, true)).await?;
+    let mut device_keys = device_keys::query(s, &requested, true)?;
     let (answers, failures) = fan_out(s, servers, timeout, |server, users| async move {
         s.federation.send(&server, query_fed::Request::new(users)).await
     })
@@ -177,7 +177,7 @@ pub async fn claim(
     timeout: Duration,
 ) -> Result<Value> {
     let servers = by_server(s, &requested);
-    let mut claimed = s.blocking(move |s| one_time_keys::claim(s, &requested)).await?;
+    let mut claimed = one_time_keys::claim(s, &requested)?;
     let (answers, failures) = fan_out(s, servers, timeout, |server, users| async move {
         let users = users
             .into_iter()

@@ -6,7 +6,8 @@
 //! - [`state`] stores state snapshots as shared deltas; [`resolve`] feeds ruma's state resolution.
 //! - [`create`], [`membership`] and [`read`] implement the client-facing operations.
 //!
-//! All functions here are blocking: call them through [`Services::blocking`].
+//! The functions here are synchronous (RocksDB reads and one-batch writes), called directly from
+//! async code.
 
 pub mod alias;
 pub mod append;

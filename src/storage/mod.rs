@@ -2,8 +2,9 @@
 //!
 //! Tables are declared in [`catalog`]; keys and values are typed through [`codec`]. Related
 //! writes go in one [`Batch`] (one atomic RocksDB `WriteBatch`, written to the WAL, so an
-//! acknowledged write survives `kill -9`). Services call [`Storage::blocking`] to run
-//! RocksDB work off the async workers.
+//! acknowledged write survives `kill -9`). Services call it directly from async code: reads
+//! come from memtables and the block cache, writes append to the WAL without fsync, so a call
+//! costs less than a hand-off to the blocking pool (docs/benchmarks.md).
 
 pub mod catalog;
 pub mod codec;
@@ -151,15 +152,6 @@ impl Storage {
             derived: caches.cache("derived"),
         };
         Ok(Storage { inner: Arc::new(inner) })
-    }
-
-    /// Run storage work in place (see `Services::blocking` for why not on the blocking pool).
-    pub async fn blocking<R, F>(&self, f: F) -> Result<R>
-    where
-        F: FnOnce(&Storage) -> Result<R> + Send + 'static,
-        R: Send + 'static,
-    {
-        f(self)
     }
 
     pub fn get<K: KeyCodec, V: ValueCodec, Q: KeyEncode<Key = K> + ?Sized>(

@@ -70,6 +70,5 @@ pub async fn activity(
     user: &UserId,
     set_presence: Option<String>,
 ) -> Result<crate::ephemeral::PresenceGuard> {
-    let user = user.to_owned();
-    s.blocking(move |s| Ok(crate::ephemeral::sync_activity(s, &user, set_presence.as_deref()))).await
+    Ok(crate::ephemeral::sync_activity(s, user, set_presence.as_deref()))
 }

@@ -240,24 +240,11 @@ pub fn compute(s: &Services, user: &UserId, device: &str, req: &SyncRequest, upt
 /// ([`wake`] lists the keys), never from writes the user cannot see.
 pub async fn sync(s: &State, user: &UserId, device: &str, req: SyncRequest) -> Result<Value> {
     let deadline = tokio::time::Instant::now() + req.timeout.min(MAX_TIMEOUT);
-    // One trip to the blocking pool for presence activity and the to-device ack (each
-    // hand-off costs a thread wake-up; see docs/benchmarks.md).
-    let (u, d, since, presence) = (user.to_owned(), device.to_owned(), req.since, req.set_presence.clone());
-    let _active = s
-        .blocking(move |s| {
-            let active = crate::ephemeral::sync_activity(s, &u, presence.as_deref());
-            if let Some(since) = since {
-                hooks::ack_to_device(s, &u, d.as_str().into(), since.to_device)?;
-            }
-            Ok(active)
-        })
-        .await?;
-    let req = Arc::new(req);
+    let _active = crate::ephemeral::sync_activity(s, user, req.set_presence.as_deref());
+    if let Some(since) = req.since {
+        hooks::ack_to_device(s, user, device.into(), since.to_device)?;
+    }
     let mut waiter = s.db.stream().waiter();
-    let compute_at = |upto: u64| {
-        let (u, d, r) = (user.to_owned(), device.to_owned(), req.clone());
-        s.blocking(move |s| compute(s, &u, &d, &r, upto))
-    };
     loop {
         // Keys first, then the position: a change committed after this wakes the wait below.
         // Re-read each round, as the user's rooms may have changed.
@@ -268,7 +255,7 @@ pub async fn sync(s: &State, user: &UserId, device: &str, req: SyncRequest) -> R
         // on: wait straight away instead of computing an empty response first.
         let at_head = req.since.is_some_and(|t| t.pos >= upto && t.to_device >= t.pos) && !req.full_state;
         if timed_out || !at_head {
-            let (response, has_data) = compute_at(upto).await?;
+            let (response, has_data) = compute(s, user, device, &req, upto)?;
             if has_data || req.since.is_none() || req.full_state || timed_out {
                 return Ok(response);
             }

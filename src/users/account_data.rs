@@ -1,5 +1,5 @@
 //! Account data (spec: "Client Config") and filters (spec: "Filtering").
-//! Blocking functions; call them inside [`Storage::blocking`].
+//! Synchronous RocksDB work on `&Storage`; async code calls them directly (see [`crate::storage`]).
 
 use std::sync::{Mutex, PoisonError};
 

@@ -1,5 +1,5 @@
 //! Accounts: creation, passwords, deactivation, third-party identifiers.
-//! All functions here are blocking; call them inside [`Storage::blocking`].
+//! Synchronous RocksDB work on `&Storage`; async code calls them directly (see [`crate::storage`]).
 
 use std::sync::{Mutex, PoisonError};
 

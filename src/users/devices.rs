@@ -1,5 +1,5 @@
 //! Devices: one per login session, each with its tokens (spec: "Device management").
-//! Blocking functions; call them inside [`Storage::blocking`].
+//! Synchronous RocksDB work on `&Storage`; async code calls them directly (see [`crate::storage`]).
 
 use ruma::{DeviceId, OwnedDeviceId, UserId};
 

@@ -1,5 +1,6 @@
 //! Profiles: `displayname`, `avatar_url` and extended fields such as `m.tz` (spec: "Profiles",
-//! v1.16 extended profiles). Blocking functions; call them inside [`Storage::blocking`].
+//! v1.16 extended profiles).
+//! Synchronous RocksDB work on `&Storage`; async code calls them directly (see [`crate::storage`]).
 
 use ruma::UserId;
 use serde_json::{Map, Value};

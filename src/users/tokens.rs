@@ -1,6 +1,6 @@
 //! Access, refresh and login tokens: opaque random strings, stored only as SHA-256 hashes.
 //! Spec: "Using access tokens", "Refreshing access tokens", "Login" (`m.login.token`).
-//! Blocking functions; call them inside [`Storage::blocking`].
+//! Synchronous RocksDB work on `&Storage`; async code calls them directly (see [`crate::storage`]).
 
 use ruma::{DeviceId, OwnedDeviceId, OwnedUserId, UserId};
 use std::sync::{Mutex, PoisonError};

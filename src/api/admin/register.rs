@@ -107,13 +107,8 @@ async fn register_inner(s: &State, body: &[u8], ip: Option<String>) -> Result<se
         displayname: body.displayname,
         ..Default::default()
     };
-    let (uid, lifetimes) = (user_id.clone(), s.token_lifetimes());
-    let session =
-        s.db.blocking(move |db| {
-            accounts::create(db, &uid, new)?;
-            tokens::create_session(db, &uid, None, None, false, lifetimes, ip)
-        })
-        .await?;
+    accounts::create(&s.db, &user_id, new)?;
+    let session = tokens::create_session(&s.db, &user_id, None, None, false, s.token_lifetimes(), ip)?;
     tracing::info!(%user_id, admin = body.admin, "registered with the shared secret");
     Ok(json!({
         "access_token": session.access_token,

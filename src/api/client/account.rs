@@ -18,14 +18,10 @@ pub async fn change_password(s: State, r: Ruma<change_password::v3::Request>) ->
     uia_reauth(&s, r.body.auth.as_ref(), &auth.user_id).await?;
     let hash = password::hash(r.body.new_password).await?;
     let logout_devices = r.body.logout_devices;
-    s.db.blocking(move |db| {
-        accounts::set_password(db, &auth.user_id, hash)?;
-        if logout_devices {
-            devices::delete_all(db, &auth.user_id, Some(&auth.device_id))?;
-        }
-        Ok(())
-    })
-    .await?;
+    accounts::set_password(&s.db, &auth.user_id, hash)?;
+    if logout_devices {
+        devices::delete_all(&s.db, &auth.user_id, Some(&auth.device_id))?;
+    }
     Ok(change_password::v3::Response::new())
 }
 
@@ -34,8 +30,7 @@ pub async fn deactivate(s: State, r: Ruma<deactivate::v3::Request>) -> Result<de
     let auth = r.auth()?.clone();
     uia_reauth(&s, r.body.auth.as_ref(), &auth.user_id).await?;
     let erase = r.body.erase;
-    let uid = auth.user_id.clone();
-    s.db.blocking(move |db| accounts::deactivate(db, &uid, erase)).await?;
+    accounts::deactivate(&s.db, &auth.user_id, erase)?;
     tracing::info!(user_id = %auth.user_id, erase, "deactivated");
     Ok(deactivate::v3::Response::new(ruma::api::client::account::ThirdPartyIdRemovalStatus::NoSupport))
 }
@@ -43,7 +38,7 @@ pub async fn deactivate(s: State, r: Ruma<deactivate::v3::Request>) -> Result<de
 /// `GET /_matrix/client/v3/account/3pid`
 pub async fn threepids(s: State, r: Ruma<get_3pids::v3::Request>) -> Result<get_3pids::v3::Response> {
     let uid = r.auth()?.user_id.clone();
-    let list = s.db.blocking(move |db| accounts::threepids(db, &uid)).await?;
+    let list = accounts::threepids(&s.db, &uid)?;
     let ts = |ms: u64| MilliSecondsSinceUnixEpoch(UInt::try_from(ms).unwrap_or_default());
     let threepids = list
         .into_iter()

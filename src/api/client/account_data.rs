@@ -16,8 +16,7 @@ use crate::services::State;
 use crate::users::account_data;
 
 async fn get(s: &State, user_id: &UserId, room_id: Option<&RoomId>, data_type: String) -> Result<RawJson> {
-    let (uid, rid) = (user_id.to_owned(), room_id.map(ToOwned::to_owned));
-    let content = s.db.blocking(move |db| account_data::get(db, &uid, rid.as_deref(), &data_type)).await?;
+    let content = account_data::get(&s.db, user_id, room_id, &data_type)?;
     Ok(RawJson(content))
 }
 
@@ -30,8 +29,7 @@ async fn set(s: &State, user_id: &UserId, room_id: Option<&RoomId>, data_type: S
     if !content.is_object() {
         return Err(Error::new(ErrorKind::BadJson, "Account data content must be a JSON object"));
     }
-    let (uid, rid) = (user_id.to_owned(), room_id.map(ToOwned::to_owned));
-    s.db.blocking(move |db| account_data::set(db, &uid, rid.as_deref(), &data_type, content)).await
+    account_data::set(&s.db, user_id, room_id, &data_type, content)
 }
 
 /// `GET /_matrix/client/v3/user/{userId}/account_data/{type}`
@@ -71,14 +69,12 @@ pub async fn set_room(
 pub async fn create_filter(s: State, r: Ruma<create_filter::v3::Request>) -> Result<create_filter::v3::Response> {
     ensure_self(&r.auth()?.user_id, &r.body.user_id, "filters")?;
     let filter = serde_json::to_value(&r.body.filter).map_err(Error::internal)?;
-    let uid = r.body.user_id;
-    let filter_id = s.db.blocking(move |db| account_data::create_filter(db, &uid, filter)).await?;
+    let filter_id = account_data::create_filter(&s.db, &r.body.user_id, filter)?;
     Ok(create_filter::v3::Response::new(filter_id))
 }
 
 /// `GET /_matrix/client/v3/user/{userId}/filter/{filterId}`
 pub async fn get_filter(s: State, r: Ruma<get_filter::v3::Request>) -> Result<RawJson> {
     ensure_self(&r.auth()?.user_id, &r.body.user_id, "filters")?;
-    let (uid, fid) = (r.body.user_id, r.body.filter_id);
-    Ok(RawJson(s.db.blocking(move |db| account_data::get_filter(db, &uid, &fid)).await?))
+    Ok(RawJson(account_data::get_filter(&s.db, &r.body.user_id, &r.body.filter_id)?))
 }

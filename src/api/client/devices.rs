@@ -22,7 +22,7 @@ fn device_json(d: &DeviceView) -> Value {
 /// `GET /_matrix/client/v3/devices`
 pub async fn list(s: State, r: Ruma<get_devices::v3::Request>) -> Result<RawJson> {
     let uid = r.auth()?.user_id.clone();
-    let list = s.db.blocking(move |db| devices::list_views(db, &uid)).await?;
+    let list = devices::list_views(&s.db, &uid)?;
     Ok(RawJson(json!({ "devices": list.iter().map(device_json).collect::<Vec<_>>() })))
 }
 
@@ -30,7 +30,7 @@ pub async fn list(s: State, r: Ruma<get_devices::v3::Request>) -> Result<RawJson
 pub async fn get(s: State, r: Ruma<get_device::v3::Request>) -> Result<RawJson> {
     let uid = r.auth()?.user_id.clone();
     let device_id = r.body.device_id;
-    let device = s.db.blocking(move |db| devices::get_view(db, &uid, &device_id)).await?;
+    let device = devices::get_view(&s.db, &uid, &device_id)?;
     Ok(RawJson(device_json(&device.ok_or_else(|| Error::not_found("Unknown device"))?)))
 }
 
@@ -38,7 +38,7 @@ pub async fn get(s: State, r: Ruma<get_device::v3::Request>) -> Result<RawJson> 
 pub async fn update(s: State, r: Ruma<update_device::v3::Request>) -> Result<update_device::v3::Response> {
     let uid = r.auth()?.user_id.clone();
     let (device_id, name) = (r.body.device_id, r.body.display_name);
-    s.db.blocking(move |db| devices::set_display_name(db, &uid, &device_id, name)).await?;
+    devices::set_display_name(&s.db, &uid, &device_id, name)?;
     Ok(update_device::v3::Response::new())
 }
 
@@ -48,7 +48,7 @@ pub async fn delete(s: State, r: Ruma<delete_device::v3::Request>) -> Result<del
     let uid = r.auth()?.user_id.clone();
     let device_id = r.body.device_id;
     uia_reauth(&s, r.body.auth.as_ref(), &uid).await?;
-    s.db.blocking(move |db| devices::delete(db, &uid, &[&device_id])).await?;
+    devices::delete(&s.db, &uid, &[&device_id])?;
     Ok(delete_device::v3::Response::new())
 }
 
@@ -57,6 +57,6 @@ pub async fn delete_many(s: State, r: Ruma<delete_devices::v3::Request>) -> Resu
     let uid = r.auth()?.user_id.clone();
     uia_reauth(&s, r.body.auth.as_ref(), &uid).await?;
     let ids = r.body.devices;
-    s.db.blocking(move |db| devices::delete(db, &uid, &ids.iter().map(|d| d.as_ref()).collect::<Vec<_>>())).await?;
+    devices::delete(&s.db, &uid, &ids.iter().map(|d| d.as_ref()).collect::<Vec<_>>())?;
     Ok(delete_devices::v3::Response::new())
 }

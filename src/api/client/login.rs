@@ -45,8 +45,7 @@ pub async fn login(s: State, r: Ruma<LoginRequest>) -> Result<LoginResponse> {
             let user_id = match (&p.identifier, &p.user) {
                 (Some(UserIdentifier::Matrix(m)), _) => s.resolve_user(&m.user).map_err(|_| bad_credentials())?,
                 (Some(UserIdentifier::Email(e)), _) => {
-                    let address = e.address.clone();
-                    let owner = s.db.blocking(move |db| accounts::find_by_threepid(db, "email", &address)).await?;
+                    let owner = accounts::find_by_threepid(&s.db, "email", &e.address)?;
                     owner.ok_or_else(bad_credentials)?
                 }
                 (None, Some(user)) => s.resolve_user(user).map_err(|_| bad_credentials())?,
@@ -57,13 +56,9 @@ pub async fn login(s: State, r: Ruma<LoginRequest>) -> Result<LoginResponse> {
             user_id
         }
         LoginInfo::Token(t) if s.config.login.token => {
-            let token = t.token.clone();
-            s.db.blocking(move |db| {
-                let user_id = tokens::consume_login_token(db, &token)?;
-                accounts::get_active(db, &user_id)?;
-                Ok(user_id)
-            })
-            .await?
+            let user_id = tokens::consume_login_token(&s.db, &t.token)?;
+            accounts::get_active(&s.db, &user_id)?;
+            user_id
         }
         LoginInfo::_Custom(_) if body.login_info.login_type() == jwt::LOGIN_TYPE && s.jwt.is_some() => {
             jwt_user(&s, &body.login_info).await?
@@ -76,12 +71,7 @@ pub async fn login(s: State, r: Ruma<LoginRequest>) -> Result<LoginResponse> {
 
     let (device_id, display_name, refresh) = (body.device_id, body.initial_device_display_name, body.refresh_token);
     let (lifetimes, ip) = (s.token_lifetimes(), r.client_ip.map(|i| i.to_string()));
-    let uid = user_id.clone();
-    let session =
-        s.db.blocking(move |db| {
-            tokens::create_session(db, &uid, device_id.as_deref(), display_name, refresh, lifetimes, ip)
-        })
-        .await?;
+    let session = tokens::create_session(&s.db, &user_id, device_id.as_deref(), display_name, refresh, lifetimes, ip)?;
     tracing::info!(%user_id, device_id = %session.device_id, "logged in");
     let mut response = LoginResponse::new(user_id, session.access_token, session.device_id);
     response.refresh_token = session.refresh_token;
@@ -95,8 +85,7 @@ async fn check_password(s: &State, user_id: &UserId, password: String) -> Result
     if !s.is_local(user_id) {
         return Err(bad_credentials());
     }
-    let uid = user_id.to_owned();
-    let record = s.db.blocking(move |db| accounts::get(db, &uid)).await?.ok_or_else(bad_credentials)?;
+    let record = accounts::get(&s.db, user_id)?.ok_or_else(bad_credentials)?;
     if record.deactivated {
         return Err(Error::new(ErrorKind::UserDeactivated, "This account has been deactivated"));
     }
@@ -119,18 +108,18 @@ async fn jwt_user(s: &State, info: &LoginInfo) -> Result<OwnedUserId> {
     // Logging in matches a localpart case-insensitively; creating an account takes the name as
     // given, upper case refused (M_INVALID_USERNAME) as at `/register` and in Synapse.
     let requested = if localpart.starts_with('@') { user_id.localpart().to_owned() } else { localpart };
-    let (server, reserved) = (s.server_name.to_string(), s.config.registration.reserved_prefixes.clone());
-    let uid = user_id.clone();
-    s.db.blocking(move |db| match accounts::get(db, &uid)? {
-        Some(u) if u.deactivated => Err(Error::new(ErrorKind::UserDeactivated, "This account has been deactivated")),
-        Some(_) => Ok(()),
-        None if create => {
-            crate::users::validate_localpart(&requested, &server, &reserved)?;
-            accounts::create(db, &uid, NewAccount::default())
+    match accounts::get(&s.db, &user_id)? {
+        Some(u) if u.deactivated => {
+            return Err(Error::new(ErrorKind::UserDeactivated, "This account has been deactivated"));
         }
-        None => Err(Error::forbidden("User does not exist")),
-    })
-    .await?;
+        Some(_) => {}
+        None if create => {
+            let reserved = &s.config.registration.reserved_prefixes;
+            crate::users::validate_localpart(&requested, s.server_name.as_str(), reserved)?;
+            accounts::create(&s.db, &user_id, NewAccount::default())?;
+        }
+        None => return Err(Error::forbidden("User does not exist")),
+    }
     Ok(user_id)
 }
 
@@ -142,15 +131,14 @@ pub async fn get_token(s: State, r: Ruma<get_login_token::v1::Request>) -> Resul
     let auth = r.auth()?.clone();
     uia_reauth(&s, r.body.auth.as_ref(), &auth.user_id).await?;
     let lifetime = s.config.login.login_token_lifetime_ms;
-    let token = s.db.blocking(move |db| tokens::create_login_token(db, &auth.user_id, lifetime)).await?;
+    let token = tokens::create_login_token(&s.db, &auth.user_id, lifetime)?;
     Ok(get_login_token::v1::Response::new(Duration::from_millis(lifetime), token))
 }
 
 /// Re-authentication for sensitive actions: the password, or `m.login.dummy` for accounts that
 /// have none (JWT and guest accounts have nothing else to prove).
 pub async fn uia_reauth(s: &State, auth: Option<&ruma::api::client::uiaa::AuthData>, user_id: &UserId) -> Result<()> {
-    let uid = user_id.to_owned();
-    let has_password = s.db.blocking(move |db| accounts::get_active(db, &uid)).await?.password_hash.is_some();
+    let has_password = accounts::get_active(&s.db, user_id)?.password_hash.is_some();
     let flows: &[&[&str]] = if has_password { &[&[PASSWORD]] } else { &[&[DUMMY]] };
     s.uiaa.check(s, auth, flows, Some(user_id)).await
 }

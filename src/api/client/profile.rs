@@ -21,7 +21,7 @@ pub async fn get_all(s: State, r: Ruma<get_profile::v3::Request>) -> Result<RawJ
     if !s.is_local(&uid) {
         return Ok(RawJson(Value::Object(remote(&s, uid, None).await?)));
     }
-    let map = s.db.blocking(move |db| profile::get_all(db, &uid)).await?;
+    let map = profile::get_all(&s.db, &uid)?;
     Ok(RawJson(Value::Object(map)))
 }
 
@@ -33,8 +33,7 @@ pub async fn get_field(s: State, r: Ruma<get_profile_field::v3::Request>) -> Res
         let value = map.remove(&field).ok_or_else(|| Error::not_found(format!("The user has no {field}")))?;
         return Ok(RawJson(json!({ field: value })));
     }
-    let key = field.clone();
-    let value = s.db.blocking(move |db| profile::get_field(db, &uid, &key)).await?;
+    let value = profile::get_field(&s.db, &uid, &field)?;
     Ok(RawJson(json!({ field: value })))
 }
 
@@ -52,11 +51,8 @@ pub async fn set_field(s: State, r: Ruma<set_profile_field::v3::Request>) -> Res
     ensure_self(&r.auth()?.user_id, &r.body.user_id, "the profile")?;
     let uid = r.body.user_id;
     let (field, value) = (r.body.value.field_name().as_str().to_owned(), r.body.value.value().into_owned());
-    s.blocking(move |s| {
-        profile::set_field(&s.db, &uid, &field, value)?;
-        propagate(s, &uid, &field)
-    })
-    .await?;
+    profile::set_field(&s.db, &uid, &field, value)?;
+    propagate(&s, &uid, &field)?;
     Ok(set_profile_field::v3::Response::new())
 }
 
@@ -67,11 +63,8 @@ pub async fn delete_field(
 ) -> Result<delete_profile_field::v3::Response> {
     ensure_self(&r.auth()?.user_id, &r.body.user_id, "the profile")?;
     let (uid, field) = (r.body.user_id, r.body.field.as_str().to_owned());
-    s.blocking(move |s| {
-        profile::delete_field(&s.db, &uid, &field)?;
-        propagate(s, &uid, &field)
-    })
-    .await?;
+    profile::delete_field(&s.db, &uid, &field)?;
+    propagate(&s, &uid, &field)?;
     Ok(delete_profile_field::v3::Response::new())
 }
 

@@ -46,8 +46,7 @@ pub async fn register(s: State, r: Ruma<register::Request>) -> Result<register::
         None => None,
     };
     let new = NewAccount { password_hash, is_guest: guest, ..Default::default() };
-    let uid = user_id.clone();
-    s.db.blocking(move |db| accounts::create(db, &uid, new)).await?;
+    accounts::create(&s.db, &user_id, new)?;
     tracing::info!(%user_id, guest, "registered");
 
     let mut response = register::Response::new(user_id.clone());
@@ -56,11 +55,7 @@ pub async fn register(s: State, r: Ruma<register::Request>) -> Result<register::
     }
     let (device_id, display_name, refresh) = (body.device_id, body.initial_device_display_name, body.refresh_token);
     let (lifetimes, ip) = (s.token_lifetimes(), r.client_ip.map(|i| i.to_string()));
-    let session =
-        s.db.blocking(move |db| {
-            tokens::create_session(db, &user_id, device_id.as_deref(), display_name, refresh, lifetimes, ip)
-        })
-        .await?;
+    let session = tokens::create_session(&s.db, &user_id, device_id.as_deref(), display_name, refresh, lifetimes, ip)?;
     response.access_token = Some(session.access_token);
     response.device_id = Some(session.device_id);
     response.refresh_token = session.refresh_token;
@@ -76,8 +71,7 @@ pub fn checked_user_id(s: &State, localpart: &str) -> Result<OwnedUserId> {
 }
 
 async fn ensure_available(s: &State, user_id: &UserId) -> Result<()> {
-    let uid = user_id.to_owned();
-    if s.db.blocking(move |db| accounts::get(db, &uid)).await?.is_some() {
+    if accounts::get(&s.db, user_id)?.is_some() {
         return Err(Error::new(ErrorKind::UserInUse, "User ID already taken."));
     }
     Ok(())

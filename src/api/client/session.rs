@@ -15,7 +15,7 @@ use crate::users::{devices, tokens};
 pub async fn refresh(s: State, r: Ruma<refresh_token::v3::Request>) -> Result<refresh_token::v3::Response> {
     let lifetimes = s.token_lifetimes();
     let token = r.body.refresh_token;
-    let session = s.db.blocking(move |db| tokens::refresh(db, &token, lifetimes)).await?;
+    let session = tokens::refresh(&s.db, &token, lifetimes)?;
     let mut response = refresh_token::v3::Response::new(session.access_token);
     response.refresh_token = session.refresh_token;
     response.expires_in_ms = session.expires_in_ms.map(Duration::from_millis);
@@ -25,14 +25,14 @@ pub async fn refresh(s: State, r: Ruma<refresh_token::v3::Request>) -> Result<re
 /// `POST /_matrix/client/v3/logout`: this device and its tokens are gone.
 pub async fn logout(s: State, r: Ruma<logout::v3::Request>) -> Result<logout::v3::Response> {
     let auth = r.auth()?.clone();
-    s.db.blocking(move |db| devices::delete(db, &auth.user_id, &[&auth.device_id])).await?;
+    devices::delete(&s.db, &auth.user_id, &[&auth.device_id])?;
     Ok(logout::v3::Response::new())
 }
 
 /// `POST /_matrix/client/v3/logout/all`: every device of the user.
 pub async fn logout_all(s: State, r: Ruma<logout_all::v3::Request>) -> Result<logout_all::v3::Response> {
     let auth = r.auth()?.clone();
-    s.db.blocking(move |db| devices::delete_all(db, &auth.user_id, None)).await?;
+    devices::delete_all(&s.db, &auth.user_id, None)?;
     Ok(logout_all::v3::Response::new())
 }
 

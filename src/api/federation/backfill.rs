@@ -16,7 +16,7 @@ pub async fn get_backfill(s: State, r: Ruma<backfill::Request>) -> Result<RawJso
     let origin = r.origin()?.to_owned();
     let (room_id, v) = (r.body.room_id, r.body.v);
     let limit = usize::try_from(u64::from(r.body.limit)).unwrap_or(usize::MAX);
-    let pdus = s.blocking(move |s| events::backfill(s, &origin, &room_id, &v, limit)).await?;
+    let pdus = events::backfill(&s, &origin, &room_id, &v, limit)?;
     Ok(RawJson(json!({ "origin": s.server_name, "origin_server_ts": now_ms(), "pdus": pdus })))
 }
 
@@ -26,10 +26,7 @@ pub async fn get_missing_events(s: State, r: Ruma<missing::Request>) -> Result<R
     let b = r.body;
     let limit = usize::try_from(u64::from(b.limit)).unwrap_or(usize::MAX);
     let min_depth = u64::from(b.min_depth);
-    let found = s
-        .blocking(move |s| {
-            events::missing_events(s, &origin, &b.room_id, (&b.earliest_events, &b.latest_events), limit, min_depth)
-        })
-        .await?;
+    let found =
+        events::missing_events(&s, &origin, &b.room_id, (&b.earliest_events, &b.latest_events), limit, min_depth)?;
     Ok(RawJson(json!({ "events": found })))
 }

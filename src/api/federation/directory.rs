@@ -19,13 +19,12 @@ use crate::services::State;
 pub async fn room_alias(s: State, r: Ruma<query_directory::Request>) -> Result<RawJson> {
     r.origin()?;
     let alias = r.body.room_alias;
-    Ok(RawJson(s.blocking(move |s| queries::room_alias(s, &alias)).await?))
+    Ok(RawJson(queries::room_alias(&s, &alias)?))
 }
 
 async fn public_rooms(s: State, term: Option<String>, since: Option<String>, limit: Option<u64>) -> Result<RawJson> {
     let limit = limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
-    let (chunk, next, prev, total) =
-        s.blocking(move |s| directory::list(s, term.as_deref(), since.as_deref(), limit)).await?;
+    let (chunk, next, prev, total) = directory::list(&s, term.as_deref(), since.as_deref(), limit)?;
     let mut out = json!({ "chunk": chunk, "total_room_count_estimate": total });
     if let Some(n) = next {
         out["next_batch"] = json!(n);
@@ -54,5 +53,5 @@ pub async fn public_rooms_post(s: State, r: Ruma<public_post::Request>) -> Resul
 pub async fn space_hierarchy(s: State, r: Ruma<hierarchy::Request>) -> Result<RawJson> {
     let origin = r.origin()?.to_owned();
     let (room_id, suggested) = (r.body.room_id, r.body.suggested_only);
-    Ok(RawJson(s.blocking(move |s| queries::hierarchy(s, &origin, &room_id, suggested)).await?))
+    Ok(RawJson(queries::hierarchy(&s, &origin, &room_id, suggested)?))
 }

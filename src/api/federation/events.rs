@@ -18,7 +18,7 @@ use crate::users::now_ms;
 pub async fn event(s: State, r: Ruma<get_event::Request>) -> Result<RawJson> {
     let origin = r.origin()?.to_owned();
     let event_id = r.body.event_id;
-    let pdu = s.blocking(move |s| events::event(s, &origin, &event_id)).await?;
+    let pdu = events::event(&s, &origin, &event_id)?;
     Ok(RawJson(json!({ "origin": s.server_name, "origin_server_ts": now_ms(), "pdus": [pdu] })))
 }
 
@@ -26,7 +26,7 @@ pub async fn event(s: State, r: Ruma<get_event::Request>) -> Result<RawJson> {
 pub async fn room_state(s: State, r: Ruma<state::Request>) -> Result<RawJson> {
     let origin = r.origin()?.to_owned();
     let (room_id, event_id) = (r.body.room_id, r.body.event_id);
-    let (pdus, chain) = s.blocking(move |s| events::state(s, &origin, &room_id, &event_id)).await?;
+    let (pdus, chain) = events::state(&s, &origin, &room_id, &event_id)?;
     Ok(RawJson(json!({ "pdus": pdus, "auth_chain": chain })))
 }
 
@@ -34,7 +34,7 @@ pub async fn room_state(s: State, r: Ruma<state::Request>) -> Result<RawJson> {
 pub async fn room_state_ids(s: State, r: Ruma<state_ids::Request>) -> Result<state_ids::Response> {
     let origin = r.origin()?.to_owned();
     let (room_id, event_id) = (r.body.room_id, r.body.event_id);
-    let (pdu_ids, chain_ids) = s.blocking(move |s| events::state_ids(s, &origin, &room_id, &event_id)).await?;
+    let (pdu_ids, chain_ids) = events::state_ids(&s, &origin, &room_id, &event_id)?;
     Ok(state_ids::Response::new(chain_ids, pdu_ids))
 }
 
@@ -42,6 +42,6 @@ pub async fn room_state_ids(s: State, r: Ruma<state_ids::Request>) -> Result<sta
 pub async fn auth_chain(s: State, r: Ruma<event_auth::Request>) -> Result<RawJson> {
     let origin = r.origin()?.to_owned();
     let (room_id, event_id) = (r.body.room_id, r.body.event_id);
-    let chain = s.blocking(move |s| events::event_auth(s, &origin, &room_id, &event_id)).await?;
+    let chain = events::event_auth(&s, &origin, &room_id, &event_id)?;
     Ok(RawJson(json!({ "auth_chain": chain })))
 }

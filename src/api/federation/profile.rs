@@ -18,11 +18,10 @@ pub async fn query_profile(s: State, r: Ruma<profile::Request>) -> Result<RawJso
     tracing::debug!(%origin, %user_id, "profile query");
     let map = match r.body.field {
         Some(field) => {
-            let (uid, key) = (user_id.clone(), field.as_str().to_owned());
-            let value = s.db.blocking(move |db| profiles::get_field(db, &uid, &key)).await?;
+            let value = profiles::get_field(&s.db, &user_id, field.as_str())?;
             serde_json::Map::from_iter([(field.as_str().to_owned(), value)])
         }
-        None => s.db.blocking(move |db| profiles::get_all(db, &user_id)).await?,
+        None => profiles::get_all(&s.db, &user_id)?,
     };
     Ok(RawJson(serde_json::Value::Object(map)))
 }

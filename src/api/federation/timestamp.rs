@@ -15,12 +15,8 @@ use crate::services::State;
 pub async fn timestamp_to_event(s: State, r: Ruma<by_ts::Request>) -> Result<RawJson> {
     let origin = r.origin()?.to_owned();
     let (room_id, ts, forward) = (r.body.room_id, u64::from(r.body.ts.0), r.body.dir == Direction::Forward);
-    let (event_id, at) = s
-        .blocking(move |s| {
-            let record = ensure_may_read(s, &room_id, &origin)?;
-            let mut view = ServerView::new(s, &record, &origin)?;
-            closest_visible(s, &room_id, ts, forward, |ev| view.may_see(ev))
-        })
-        .await?;
+    let record = ensure_may_read(&s, &room_id, &origin)?;
+    let mut view = ServerView::new(&s, &record, &origin)?;
+    let (event_id, at) = closest_visible(&s, &room_id, ts, forward, |ev| view.may_see(ev))?;
     Ok(RawJson(json!({ "event_id": event_id, "origin_server_ts": at })))
 }

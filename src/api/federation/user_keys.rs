@@ -18,7 +18,7 @@ use crate::services::State;
 pub async fn user_devices(s: State, r: Ruma<devices::Request>) -> Result<RawJson> {
     r.origin()?;
     let user = r.body.user_id;
-    Ok(RawJson(s.blocking(move |s| queries::user_devices(s, &user)).await?))
+    Ok(RawJson(queries::user_devices(&s, &user)?))
 }
 
 /// `POST /_matrix/federation/v1/user/keys/query`: keys of our users only.
@@ -26,7 +26,7 @@ pub async fn keys_query(s: State, r: Ruma<query::Request>) -> Result<RawJson> {
     r.origin()?;
     let requested = r.body.device_keys;
     let names = s.config.federation.allow_device_name_lookup;
-    let keys = s.blocking(move |s| device_keys::query(s, &requested, names)).await?;
+    let keys = device_keys::query(&s, &requested, names)?;
     Ok(RawJson(json!({ "device_keys": keys })))
 }
 
@@ -39,6 +39,6 @@ pub async fn keys_claim(s: State, r: Ruma<claim::Request>) -> Result<RawJson> {
         .into_iter()
         .map(|(user, devices)| (user, devices.into_iter().map(|(d, alg)| (d, alg.to_string())).collect()))
         .collect();
-    let keys = s.blocking(move |s| one_time_keys::claim(s, &requested)).await?;
+    let keys = one_time_keys::claim(&s, &requested)?;
     Ok(RawJson(json!({ "one_time_keys": keys })))
 }

@@ -2,7 +2,7 @@
 //! reports, timestamp lookup, room summaries and the user directory (the service side of
 //! `api/client/room_info/`).
 //!
-//! All functions here are blocking: call them through [`crate::services::Services::blocking`].
+//! All functions here are synchronous storage reads and writes, called directly from async code.
 
 pub mod directory;
 pub mod markers;

@@ -14,7 +14,7 @@ pub async fn put(s: State, r: Ruma<set_presence::v3::Request>) -> Result<set_pre
     if b.user_id != user {
         return Err(Error::forbidden("You may only set your own presence"));
     }
-    s.blocking(move |s| presence::set(s, &user, b.presence, b.status_msg)).await?;
+    presence::set(&s, &user, b.presence, b.status_msg)?;
     Ok(set_presence::v3::Response::new())
 }
 
@@ -22,5 +22,5 @@ pub async fn put(s: State, r: Ruma<set_presence::v3::Request>) -> Result<set_pre
 pub async fn get(s: State, r: Ruma<get_presence::v3::Request>) -> Result<RawJson> {
     let viewer = r.auth()?.user_id.clone();
     let user = r.body.user_id;
-    Ok(RawJson(s.blocking(move |s| presence::get(s, &viewer, &user)).await?))
+    Ok(RawJson(presence::get(&s, &viewer, &user)?))
 }

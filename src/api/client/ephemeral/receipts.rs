@@ -19,6 +19,6 @@ pub async fn post(s: State, r: Ruma<Request>) -> Result<Response> {
         ReceiptThread::Thread(root) => Thread::Root(root),
         _ => return Err(Error::invalid_param("thread_id must be \"main\" or a thread root's event ID")),
     };
-    s.blocking(move |s| receipts::post(s, &b.room_id, &user, b.receipt_type, &b.event_id, thread)).await?;
+    receipts::post(&s, &b.room_id, &user, b.receipt_type, &b.event_id, thread)?;
     Ok(Response::new())
 }

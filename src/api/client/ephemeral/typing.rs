@@ -19,6 +19,6 @@ pub async fn put(s: State, r: Ruma<Request>) -> Result<Response> {
         Typing::Yes(info) => Some(info.timeout),
         Typing::No => None,
     };
-    s.blocking(move |s| typing::set(s, &b.room_id, &user, timeout)).await?;
+    typing::set(&s, &b.room_id, &user, timeout)?;
     Ok(Response::new())
 }

@@ -21,6 +21,6 @@ pub async fn changes(s: State, r: Ruma<get_key_changes::v3::Request>) -> Result<
     let user = r.auth()?.user_id.clone();
     let from = changes::parse_token(&r.body.from)?;
     let to = changes::parse_token(&r.body.to)?.min(s.db.stream().committed());
-    let (changed, left) = s.blocking(move |s| changes::device_list_changes(s, &user, from, to)).await?;
+    let (changed, left) = changes::device_list_changes(&s, &user, from, to)?;
     Ok(get_key_changes::v3::Response::new(changed, left))
 }

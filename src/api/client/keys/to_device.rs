@@ -24,7 +24,6 @@ pub async fn send(s: State, r: Ruma<send_event_to_device::v3::Request>) -> Resul
             per_user.insert(target.clone(), content);
         }
     }
-    let (event_type, txn_id) = (b.event_type.to_string(), b.txn_id);
-    s.blocking(move |s| to_device::send(s, (&auth.user_id, &auth.device_id), &event_type, &txn_id, &messages)).await?;
+    to_device::send(&s, (&auth.user_id, &auth.device_id), &b.event_type.to_string(), &b.txn_id, &messages)?;
     Ok(send_event_to_device::v3::Response::new())
 }

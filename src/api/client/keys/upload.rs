@@ -27,6 +27,6 @@ pub async fn upload(s: State, r: Ruma<upload_keys::v3::Request>) -> Result<RawJs
         one_time_keys: named(&b.one_time_keys)?,
         fallback_keys: named(&b.fallback_keys)?,
     };
-    let counts = s.blocking(move |s| device_keys::upload(s, &auth.user_id, &auth.device_id, up)).await?;
+    let counts = device_keys::upload(&s, &auth.user_id, &auth.device_id, up)?;
     Ok(RawJson(json!({ "one_time_key_counts": counts })))
 }

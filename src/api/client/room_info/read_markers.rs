@@ -14,16 +14,13 @@ use crate::services::State;
 pub async fn set(s: State, r: Ruma<set_read_marker::v3::Request>) -> Result<set_read_marker::v3::Response> {
     let user = r.auth()?.user_id.clone();
     let b = r.body;
-    s.blocking(move |s| {
-        markers::set(
-            s,
-            &b.room_id,
-            &user,
-            b.fully_read.as_deref(),
-            b.read_receipt.as_deref(),
-            b.private_read_receipt.as_deref(),
-        )
-    })
-    .await?;
+    markers::set(
+        &s,
+        &b.room_id,
+        &user,
+        b.fully_read.as_deref(),
+        b.read_receipt.as_deref(),
+        b.private_read_receipt.as_deref(),
+    )?;
     Ok(set_read_marker::v3::Response::new())
 }

@@ -12,7 +12,7 @@ use crate::services::State;
 pub async fn event(s: State, r: Ruma<report_content::v3::Request>) -> Result<report_content::v3::Response> {
     let user = r.auth()?.user_id.clone();
     let b = r.body;
-    s.blocking(move |s| reports::report_event(s, &b.room_id, &b.event_id, &user, b.reason.as_deref())).await?;
+    reports::report_event(&s, &b.room_id, &b.event_id, &user, b.reason.as_deref())?;
     Ok(report_content::v3::Response::new())
 }
 
@@ -20,6 +20,6 @@ pub async fn event(s: State, r: Ruma<report_content::v3::Request>) -> Result<rep
 pub async fn room(s: State, r: Ruma<report_room::v3::Request>) -> Result<report_room::v3::Response> {
     let user = r.auth()?.user_id.clone();
     let b = r.body;
-    s.blocking(move |s| reports::report_room(s, &b.room_id, &user, &b.reason)).await?;
+    reports::report_room(&s, &b.room_id, &user, &b.reason)?;
     Ok(report_room::v3::Response::new())
 }

@@ -26,13 +26,8 @@ pub async fn get(s: State, r: Ruma<get_summary::v1::Request>) -> Result<RawJson>
             room_id
         }
     };
-    let (rid, u) = (room_id.clone(), user.clone());
-    let (known, local) = s
-        .blocking(move |s| {
-            let known = exists(s, &rid)? && federation::access::is_resident(s, &rid)?;
-            Ok((known, summary::summary(s, &rid, u.as_deref())))
-        })
-        .await?;
+    let known = exists(&s, &room_id)? && federation::access::is_resident(&s, &room_id)?;
+    let local = summary::summary(&s, &room_id, user.as_deref());
     if known || !s.config.federation.enabled {
         return local.map(RawJson);
     }
@@ -43,8 +38,7 @@ pub async fn get(s: State, r: Ruma<get_summary::v1::Request>) -> Result<RawJson>
         Err(e) => return local.map(RawJson).or(Err(e)),
     };
     if let Some(u) = user {
-        let rid = room_id.clone();
-        let mine = s.blocking(move |s| membership::membership_of(s, &rid, &u)).await?;
+        let mine = membership::membership_of(&s, &room_id, &u)?;
         out["membership"] = json!(mine.unwrap_or(MembershipState::Leave));
     }
     Ok(RawJson(out))

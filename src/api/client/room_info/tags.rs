@@ -14,7 +14,7 @@ use crate::services::State;
 pub async fn get(s: State, r: Ruma<get_tags::v3::Request>) -> Result<RawJson> {
     ensure_self(&r.auth()?.user_id, &r.body.user_id, "tags")?;
     let (user, room) = (r.body.user_id, r.body.room_id);
-    let tags = s.db.blocking(move |db| tags::get(db, &user, &room)).await?;
+    let tags = tags::get(&s.db, &user, &room)?;
     Ok(RawJson(json!({ "tags": tags })))
 }
 
@@ -23,7 +23,7 @@ pub async fn put(s: State, r: Ruma<create_tag::v3::Request>) -> Result<create_ta
     ensure_self(&r.auth()?.user_id, &r.body.user_id, "tags")?;
     let b = r.body;
     let order = b.tag_info.order;
-    s.db.blocking(move |db| tags::set(db, &b.user_id, &b.room_id, &b.tag, order)).await?;
+    tags::set(&s.db, &b.user_id, &b.room_id, &b.tag, order)?;
     Ok(create_tag::v3::Response::new())
 }
 
@@ -31,6 +31,6 @@ pub async fn put(s: State, r: Ruma<create_tag::v3::Request>) -> Result<create_ta
 pub async fn delete(s: State, r: Ruma<delete_tag::v3::Request>) -> Result<delete_tag::v3::Response> {
     ensure_self(&r.auth()?.user_id, &r.body.user_id, "tags")?;
     let b = r.body;
-    s.db.blocking(move |db| tags::delete(db, &b.user_id, &b.room_id, &b.tag)).await?;
+    tags::delete(&s.db, &b.user_id, &b.room_id, &b.tag)?;
     Ok(delete_tag::v3::Response::new())
 }

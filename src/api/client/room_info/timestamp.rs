@@ -17,7 +17,7 @@ pub async fn get(
     let user = r.auth()?.user_id.clone();
     let b = r.body;
     let (ts, forward) = (u64::from(b.ts.0), b.dir == Direction::Forward);
-    let (event_id, at) = s.blocking(move |s| timestamp::closest(s, &b.room_id, &user, ts, forward)).await?;
+    let (event_id, at) = timestamp::closest(&s, &b.room_id, &user, ts, forward)?;
     let at = UInt::try_from(at).map_err(|_| Error::internal("event timestamp out of range"))?;
     Ok(get_event_by_timestamp::v1::Response::new(event_id, MilliSecondsSinceUnixEpoch(at)))
 }

@@ -12,7 +12,7 @@ pub async fn search(s: State, r: Ruma<search_users::v3::Request>) -> Result<sear
     let user = r.auth()?.user_id.clone();
     let limit = usize::try_from(u64::from(r.body.limit)).unwrap_or(usize::MAX);
     let term = r.body.search_term;
-    let (found, limited) = s.blocking(move |s| directory::search(s, &user, &term, limit)).await?;
+    let (found, limited) = directory::search(&s, &user, &term, limit)?;
     let results = found
         .into_iter()
         .map(|f| {

@@ -41,8 +41,8 @@ pub async fn create_room(s: State, r: Ruma<create_room::v3::Request>) -> Result<
         is_direct: b.is_direct,
     };
     let remote: Vec<_> = req.invite.iter().filter(|u| !s.is_local(u)).cloned().collect();
-    let (is_direct, c) = (req.is_direct, creator.clone());
-    let room_id = s.blocking(move |s| create(s, &c, req)).await?;
+    let is_direct = req.is_direct;
+    let room_id = create(&s, &creator, req)?;
     for invitee in remote {
         crate::federation::invite::invite_remote(&s, &room_id, &creator, &invitee, None, is_direct).await?;
     }
@@ -55,7 +55,6 @@ pub async fn upgrade(
     r: Ruma<ruma::api::client::room::upgrade_room::v3::Request>,
 ) -> Result<ruma::api::client::room::upgrade_room::v3::Response> {
     let user = r.auth()?.user_id.clone();
-    let (room_id, version) = (r.body.room_id, r.body.new_version.to_string());
-    let new_room = s.blocking(move |s| crate::rooms::upgrade::upgrade(s, &room_id, &user, &version)).await?;
+    let new_room = crate::rooms::upgrade::upgrade(&s, &r.body.room_id, &user, r.body.new_version.as_str())?;
     Ok(ruma::api::client::room::upgrade_room::v3::Response::new(new_room))
 }

@@ -32,20 +32,15 @@ pub async fn get(s: State, r: Ruma<get_alias::v3::Request>) -> Result<get_alias:
 pub async fn put(s: State, r: Ruma<create_alias::v3::Request>) -> Result<create_alias::v3::Response> {
     let user = r.auth()?.user_id.clone();
     let b = r.body;
-    s.blocking(move |s| {
-        room(s, &b.room_id)?;
-        membership::ensure_joined(s, &b.room_id, &user)?;
-        // Taken: 409 `M_UNKNOWN` here (spec), where `createRoom` says `M_ROOM_IN_USE`.
-        let alias_id = alias::check_new(s, b.room_alias.as_str()).map_err(|e| match e.kind() {
-            ErrorKind::RoomInUse => {
-                Error::new(ErrorKind::Unknown, format!("Room alias {} already exists", b.room_alias))
-                    .with_status(StatusCode::CONFLICT)
-            }
-            _ => e,
-        })?;
-        alias::add(s, &alias_id, &b.room_id, &user)
-    })
-    .await?;
+    room(&s, &b.room_id)?;
+    membership::ensure_joined(&s, &b.room_id, &user)?;
+    // Taken: 409 `M_UNKNOWN` here (spec), where `createRoom` says `M_ROOM_IN_USE`.
+    let alias_id = alias::check_new(&s, b.room_alias.as_str()).map_err(|e| match e.kind() {
+        ErrorKind::RoomInUse => Error::new(ErrorKind::Unknown, format!("Room alias {} already exists", b.room_alias))
+            .with_status(StatusCode::CONFLICT),
+        _ => e,
+    })?;
+    alias::add(&s, &alias_id, &b.room_id, &user)?;
     Ok(create_alias::v3::Response::new())
 }
 
@@ -53,15 +48,12 @@ pub async fn put(s: State, r: Ruma<create_alias::v3::Request>) -> Result<create_
 pub async fn delete(s: State, r: Ruma<delete_alias::v3::Request>) -> Result<delete_alias::v3::Response> {
     let user = r.auth()?.user_id.clone();
     let alias_id = r.body.room_alias;
-    s.blocking(move |s| {
-        let room_id = alias::resolve(s, &alias_id)?.ok_or_else(|| Error::not_found("Room alias not found"))?;
-        let creator = alias::creator(s, &room_id, &alias_id)?;
-        if creator.as_deref() != Some(&*user) && !is_moderator(s, &room_id, &user)? {
-            return Err(Error::forbidden("You may not delete this alias"));
-        }
-        alias::remove(s, &alias_id)
-    })
-    .await?;
+    let room_id = alias::resolve(&s, &alias_id)?.ok_or_else(|| Error::not_found("Room alias not found"))?;
+    let creator = alias::creator(&s, &room_id, &alias_id)?;
+    if creator.as_deref() != Some(&*user) && !is_moderator(&s, &room_id, &user)? {
+        return Err(Error::forbidden("You may not delete this alias"));
+    }
+    alias::remove(&s, &alias_id)?;
     Ok(delete_alias::v3::Response::new())
 }
 
@@ -69,12 +61,8 @@ pub async fn delete(s: State, r: Ruma<delete_alias::v3::Request>) -> Result<dele
 pub async fn list(s: State, r: Ruma<aliases::v3::Request>) -> Result<RawJson> {
     let user = r.auth()?.user_id.clone();
     let room_id = r.body.room_id;
-    let list = s
-        .blocking(move |s| {
-            read::state_for(s, &room_id, &user)?;
-            alias::list(s, &room_id)
-        })
-        .await?;
+    read::state_for(&s, &room_id, &user)?;
+    let list = alias::list(&s, &room_id)?;
     Ok(RawJson(json!({ "aliases": list })))
 }
 
@@ -84,12 +72,8 @@ pub async fn get_visibility(
     r: Ruma<get_room_visibility::v3::Request>,
 ) -> Result<get_room_visibility::v3::Response> {
     let room_id = r.body.room_id;
-    let public = s
-        .blocking(move |s| {
-            room(s, &room_id)?;
-            directory::is_published(s, &room_id)
-        })
-        .await?;
+    room(&s, &room_id)?;
+    let public = directory::is_published(&s, &room_id)?;
     Ok(get_room_visibility::v3::Response::new(if public { Visibility::Public } else { Visibility::Private }))
 }
 
@@ -105,14 +89,11 @@ pub async fn set_visibility(
         Visibility::Private => false,
         other => return Err(Error::invalid_param(format!("Unknown visibility {}", other.as_str()))),
     };
-    s.blocking(move |s| {
-        room(s, &b.room_id)?;
-        if !is_moderator(s, &b.room_id, &user)? {
-            return Err(Error::forbidden("You may not change this room's directory visibility"));
-        }
-        directory::set_published(s, &b.room_id, public)
-    })
-    .await?;
+    room(&s, &b.room_id)?;
+    if !is_moderator(&s, &b.room_id, &user)? {
+        return Err(Error::forbidden("You may not change this room's directory visibility"));
+    }
+    directory::set_published(&s, &b.room_id, public)?;
     Ok(set_room_visibility::v3::Response::new())
 }
 
@@ -141,7 +122,7 @@ pub async fn public_rooms(s: State, r: Ruma<get_public_rooms::v3::Request>) -> R
         return Ok(RawJson(federation::lookups::public_rooms(&s, server, b.limit, b.since, None).await?));
     }
     let limit = b.limit.map(|l| usize::try_from(u64::from(l)).unwrap_or(usize::MAX));
-    let page = s.blocking(move |s| directory::list(s, None, b.since.as_deref(), limit)).await?;
+    let page = directory::list(&s, None, b.since.as_deref(), limit)?;
     Ok(page_json(page))
 }
 
@@ -155,6 +136,6 @@ pub async fn public_rooms_filtered(s: State, r: Ruma<get_public_rooms_filtered::
     }
     let limit = b.limit.map(|l| usize::try_from(u64::from(l)).unwrap_or(usize::MAX));
     let term = b.filter.generic_search_term;
-    let page = s.blocking(move |s| directory::list(s, term.as_deref(), b.since.as_deref(), limit)).await?;
+    let page = directory::list(&s, term.as_deref(), b.since.as_deref(), limit)?;
     Ok(page_json(page))
 }

@@ -37,12 +37,8 @@ pub async fn send_message(
     let new = NewEvent::message(b.event_type.clone(), content);
     let txn = append::txn(&auth.device_id, b.txn_id.as_str(), format!("send/{}/{}", b.room_id, b.event_type));
     let room_id = b.room_id;
-    let event_id = s
-        .blocking(move |s| {
-            membership::ensure_joined(s, &room_id, &auth.user_id)?;
-            send(s, &room_id, &auth.user_id, new, Some(txn))
-        })
-        .await?;
+    membership::ensure_joined(&s, &room_id, &auth.user_id)?;
+    let event_id = send(&s, &room_id, &auth.user_id, new, Some(txn))?;
     Ok(send_message_event::v3::Response::new(event_id))
 }
 
@@ -63,14 +59,10 @@ pub async fn put_state(s: State, r: Ruma<send_state_event::v3::Request>) -> Resu
     let room_id = b.room_id;
     // Other servers' aliases are checked by asking them.
     let remote = if canonical { remote_aliases_to(&s, &room_id, &new.content).await? } else { Vec::new() };
-    let event_id = s
-        .blocking(move |s| {
-            if canonical {
-                crate::rooms::alias::validate_canonical(s, &room_id, &new.content, &remote)?;
-            }
-            send(s, &room_id, &user, new, None)
-        })
-        .await?;
+    if canonical {
+        crate::rooms::alias::validate_canonical(&s, &room_id, &new.content, &remote)?;
+    }
+    let event_id = send(&s, &room_id, &user, new, None)?;
     Ok(send_state_event::v3::Response::new(event_id))
 }
 
@@ -83,18 +75,11 @@ pub async fn get_state(s: State, r: Ruma<get_state_event_for_key::v3::Request>) 
         return Err(Error::invalid_param(format!("Unknown format {}", b.format.as_str())));
     }
     let full = matches!(b.format, get_state_event_for_key::v3::StateEventFormat::Event);
-    let value = s
-        .blocking(move |s| {
-            let state = read::state_for(s, &b.room_id, &user)?;
-            let ev = state_event(s, &state, &b.event_type, &b.state_key)?
-                .ok_or_else(|| Error::not_found(format!("No {} state with key {:?}", b.event_type, b.state_key)))?;
-            if full {
-                client_event(s, &ev, None)
-            } else {
-                Ok(ev.json.get("content").cloned().unwrap_or_else(|| json!({})))
-            }
-        })
-        .await?;
+    let state = read::state_for(&s, &b.room_id, &user)?;
+    let ev = state_event(&s, &state, &b.event_type, &b.state_key)?
+        .ok_or_else(|| Error::not_found(format!("No {} state with key {:?}", b.event_type, b.state_key)))?;
+    let value =
+        if full { client_event(&s, &ev, None)? } else { ev.json.get("content").cloned().unwrap_or_else(|| json!({})) };
     Ok(RawJson(value))
 }
 
@@ -102,12 +87,9 @@ pub async fn get_state(s: State, r: Ruma<get_state_event_for_key::v3::Request>) 
 pub async fn get_all_state(s: State, r: Ruma<get_state_events::v3::Request>) -> Result<RawJson> {
     let user = r.auth()?.user_id.clone();
     let room_id = r.body.room_id;
-    let events = s
-        .blocking(move |s| {
-            let state = read::state_for(s, &room_id, &user)?;
-            read::state_events(s, &state)?.iter().map(|e| client_event(s, e, None)).collect::<Result<Vec<_>>>()
-        })
-        .await?;
+    let state = read::state_for(&s, &room_id, &user)?;
+    let events =
+        read::state_events(&s, &state)?.iter().map(|e| client_event(&s, e, None)).collect::<Result<Vec<_>>>()?;
     Ok(RawJson(Value::Array(events)))
 }
 
@@ -116,23 +98,20 @@ pub async fn get_all_state(s: State, r: Ruma<get_state_events::v3::Request>) -> 
 pub async fn get_event(s: State, r: Ruma<get_room_event::v3::Request>) -> Result<RawJson> {
     let auth = r.auth()?.clone();
     let b = r.body;
-    let value = s
-        .blocking(move |s| {
-            let not_found = || Error::not_found("Event not found");
-            let ev = rooms_svc::load(s, &b.event_id)?.ok_or_else(not_found)?;
-            // Outliers (state and auth events learnt with a remote join) are served to joined
-            // members, as Synapse does; `can_see` decides.
-            if ev.pdu.room()? != b.room_id || ev.meta.rejected || ev.meta.soft_failed {
-                return Err(not_found());
-            }
-            membership::ensure_not_forgotten(s, &b.room_id, &auth.user_id)?;
-            let current = membership::membership_of(s, &b.room_id, &auth.user_id)?;
-            if !read::can_see(s, &auth.user_id, &ev, current.as_ref())? {
-                return Err(not_found());
-            }
-            client_event(s, &ev, Some(Viewer { user_id: &auth.user_id, device_id: Some(auth.device_id.as_str()) }))
-        })
-        .await?;
+    let not_found = || Error::not_found("Event not found");
+    let ev = rooms_svc::load(&s, &b.event_id)?.ok_or_else(not_found)?;
+    // Outliers (state and auth events learnt with a remote join) are served to joined
+    // members, as Synapse does; `can_see` decides.
+    if ev.pdu.room()? != b.room_id || ev.meta.rejected || ev.meta.soft_failed {
+        return Err(not_found());
+    }
+    membership::ensure_not_forgotten(&s, &b.room_id, &auth.user_id)?;
+    let current = membership::membership_of(&s, &b.room_id, &auth.user_id)?;
+    if !read::can_see(&s, &auth.user_id, &ev, current.as_ref())? {
+        return Err(not_found());
+    }
+    let value =
+        client_event(&s, &ev, Some(Viewer { user_id: &auth.user_id, device_id: Some(auth.device_id.as_str()) }))?;
     Ok(RawJson(value))
 }
 
@@ -141,29 +120,20 @@ pub async fn redact(s: State, r: Ruma<redact_event::v3::Request>) -> Result<reda
     let auth = r.auth()?.clone();
     let b = r.body;
     let txn = append::txn(&auth.device_id, b.txn_id.as_str(), format!("redact/{}/{}", b.room_id, b.event_id));
-    let event_id = s
-        .blocking(move |s| {
-            membership::ensure_joined(s, &b.room_id, &auth.user_id)?;
-            let target = rooms_svc::load(s, &b.event_id)?
-                .filter(|e| e.pdu.room().is_ok_and(|r| r == b.room_id))
-                .ok_or_else(|| Error::not_found("Event not found"))?;
-            if target.pdu.sender != auth.user_id
-                && power::user_power(s, &b.room_id, &auth.user_id)? < power::required(s, &b.room_id, "redact")?
-            {
-                return Err(Error::forbidden("You may not redact other users' events"));
-            }
-            let mut content = json!({});
-            if let Some(reason) = b.reason {
-                content["reason"] = json!(reason);
-            }
-            let new = NewEvent {
-                kind: TimelineEventType::RoomRedaction,
-                content,
-                state_key: None,
-                redacts: Some(b.event_id),
-            };
-            send(s, &b.room_id, &auth.user_id, new, Some(txn))
-        })
-        .await?;
+    membership::ensure_joined(&s, &b.room_id, &auth.user_id)?;
+    let target = rooms_svc::load(&s, &b.event_id)?
+        .filter(|e| e.pdu.room().is_ok_and(|r| r == b.room_id))
+        .ok_or_else(|| Error::not_found("Event not found"))?;
+    if target.pdu.sender != auth.user_id
+        && power::user_power(&s, &b.room_id, &auth.user_id)? < power::required(&s, &b.room_id, "redact")?
+    {
+        return Err(Error::forbidden("You may not redact other users' events"));
+    }
+    let mut content = json!({});
+    if let Some(reason) = b.reason {
+        content["reason"] = json!(reason);
+    }
+    let new = NewEvent { kind: TimelineEventType::RoomRedaction, content, state_key: None, redacts: Some(b.event_id) };
+    let event_id = send(&s, &b.room_id, &auth.user_id, new, Some(txn))?;
     Ok(redact_event::v3::Response::new(event_id))
 }

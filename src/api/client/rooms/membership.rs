@@ -45,8 +45,7 @@ pub async fn invite(s: State, r: Ruma<invite_user::v3::Request>) -> Result<invit
         federation::invite::invite_remote(&s, &room_id, &sender, &target.user_id, target.reason, false).await?;
         return Ok(invite_user::v3::Response::new());
     }
-    s.blocking(move |s| membership::invite(s, &room_id, &sender, &target.user_id, target.reason.as_deref(), false))
-        .await?;
+    membership::invite(&s, &room_id, &sender, &target.user_id, target.reason.as_deref(), false)?;
     Ok(invite_user::v3::Response::new())
 }
 
@@ -62,7 +61,7 @@ pub async fn leave(s: State, r: Ruma<leave_room::v3::Request>) -> Result<leave_r
 pub async fn forget(s: State, r: Ruma<forget_room::v3::Request>) -> Result<forget_room::v3::Response> {
     let user = r.auth()?.user_id.clone();
     let room_id = r.body.room_id;
-    s.blocking(move |s| membership::forget(s, &room_id, &user)).await?;
+    membership::forget(&s, &room_id, &user)?;
     Ok(forget_room::v3::Response::new())
 }
 
@@ -70,7 +69,7 @@ pub async fn forget(s: State, r: Ruma<forget_room::v3::Request>) -> Result<forge
 pub async fn kick(s: State, r: Ruma<kick_user::v3::Request>) -> Result<kick_user::v3::Response> {
     let sender = r.auth()?.user_id.clone();
     let b = r.body;
-    s.blocking(move |s| membership::kick(s, &b.room_id, &sender, &b.user_id, b.reason.as_deref())).await?;
+    membership::kick(&s, &b.room_id, &sender, &b.user_id, b.reason.as_deref())?;
     Ok(kick_user::v3::Response::new())
 }
 
@@ -78,7 +77,7 @@ pub async fn kick(s: State, r: Ruma<kick_user::v3::Request>) -> Result<kick_user
 pub async fn ban(s: State, r: Ruma<ban_user::v3::Request>) -> Result<ban_user::v3::Response> {
     let sender = r.auth()?.user_id.clone();
     let b = r.body;
-    s.blocking(move |s| membership::ban(s, &b.room_id, &sender, &b.user_id, b.reason.as_deref())).await?;
+    membership::ban(&s, &b.room_id, &sender, &b.user_id, b.reason.as_deref())?;
     Ok(ban_user::v3::Response::new())
 }
 
@@ -86,7 +85,7 @@ pub async fn ban(s: State, r: Ruma<ban_user::v3::Request>) -> Result<ban_user::v
 pub async fn unban(s: State, r: Ruma<unban_user::v3::Request>) -> Result<unban_user::v3::Response> {
     let sender = r.auth()?.user_id.clone();
     let b = r.body;
-    s.blocking(move |s| membership::unban(s, &b.room_id, &sender, &b.user_id, b.reason.as_deref())).await?;
+    membership::unban(&s, &b.room_id, &sender, &b.user_id, b.reason.as_deref())?;
     Ok(unban_user::v3::Response::new())
 }
 
@@ -102,6 +101,6 @@ pub async fn knock(s: State, r: Ruma<knock_room::v3::Request>) -> Result<knock_r
 /// `GET /_matrix/client/v3/joined_rooms`
 pub async fn joined_rooms(s: State, r: Ruma<joined_rooms::v3::Request>) -> Result<joined_rooms::v3::Response> {
     let user = r.auth()?.user_id.clone();
-    let rooms = s.blocking(move |s| membership::joined_rooms(s, &user)).await?;
+    let rooms = membership::joined_rooms(&s, &user)?;
     Ok(joined_rooms::v3::Response::new(rooms))
 }

@@ -78,8 +78,7 @@ pub async fn messages(s: State, r: Ruma<get_message_events::v3::Request>) -> Res
         limit: usize::try_from(u64::from(b.limit)).unwrap_or(MAX_LIMIT).clamp(1, MAX_LIMIT),
         filter: filter_of(&b.filter),
     };
-    let a = args.clone();
-    let mut current = s.blocking(move |s| page(s, &a)).await?;
+    let mut current = page(&s, &args)?;
     for _ in 0..BACKFILL_ROUNDS {
         if !args.backwards || current.end.is_some() {
             break;
@@ -87,23 +86,17 @@ pub async fn messages(s: State, r: Ruma<get_message_events::v3::Request>) -> Res
         if backfill::backfill_room(&s, &args.room_id, args.limit).await? == 0 {
             break;
         }
-        let a = args.clone();
-        current = s.blocking(move |s| page(s, &a)).await?;
+        current = page(&s, &args)?;
     }
-    let value = s
-        .blocking(move |s| {
-            let viewer = Viewer { user_id: &auth.user_id, device_id: Some(auth.device_id.as_str()) };
-            let mut out = json!({ "chunk": format_all(s, &current.chunk, viewer)?, "start": current.start });
-            if let Some(end) = current.end {
-                out["end"] = json!(end);
-            }
-            if args.filter.lazy_load_members {
-                out["state"] = json!(lazy_members(s, &args.room_id, &current.chunk)?);
-            }
-            Ok(out)
-        })
-        .await?;
-    Ok(RawJson(value))
+    let viewer = Viewer { user_id: &auth.user_id, device_id: Some(auth.device_id.as_str()) };
+    let mut out = json!({ "chunk": format_all(&s, &current.chunk, viewer)?, "start": current.start });
+    if let Some(end) = current.end {
+        out["end"] = json!(end);
+    }
+    if args.filter.lazy_load_members {
+        out["state"] = json!(lazy_members(&s, &args.room_id, &current.chunk)?);
+    }
+    Ok(RawJson(out))
 }
 
 /// `GET /_matrix/client/v3/rooms/{roomId}/context/{eventId}`
@@ -112,78 +105,65 @@ pub async fn context(s: State, r: Ruma<get_context::v3::Request>) -> Result<RawJ
     let b = r.body;
     let filter = filter_of(&b.filter);
     let limit = usize::try_from(u64::from(b.limit)).unwrap_or(MAX_LIMIT).min(MAX_LIMIT);
-    let value = s
-        .blocking(move |s| {
-            read::state_for(s, &b.room_id, &auth.user_id)?;
-            let not_found = || Error::not_found("Event not found");
-            let ev = rooms_svc::load(s, &b.event_id)?.ok_or_else(not_found)?;
-            let current = membership::membership_of(s, &b.room_id, &auth.user_id)?;
-            if ev.pdu.room()? != b.room_id
-                || ev.meta.rejected
-                || ev.meta.soft_failed
-                || ev.meta.outlier
-                || !read::can_see(s, &auth.user_id, &ev, current.as_ref())?
-            {
-                return Err(not_found());
-            }
-            let at = read::position(s, &ev)?;
-            let before_token = read::before(at).encode();
-            let half = limit / 2;
-            let (before, after) = if limit == 0 {
-                (
-                    read::Page { chunk: vec![], start: before_token.clone(), end: Some(before_token.clone()) },
-                    read::Page { chunk: vec![], start: at.encode(), end: Some(at.encode()) },
-                )
-            } else {
-                (
-                    read::messages(
-                        s,
-                        &b.room_id,
-                        &auth.user_id,
-                        Some(&before_token),
-                        None,
-                        true,
-                        half.max(1),
-                        &filter,
-                    )?,
-                    read::messages(
-                        s,
-                        &b.room_id,
-                        &auth.user_id,
-                        Some(&at.encode()),
-                        None,
-                        false,
-                        (limit - half).max(1),
-                        &filter,
-                    )?,
-                )
-            };
-            let viewer = Viewer { user_id: &auth.user_id, device_id: Some(auth.device_id.as_str()) };
-            let state_map = state::load(&s.db, &s.state_cache, ev.meta.state_after)?;
-            let state_events = if filter.lazy_load_members {
-                let mut all = before.chunk.clone();
-                all.extend(after.chunk.iter().cloned());
-                all.push(ev.clone());
-                let mut st: Vec<Value> = read::state_events(s, &state_map)?
-                    .iter()
-                    .filter(|e| e.pdu.kind != TimelineEventType::RoomMember)
-                    .map(|e| client_event(s, e, None))
-                    .collect::<Result<_>>()?;
-                st.extend(lazy_members(s, &b.room_id, &all)?);
-                st
-            } else {
-                read::state_events(s, &state_map)?.iter().map(|e| client_event(s, e, None)).collect::<Result<_>>()?
-            };
-            Ok(json!({
-                "event": client_event(s, &ev, Some(viewer))?,
-                "events_before": format_all(s, &before.chunk, viewer)?,
-                "events_after": format_all(s, &after.chunk, viewer)?,
-                "start": before.end.unwrap_or(before.start),
-                "end": after.end.unwrap_or(after.start),
-                "state": state_events,
-            }))
-        })
-        .await?;
+    read::state_for(&s, &b.room_id, &auth.user_id)?;
+    let not_found = || Error::not_found("Event not found");
+    let ev = rooms_svc::load(&s, &b.event_id)?.ok_or_else(not_found)?;
+    let current = membership::membership_of(&s, &b.room_id, &auth.user_id)?;
+    if ev.pdu.room()? != b.room_id
+        || ev.meta.rejected
+        || ev.meta.soft_failed
+        || ev.meta.outlier
+        || !read::can_see(&s, &auth.user_id, &ev, current.as_ref())?
+    {
+        return Err(not_found());
+    }
+    let at = read::position(&s, &ev)?;
+    let before_token = read::before(at).encode();
+    let half = limit / 2;
+    let (before, after) = if limit == 0 {
+        (
+            read::Page { chunk: vec![], start: before_token.clone(), end: Some(before_token.clone()) },
+            read::Page { chunk: vec![], start: at.encode(), end: Some(at.encode()) },
+        )
+    } else {
+        (
+            read::messages(&s, &b.room_id, &auth.user_id, Some(&before_token), None, true, half.max(1), &filter)?,
+            read::messages(
+                &s,
+                &b.room_id,
+                &auth.user_id,
+                Some(&at.encode()),
+                None,
+                false,
+                (limit - half).max(1),
+                &filter,
+            )?,
+        )
+    };
+    let viewer = Viewer { user_id: &auth.user_id, device_id: Some(auth.device_id.as_str()) };
+    let state_map = state::load(&s.db, &s.state_cache, ev.meta.state_after)?;
+    let state_events = if filter.lazy_load_members {
+        let mut all = before.chunk.clone();
+        all.extend(after.chunk.iter().cloned());
+        all.push(ev.clone());
+        let mut st: Vec<Value> = read::state_events(&s, &state_map)?
+            .iter()
+            .filter(|e| e.pdu.kind != TimelineEventType::RoomMember)
+            .map(|e| client_event(&s, e, None))
+            .collect::<Result<_>>()?;
+        st.extend(lazy_members(&s, &b.room_id, &all)?);
+        st
+    } else {
+        read::state_events(&s, &state_map)?.iter().map(|e| client_event(&s, e, None)).collect::<Result<_>>()?
+    };
+    let value = json!({
+        "event": client_event(&s, &ev, Some(viewer))?,
+        "events_before": format_all(&s, &before.chunk, viewer)?,
+        "events_after": format_all(&s, &after.chunk, viewer)?,
+        "start": before.end.unwrap_or(before.start),
+        "end": after.end.unwrap_or(after.start),
+        "state": state_events,
+    });
     Ok(RawJson(value))
 }
 
@@ -204,28 +184,22 @@ pub async fn members(s: State, r: Ruma<get_member_events::v3::Request>) -> Resul
             return Err(Error::invalid_param(format!("Unknown membership {}", m.as_str())));
         }
     }
-    let value = s
-        .blocking(move |s| {
-            let mut st = read::state_for(s, &b.room_id, &user)?;
-            if let Some(at) = &b.at
-                && let Some(then) = read::state_at_token(s, &b.room_id, at)?
-            {
-                st = then;
-            }
-            let (want, not) = (b.membership, b.not_membership);
-            let mut chunk = Vec::new();
-            for ev in read::member_events(s, &st)? {
-                let m = ev.pdu.content_value().get("membership").and_then(Value::as_str).map(MembershipState::from);
-                if want.as_ref().is_some_and(|w| Some(w) != m.as_ref())
-                    || not.as_ref().is_some_and(|n| Some(n) == m.as_ref())
-                {
-                    continue;
-                }
-                chunk.push(client_event(s, &ev, None)?);
-            }
-            Ok(json!({ "chunk": chunk }))
-        })
-        .await?;
+    let mut st = read::state_for(&s, &b.room_id, &user)?;
+    if let Some(at) = &b.at
+        && let Some(then) = read::state_at_token(&s, &b.room_id, at)?
+    {
+        st = then;
+    }
+    let (want, not) = (b.membership, b.not_membership);
+    let mut chunk = Vec::new();
+    for ev in read::member_events(&s, &st)? {
+        let m = ev.pdu.content_value().get("membership").and_then(Value::as_str).map(MembershipState::from);
+        if want.as_ref().is_some_and(|w| Some(w) != m.as_ref()) || not.as_ref().is_some_and(|n| Some(n) == m.as_ref()) {
+            continue;
+        }
+        chunk.push(client_event(&s, &ev, None)?);
+    }
+    let value = json!({ "chunk": chunk });
     Ok(RawJson(value))
 }
 
@@ -233,24 +207,20 @@ pub async fn members(s: State, r: Ruma<get_member_events::v3::Request>) -> Resul
 pub async fn joined(s: State, r: Ruma<joined_members::v3::Request>) -> Result<RawJson> {
     let user = r.auth()?.user_id.clone();
     let room_id = r.body.room_id;
-    let value = s
-        .blocking(move |s| {
-            membership::ensure_joined(s, &room_id, &user)?;
-            let current = rooms_svc::current_state(s, &room_id)?;
-            let mut joined = Map::new();
-            for ev in read::member_events(s, &current)? {
-                let c = ev.pdu.content_value();
-                if c.get("membership").and_then(Value::as_str).map(MembershipState::from) == Some(MembershipState::Join)
-                    && let Some(key) = &ev.pdu.state_key
-                {
-                    joined.insert(
-                        key.clone(),
-                        json!({ "display_name": c.get("displayname"), "avatar_url": c.get("avatar_url") }),
-                    );
-                }
-            }
-            Ok(json!({ "joined": joined }))
-        })
-        .await?;
+    membership::ensure_joined(&s, &room_id, &user)?;
+    let current = rooms_svc::current_state(&s, &room_id)?;
+    let mut joined = Map::new();
+    for ev in read::member_events(&s, &current)? {
+        let c = ev.pdu.content_value();
+        if c.get("membership").and_then(Value::as_str).map(MembershipState::from) == Some(MembershipState::Join)
+            && let Some(key) = &ev.pdu.state_key
+        {
+            joined.insert(
+                key.clone(),
+                json!({ "display_name": c.get("displayname"), "avatar_url": c.get("avatar_url") }),
+            );
+        }
+    }
+    let value = json!({ "joined": joined });
     Ok(RawJson(value))
 }

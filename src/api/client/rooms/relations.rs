@@ -47,32 +47,27 @@ impl Query {
 }
 
 async fn relations_page(s: State, auth: Auth, q: Query) -> Result<RawJson> {
-    let value = s
-        .blocking(move |s| {
-            let limit = q.limit.map_or(50, |l| usize::try_from(u64::from(l)).unwrap_or(1000)).clamp(1, 1000);
-            let rq = RelationsQuery {
-                rel_type: q.rel_type.as_deref(),
-                event_type: q.event_type.as_deref(),
-                from: q.from.as_deref(),
-                to: q.to.as_deref(),
-                limit,
-                backwards: q.backwards,
-                recurse: q.recurse,
-            };
-            let (chunk, next, depth) = relations::page(s, &q.room_id, &q.event_id, &auth.user_id, &rq)?;
-            let viewer = Viewer { user_id: &auth.user_id, device_id: Some(auth.device_id.as_str()) };
-            let chunk: Vec<_> = chunk.iter().map(|e| client_event(s, e, Some(viewer))).collect::<Result<_>>()?;
-            let mut out = json!({ "chunk": chunk });
-            if let Some(n) = next {
-                out["next_batch"] = json!(n);
-            }
-            if let Some(d) = depth {
-                out["recursion_depth"] = json!(d);
-            }
-            Ok(out)
-        })
-        .await?;
-    Ok(RawJson(value))
+    let limit = q.limit.map_or(50, |l| usize::try_from(u64::from(l)).unwrap_or(1000)).clamp(1, 1000);
+    let rq = RelationsQuery {
+        rel_type: q.rel_type.as_deref(),
+        event_type: q.event_type.as_deref(),
+        from: q.from.as_deref(),
+        to: q.to.as_deref(),
+        limit,
+        backwards: q.backwards,
+        recurse: q.recurse,
+    };
+    let (chunk, next, depth) = relations::page(&s, &q.room_id, &q.event_id, &auth.user_id, &rq)?;
+    let viewer = Viewer { user_id: &auth.user_id, device_id: Some(auth.device_id.as_str()) };
+    let chunk: Vec<_> = chunk.iter().map(|e| client_event(&s, e, Some(viewer))).collect::<Result<_>>()?;
+    let mut out = json!({ "chunk": chunk });
+    if let Some(n) = next {
+        out["next_batch"] = json!(n);
+    }
+    if let Some(d) = depth {
+        out["recursion_depth"] = json!(d);
+    }
+    Ok(RawJson(out))
 }
 
 /// `GET /_matrix/client/v1/rooms/{roomId}/relations/{eventId}`
@@ -115,18 +110,12 @@ pub async fn threads(s: State, r: Ruma<get_threads::v1::Request>) -> Result<RawJ
     }
     let participated = b.include == get_threads::v1::IncludeThreads::Participated;
     let limit = b.limit.map_or(50, |l| usize::try_from(u64::from(l)).unwrap_or(1000)).clamp(1, 1000);
-    let value = s
-        .blocking(move |s| {
-            let (roots, next) =
-                relations::threads(s, &b.room_id, &auth.user_id, participated, b.from.as_deref(), limit)?;
-            let viewer = Viewer { user_id: &auth.user_id, device_id: Some(auth.device_id.as_str()) };
-            let chunk: Vec<_> = roots.iter().map(|e| client_event(s, e, Some(viewer))).collect::<Result<_>>()?;
-            let mut out = json!({ "chunk": chunk });
-            if let Some(n) = next {
-                out["next_batch"] = json!(n);
-            }
-            Ok(out)
-        })
-        .await?;
-    Ok(RawJson(value))
+    let (roots, next) = relations::threads(&s, &b.room_id, &auth.user_id, participated, b.from.as_deref(), limit)?;
+    let viewer = Viewer { user_id: &auth.user_id, device_id: Some(auth.device_id.as_str()) };
+    let chunk: Vec<_> = roots.iter().map(|e| client_event(&s, e, Some(viewer))).collect::<Result<_>>()?;
+    let mut out = json!({ "chunk": chunk });
+    if let Some(n) = next {
+        out["next_batch"] = json!(n);
+    }
+    Ok(RawJson(out))
 }

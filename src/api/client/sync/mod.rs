@@ -23,10 +23,7 @@ pub async fn sync(s: State, r: Ruma<sync_events::Request>) -> Result<RawJson> {
             SyncFilter::from_json(&serde_json::to_value(&def).map_err(Error::internal)?)
         }
         Some(sync_events::Filter::FilterId(id)) => {
-            let uid = auth.user_id.clone();
-            let stored = s
-                .blocking(move |s| crate::sync::filter::stored(s, &uid, &id))
-                .await
+            let stored = crate::sync::filter::stored(&s, &auth.user_id, &id)
                 .map_err(|_| Error::invalid_param("Unknown filter ID"))?;
             SyncFilter::clone(&stored)
         }
