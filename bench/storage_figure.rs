@@ -15,7 +15,8 @@ use trellis::rooms::membership;
 use trellis::services::Services;
 use trellis::storage::catalog::STATE_GROUPS;
 
-fn main() -> Result<(), String> {
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let members: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
     let messages: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
@@ -29,15 +30,15 @@ fn main() -> Result<(), String> {
     let started = Instant::now();
     let creator = user(0)?;
     let req = CreateRoom { preset: Some("public_chat".into()), name: Some("Big room".into()), ..Default::default() };
-    let room = create(&s, &creator, req).map_err(e)?;
+    let room = create(&s, &creator, req).await.map_err(e)?;
     for i in 1..members {
-        membership::join(&s, &room, &user(i)?, None).map_err(e)?;
+        membership::join(&s, &room, &user(i)?, None).await.map_err(e)?;
     }
     let joined = started.elapsed();
     for i in 0..messages {
         let sender = user(i % members)?;
         let content = json!({ "msgtype": "m.text", "body": format!("message number {i} in the big room") });
-        send(&s, &room, &sender, NewEvent::message("m.room.message", content), None).map_err(e)?;
+        send(&s, &room, &sender, NewEvent::message("m.room.message", content), None).await.map_err(e)?;
     }
     let sent = started.elapsed() - joined;
     s.db.flush_and_compact().map_err(e)?;

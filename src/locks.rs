@@ -1,104 +1,15 @@
-//! One keyed lock: mutual exclusion per key (a room's appends, ...), with an entry only while the
-//! key is held or waited for, so the map is as large as the current contention and no larger.
+//! One keyed lock: mutual exclusion per key (a room's appends, a fetch from a server, ...), with
+//! an entry only while the key is held or waited for, so the map is as large as the current
+//! contention and no larger.
 //!
-//! Two flavours with the same rule for entries:
-//! - [`KeyedLock`]: waiting blocks the thread, like the `std::sync::Mutex` it stands for; hold it
-//!   for short, CPU-bound critical sections only, never across an `.await`.
-//! - [`AsyncKeyedLock`]: waiting yields to the runtime, and the guard may be held across
-//!   `.await` (an outgoing request to a destination, a fetch from a server).
+//! [`AsyncKeyedLock`]: waiting yields to the runtime (the task parks, the worker thread runs
+//! other tasks), and the guard may be held across `.await`. The map itself sits behind a
+//! `std::sync::Mutex` held only for the few instructions that look up or drop an entry, never
+//! across an `.await`.
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-
-/// Locks keyed by `K`.
-pub struct KeyedLock<K> {
-    entries: Mutex<HashMap<K, Entry>>,
-    released: Condvar,
-}
-
-struct Entry {
-    held: bool,
-    waiters: usize,
-}
-
-impl<K> Default for KeyedLock<K> {
-    fn default() -> Self {
-        KeyedLock { entries: Mutex::new(HashMap::new()), released: Condvar::new() }
-    }
-}
-
-/// Holds the key's lock until dropped.
-#[must_use = "the lock is released when the guard is dropped"]
-pub struct KeyedGuard<'a, K: Hash + Eq> {
-    lock: &'a KeyedLock<K>,
-    key: Option<K>,
-}
-
-impl<K: Hash + Eq + Clone> KeyedLock<K> {
-    fn entries(&self) -> MutexGuard<'_, HashMap<K, Entry>> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Wait until no one else holds `key`, then hold it.
-    pub fn lock(&self, key: &K) -> KeyedGuard<'_, K> {
-        let mut entries = self.entries();
-        let mut waiting = false;
-        loop {
-            match entries.get_mut(key) {
-                None => {
-                    entries.insert(key.clone(), Entry { held: true, waiters: 0 });
-                    break;
-                }
-                Some(e) if !e.held => {
-                    e.held = true;
-                    if waiting {
-                        e.waiters -= 1;
-                    }
-                    break;
-                }
-                Some(e) => {
-                    if !waiting {
-                        e.waiters += 1;
-                        waiting = true;
-                    }
-                    entries = self.released.wait(entries).unwrap_or_else(PoisonError::into_inner);
-                }
-            }
-        }
-        KeyedGuard { lock: self, key: Some(key.clone()) }
-    }
-
-    /// Keys held or waited for now.
-    pub fn len(&self) -> usize {
-        self.entries().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl<K: Hash + Eq> Drop for KeyedGuard<'_, K> {
-    fn drop(&mut self) {
-        let Some(key) = self.key.take() else { return };
-        let mut entries = self.lock.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let waited = match entries.get_mut(&key) {
-            Some(e) if e.waiters > 0 => {
-                e.held = false;
-                true
-            }
-            _ => {
-                entries.remove(&key);
-                false
-            }
-        };
-        drop(entries);
-        if waited {
-            self.lock.released.notify_all();
-        }
-    }
-}
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Async locks keyed by `K`: at most one holder per key; a waiter parks its task, not its thread.
 pub struct AsyncKeyedLock<K> {
@@ -172,52 +83,6 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
-
-    use super::KeyedLock;
-
-    #[test]
-    fn one_holder_per_key_and_no_entry_left_behind() {
-        let locks = Arc::new(KeyedLock::<u32>::default());
-        let inside = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = (0..8)
-            .map(|_| {
-                let (locks, inside) = (locks.clone(), inside.clone());
-                std::thread::spawn(move || {
-                    for _ in 0..200 {
-                        let _guard = locks.lock(&7);
-                        assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders of one key");
-                        std::thread::yield_now();
-                        inside.fetch_sub(1, Ordering::SeqCst);
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert!(locks.is_empty(), "entries only while held or awaited");
-    }
-
-    #[test]
-    fn other_keys_do_not_wait() {
-        let locks = Arc::new(KeyedLock::<u32>::default());
-        let held = locks.lock(&1);
-        let other = locks.clone();
-        let t = std::thread::spawn(move || {
-            let _g = other.lock(&2);
-        });
-        t.join().unwrap();
-        assert_eq!(locks.len(), 1);
-        let waiter = locks.clone();
-        let t = std::thread::spawn(move || {
-            let _g = waiter.lock(&1);
-        });
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(!t.is_finished(), "the same key waits");
-        drop(held);
-        t.join().unwrap();
-        assert!(locks.is_empty());
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn async_lock_one_holder_per_key_across_awaits() {

@@ -10,7 +10,7 @@ use ruma::{OwnedDeviceId, OwnedServerName, OwnedUserId, UserId};
 use crate::cache::{BoundedCache, Caches};
 use crate::config::{Config, ConfigError};
 use crate::error::{Error, Result};
-use crate::locks::{KeyedGuard, KeyedLock};
+use crate::locks::{AsyncKeyedGuard, AsyncKeyedLock};
 use crate::ratelimit::RateLimiter;
 use crate::server_keys::{self, SigningKey};
 use crate::storage::Storage;
@@ -53,8 +53,9 @@ pub struct Services {
     pub auth_cache: crate::users::tokens::AuthCache,
     /// History visibility and membership per (state group, viewer).
     pub visibility_cache: crate::rooms::read::VisibilityCache,
-    /// One lock per room: appends to a room are serialised, so a local room never forks.
-    room_locks: KeyedLock<ruma::OwnedRoomId>,
+    /// One lock per room: appends to a room are serialised, so a local room never forks. An
+    /// async lock: a request waiting for a busy room parks its task, not a runtime worker.
+    room_locks: AsyncKeyedLock<ruma::OwnedRoomId>,
     /// When each device's last-seen record was last written (throttles those writes).
     /// When each device's last-seen fields were last written (forgotten past 100,000 devices:
     /// they are then written once more).
@@ -138,16 +139,18 @@ impl Services {
             event_cache,
             backfills: Default::default(),
             ephemeral,
-            room_locks: KeyedLock::default(),
+            room_locks: AsyncKeyedLock::default(),
             last_seen_written,
             caches,
             config,
         }))
     }
 
-    /// Hold the append lock of a room (until the guard is dropped).
-    pub fn room_lock(&self, room_id: &ruma::RoomId) -> KeyedGuard<'_, ruma::OwnedRoomId> {
-        self.room_locks.lock(&room_id.to_owned())
+    /// Wait for and hold the append lock of a room (until the guard is dropped). Async code
+    /// takes it, then runs the synchronous build/authorize/append under the guard; the guard
+    /// is `Send`, so the task holding it may move between workers.
+    pub async fn room_lock(&self, room_id: &ruma::RoomId) -> AsyncKeyedGuard<'_, ruma::OwnedRoomId> {
+        self.room_locks.lock(room_id).await
     }
 
     /// A local user ID from a localpart or a full `@local:server` ID.

@@ -33,17 +33,17 @@ pub(super) fn user(name: &str) -> OwnedUserId {
 }
 
 /// A public room created by the first member, joined by the others.
-pub(super) fn room_with(s: &Services, members: &[&str]) -> OwnedRoomId {
+pub(super) async fn room_with(s: &Services, members: &[&str]) -> OwnedRoomId {
     let req = CreateRoom { preset: Some("public_chat".into()), ..Default::default() };
-    let room = create(s, &user(members[0]), req).unwrap();
+    let room = create(s, &user(members[0]), req).await.unwrap();
     for m in &members[1..] {
-        membership::join(s, &room, &user(m), None).unwrap();
+        membership::join(s, &room, &user(m), None).await.unwrap();
     }
     room
 }
 
-pub(super) fn say(s: &Services, room: &RoomId, who: &str, content: Value) -> OwnedEventId {
-    send(s, room, &user(who), NewEvent::message("m.room.message", content), None).unwrap()
+pub(super) async fn say(s: &Services, room: &RoomId, who: &str, content: Value) -> OwnedEventId {
+    send(s, room, &user(who), NewEvent::message("m.room.message", content), None).await.unwrap()
 }
 
 /// Accounts, so that presence knows the users.
@@ -69,7 +69,7 @@ async fn eventually(mut done: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread")]
 async fn typing_moves_the_stream_and_expires_on_its_own_timer() {
     let (s, _dir) = services_with(|_| {});
-    let room = room_with(&s, &["alice", "bob"]);
+    let room = room_with(&s, &["alice", "bob"]).await;
     let (alice, bob) = (user("alice"), user("bob"));
     let committed = || s.db.stream().committed();
     assert_eq!(typing_since(&s, &room, 0), None);
@@ -106,17 +106,18 @@ async fn typing_moves_the_stream_and_expires_on_its_own_timer() {
 #[tokio::test(flavor = "multi_thread")]
 async fn receipts_by_type_and_thread_with_private_ones_kept_private() {
     let (s, _dir) = services_with(|_| {});
-    let room = room_with(&s, &["alice", "bob"]);
+    let room = room_with(&s, &["alice", "bob"]).await;
     let (alice, bob) = (user("alice"), user("bob"));
-    let m1 = say(&s, &room, "alice", json!({ "body": "one" }));
-    let root = say(&s, &room, "alice", json!({ "body": "root" }));
+    let m1 = say(&s, &room, "alice", json!({ "body": "one" })).await;
+    let root = say(&s, &room, "alice", json!({ "body": "root" })).await;
     let reply = say(
         &s,
         &room,
         "alice",
         json!({ "body": "in thread", "m.relates_to": { "rel_type": "m.thread", "event_id": root } }),
-    );
-    let m2 = say(&s, &room, "alice", json!({ "body": "two" }));
+    )
+    .await;
+    let m2 = say(&s, &room, "alice", json!({ "body": "two" })).await;
     let p0 = s.db.stream().committed();
 
     receipts::post(&s, &room, &bob, "m.read".into(), &m2, Thread::Unthreaded).unwrap();
@@ -163,7 +164,7 @@ async fn receipts_by_type_and_thread_with_private_ones_kept_private() {
 async fn presence_follows_the_activity_guards() {
     let (s, _dir) = services_with(|c| c.presence.idle_timeout_ms = 300);
     accounts(&s, &["alice", "bob", "carol"]);
-    room_with(&s, &["alice", "bob"]);
+    room_with(&s, &["alice", "bob"]).await;
     let (alice, bob, carol) = (user("alice"), user("bob"), user("carol"));
     let state = |u: &UserId| presence::get(&s, &bob, u).map(|v| v["presence"].clone()).unwrap_or_default();
     assert_eq!(state(&alice), "offline", "never seen");
@@ -215,7 +216,7 @@ async fn presence_follows_the_activity_guards() {
 async fn disabled_presence_delivers_nothing() {
     let (s, _dir) = services_with(|c| c.presence.enabled = false);
     accounts(&s, &["alice", "bob"]);
-    room_with(&s, &["alice", "bob"]);
+    room_with(&s, &["alice", "bob"]).await;
     let _guard = sync_activity(&s, &user("alice"), None);
     presence::set(&s, &user("alice"), "online".into(), Some("hi".into())).unwrap();
     assert_eq!(presence::get(&s, &user("bob"), &user("alice")).unwrap(), json!({ "presence": "offline" }));

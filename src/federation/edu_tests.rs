@@ -32,7 +32,7 @@ fn user(id: &str) -> OwnedUserId {
 }
 
 /// Alice (local, with device `ADEV`) and `@bob:remote.test` in a public room.
-fn setup() -> Setup {
+async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.database.path = dir.path().join("db");
@@ -41,8 +41,9 @@ fn setup() -> Setup {
     crate::users::accounts::create(&s.db, &alice, Default::default()).unwrap();
     let device: ruma::OwnedDeviceId = "ADEV".into();
     crate::users::tokens::create_session(&s.db, &alice, Some(&device), None, false, s.token_lifetimes(), None).unwrap();
-    let room = create(&s, &alice, CreateRoom { preset: Some("public_chat".into()), ..Default::default() }).unwrap();
-    membership::join(&s, &room, &bob, None).unwrap();
+    let room =
+        create(&s, &alice, CreateRoom { preset: Some("public_chat".into()), ..Default::default() }).await.unwrap();
+    membership::join(&s, &room, &bob, None).await.unwrap();
     Setup { s, _dir: dir, room, alice, bob }
 }
 
@@ -64,7 +65,7 @@ fn committed(s: &Services) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn typing_from_the_user_s_server_shows_locally_and_forged_typing_does_not() {
-    let t = setup();
+    let t = setup().await;
     let typing = |user: &str, typing: bool| json!({ "edu_type": "m.typing", "content": { "room_id": t.room, "user_id": user, "typing": typing } });
     handle(&t.s, evil(), typing(t.bob.as_str(), true)).await.unwrap();
     assert_eq!(typing_users(&t), json!([]), "evil.test cannot speak for bob");
@@ -82,9 +83,10 @@ async fn typing_from_the_user_s_server_shows_locally_and_forged_typing_does_not(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_remote_receipt_is_stored_like_a_local_one() {
-    let t = setup();
-    let event =
-        send(&t.s, &t.room, &t.alice, NewEvent::message("m.room.message", json!({ "body": "hi" })), None).unwrap();
+    let t = setup().await;
+    let event = send(&t.s, &t.room, &t.alice, NewEvent::message("m.room.message", json!({ "body": "hi" })), None)
+        .await
+        .unwrap();
     let before = committed(&t.s);
     let receipt = |origin_user: &OwnedUserId| {
         json!({ "edu_type": "m.receipt", "content": { t.room.as_str(): { "m.read": {
@@ -101,7 +103,7 @@ async fn a_remote_receipt_is_stored_like_a_local_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn remote_presence_is_visible_to_local_users_sharing_a_room() {
-    let t = setup();
+    let t = setup().await;
     let before = committed(&t.s);
     let presence = |user: &str| {
         json!({ "edu_type": "m.presence", "content": { "push": [
@@ -122,7 +124,7 @@ async fn remote_presence_is_visible_to_local_users_sharing_a_room() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn to_device_is_delivered_once_per_message_id_and_only_from_the_sender_s_server() {
-    let t = setup();
+    let t = setup().await;
     let before = committed(&t.s);
     let message = |message_id: &str, device: &str| {
         json!({ "edu_type": "m.direct_to_device", "content": {
@@ -143,7 +145,7 @@ async fn to_device_is_delivered_once_per_message_id_and_only_from_the_sender_s_s
 
 #[tokio::test(flavor = "multi_thread")]
 async fn device_list_and_signing_key_updates_mark_the_remote_list_changed() {
-    let t = setup();
+    let t = setup().await;
     let before = committed(&t.s);
     let update = json!({ "edu_type": "m.device_list_update", "content": {
         "user_id": t.bob, "device_id": "BDEV", "stream_id": 3, "prev_id": [2], "deleted": false
@@ -166,7 +168,7 @@ async fn device_list_and_signing_key_updates_mark_the_remote_list_changed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_and_malformed_edus_are_ignored() {
-    let t = setup();
+    let t = setup().await;
     let before = committed(&t.s);
     handle(&t.s, remote(), json!({ "edu_type": "org.example.custom", "content": { "x": 1 } })).await.unwrap();
     handle(&t.s, remote(), json!({ "edu_type": "m.typing", "content": { "room_id": 5 } })).await.unwrap();
@@ -176,11 +178,12 @@ async fn unknown_and_malformed_edus_are_ignored() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn typing_and_receipts_from_a_server_the_acl_denies_are_ignored() {
-    let t = setup();
+    let t = setup().await;
     let acl = json!({ "allow": ["*"], "deny": ["remote.test"], "allow_ip_literals": false });
-    send(&t.s, &t.room, &t.alice, NewEvent::state(StateEventType::RoomServerAcl, "", acl), None).unwrap();
-    let event =
-        send(&t.s, &t.room, &t.alice, NewEvent::message("m.room.message", json!({ "body": "hi" })), None).unwrap();
+    send(&t.s, &t.room, &t.alice, NewEvent::state(StateEventType::RoomServerAcl, "", acl), None).await.unwrap();
+    let event = send(&t.s, &t.room, &t.alice, NewEvent::message("m.room.message", json!({ "body": "hi" })), None)
+        .await
+        .unwrap();
     let before = committed(&t.s);
     let typing = json!({ "edu_type": "m.typing", "content": { "room_id": t.room, "user_id": t.bob, "typing": true } });
     handle(&t.s, remote(), typing).await.unwrap();

@@ -146,7 +146,7 @@ pub async fn invite_remote(
     let returned: CanonicalJsonObject = serde_json::from_str(returned.get())
         .map_err(|e| Error::forbidden(format!("{} returned an invalid invite: {e}", target.server_name())))?;
     check_countersigned(s, &returned, &pdu, target.server_name(), &rules).await?;
-    let _guard = s.room_lock(room_id);
+    let _guard = s.room_lock(room_id).await;
     let ctx = RoomCtx::at(s, room_id, &pdu.prev_events)?;
     authorize(s, &ctx, &pdu)?;
     append(s, &ctx, &pdu, returned, None)?;

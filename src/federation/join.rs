@@ -44,7 +44,7 @@ pub async fn join(
 ) -> Result<OwnedRoomId> {
     let (room_id, servers) = match route(s, user, target, via).await? {
         Route::Local(room_id) => {
-            membership::join(s, &room_id, user, reason.as_deref())?;
+            membership::join(s, &room_id, user, reason.as_deref()).await?;
             return Ok(room_id);
         }
         Route::Remote(room_id, servers) => (room_id, servers),
@@ -215,8 +215,8 @@ async fn join_via(s: &State, server: &ServerName, user: &UserId, room_id: &RoomI
         })
         .collect();
     tracing::info!(%server, %room_id, count, verified = events.len(), "joining: send_join answered");
-    prepare_room(s, room_id, &version)?;
-    store_join(s, room_id, user, &join, events, &state_ids)
+    prepare_room(s, room_id, &version).await?;
+    store_join(s, room_id, user, &join, events, &state_ids).await
 }
 
 /// The room version of a template (`"1"` when absent), if we can join it.
@@ -287,7 +287,7 @@ pub(crate) async fn complete(
 pub async fn leave(s: &State, user: &UserId, room_id: &RoomId, reason: Option<String>) -> Result<()> {
     let (resident, invite) = (is_resident(s, room_id)?, remote_invites::pending(s, user, room_id)?);
     if resident || invite.is_none() {
-        membership::leave(s, room_id, user, reason.as_deref())?;
+        membership::leave(s, room_id, user, reason.as_deref()).await?;
         return Ok(());
     }
     for server in candidates(s, user, room_id, Vec::new()).await? {

@@ -31,7 +31,7 @@ pub async fn knock(
 ) -> Result<OwnedRoomId> {
     let (room_id, servers) = match route(s, user, target, via).await? {
         Route::Local(room_id) => {
-            membership::knock(s, &room_id, user, reason.as_deref())?;
+            membership::knock(s, &room_id, user, reason.as_deref()).await?;
             return Ok(room_id);
         }
         Route::Remote(room_id, servers) => (room_id, servers),

@@ -179,15 +179,16 @@ fn ids(users: &[&OwnedUserId]) -> Vec<OwnedUserId> {
     v
 }
 
-#[test]
-fn device_list_changes_follow_devices_and_shared_rooms() {
+#[tokio::test]
+async fn device_list_changes_follow_devices_and_shared_rooms() {
     let (s, _dir) = services();
     let alice = account(&s, "alice", &["A1"]);
     let bob = account(&s, "bob", &["B1"]);
     let carol = account(&s, "carol", &["C1"]);
-    let room = create(&s, &alice, CreateRoom { preset: Some("public_chat".into()), ..Default::default() }).unwrap();
+    let room =
+        create(&s, &alice, CreateRoom { preset: Some("public_chat".into()), ..Default::default() }).await.unwrap();
     let p0 = now(&s);
-    membership::join(&s, &room, &bob, None).unwrap();
+    membership::join(&s, &room, &bob, None).await.unwrap();
     let p1 = now(&s);
     assert_eq!(device_list_changes(&s, &alice, p0, p1).unwrap(), (ids(&[&bob]), vec![]), "bob now shares a room");
     assert_eq!(device_list_changes(&s, &bob, p0, p1).unwrap(), (ids(&[&alice]), vec![]));
@@ -216,7 +217,7 @@ fn device_list_changes_follow_devices_and_shared_rooms() {
     assert_eq!(device_list_changes(&s, &alice, p4, now(&s)).unwrap(), (ids(&[&bob]), vec![]), "a deleted device");
 
     let p5 = now(&s);
-    membership::leave(&s, &room, &bob, None).unwrap();
+    membership::leave(&s, &room, &bob, None).await.unwrap();
     let p6 = now(&s);
     assert_eq!(device_list_changes(&s, &alice, p5, p6).unwrap(), (vec![], ids(&[&bob])));
     assert_eq!(device_list_changes(&s, &bob, p5, p6).unwrap(), (vec![], ids(&[&alice])));

@@ -45,8 +45,27 @@ impl Txn {
 
 /// Send a local event: under the room's lock (so a local room never forks), build on the
 /// forward extremities, authorize, persist. Idempotent per `(user, device, txn_id)`.
-pub fn send(s: &Services, room_id: &RoomId, sender: &UserId, new: NewEvent, txn: Option<Txn>) -> Result<OwnedEventId> {
-    let _guard = s.room_lock(room_id);
+///
+/// Only the wait for the lock is async; the work under it is the synchronous `send_locked`.
+pub async fn send(
+    s: &Services,
+    room_id: &RoomId,
+    sender: &UserId,
+    new: NewEvent,
+    txn: Option<Txn>,
+) -> Result<OwnedEventId> {
+    let _guard = s.room_lock(room_id).await;
+    send_locked(s, room_id, sender, new, txn)
+}
+
+/// [`send`] for a caller that holds the room's lock.
+fn send_locked(
+    s: &Services,
+    room_id: &RoomId,
+    sender: &UserId,
+    new: NewEvent,
+    txn: Option<Txn>,
+) -> Result<OwnedEventId> {
     if let Some(t) = &txn
         && let Some(existing) = s.db.get(TXN_IDS, &t.key(sender))?
     {

@@ -26,7 +26,7 @@ const CREATE_TRIES: u64 = 1000;
 /// millisecond until the ID is free. The check and the write happen under the new ID's room lock,
 /// so two concurrent creations cannot both take it. (Older versions draw a random ID; the same
 /// check guards it.)
-fn create_event(
+async fn create_event(
     s: &Services,
     creator: &UserId,
     version: &str,
@@ -48,7 +48,7 @@ fn create_event(
         let (pdu, obj) = seal(s, &ctx.rules, unsigned)?;
         authorize(s, &ctx, &pdu)?;
         let room_id = pdu.room()?;
-        let _guard = s.room_lock(&room_id);
+        let _guard = s.room_lock(&room_id).await;
         if super::exists(s, &room_id)? {
             continue;
         }
@@ -80,7 +80,7 @@ pub fn creatable(version: &str) -> bool {
     rules_for(version).is_ok()
 }
 
-pub fn create(s: &Services, creator: &UserId, req: CreateRoom) -> Result<OwnedRoomId> {
+pub async fn create(s: &Services, creator: &UserId, req: CreateRoom) -> Result<OwnedRoomId> {
     let version = req.room_version.clone().unwrap_or_else(|| s.config.rooms.default_room_version.clone());
     if !creatable(&version) {
         return Err(Error::new(
@@ -122,10 +122,10 @@ pub fn create(s: &Services, creator: &UserId, req: CreateRoom) -> Result<OwnedRo
         extra.extend(req.invite.iter().map(|u| json!(u)));
         create_content.insert("additional_creators".into(), Value::Array(extra));
     }
-    let room_id = create_event(s, creator, &version, v12, Value::Object(create_content), now_ms())?;
+    let room_id = create_event(s, creator, &version, v12, Value::Object(create_content), now_ms()).await?;
 
     // 2. the creator joins
-    send(s, &room_id, creator, membership::member_event(s, creator, MembershipState::Join, None, false)?, None)?;
+    send(s, &room_id, creator, membership::member_event(s, creator, MembershipState::Join, None, false)?, None).await?;
 
     // 3. power levels (v12 creators have unlimited power and are not listed)
     let mut users = Map::new();
@@ -162,7 +162,7 @@ pub fn create(s: &Services, creator: &UserId, req: CreateRoom) -> Result<OwnedRo
         Some(_) => return Err(Error::bad_json("power_level_content_override must be an object")),
         None => {}
     }
-    send(s, &room_id, creator, NewEvent::state(StateEventType::RoomPowerLevels, "", power), None)?;
+    send(s, &room_id, creator, NewEvent::state(StateEventType::RoomPowerLevels, "", power), None).await?;
 
     // 4. alias, 5. preset rules (unless initial_state sets them), 6. initial_state, 7. name, topic
     if let Some(alias) = &alias {
@@ -173,7 +173,8 @@ pub fn create(s: &Services, creator: &UserId, req: CreateRoom) -> Result<OwnedRo
             creator,
             NewEvent::state(StateEventType::RoomCanonicalAlias, "", json!({ "alias": alias })),
             None,
-        )?;
+        )
+        .await?;
     }
     let overridden = |kind: &StateEventType| {
         req.initial_state.iter().any(|e| e.kind == kind.clone().into() && e.state_key.as_deref() == Some(""))
@@ -186,25 +187,27 @@ pub fn create(s: &Services, creator: &UserId, req: CreateRoom) -> Result<OwnedRo
         (StateEventType::RoomGuestAccess, json!({ "guest_access": guest_access })),
     ] {
         if !overridden(&kind) {
-            send(s, &room_id, creator, NewEvent::state(kind, "", content), None)?;
+            send(s, &room_id, creator, NewEvent::state(kind, "", content), None).await?;
         }
     }
     for event in req.initial_state {
         if matches!(event.kind, TimelineEventType::RoomCreate | TimelineEventType::RoomMember) {
             return Err(Error::bad_json(format!("{} cannot be set in initial_state", event.kind)));
         }
-        send(s, &room_id, creator, event, None)?;
+        send(s, &room_id, creator, event, None).await?;
     }
     if let Some(name) = req.name {
-        send(s, &room_id, creator, NewEvent::state(StateEventType::RoomName, "", json!({ "name": name })), None)?;
+        send(s, &room_id, creator, NewEvent::state(StateEventType::RoomName, "", json!({ "name": name })), None)
+            .await?;
     }
     if let Some(topic) = req.topic {
-        send(s, &room_id, creator, NewEvent::state(StateEventType::RoomTopic, "", json!({ "topic": topic })), None)?;
+        send(s, &room_id, creator, NewEvent::state(StateEventType::RoomTopic, "", json!({ "topic": topic })), None)
+            .await?;
     }
 
     // 8. invites
     for invitee in req.invite.iter().filter(|u| s.is_local(u)) {
-        membership::invite(s, &room_id, creator, invitee, None, req.is_direct)?;
+        membership::invite(s, &room_id, creator, invitee, None, req.is_direct).await?;
     }
     if req.public {
         let mut batch = s.db.batch();
@@ -227,17 +230,17 @@ mod tests {
 
     /// Two create events by one sender with one content in one millisecond: the second room
     /// gets the next millisecond, and so a room ID of its own.
-    #[test]
-    fn a_create_event_never_takes_an_existing_room_id() {
+    #[tokio::test]
+    async fn a_create_event_never_takes_an_existing_room_id() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.database.path = dir.path().join("db");
         let s = Services::new(config).map_err(|e| e.to_string()).unwrap();
         let alice = UserId::parse("@alice:localhost").unwrap();
         let content = json!({ "room_version": "12" });
-        let first = create_event(&s, &alice, "12", true, content.clone(), 1_700_000_000_000).unwrap();
-        let second = create_event(&s, &alice, "12", true, content.clone(), 1_700_000_000_000).unwrap();
-        let third = create_event(&s, &alice, "12", true, content, 1_700_000_000_000).unwrap();
+        let first = create_event(&s, &alice, "12", true, content.clone(), 1_700_000_000_000).await.unwrap();
+        let second = create_event(&s, &alice, "12", true, content.clone(), 1_700_000_000_000).await.unwrap();
+        let third = create_event(&s, &alice, "12", true, content, 1_700_000_000_000).await.unwrap();
         assert_ne!(first, second);
         assert_ne!(second, third);
         assert_ne!(first, third);

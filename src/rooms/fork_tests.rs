@@ -26,8 +26,8 @@ fn user(name: &str) -> OwnedUserId {
 }
 
 /// Append an event built on `prev` (not on the room's extremities): one branch of a fork.
-fn on(s: &Services, room_id: &RoomId, prev: &OwnedEventId, sender: &UserId, new: NewEvent) -> OwnedEventId {
-    let _guard = s.room_lock(room_id);
+async fn on(s: &Services, room_id: &RoomId, prev: &OwnedEventId, sender: &UserId, new: NewEvent) -> OwnedEventId {
+    let _guard = s.room_lock(room_id).await;
     let ctx = RoomCtx::at(s, room_id, std::slice::from_ref(prev)).unwrap();
     let (pdu, obj) = build(s, &ctx, sender, &new).unwrap();
     authorize(s, &ctx, &pdu).unwrap();
@@ -40,19 +40,20 @@ fn extremities(s: &Services, room_id: &RoomId) -> usize {
 }
 
 /// Alice (creator) and Bob (50) and Carol (25) in a public room where power levels need 50.
-fn setup(s: &Services, version: &str) -> (OwnedRoomId, OwnedEventId) {
+async fn setup(s: &Services, version: &str) -> (OwnedRoomId, OwnedEventId) {
     let (alice, bob, carol) = (user("alice"), user("bob"), user("carol"));
     let req =
         CreateRoom { room_version: Some(version.into()), preset: Some("public_chat".into()), ..Default::default() };
-    let room_id = create(s, &alice, req).unwrap();
-    membership::join(s, &room_id, &bob, None).unwrap();
-    membership::join(s, &room_id, &carol, None).unwrap();
+    let room_id = create(s, &alice, req).await.unwrap();
+    membership::join(s, &room_id, &bob, None).await.unwrap();
+    membership::join(s, &room_id, &carol, None).await.unwrap();
     let mut pl = current_state_content(s, &room_id, &StateEventType::RoomPowerLevels, "").unwrap().unwrap();
     pl["users"]["@bob:localhost"] = json!(50);
     pl["users"]["@carol:localhost"] = json!(25);
     pl["events"]["m.room.power_levels"] = json!(50);
     pl["state_default"] = json!(50);
-    let fork_point = send(s, &room_id, &alice, NewEvent::state(StateEventType::RoomPowerLevels, "", pl), None).unwrap();
+    let fork_point =
+        send(s, &room_id, &alice, NewEvent::state(StateEventType::RoomPowerLevels, "", pl), None).await.unwrap();
     (room_id, fork_point)
 }
 
@@ -60,22 +61,23 @@ fn pl_users(s: &Services, room_id: &RoomId) -> Value {
     current_state_content(s, room_id, &StateEventType::RoomPowerLevels, "").unwrap().unwrap()["users"].clone()
 }
 
-#[test]
-fn concurrent_power_level_changes_resolve_to_the_more_powerful_sender() {
+#[tokio::test]
+async fn concurrent_power_level_changes_resolve_to_the_more_powerful_sender() {
     for version in ["10", "11", "12"] {
         let (s, _dir) = services();
-        let (room_id, x) = setup(&s, version);
+        let (room_id, x) = setup(&s, version).await;
         let base = current_state_content(&s, &room_id, &StateEventType::RoomPowerLevels, "").unwrap().unwrap();
         let mut by_alice = base.clone();
         by_alice["users"]["@bob:localhost"] = json!(0);
         let mut by_bob = base.clone();
         by_bob["users"]["@carol:localhost"] = json!(0);
         // Bob's branch first, so "last written wins" would pick Bob: resolution must not.
-        on(&s, &room_id, &x, &user("bob"), NewEvent::state(StateEventType::RoomPowerLevels, "", by_bob));
-        on(&s, &room_id, &x, &user("alice"), NewEvent::state(StateEventType::RoomPowerLevels, "", by_alice));
+        on(&s, &room_id, &x, &user("bob"), NewEvent::state(StateEventType::RoomPowerLevels, "", by_bob)).await;
+        on(&s, &room_id, &x, &user("alice"), NewEvent::state(StateEventType::RoomPowerLevels, "", by_alice)).await;
         assert_eq!(extremities(&s, &room_id), 2, "v{version}: a real fork");
 
         send(&s, &room_id, &user("alice"), NewEvent::message("m.room.message", json!({ "body": "merge" })), None)
+            .await
             .unwrap();
         assert_eq!(extremities(&s, &room_id), 1, "v{version}: merged");
         let users = pl_users(&s, &room_id);
@@ -84,11 +86,11 @@ fn concurrent_power_level_changes_resolve_to_the_more_powerful_sender() {
     }
 }
 
-#[test]
-fn a_ban_racing_a_state_change_wins() {
+#[tokio::test]
+async fn a_ban_racing_a_state_change_wins() {
     for version in ["10", "11", "12"] {
         let (s, _dir) = services();
-        let (room_id, _) = setup(&s, version);
+        let (room_id, _) = setup(&s, version).await;
         let topic = send(
             &s,
             &room_id,
@@ -96,6 +98,7 @@ fn a_ban_racing_a_state_change_wins() {
             NewEvent::state(StateEventType::RoomTopic, "", json!({ "topic": "original" })),
             None,
         )
+        .await
         .unwrap();
         on(
             &s,
@@ -103,15 +106,18 @@ fn a_ban_racing_a_state_change_wins() {
             &topic,
             &user("bob"),
             NewEvent::state(StateEventType::RoomTopic, "", json!({ "topic": "bob was here" })),
-        );
+        )
+        .await;
         on(
             &s,
             &room_id,
             &topic,
             &user("alice"),
             NewEvent::state(StateEventType::RoomMember, "@bob:localhost", json!({ "membership": "ban" })),
-        );
+        )
+        .await;
         send(&s, &room_id, &user("alice"), NewEvent::message("m.room.message", json!({ "body": "merge" })), None)
+            .await
             .unwrap();
 
         let topic_now = current_state_content(&s, &room_id, &StateEventType::RoomTopic, "").unwrap().unwrap();
@@ -122,23 +128,23 @@ fn a_ban_racing_a_state_change_wins() {
             "v{version}"
         );
         let bob_send =
-            send(&s, &room_id, &user("bob"), NewEvent::message("m.room.message", json!({ "body": "x" })), None);
+            send(&s, &room_id, &user("bob"), NewEvent::message("m.room.message", json!({ "body": "x" })), None).await;
         assert!(bob_send.is_err(), "v{version}: and Bob is out");
     }
 }
 
-#[test]
-fn resolution_does_not_depend_on_the_order_of_the_forks() {
+#[tokio::test]
+async fn resolution_does_not_depend_on_the_order_of_the_forks() {
     for version in ["10", "11", "12"] {
         let (s, _dir) = services();
-        let (room_id, x) = setup(&s, version);
+        let (room_id, x) = setup(&s, version).await;
         let base = current_state_content(&s, &room_id, &StateEventType::RoomPowerLevels, "").unwrap().unwrap();
         let mut a = base.clone();
         a["users"]["@carol:localhost"] = json!(10);
         let mut b = base.clone();
         b["users"]["@carol:localhost"] = json!(20);
-        let e1 = on(&s, &room_id, &x, &user("alice"), NewEvent::state(StateEventType::RoomPowerLevels, "", a));
-        let e2 = on(&s, &room_id, &x, &user("bob"), NewEvent::state(StateEventType::RoomPowerLevels, "", b));
+        let e1 = on(&s, &room_id, &x, &user("alice"), NewEvent::state(StateEventType::RoomPowerLevels, "", a)).await;
+        let e2 = on(&s, &room_id, &x, &user("bob"), NewEvent::state(StateEventType::RoomPowerLevels, "", b)).await;
         let after = |e: &OwnedEventId| {
             let short = super::short::event_get(&s.db, e).unwrap().unwrap();
             let meta = s.db.get(crate::storage::catalog::EVENT_META, &short).unwrap().unwrap();
@@ -149,6 +155,7 @@ fn resolution_does_not_depend_on_the_order_of_the_forks() {
         let two = resolve::resolve(&s, &rules, &[after(&e2), after(&e1)]).unwrap();
         assert_eq!(one, two, "v{version}");
         send(&s, &room_id, &user("alice"), NewEvent::message("m.room.message", json!({ "body": "merge" })), None)
+            .await
             .unwrap();
         let mut merged = one.clone();
         let message_state = current_state(&s, &room_id).unwrap();

@@ -171,7 +171,7 @@ pub fn restricted_authoriser(s: &Services, room_id: &RoomId, user: &UserId) -> R
 
 /// Join a room this server is in. For a restricted room the join names a local user who may
 /// invite ([`restricted_authoriser`]); a user in none of the allowed rooms gets 403.
-pub fn join(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&str>) -> Result<OwnedEventId> {
+pub async fn join(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&str>) -> Result<OwnedEventId> {
     room(s, room_id)?;
     match membership_of(s, room_id, user_id)? {
         Some(MembershipState::Ban) => return Err(Error::forbidden("You are banned from this room")),
@@ -193,7 +193,7 @@ pub fn join(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&st
     if let Some(via) = authoriser {
         event.content["join_authorised_via_users_server"] = json!(via);
     }
-    let event = send(s, room_id, user_id, event, None)?;
+    let event = send(s, room_id, user_id, event, None).await?;
     forget_undo(s, room_id, user_id)?;
     Ok(event)
 }
@@ -204,10 +204,13 @@ pub fn join(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&st
 /// authorised the original join; another server's authoriser would not have signed this one)
 /// nor `reason` (which explained the original join). A room that refuses the event (no power
 /// to send it, a broken room) is skipped and logged: the profile itself has already changed.
-pub fn propagate_profile(s: &Services, user_id: &UserId) -> Result<()> {
+pub async fn propagate_profile(s: &Services, user_id: &UserId) -> Result<()> {
     for room_id in joined_rooms(s, user_id)? {
-        let sent = profile_event(s, &room_id, user_id)
-            .and_then(|event| event.map(|e| send(s, &room_id, user_id, e, None)).transpose());
+        let sent = match profile_event(s, &room_id, user_id) {
+            Ok(Some(event)) => send(s, &room_id, user_id, event, None).await.map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
         if let Err(e) = sent {
             tracing::warn!(%room_id, %user_id, error = %e, "profile change not sent to the room");
         }
@@ -239,7 +242,7 @@ fn profile_event(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Opt
     Ok(Some(NewEvent::state(StateEventType::RoomMember, user_id.as_str(), Value::Object(content))))
 }
 
-pub fn invite(
+pub async fn invite(
     s: &Services,
     room_id: &RoomId,
     sender: &UserId,
@@ -254,12 +257,12 @@ pub fn invite(
         Some(MembershipState::Ban) => return Err(Error::forbidden(format!("{target} is banned from the room"))),
         _ => {}
     }
-    send(s, room_id, sender, member_event(s, target, MembershipState::Invite, reason, is_direct)?, None)
+    send(s, room_id, sender, member_event(s, target, MembershipState::Invite, reason, is_direct)?, None).await
 }
 
 /// Move `target` to `to` on behalf of `sender`, if their membership is one of `from`
 /// (the room version's auth rules then decide whether `sender` may).
-fn transition(
+async fn transition(
     s: &Services,
     room_id: &RoomId,
     (sender, target): (&UserId, &UserId),
@@ -277,7 +280,7 @@ fn transition(
         };
         return Err(Error::forbidden(why));
     }
-    send(s, room_id, sender, member_event(s, target, to, reason, false)?, None)
+    send(s, room_id, sender, member_event(s, target, to, reason, false)?, None).await
 }
 
 const IN_ROOM: &[MembershipState] = &[MembershipState::Join, MembershipState::Invite, MembershipState::Knock];
@@ -289,7 +292,7 @@ fn in_room(m: &MembershipState) -> bool {
 
 /// Leave the room, or reject an invite. An invite from another server to a room we are not in
 /// is rejected locally only ([`super::remote_invites::reject`]).
-pub fn leave(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&str>) -> Result<OwnedEventId> {
+pub async fn leave(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&str>) -> Result<OwnedEventId> {
     if s.db.get(crate::storage::catalog::ROOMS, room_id)?.is_none()
         && super::remote_invites::pending(s, user_id, room_id)?.is_some()
     {
@@ -298,20 +301,20 @@ pub fn leave(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&s
     // Nothing to leave or reject in a room this server does not know: 404 (Synapse: "Not a
     // known room"), where kick, ban and invite answer 403 as for a room one is not in.
     room(s, room_id)?;
-    transition(s, room_id, (user_id, user_id), IN_ROOM, MembershipState::Leave, reason)
+    transition(s, room_id, (user_id, user_id), IN_ROOM, MembershipState::Leave, reason).await
 }
 
-pub fn kick(
+pub async fn kick(
     s: &Services,
     room_id: &RoomId,
     sender: &UserId,
     target: &UserId,
     reason: Option<&str>,
 ) -> Result<OwnedEventId> {
-    transition(s, room_id, (sender, target), IN_ROOM, MembershipState::Leave, reason)
+    transition(s, room_id, (sender, target), IN_ROOM, MembershipState::Leave, reason).await
 }
 
-pub fn ban(
+pub async fn ban(
     s: &Services,
     room_id: &RoomId,
     sender: &UserId,
@@ -319,27 +322,27 @@ pub fn ban(
     reason: Option<&str>,
 ) -> Result<OwnedEventId> {
     room_as_member(s, room_id)?;
-    send(s, room_id, sender, member_event(s, target, MembershipState::Ban, reason, false)?, None)
+    send(s, room_id, sender, member_event(s, target, MembershipState::Ban, reason, false)?, None).await
 }
 
-pub fn unban(
+pub async fn unban(
     s: &Services,
     room_id: &RoomId,
     sender: &UserId,
     target: &UserId,
     reason: Option<&str>,
 ) -> Result<OwnedEventId> {
-    transition(s, room_id, (sender, target), &[MembershipState::Ban], MembershipState::Leave, reason)
+    transition(s, room_id, (sender, target), &[MembershipState::Ban], MembershipState::Leave, reason).await
 }
 
-pub fn knock(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&str>) -> Result<OwnedEventId> {
+pub async fn knock(s: &Services, room_id: &RoomId, user_id: &UserId, reason: Option<&str>) -> Result<OwnedEventId> {
     room(s, room_id)?;
     match membership_of(s, room_id, user_id)? {
         Some(MembershipState::Join) => return Err(Error::forbidden("You are already in the room")),
         Some(MembershipState::Ban) => return Err(Error::forbidden("You are banned from this room")),
         _ => {}
     }
-    send(s, room_id, user_id, member_event(s, user_id, MembershipState::Knock, reason, false)?, None)
+    send(s, room_id, user_id, member_event(s, user_id, MembershipState::Knock, reason, false)?, None).await
 }
 
 /// Forget a room the user has left (spec: `POST /rooms/{roomId}/forget`): from now on its

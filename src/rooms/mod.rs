@@ -7,7 +7,8 @@
 //! - [`create`], [`membership`] and [`read`] implement the client-facing operations.
 //!
 //! The functions here are synchronous (RocksDB reads and one-batch writes), called directly from
-//! async code.
+//! async code, except the entry points that take the room's lock ([`append::send`] and those
+//! built on it), which are `async` so that waiting for the lock parks the task, not a worker.
 
 pub mod alias;
 pub mod append;

@@ -26,7 +26,7 @@ const CARRIED_STATE: [StateEventType; 8] = [
     StateEventType::RoomJoinRules,
 ];
 
-pub fn upgrade(s: &Services, old: &RoomId, user: &UserId, new_version: &str) -> Result<OwnedRoomId> {
+pub async fn upgrade(s: &Services, old: &RoomId, user: &UserId, new_version: &str) -> Result<OwnedRoomId> {
     if !creatable(new_version) {
         return Err(Error::new(
             ErrorKind::UnsupportedRoomVersion,
@@ -80,7 +80,7 @@ pub fn upgrade(s: &Services, old: &RoomId, user: &UserId, new_version: &str) -> 
         power_level_content_override: power_levels,
         ..Default::default()
     };
-    let new_room = create(s, user, req)?;
+    let new_room = create(s, user, req).await?;
 
     // Bans carry over; local aliases move with the canonical alias.
     let old_state = current_state(s, old)?;
@@ -89,7 +89,8 @@ pub fn upgrade(s: &Services, old: &RoomId, user: &UserId, new_version: &str) -> 
             == Some(MembershipState::Ban)
             && let Some(target) = ev.pdu.state_key.as_deref().and_then(|k| UserId::parse(k).ok())
         {
-            membership::ban(s, &new_room, user, &target, ev.pdu.content_value().get("reason").and_then(Value::as_str))?;
+            membership::ban(s, &new_room, user, &target, ev.pdu.content_value().get("reason").and_then(Value::as_str))
+                .await?;
         }
     }
     for alias_id in alias::list(s, old)? {
@@ -98,8 +99,8 @@ pub fn upgrade(s: &Services, old: &RoomId, user: &UserId, new_version: &str) -> 
     }
     if let Some(canonical) = current_state_event(s, old, &StateEventType::RoomCanonicalAlias, "")? {
         let content = canonical.pdu.content_value();
-        send(s, &new_room, user, NewEvent::state(StateEventType::RoomCanonicalAlias, "", content), None)?;
-        send(s, old, user, NewEvent::state(StateEventType::RoomCanonicalAlias, "", json!({})), None)?;
+        send(s, &new_room, user, NewEvent::state(StateEventType::RoomCanonicalAlias, "", content), None).await?;
+        send(s, old, user, NewEvent::state(StateEventType::RoomCanonicalAlias, "", json!({})), None).await?;
     }
     if super::directory::is_published(s, old)? {
         super::directory::set_published(s, old, false)?;
@@ -107,14 +108,14 @@ pub fn upgrade(s: &Services, old: &RoomId, user: &UserId, new_version: &str) -> 
     }
 
     let tombstone = json!({ "body": "This room has been replaced", "replacement_room": new_room });
-    send(s, old, user, NewEvent::state(StateEventType::RoomTombstone, "", tombstone), None)?;
+    send(s, old, user, NewEvent::state(StateEventType::RoomTombstone, "", tombstone), None).await?;
     if let Some(mut pl) = current_state_content(s, old, &StateEventType::RoomPowerLevels, "")? {
         let users_default = pl.get("users_default").and_then(Value::as_i64).unwrap_or(0);
         let restricted = (users_default + 1).max(50);
         pl["events_default"] = json!(restricted);
         pl["invite"] = json!(restricted);
         // Failing to restrict the old room is not fatal: the tombstone already points onward.
-        let _ = send(s, old, user, NewEvent::state(StateEventType::RoomPowerLevels, "", pl), None);
+        let _ = send(s, old, user, NewEvent::state(StateEventType::RoomPowerLevels, "", pl), None).await;
     }
     tracing::info!(%old, %new_room, new_version, "room upgraded");
     Ok(new_room)

@@ -52,7 +52,7 @@ pub async fn set_field(s: State, r: Ruma<set_profile_field::v3::Request>) -> Res
     let uid = r.body.user_id;
     let (field, value) = (r.body.value.field_name().as_str().to_owned(), r.body.value.value().into_owned());
     profile::set_field(&s.db, &uid, &field, value)?;
-    propagate(&s, &uid, &field)?;
+    propagate(&s, &uid, &field).await?;
     Ok(set_profile_field::v3::Response::new())
 }
 
@@ -64,14 +64,14 @@ pub async fn delete_field(
     ensure_self(&r.auth()?.user_id, &r.body.user_id, "the profile")?;
     let (uid, field) = (r.body.user_id, r.body.field.as_str().to_owned());
     profile::delete_field(&s.db, &uid, &field)?;
-    propagate(&s, &uid, &field)?;
+    propagate(&s, &uid, &field).await?;
     Ok(delete_profile_field::v3::Response::new())
 }
 
 /// A display name or avatar change reaches the user's rooms as new `m.room.member` events.
-fn propagate(s: &Services, user_id: &UserId, field: &str) -> Result<()> {
+async fn propagate(s: &Services, user_id: &UserId, field: &str) -> Result<()> {
     if matches!(field, "displayname" | "avatar_url") {
-        membership::propagate_profile(s, user_id)?;
+        membership::propagate_profile(s, user_id).await?;
     }
     Ok(())
 }

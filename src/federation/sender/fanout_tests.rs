@@ -36,11 +36,13 @@ async fn local_events_typing_receipts_presence_devices_and_to_device_reach_the_r
     let s = services_on(dir.path(), &peer);
     let alice = local("alice");
     let bob = UserId::parse(format!("@bob:{}", peer.name)).unwrap();
-    let room = create(&s, &alice, CreateRoom { preset: Some("public_chat".into()), ..Default::default() }).unwrap();
-    membership::join(&s, &room, &bob, None).unwrap();
+    let room =
+        create(&s, &alice, CreateRoom { preset: Some("public_chat".into()), ..Default::default() }).await.unwrap();
+    membership::join(&s, &room, &bob, None).await.unwrap();
     s.sender.start().unwrap();
 
-    let hello = send(&s, &room, &alice, NewEvent::message("m.room.message", json!({ "body": "hello" })), None).unwrap();
+    let hello =
+        send(&s, &room, &alice, NewEvent::message("m.room.message", json!({ "body": "hello" })), None).await.unwrap();
     typing::set(&s, &room, &alice, Some(Duration::from_secs(30))).unwrap();
     receipts::post(&s, &room, &alice, "m.read.private".into(), &hello, Thread::Unthreaded).unwrap();
     receipts::post(&s, &room, &alice, "m.read".into(), &hello, Thread::Unthreaded).unwrap();

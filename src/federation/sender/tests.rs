@@ -240,10 +240,12 @@ async fn sixty_pdus_go_as_50_then_10_one_transaction_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let s = services_on(dir.path(), &peer);
     let alice = local("alice");
-    let room = create(&s, &alice, CreateRoom { preset: Some("public_chat".into()), ..Default::default() }).unwrap();
+    let room =
+        create(&s, &alice, CreateRoom { preset: Some("public_chat".into()), ..Default::default() }).await.unwrap();
     for i in 0..60 {
         let event_id =
             send(&s, &room, &alice, NewEvent::message("m.room.message", json!({ "body": format!("m{i}") })), None)
+                .await
                 .unwrap();
         s.sender.enqueue_pdu(std::slice::from_ref(&peer.name), &event_id).unwrap();
     }

@@ -119,7 +119,7 @@ async fn joined_room(history_visibility: &str) -> Joined {
     .into_iter()
     .map(Result::unwrap)
     .collect();
-    persist::store_outliers(&s, &room_id, checked).unwrap();
+    persist::store_outliers(&s, &room_id, checked).await.unwrap();
     let full = persist::state_of(&s, &room_id, &state, None).unwrap();
     let mut batch = s.db.batch();
     let group = crate::rooms::state::new_full(&s.db, &mut batch, &full).unwrap();

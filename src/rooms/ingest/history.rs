@@ -39,13 +39,13 @@ pub fn topo_stream(n: u64) -> u64 {
 
 /// Steps 4–5 for a back-filled event whose prev events are in the DAG or have their state in
 /// `fetched`; stored as history when authorized, as rejected otherwise.
-pub fn persist_backfilled(
+pub async fn persist_backfilled(
     s: &Services,
     room_id: &RoomId,
     ev: &Checked,
     fetched: &HashMap<OwnedEventId, Arc<ShortState>>,
 ) -> Result<Outcome> {
-    let _guard = s.room_lock(room_id);
+    let _guard = s.room_lock(room_id).await;
     if meta_of(s, &ev.event_id)?.is_some_and(|m| !m.outlier) {
         return Ok(Outcome::Known);
     }

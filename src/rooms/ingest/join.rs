@@ -22,9 +22,9 @@ use crate::storage::records::RoomRecord;
 
 /// Make sure the room has a record of version `version` (created empty: no events, an empty
 /// state group), so its events can be stored. A record of another version is an error.
-pub fn prepare_room(s: &Services, room_id: &RoomId, version: &str) -> Result<()> {
+pub async fn prepare_room(s: &Services, room_id: &RoomId, version: &str) -> Result<()> {
     rules_for(version)?;
-    let _guard = s.room_lock(room_id);
+    let _guard = s.room_lock(room_id).await;
     match s.db.get(ROOMS, room_id)? {
         Some(r) if r.room_version == version => Ok(()),
         Some(r) => Err(Error::forbidden(format!(
@@ -52,7 +52,7 @@ pub fn prepare_room(s: &Services, room_id: &RoomId, version: &str) -> Result<()>
 /// state made of `state_ids` (rejected ones left out), appended as the room's only forward
 /// extremity. `user` gets their membership rows (through the current state) and loses any
 /// pending remote invite.
-pub fn store_join(
+pub async fn store_join(
     s: &Services,
     room_id: &RoomId,
     user: &UserId,
@@ -60,9 +60,9 @@ pub fn store_join(
     events: Vec<Checked>,
     state_ids: &[OwnedEventId],
 ) -> Result<()> {
-    store_outliers(s, room_id, events)?;
+    store_outliers(s, room_id, events).await?;
     {
-        let _guard = s.room_lock(room_id);
+        let _guard = s.room_lock(room_id).await;
         let mut record = crate::rooms::room(s, room_id)?;
         let rules = rules_for(&record.room_version)?;
         // Events that failed their checks were not stored: the state is made of the others.

@@ -6,7 +6,7 @@
 //! state (else soft-failed). See `docs/federation.md`, "Receiving".
 //!
 //! Network fetches are async; storage runs in place ([`persist`]), one batch per event under the
-//! room lock; signature checks of many events go to the blocking pool ([`check::verify`]).
+//! (awaited) room lock; signature checks of many events go to the blocking pool ([`check::verify`]).
 
 pub mod backfill;
 #[cfg(test)]
@@ -151,9 +151,9 @@ async fn settle<P: Peer>(
         fetched.insert(prev, Arc::new(state));
     }
     let outcome = if backfilled {
-        history::persist_backfilled(s, room_id, &ev, &fetched)?
+        history::persist_backfilled(s, room_id, &ev, &fetched).await?
     } else {
-        persist::persist(s, room_id, &ev, &fetched)?
+        persist::persist(s, room_id, &ev, &fetched).await?
     };
     Ok((ev.event_id, outcome))
 }
@@ -217,7 +217,7 @@ async fn store_fetched(
         .into_iter()
         .filter_map(|r| r.inspect_err(|e| tracing::info!(error = %e, "fetched event failed its checks")).ok())
         .collect();
-    persist::store_outliers(s, room_id, good)
+    persist::store_outliers(s, room_id, good).await
 }
 
 /// The state after a prev event we cannot place in the DAG: the peer's `/state_ids` at it (the

@@ -1,6 +1,7 @@
 //! Storing received events (spec: Server-Server API, "Checks performed on receipt of a PDU",
 //! steps 4–6; "Rejection", "Soft failure"): outliers, and events placed in the DAG as accepted,
-//! rejected or soft-failed. Blocking; each event is written in one batch under the room lock.
+//! rejected or soft-failed. Each entry point awaits the room lock, then checks and writes the
+//! event synchronously in one batch under it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -87,8 +88,8 @@ fn auth_order(events: Vec<Checked>) -> Vec<Checked> {
 
 /// Store events as outliers (no place in the DAG: auth chains, state fetched from another
 /// server), each checked against its own auth events first and marked rejected if it fails.
-pub fn store_outliers(s: &Services, room_id: &RoomId, events: Vec<Checked>) -> Result<()> {
-    let _guard = s.room_lock(room_id);
+pub async fn store_outliers(s: &Services, room_id: &RoomId, events: Vec<Checked>) -> Result<()> {
+    let _guard = s.room_lock(room_id).await;
     let record = room(s, room_id)?;
     let rules = rules_for(&record.room_version)?;
     for ev in auth_order(events) {
@@ -196,13 +197,13 @@ pub(super) fn context(
 /// Steps 4–6 and the write: authorize by the auth events, by the state before the event, and by
 /// the room's current state; then append it (accepted) or store it rejected / soft-failed.
 /// Every prev event must be stored in the DAG or have its state in `fetched`.
-pub fn persist(
+pub async fn persist(
     s: &Services,
     room_id: &RoomId,
     ev: &Checked,
     fetched: &HashMap<OwnedEventId, Arc<ShortState>>,
 ) -> Result<Outcome> {
-    let _guard = s.room_lock(room_id);
+    let _guard = s.room_lock(room_id).await;
     let existing = meta_of(s, &ev.event_id)?;
     if existing.as_ref().is_some_and(|m| !m.outlier) {
         return Ok(Outcome::Known);

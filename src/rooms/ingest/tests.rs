@@ -145,7 +145,8 @@ async fn gaps_are_filled_oldest_first_then_by_state_ids() {
     let (s, _dir) = services();
     let bob = UserId::parse("@bob:localhost").unwrap();
     accounts::create(&s.db, &bob, Default::default()).unwrap();
-    let room_id = create(&s, &bob, CreateRoom { preset: Some("public_chat".into()), ..Default::default() }).unwrap();
+    let room_id =
+        create(&s, &bob, CreateRoom { preset: Some("public_chat".into()), ..Default::default() }).await.unwrap();
     let rules = rules_for(&room(&s, &room_id).unwrap().room_version).unwrap();
     let head = extremities(&s, &room_id);
     let head = EventId::parse(&head[0]).unwrap();
@@ -220,7 +221,8 @@ async fn auth_events_are_fetched_and_failures_rejected_or_soft_failed() {
     let (s, _dir) = services();
     let bob = UserId::parse("@bob:localhost").unwrap();
     accounts::create(&s.db, &bob, Default::default()).unwrap();
-    let room_id = create(&s, &bob, CreateRoom { preset: Some("public_chat".into()), ..Default::default() }).unwrap();
+    let room_id =
+        create(&s, &bob, CreateRoom { preset: Some("public_chat".into()), ..Default::default() }).await.unwrap();
     let rules = rules_for(&room(&s, &room_id).unwrap().room_version).unwrap();
     let head = EventId::parse(&extremities(&s, &room_id)[0]).unwrap();
     let depth = persist::meta_of(&s, &head).unwrap().unwrap().depth;
@@ -256,7 +258,7 @@ async fn auth_events_are_fetched_and_failures_rejected_or_soft_failed() {
     );
     assert!(!persist::meta_of(&s, &j).unwrap().unwrap().outlier, "the outlier joined the DAG");
     let ban = NewEvent::state(StateEventType::RoomMember, carol, json!({"membership": "ban"}));
-    crate::rooms::append::send(&s, &room_id, &bob, ban, None).unwrap();
+    crate::rooms::append::send(&s, &room_id, &bob, ban, None).await.unwrap();
     let (late, late_obj) =
         b.event(carol, "m.room.message", None, json!({"body": "late"}), &[&j], &[&pl, &j], depth + 2);
     assert_eq!(ingest(&s, &MapPeer::default(), &room_id, late_obj).await.unwrap(), (late.clone(), Outcome::SoftFailed));
@@ -273,8 +275,8 @@ async fn received_state_leaves_out_other_rooms_and_rejected_events() {
     let bob = UserId::parse("@bob:localhost").unwrap();
     accounts::create(&s.db, &bob, Default::default()).unwrap();
     let public = CreateRoom { preset: Some("public_chat".into()), ..Default::default() };
-    let room_id = create(&s, &bob, public.clone()).unwrap();
-    let other = create(&s, &bob, public).unwrap();
+    let room_id = create(&s, &bob, public.clone()).await.unwrap();
+    let other = create(&s, &bob, public).await.unwrap();
     let rules = rules_for(&room(&s, &room_id).unwrap().room_version).unwrap();
     let (create_ev, pl) = (
         state_id(&s, &room_id, &StateEventType::RoomCreate, ""),
@@ -288,7 +290,7 @@ async fn received_state_leaves_out_other_rooms_and_rejected_events() {
     let (bad, bad_obj) =
         b.event(mallory, "m.room.power_levels", Some(""), json!({ "users": { mallory: 100 } }), &[&pl], &[&pl], 10);
     let checked = super::check::format(bad_obj, &rules, &room_id).unwrap();
-    persist::store_outliers(&s, &room_id, vec![checked]).unwrap();
+    persist::store_outliers(&s, &room_id, vec![checked]).await.unwrap();
     assert!(persist::meta_of(&s, &bad).unwrap().unwrap().rejected);
 
     let state = persist::state_of(&s, &room_id, &[create_ev.clone(), foreign_pl, bad], None).unwrap();

@@ -42,7 +42,7 @@ pub async fn create_room(s: State, r: Ruma<create_room::v3::Request>) -> Result<
     };
     let remote: Vec<_> = req.invite.iter().filter(|u| !s.is_local(u)).cloned().collect();
     let is_direct = req.is_direct;
-    let room_id = create(&s, &creator, req)?;
+    let room_id = create(&s, &creator, req).await?;
     for invitee in remote {
         crate::federation::invite::invite_remote(&s, &room_id, &creator, &invitee, None, is_direct).await?;
     }
@@ -55,6 +55,6 @@ pub async fn upgrade(
     r: Ruma<ruma::api::client::room::upgrade_room::v3::Request>,
 ) -> Result<ruma::api::client::room::upgrade_room::v3::Response> {
     let user = r.auth()?.user_id.clone();
-    let new_room = crate::rooms::upgrade::upgrade(&s, &r.body.room_id, &user, r.body.new_version.as_str())?;
+    let new_room = crate::rooms::upgrade::upgrade(&s, &r.body.room_id, &user, r.body.new_version.as_str()).await?;
     Ok(ruma::api::client::room::upgrade_room::v3::Response::new(new_room))
 }

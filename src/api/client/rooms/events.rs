@@ -38,7 +38,7 @@ pub async fn send_message(
     let txn = append::txn(&auth.device_id, b.txn_id.as_str(), format!("send/{}/{}", b.room_id, b.event_type));
     let room_id = b.room_id;
     membership::ensure_joined(&s, &room_id, &auth.user_id)?;
-    let event_id = send(&s, &room_id, &auth.user_id, new, Some(txn))?;
+    let event_id = send(&s, &room_id, &auth.user_id, new, Some(txn)).await?;
     Ok(send_message_event::v3::Response::new(event_id))
 }
 
@@ -62,7 +62,7 @@ pub async fn put_state(s: State, r: Ruma<send_state_event::v3::Request>) -> Resu
     if canonical {
         crate::rooms::alias::validate_canonical(&s, &room_id, &new.content, &remote)?;
     }
-    let event_id = send(&s, &room_id, &user, new, None)?;
+    let event_id = send(&s, &room_id, &user, new, None).await?;
     Ok(send_state_event::v3::Response::new(event_id))
 }
 
@@ -134,6 +134,6 @@ pub async fn redact(s: State, r: Ruma<redact_event::v3::Request>) -> Result<reda
         content["reason"] = json!(reason);
     }
     let new = NewEvent { kind: TimelineEventType::RoomRedaction, content, state_key: None, redacts: Some(b.event_id) };
-    let event_id = send(&s, &b.room_id, &auth.user_id, new, Some(txn))?;
+    let event_id = send(&s, &b.room_id, &auth.user_id, new, Some(txn)).await?;
     Ok(redact_event::v3::Response::new(event_id))
 }

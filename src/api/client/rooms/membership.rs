@@ -45,7 +45,7 @@ pub async fn invite(s: State, r: Ruma<invite_user::v3::Request>) -> Result<invit
         federation::invite::invite_remote(&s, &room_id, &sender, &target.user_id, target.reason, false).await?;
         return Ok(invite_user::v3::Response::new());
     }
-    membership::invite(&s, &room_id, &sender, &target.user_id, target.reason.as_deref(), false)?;
+    membership::invite(&s, &room_id, &sender, &target.user_id, target.reason.as_deref(), false).await?;
     Ok(invite_user::v3::Response::new())
 }
 
@@ -69,7 +69,7 @@ pub async fn forget(s: State, r: Ruma<forget_room::v3::Request>) -> Result<forge
 pub async fn kick(s: State, r: Ruma<kick_user::v3::Request>) -> Result<kick_user::v3::Response> {
     let sender = r.auth()?.user_id.clone();
     let b = r.body;
-    membership::kick(&s, &b.room_id, &sender, &b.user_id, b.reason.as_deref())?;
+    membership::kick(&s, &b.room_id, &sender, &b.user_id, b.reason.as_deref()).await?;
     Ok(kick_user::v3::Response::new())
 }
 
@@ -77,7 +77,7 @@ pub async fn kick(s: State, r: Ruma<kick_user::v3::Request>) -> Result<kick_user
 pub async fn ban(s: State, r: Ruma<ban_user::v3::Request>) -> Result<ban_user::v3::Response> {
     let sender = r.auth()?.user_id.clone();
     let b = r.body;
-    membership::ban(&s, &b.room_id, &sender, &b.user_id, b.reason.as_deref())?;
+    membership::ban(&s, &b.room_id, &sender, &b.user_id, b.reason.as_deref()).await?;
     Ok(ban_user::v3::Response::new())
 }
 
@@ -85,7 +85,7 @@ pub async fn ban(s: State, r: Ruma<ban_user::v3::Request>) -> Result<ban_user::v
 pub async fn unban(s: State, r: Ruma<unban_user::v3::Request>) -> Result<unban_user::v3::Response> {
     let sender = r.auth()?.user_id.clone();
     let b = r.body;
-    membership::unban(&s, &b.room_id, &sender, &b.user_id, b.reason.as_deref())?;
+    membership::unban(&s, &b.room_id, &sender, &b.user_id, b.reason.as_deref()).await?;
     Ok(unban_user::v3::Response::new())
 }
 
