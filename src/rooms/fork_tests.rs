@@ -63,6 +63,21 @@ fn pl_users(s: &Services, room_id: &RoomId) -> Value {
 
 #[tokio::test]
 async fn concurrent_power_level_changes_resolve_to_the_more_powerful_sender() {
+    // A current-thread runtime: the resolution runs inline (`block_in_place` would panic).
+    concurrent_power_level_changes().await;
+}
+
+/// The same forks on a multi-thread runtime like the server's: each merge resolves the fork
+/// with `block_in_place`, off the runtime's workers, and the outcome is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_multi_thread_runtime_forks_resolve_off_the_workers() {
+    let before = resolve::resolutions_off_workers();
+    concurrent_power_level_changes().await;
+    // Three room versions, one merge each (other tests of this process may add their own).
+    assert!(resolve::resolutions_off_workers() >= before + 3, "the merges went through block_in_place");
+}
+
+async fn concurrent_power_level_changes() {
     for version in ["10", "11", "12"] {
         let (s, _dir) = services();
         let (room_id, x) = setup(&s, version).await;
@@ -165,4 +180,17 @@ async fn resolution_does_not_depend_on_the_order_of_the_forks() {
         // auth against it (Carol's 25 is below Bob's 50), so it is applied last and stands.
         assert_eq!(pl_users(&s, &room_id)["@carol:localhost"], json!(20), "v{version}");
     }
+}
+
+#[test]
+fn only_states_that_differ_are_worth_a_thread_hand_off() {
+    let a = std::sync::Arc::new(state::ShortState::from([(1, 10), (2, 20)]));
+    let same = std::sync::Arc::new(state::ShortState::from([(1, 10), (2, 20)]));
+    let other_event = std::sync::Arc::new(state::ShortState::from([(1, 10), (2, 21)]));
+    let extra_key = std::sync::Arc::new(state::ShortState::from([(1, 10), (2, 20), (3, 30)]));
+    assert!(!resolve::conflicting(&[]));
+    assert!(!resolve::conflicting(std::slice::from_ref(&a)));
+    assert!(!resolve::conflicting(&[a.clone(), a.clone(), same]));
+    assert!(resolve::conflicting(&[a.clone(), other_event]));
+    assert!(resolve::conflicting(&[a, extra_key]));
 }

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ruma::room_version_rules::{RoomVersionRules, StateResolutionV2Rules};
 use ruma::state_res::utils::event_id_set::EventIdSet;
@@ -30,7 +31,55 @@ pub struct Pending<'a> {
 }
 
 /// [`resolve`], with the `pending` event known by its short id and event ID.
+///
+/// A resolution with conflicts (two of the states differ) walks auth chains and sorts events:
+/// it runs through `off_the_workers`, so it cannot park a runtime worker.
 pub fn resolve_with(
+    s: &Services,
+    rules: &RoomVersionRules,
+    states: &[Arc<ShortState>],
+    pending: Option<Pending<'_>>,
+) -> Result<ShortState> {
+    off_the_workers(conflicting(states), || resolve_now(s, rules, states, pending))
+}
+
+/// Resolutions run with [`tokio::task::block_in_place`] since start-up (for tests and
+/// diagnostics).
+static OFF_WORKERS: AtomicU64 = AtomicU64::new(0);
+
+/// How many state resolutions ran with [`tokio::task::block_in_place`] so far.
+pub fn resolutions_off_workers() -> u64 {
+    OFF_WORKERS.load(Ordering::Relaxed)
+}
+
+/// Whether resolving `states` is real work: two of them differ, so some key is conflicted (mapped
+/// to different events, or missing from one). One comparison pass over the maps; equal states
+/// (the same group reached twice) resolve to themselves, cheaply.
+pub(super) fn conflicting(states: &[Arc<ShortState>]) -> bool {
+    states.split_first().is_some_and(|(first, rest)| rest.iter().any(|st| !Arc::ptr_eq(st, first) && st != first))
+}
+
+/// Run `f`, a state resolution with conflicts, where it cannot park the runtime's workers.
+///
+/// Resolving a fork reads auth chains and runs ruma's sort and iterative auth checks, which can
+/// take long for a big room; on one of the runtime's (two, on small machines) worker threads it
+/// would stall every other task queued there. [`tokio::task::block_in_place`] hands this
+/// worker's other tasks to another thread first and keeps `f`'s borrows (the caller's room
+/// context and its uncommitted batch), which `spawn_blocking` (`'static`) could not. It panics
+/// on a current-thread runtime (`#[tokio::test]`'s default, the bench) and is pointless outside
+/// a runtime: there, and for a trivial resolution (`heavy: false`), `f` runs inline.
+fn off_the_workers<R>(heavy: bool, f: impl FnOnce() -> R) -> R {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if heavy && multi_thread {
+        OFF_WORKERS.fetch_add(1, Ordering::Relaxed);
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
+}
+
+fn resolve_now(
     s: &Services,
     rules: &RoomVersionRules,
     states: &[Arc<ShortState>],
