@@ -13,20 +13,20 @@ use crate::users::now_ms;
 
 /// `GET /_matrix/federation/v1/backfill/{roomId}?v=&limit=`
 pub async fn get_backfill(s: State, r: Ruma<backfill::Request>) -> Result<RawJson> {
-    let origin = r.origin()?.to_owned();
-    let (room_id, v) = (r.body.room_id, r.body.v);
+    let origin = r.origin()?;
+    let (room_id, v) = (&r.body.room_id, &r.body.v);
     let limit = usize::try_from(u64::from(r.body.limit)).unwrap_or(usize::MAX);
-    let pdus = events::backfill(&s, &origin, &room_id, &v, limit)?;
+    let pdus = events::backfill(&s, origin, room_id, v, limit)?;
     Ok(RawJson(json!({ "origin": s.server_name, "origin_server_ts": now_ms(), "pdus": pdus })))
 }
 
 /// `POST /_matrix/federation/v1/get_missing_events/{roomId}`
 pub async fn get_missing_events(s: State, r: Ruma<missing::Request>) -> Result<RawJson> {
-    let origin = r.origin()?.to_owned();
-    let b = r.body;
+    let origin = r.origin()?;
+    let b = &r.body;
     let limit = usize::try_from(u64::from(b.limit)).unwrap_or(usize::MAX);
     let min_depth = u64::from(b.min_depth);
     let found =
-        events::missing_events(&s, &origin, &b.room_id, (&b.earliest_events, &b.latest_events), limit, min_depth)?;
+        events::missing_events(&s, origin, &b.room_id, (&b.earliest_events, &b.latest_events), limit, min_depth)?;
     Ok(RawJson(json!({ "events": found })))
 }

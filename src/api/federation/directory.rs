@@ -51,7 +51,7 @@ pub async fn public_rooms_post(s: State, r: Ruma<public_post::Request>) -> Resul
 
 /// `GET /_matrix/federation/v1/hierarchy/{roomId}`
 pub async fn space_hierarchy(s: State, r: Ruma<hierarchy::Request>) -> Result<RawJson> {
-    let origin = r.origin()?.to_owned();
-    let (room_id, suggested) = (r.body.room_id, r.body.suggested_only);
-    Ok(RawJson(queries::hierarchy(&s, &origin, &room_id, suggested)?))
+    let origin = r.origin()?;
+    let (room_id, suggested) = (&r.body.room_id, r.body.suggested_only);
+    Ok(RawJson(queries::hierarchy(&s, origin, room_id, suggested)?))
 }

@@ -12,7 +12,7 @@ use crate::services::State;
 
 /// `PUT /_matrix/federation/v2/invite/{roomId}/{eventId}`
 pub async fn invite_v2(s: State, r: Ruma<invite::Request>) -> Result<RawJson> {
-    let origin = r.origin()?.to_owned();
+    let origin = r.origin()?;
     let b = &r.body;
     let incoming = IncomingInvite {
         room_id: &b.room_id,
@@ -21,6 +21,6 @@ pub async fn invite_v2(s: State, r: Ruma<invite::Request>) -> Result<RawJson> {
         event: &b.event,
         invite_room_state: &b.invite_room_state,
     };
-    let event = receive(&s, &origin, incoming).await?;
+    let event = receive(&s, origin, incoming).await?;
     Ok(RawJson(json!({ "event": event })))
 }

@@ -18,21 +18,21 @@ fn reply(t: Template) -> RawJson {
 
 /// `GET /_matrix/federation/v1/make_join/{roomId}/{userId}?ver=`
 pub async fn join(s: State, r: Ruma<make_join::Request>) -> Result<RawJson> {
-    let origin = r.origin()?.to_owned();
-    let b = r.body;
-    Ok(reply(templates::make_join(&s, &origin, &b.room_id, &b.user_id, &b.ver)?))
+    let origin = r.origin()?;
+    let b = &r.body;
+    Ok(reply(templates::make_join(&s, origin, &b.room_id, &b.user_id, &b.ver)?))
 }
 
 /// `GET /_matrix/federation/v1/make_leave/{roomId}/{userId}`
 pub async fn leave(s: State, r: Ruma<make_leave::Request>) -> Result<RawJson> {
-    let origin = r.origin()?.to_owned();
-    let b = r.body;
-    Ok(reply(templates::make_leave(&s, &origin, &b.room_id, &b.user_id)?))
+    let origin = r.origin()?;
+    let b = &r.body;
+    Ok(reply(templates::make_leave(&s, origin, &b.room_id, &b.user_id)?))
 }
 
 /// `GET /_matrix/federation/v1/make_knock/{roomId}/{userId}?ver=`
 pub async fn knock(s: State, r: Ruma<make_knock::Request>) -> Result<RawJson> {
-    let origin = r.origin()?.to_owned();
-    let b = r.body;
-    Ok(reply(templates::make_knock(&s, &origin, &b.room_id, &b.user_id, &b.ver)?))
+    let origin = r.origin()?;
+    let b = &r.body;
+    Ok(reply(templates::make_knock(&s, origin, &b.room_id, &b.user_id, &b.ver)?))
 }
