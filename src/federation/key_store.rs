@@ -244,7 +244,7 @@ impl Federation {
         if let Some(set) = self.keys.get(server) {
             return Ok(set);
         }
-        let name = server.to_string();
+        let name = server.to_owned();
         let set = self
             .db
             .blocking(move |db| {
@@ -269,7 +269,7 @@ impl Federation {
         if newer {
             set.response = new.response.clone();
         }
-        let name = server.to_string();
+        let name = server.to_owned();
         let response =
             if newer { new.response.map(serde_json::to_value).transpose().map_err(Error::internal)? } else { None };
         self.db

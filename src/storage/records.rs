@@ -301,7 +301,7 @@ impl JsonValue for FallbackKeyRecord {}
 /// "Transactions"), re-sent unchanged, with the same `txn_id`, until the destination accepts it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutgoingTxnRecord {
-    pub txn_id: String,
+    pub txn_id: OwnedTransactionId,
     pub origin_server_ts: u64,
     /// The PDUs, as stored (federation format).
     pub pdus: Vec<serde_json::Value>,
