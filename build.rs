@@ -8,7 +8,8 @@
 //!   common requests run, so start-up maps a few MiB of code instead of a page in every corner of
 //!   `.text`. `bench/code-order.txt` names them by *pattern*: a Rust symbol's hash (`17h…E`, or a
 //!   crate's `Cs…_` in v0 names) is a `*`, so the list does not go stale when code or
-//!   dependencies change (only a renamed function drops out). This script turns it into a linker
+//!   dependencies change (only a renamed function drops out). Rust code is mangled in v0
+//!   (`.cargo/config.toml`), so a pattern names one instantiation of a generic function, not all. This script turns it into a linker
 //!   script (one input-section pattern per line, in order, into `.text.hot`, inserted before
 //!   `.text`; every function is in a section of its own, `.text.<symbol>`). Patterns that match
 //!   nothing cost nothing. `TRELLIS_CODE_ORDER=1` applies it to other profiles too (to check it),

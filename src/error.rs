@@ -190,7 +190,7 @@ impl Error {
     }
     /// `M_INCOMPATIBLE_ROOM_VERSION` (spec: Server-Server API, "Joining Rooms"): the room's
     /// version is not one the remote server supports.
-    pub fn incompatible_room_version(version: &str) -> Self {
+    pub fn incompatible_room_version(version: &ruma::RoomVersionId) -> Self {
         let fields = serde_json::Map::from_iter([("room_version".to_owned(), json!(version))]);
         let message =
             format!("Your homeserver does not support the features required to join this room (version {version})");

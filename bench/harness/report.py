@@ -220,12 +220,13 @@ def document(p: argparse.Namespace, info: dict, tables: str) -> str:
         "  gives Synapse the same guarantee as Trellis, to separate fsync cost from the rest.",
     ]
     if info.get("symbol_order"):
-        found, listed = info["symbol_order"]
+        found, listed, hot = info["symbol_order"]
         lines += [
         "- Idle memory. Most of an idle server's resident set is code and RocksDB's bookkeeping. The",
         "  release link lays out first, side by side, the functions that start-up and the common",
         "  requests run (`bench/code-order.txt`, hash-free patterns recorded with callgrind by `bench/symbol_order.py`;",
-        f"  {found} of its {listed} patterns match this binary), so the process maps a few MiB of its",
+        f"  {found} of its {listed} patterns match this binary, {hot / 2**20:.1f} MiB of code in `.text.hot`),",
+        "  so the process maps a few MiB of its",
         "  25 MB of code instead of a 64 KiB window around every function it ever ran; all tables share",
         "  one RocksDB column family (each column family costs RocksDB ~70 KB, `docs/storage.md`).",
         ]

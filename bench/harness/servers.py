@@ -225,10 +225,11 @@ def uses_mimalloc(binary: Path) -> bool:
         return b"mi_malloc" in f.read()
 
 
-def symbol_order_coverage(binary: Path) -> Optional[tuple[int, int]]:
-    """How many patterns of `bench/code-order.txt` match a function of the binary: (found, listed).
-    The release link lays those out first (`build.rs`); hashes are `*` there, so only renamed
-    functions drop out."""
+def symbol_order_coverage(binary: Path) -> Optional[tuple[int, int, int]]:
+    """How many patterns of `bench/code-order.txt` match a function of the binary, and the size
+    of the section the release link lays them out in: (found, listed, `.text.hot` bytes). Hashes
+    are `*` there, so only renamed functions drop out; in v0 names (`.cargo/config.toml`) a
+    pattern names one instantiation of a generic function."""
     order = BENCH / "code-order.txt"
     if not order.exists():
         return None
@@ -238,5 +239,10 @@ def symbol_order_coverage(binary: Path) -> Optional[tuple[int, int]]:
     if out.returncode != 0:
         return None
     stable = {re.sub(r"Cs[0-9A-Za-z]+_", "Cs*_", re.sub(r"17h[0-9a-f]{16}E$", "17h*", s)) for s in out.stdout.split()}
-    return len(listed & stable), len(listed)
-
+    sections = subprocess.run(["readelf", "-SW", str(binary)], capture_output=True, text=True, timeout=120)
+    hot = 0
+    for line in sections.stdout.splitlines():
+        fields = line.replace("[ ", "[").split()
+        if len(fields) > 5 and fields[1] == ".text.hot":
+            hot = int(fields[5], 16)
+    return len(listed & stable), len(listed), hot

@@ -198,6 +198,23 @@ mod tests {
         );
     }
 
+    /// The default room version is parsed at load: not a room version ID at all, or one this
+    /// server does not create, fails with the key named.
+    #[test]
+    fn a_bad_default_room_version_fails_the_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trellis.toml");
+        for (value, why) in
+            [("\"not a version!\"", "is not a room version ID"), ("\"99\"", "not a room version this server creates")]
+        {
+            std::fs::write(&path, format!("[rooms]\ndefault_room_version = {value}\n")).unwrap();
+            let err = Config::load(Some(&path)).unwrap_err().0;
+            assert!(err.contains("\"rooms.default_room_version\"") && err.contains(why), "{value}: {err}");
+        }
+        std::fs::write(&path, "[rooms]\ndefault_room_version = 10\n").unwrap();
+        assert_eq!(Config::load(Some(&path)).unwrap().rooms.default_room_version, ruma::RoomVersionId::V10);
+    }
+
     #[test]
     fn defaults_are_valid() {
         Config::default().validate().expect("defaults valid");

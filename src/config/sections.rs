@@ -388,13 +388,13 @@ pub struct WellKnownSection {
 #[serde(default, deny_unknown_fields)]
 pub struct RoomsSection {
     /// Version of rooms created without `room_version` (Synapse's default today is 12).
-    #[serde(deserialize_with = "lenient::string")]
-    pub default_room_version: String,
+    #[serde(deserialize_with = "lenient::room_version")]
+    pub default_room_version: ruma::RoomVersionId,
 }
 
 impl Default for RoomsSection {
     fn default() -> Self {
-        RoomsSection { default_room_version: "12".into() }
+        RoomsSection { default_room_version: ruma::RoomVersionId::V12 }
     }
 }
 

@@ -29,7 +29,7 @@ use crate::storage::catalog::USERS;
 pub struct IncomingInvite<'a> {
     pub room_id: &'a RoomId,
     pub event_id: &'a EventId,
-    pub room_version: &'a str,
+    pub room_version: &'a RoomVersionId,
     pub event: &'a RawValue,
     pub invite_room_state: &'a [RawStrippedState],
 }
@@ -139,9 +139,8 @@ pub async fn invite_remote(
     }
     let version = ctx.version;
     let rules = crate::rooms::rules_for(&version)?;
-    let version_id = RoomVersionId::try_from(version.as_str()).map_err(Error::internal)?;
     let event = to_raw_value(&obj).map_err(Error::internal)?;
-    let req = create_invite::Request::new(room_id.to_owned(), pdu.event_id.clone(), version_id, event, stripped);
+    let req = create_invite::Request::new(room_id.to_owned(), pdu.event_id.clone(), version, event, stripped);
     let returned = s.federation.send(target.server_name(), req).await.map_err(Error::relayed)?.event;
     let returned: CanonicalJsonObject = serde_json::from_str(returned.get())
         .map_err(|e| Error::forbidden(format!("{} returned an invalid invite: {e}", target.server_name())))?;

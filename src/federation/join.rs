@@ -30,7 +30,10 @@ use crate::services::State;
 use crate::users::now_ms;
 
 /// Room versions we can join over federation (the `ver` of `make_join`): all we support.
-pub const JOINABLE_VERSIONS: [&str; 12] = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"];
+pub const JOINABLE_VERSIONS: [RoomVersionId; 12] = {
+    use RoomVersionId::*;
+    [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12]
+};
 
 /// `POST /join/{roomIdOrAlias}` and `/rooms/{roomId}/join`: a local join when a local user is
 /// in the room (or no other server can be asked), else a join through the first of `via`, the
@@ -169,7 +172,7 @@ pub(crate) async fn candidates(
 /// and the room stored.
 async fn join_via(s: &State, server: &ServerName, user: &UserId, room_id: &RoomId, reason: Option<&str>) -> Result<()> {
     let mut req = make_join::Request::new(room_id.to_owned(), user.to_owned());
-    req.ver = JOINABLE_VERSIONS.iter().filter_map(|v| RoomVersionId::try_from(*v).ok()).collect();
+    req.ver = JOINABLE_VERSIONS.to_vec();
     let template = s.federation.send(server, req).await?;
     let version = joinable(template.room_version.as_ref())?;
     let rules = rules_for(&version)?;
@@ -220,13 +223,9 @@ async fn join_via(s: &State, server: &ServerName, user: &UserId, room_id: &RoomI
 }
 
 /// The room version of a template (`"1"` when absent), if we can join it.
-fn joinable(version: Option<&RoomVersionId>) -> Result<String> {
-    let version = version.map_or_else(|| "1".to_owned(), |v| v.to_string());
-    if JOINABLE_VERSIONS.contains(&version.as_str()) {
-        Ok(version)
-    } else {
-        Err(Error::incompatible_room_version(&version))
-    }
+fn joinable(version: Option<&RoomVersionId>) -> Result<RoomVersionId> {
+    let version = version.cloned().unwrap_or(RoomVersionId::V1);
+    if JOINABLE_VERSIONS.contains(&version) { Ok(version) } else { Err(Error::incompatible_room_version(&version)) }
 }
 
 /// A PDU as raw JSON for a request body.

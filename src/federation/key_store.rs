@@ -244,7 +244,7 @@ impl Federation {
         if let Some(set) = self.keys.get(server) {
             return Ok(set);
         }
-        let name = server.to_string();
+        let name = server.to_owned();
         let keys = self.db.scan_prefix(REMOTE_SERVER_KEYS, &name)?.into_iter().map(|((_, id), r)| (id, r)).collect();
         let response = match self.db.get(REMOTE_KEY_RESPONSES, &name)? {
             Some(v) => serde_json::from_value(v).ok(),
@@ -264,7 +264,7 @@ impl Federation {
         if newer {
             set.response = new.response.clone();
         }
-        let name = server.to_string();
+        let name = server.to_owned();
         let response =
             if newer { new.response.map(serde_json::to_value).transpose().map_err(Error::internal)? } else { None };
         let mut batch = self.db.batch();

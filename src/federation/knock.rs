@@ -17,7 +17,10 @@ use crate::rooms::{membership, remote_invites, rules_for};
 use crate::services::State;
 
 /// Room versions with knocking (the `ver` of `make_knock`).
-pub const KNOCKABLE_VERSIONS: [&str; 6] = ["7", "8", "9", "10", "11", "12"];
+pub const KNOCKABLE_VERSIONS: [RoomVersionId; 6] = {
+    use RoomVersionId::*;
+    [V7, V8, V9, V10, V11, V12]
+};
 
 /// `POST /knock/{roomIdOrAlias}?via=`: a local knock when a local user is in the room (or no
 /// other server can be asked), else a knock through the first of `via`, the alias's servers and
@@ -57,12 +60,11 @@ async fn knock_via(
     room_id: &RoomId,
     reason: Option<&str>,
 ) -> Result<()> {
-    let ver = KNOCKABLE_VERSIONS.iter().filter_map(|v| RoomVersionId::try_from(*v).ok()).collect();
     let mut req = make_knock::Request::new(room_id.to_owned(), user.to_owned());
-    req.ver = ver;
+    req.ver = KNOCKABLE_VERSIONS.to_vec();
     let template = s.federation.send(server, req).await?;
-    let version = template.room_version.to_string();
-    if !KNOCKABLE_VERSIONS.contains(&version.as_str()) {
+    let version = template.room_version;
+    if !KNOCKABLE_VERSIONS.contains(&version) {
         return Err(Error::incompatible_room_version(&version));
     }
     let rules = rules_for(&version)?;

@@ -20,7 +20,7 @@ use crate::services::Services;
 
 /// A template and the room's version.
 pub struct Template {
-    pub room_version: String,
+    pub room_version: RoomVersionId,
     pub event: CanonicalJsonObject,
 }
 
@@ -82,14 +82,14 @@ fn prepare(
     room_id: &RoomId,
     user: &UserId,
     ver: Option<&[RoomVersionId]>,
-) -> Result<String> {
+) -> Result<RoomVersionId> {
     if user.server_name() != origin {
         return Err(Error::forbidden(format!("{user} is not a user of {origin}")));
     }
     let record = room(s, room_id)?;
     check_acl(s, room_id, origin)?;
     if let Some(ver) = ver
-        && !ver.iter().any(|v| v.as_str() == record.room_version)
+        && !ver.contains(&record.room_version)
     {
         return Err(Error::incompatible_room_version(&record.room_version));
     }
@@ -110,7 +110,7 @@ fn ensure_resident(s: &Services, room_id: &RoomId, what: &str) -> Result<()> {
 }
 
 /// The template on `ctx`, authorized (403 with the failed rule otherwise).
-fn finish(s: &Services, ctx: &RoomCtx, room_version: String, user: &UserId, content: Value) -> Result<Template> {
+fn finish(s: &Services, ctx: &RoomCtx, room_version: RoomVersionId, user: &UserId, content: Value) -> Result<Template> {
     let new = NewEvent::state(StateEventType::RoomMember, user.as_str(), content);
     let event = template(s, ctx, user, &new)?;
     // The auth rules do not look at hashes or signatures: check the template as it stands,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use ruma::{CanonicalJsonObject, CanonicalJsonValue, OwnedRoomId, RoomId, ServerName};
+use ruma::{CanonicalJsonObject, CanonicalJsonValue, OwnedRoomId, RoomId, ServerName, TransactionId};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
@@ -49,7 +49,7 @@ pub fn ensure_room_open_to(s: &Services, room_id: &RoomId, origin: &ServerName) 
 pub async fn receive(
     s: &State,
     origin: &ServerName,
-    txn_id: &str,
+    txn_id: &TransactionId,
     pdus: Vec<Box<RawValue>>,
     edus: Vec<Value>,
 ) -> Result<Value> {
@@ -63,9 +63,9 @@ pub async fn receive(
     // One transaction per origin at a time (as Synapse), so a retry waits for the first attempt
     // and then gets its stored answer.
     let _guard = s.federation.txn_origins.lock(origin).await;
-    let key = (origin.to_string(), txn_id.to_owned());
+    let key = (origin, txn_id);
     if let Some(stored) = s.db.get(FEDERATION_RECEIVED_TXNS, &key)? {
-        tracing::debug!(%origin, txn_id, "transaction already processed");
+        tracing::debug!(%origin, %txn_id, "transaction already processed");
         return Ok(stored.get("response").cloned().unwrap_or_else(|| json!({ "pdus": {} })));
     }
 
@@ -154,9 +154,9 @@ async fn room_pdus(
 /// `received_ts`), in chunks of `PRUNE_CHUNK` rows; returns how many were deleted.
 pub fn prune_received(s: &Services, cutoff_ms: u64) -> Result<usize> {
     let mut deleted = 0;
-    let mut cursor = (String::new(), String::new());
+    let mut cursor = None;
     loop {
-        let rows = s.db.scan_from(FEDERATION_RECEIVED_TXNS, &(), &cursor, false, PRUNE_CHUNK)?;
+        let rows = s.db.scan_after(FEDERATION_RECEIVED_TXNS, &(), cursor.as_ref(), PRUNE_CHUNK)?;
         let done = rows.len() < PRUNE_CHUNK;
         let mut batch = s.db.batch();
         for (key, value) in &rows {
@@ -167,8 +167,8 @@ pub fn prune_received(s: &Services, cutoff_ms: u64) -> Result<usize> {
         }
         batch.commit()?;
         match rows.into_iter().last() {
-            // The next chunk starts just after the last key (`00` sorts first after it).
-            Some((last, _)) if !done => cursor = (last.0, format!("{}\0", last.1)),
+            // The next chunk starts just after the last key.
+            Some((last, _)) if !done => cursor = Some(last),
             _ => return Ok(deleted),
         }
     }

@@ -24,12 +24,14 @@ fn put(s: &Services, origin: &str, txn: &str, received_ts: Option<u64>) {
         value["received_ts"] = json!(ts);
     }
     let mut batch = s.db.batch();
-    batch.put(FEDERATION_RECEIVED_TXNS, &(origin.to_owned(), txn.to_owned()), &value).unwrap();
+    let origin = ruma::ServerName::parse(origin).unwrap();
+    batch.put(FEDERATION_RECEIVED_TXNS, &(&*origin, <&ruma::TransactionId>::from(txn)), &value).unwrap();
     batch.commit().unwrap();
 }
 
 fn keys(s: &Services) -> Vec<(String, String)> {
-    s.db.scan_all(FEDERATION_RECEIVED_TXNS).unwrap().into_iter().map(|(k, _)| k).collect()
+    let rows = s.db.scan_all(FEDERATION_RECEIVED_TXNS).unwrap();
+    rows.into_iter().map(|((origin, txn), _)| (origin.to_string(), txn.to_string())).collect()
 }
 
 #[tokio::test]
@@ -74,9 +76,10 @@ async fn origin_locks_are_gone_after_transactions() {
     let (s, _dir) = services();
     let origins = ["a.test", "a.test", "b.test", "c.test"];
     let origins: Vec<_> = origins.iter().map(|o| ruma::ServerName::parse(o).unwrap()).collect();
-    let answers =
-        futures_util::future::join_all(origins.iter().map(|o| super::receive(&s, o, "t1", Vec::new(), Vec::new())))
-            .await;
+    let answers = futures_util::future::join_all(
+        origins.iter().map(|o| super::receive(&s, o, "t1".into(), Vec::new(), Vec::new())),
+    )
+    .await;
     assert!(answers.into_iter().all(|a| a.unwrap() == json!({ "pdus": {} })));
     assert_eq!(keys(&s).len(), 3, "one stored answer per origin");
     assert!(s.federation.txn_origins.is_empty(), "no lock entry left");

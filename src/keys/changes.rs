@@ -83,10 +83,7 @@ pub fn device_list_changes_in(
             if pos > upto {
                 break;
             }
-            // (Parsed again, whether the row holds a string or a user ID.)
-            if let Ok(changed) = UserId::parse(changed) {
-                device_changes.insert(changed);
-            }
+            device_changes.insert(changed);
         }
     }
     let (mut joined, mut departed) = (BTreeSet::new(), BTreeSet::new());

@@ -9,7 +9,9 @@ use ruma::events::{StateEventType, TimelineEventType};
 use ruma::room_version_rules::{EventIdFormatVersion, EventsReferenceFormatVersion, RoomVersionRules};
 use ruma::signatures::{JsonError, hash_and_sign_event, reference_hash};
 use ruma::state_res::{auth_types_for_event, check_state_dependent_auth_rules, check_state_independent_auth_rules};
-use ruma::{CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, OwnedRoomId, RoomId, UserId};
+use ruma::{
+    CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, OwnedRoomId, RoomId, RoomVersionId, UserId,
+};
 use serde_json::{Value, json};
 
 use super::ingest::check;
@@ -55,7 +57,7 @@ pub enum StateBefore {
 pub struct RoomCtx {
     /// `None` only while creating a v12 room (its ID comes from the create event).
     pub room_id: Option<OwnedRoomId>,
-    pub version: String,
+    pub version: RoomVersionId,
     pub rules: RoomVersionRules,
     pub state_before: StateBefore,
     pub state: Arc<ShortState>,
@@ -68,10 +70,10 @@ pub struct RoomCtx {
 
 impl RoomCtx {
     /// A brand-new room: empty state, no predecessors.
-    pub fn new_room(room_id: Option<OwnedRoomId>, version: &str) -> Result<RoomCtx> {
+    pub fn new_room(room_id: Option<OwnedRoomId>, version: &RoomVersionId) -> Result<RoomCtx> {
         Ok(RoomCtx {
             room_id,
-            version: version.to_owned(),
+            version: version.clone(),
             rules: rules_for(version)?,
             state_before: StateBefore::Empty,
             state: Arc::default(),

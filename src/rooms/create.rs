@@ -5,7 +5,7 @@
 use ruma::events::room::member::MembershipState;
 use ruma::events::{StateEventType, TimelineEventType};
 use ruma::room_version_rules::RoomIdFormatVersion;
-use ruma::{CanonicalJsonValue, Int, OwnedRoomId, OwnedUserId, RoomId, UserId};
+use ruma::{CanonicalJsonValue, Int, OwnedRoomId, OwnedUserId, RoomId, RoomVersionId, UserId};
 use serde_json::{Map, Value, json};
 
 use super::append::{append, send};
@@ -29,7 +29,7 @@ const CREATE_TRIES: u64 = 1000;
 async fn create_event(
     s: &Services,
     creator: &UserId,
-    version: &str,
+    version: &RoomVersionId,
     v12: bool,
     content: Value,
     origin_server_ts: u64,
@@ -61,7 +61,7 @@ async fn create_event(
 /// What `POST /createRoom` asks for, in plain JSON terms.
 #[derive(Debug, Default, Clone)]
 pub struct CreateRoom {
-    pub room_version: Option<String>,
+    pub room_version: Option<RoomVersionId>,
     pub creation_content: Option<Value>,
     pub preset: Option<String>,
     pub public: bool,
@@ -76,7 +76,7 @@ pub struct CreateRoom {
 
 /// Room versions we create rooms in: every version we support, 1 and 2 (`$id:server` event
 /// IDs) included.
-pub fn creatable(version: &str) -> bool {
+pub fn creatable(version: &RoomVersionId) -> bool {
     rules_for(version).is_ok()
 }
 
@@ -214,7 +214,7 @@ pub async fn create(s: &Services, creator: &UserId, req: CreateRoom) -> Result<O
         batch.put(PUBLISHED_ROOMS, &room_id, &json!(true))?;
         batch.commit()?;
     }
-    tracing::info!(%room_id, %creator, version, "room created");
+    tracing::info!(%room_id, %creator, %version, "room created");
     Ok(room_id)
 }
 
@@ -238,9 +238,10 @@ mod tests {
         let s = Services::new(config).map_err(|e| e.to_string()).unwrap();
         let alice = UserId::parse("@alice:localhost").unwrap();
         let content = json!({ "room_version": "12" });
-        let first = create_event(&s, &alice, "12", true, content.clone(), 1_700_000_000_000).await.unwrap();
-        let second = create_event(&s, &alice, "12", true, content.clone(), 1_700_000_000_000).await.unwrap();
-        let third = create_event(&s, &alice, "12", true, content, 1_700_000_000_000).await.unwrap();
+        let v12 = ruma::RoomVersionId::V12;
+        let first = create_event(&s, &alice, &v12, true, content.clone(), 1_700_000_000_000).await.unwrap();
+        let second = create_event(&s, &alice, &v12, true, content.clone(), 1_700_000_000_000).await.unwrap();
+        let third = create_event(&s, &alice, &v12, true, content, 1_700_000_000_000).await.unwrap();
         assert_ne!(first, second);
         assert_ne!(second, third);
         assert_ne!(first, third);

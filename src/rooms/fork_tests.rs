@@ -42,8 +42,11 @@ fn extremities(s: &Services, room_id: &RoomId) -> usize {
 /// Alice (creator) and Bob (50) and Carol (25) in a public room where power levels need 50.
 async fn setup(s: &Services, version: &str) -> (OwnedRoomId, OwnedEventId) {
     let (alice, bob, carol) = (user("alice"), user("bob"), user("carol"));
-    let req =
-        CreateRoom { room_version: Some(version.into()), preset: Some("public_chat".into()), ..Default::default() };
+    let req = CreateRoom {
+        room_version: Some(version.parse().unwrap()),
+        preset: Some("public_chat".into()),
+        ..Default::default()
+    };
     let room_id = create(s, &alice, req).await.unwrap();
     membership::join(s, &room_id, &bob, None).await.unwrap();
     membership::join(s, &room_id, &carol, None).await.unwrap();
@@ -165,7 +168,7 @@ async fn resolution_does_not_depend_on_the_order_of_the_forks() {
             let meta = s.db.get(crate::storage::catalog::EVENT_META, &short).unwrap().unwrap();
             state::load(&s.db, &s.state_cache, meta.state_after).unwrap()
         };
-        let rules = rules_for(version).unwrap();
+        let rules = rules_for(&version.parse().unwrap()).unwrap();
         let one = resolve::resolve(&s, &rules, &[after(&e1), after(&e2)]).unwrap();
         let two = resolve::resolve(&s, &rules, &[after(&e2), after(&e1)]).unwrap();
         assert_eq!(one, two, "v{version}");

@@ -58,10 +58,9 @@ pub struct StoredEvent {
 }
 
 /// The rules of a room version we support; `M_UNSUPPORTED_ROOM_VERSION` otherwise.
-pub fn rules_for(version: &str) -> Result<RoomVersionRules> {
-    RoomVersionId::try_from(version)
-        .ok()
-        .and_then(|v| v.rules())
+pub fn rules_for(version: &RoomVersionId) -> Result<RoomVersionRules> {
+    version
+        .rules()
         .ok_or_else(|| Error::new(ErrorKind::UnsupportedRoomVersion, format!("Unsupported room version {version}")))
 }
 

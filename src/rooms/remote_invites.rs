@@ -8,7 +8,7 @@
 
 use ruma::events::TimelineEventType;
 use ruma::events::room::member::MembershipState;
-use ruma::{CanonicalJsonObject, EventId, OwnedEventId, RoomId, UserId};
+use ruma::{CanonicalJsonObject, EventId, OwnedEventId, RoomId, RoomVersionId, UserId};
 use serde_json::{Value, json};
 
 use super::build::seal;
@@ -25,7 +25,7 @@ pub fn store(
     user: &UserId,
     room_id: &RoomId,
     event_id: &EventId,
-    room_version: &str,
+    room_version: &RoomVersionId,
     event: Value,
     invite_room_state: Vec<Value>,
 ) -> Result<()> {
@@ -40,7 +40,7 @@ pub fn store_knock(
     user: &UserId,
     room_id: &RoomId,
     event_id: &EventId,
-    room_version: &str,
+    room_version: &RoomVersionId,
     event: Value,
     knock_room_state: Vec<Value>,
 ) -> Result<()> {
@@ -53,7 +53,7 @@ fn put(
     user: &UserId,
     room_id: &RoomId,
     event_id: &EventId,
-    room_version: &str,
+    room_version: &RoomVersionId,
     event: Value,
     invite_room_state: Vec<Value>,
     knock: bool,
@@ -62,7 +62,7 @@ fn put(
     let key = (user, room_id);
     let record = RemoteInviteRecord {
         event_id: event_id.to_owned(),
-        room_version: room_version.to_owned(),
+        room_version: room_version.clone(),
         event,
         invite_room_state,
         stream_pos: pos.pos(),

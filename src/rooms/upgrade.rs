@@ -4,7 +4,7 @@
 
 use ruma::events::StateEventType;
 use ruma::events::room::member::MembershipState;
-use ruma::{OwnedRoomId, RoomId, UserId};
+use ruma::{OwnedRoomId, RoomId, RoomVersionId, UserId};
 use serde_json::{Value, json};
 
 use super::append::send;
@@ -26,7 +26,7 @@ const CARRIED_STATE: [StateEventType; 8] = [
     StateEventType::RoomJoinRules,
 ];
 
-pub async fn upgrade(s: &Services, old: &RoomId, user: &UserId, new_version: &str) -> Result<OwnedRoomId> {
+pub async fn upgrade(s: &Services, old: &RoomId, user: &UserId, new_version: &RoomVersionId) -> Result<OwnedRoomId> {
     if !creatable(new_version) {
         return Err(Error::new(
             ErrorKind::UnsupportedRoomVersion,
@@ -73,7 +73,7 @@ pub async fn upgrade(s: &Services, old: &RoomId, user: &UserId, new_version: &st
         }
     }
     let req = CreateRoom {
-        room_version: Some(new_version.to_owned()),
+        room_version: Some(new_version.clone()),
         creation_content: Some(creation),
         preset: Some("private_chat".into()),
         initial_state,
@@ -117,6 +117,6 @@ pub async fn upgrade(s: &Services, old: &RoomId, user: &UserId, new_version: &st
         // Failing to restrict the old room is not fatal: the tombstone already points onward.
         let _ = send(s, old, user, NewEvent::state(StateEventType::RoomPowerLevels, "", pl), None).await;
     }
-    tracing::info!(%old, %new_room, new_version, "room upgraded");
+    tracing::info!(%old, %new_room, %new_version, "room upgraded");
     Ok(new_room)
 }

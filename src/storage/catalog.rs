@@ -12,7 +12,9 @@
 use std::marker::PhantomData;
 
 use ruma::events::receipt::ReceiptType;
-use ruma::{OwnedDeviceId, OwnedEventId, OwnedRoomAliasId, OwnedRoomId, OwnedTransactionId, OwnedUserId};
+use ruma::{
+    OwnedDeviceId, OwnedEventId, OwnedRoomAliasId, OwnedRoomId, OwnedServerName, OwnedTransactionId, OwnedUserId,
+};
 
 use super::codec::Counter;
 use super::records::*;
@@ -63,11 +65,12 @@ impl<K, V> Table<K, V> {
 pub const COUNTERS: Table<String, Counter> = Table::new(1, "counters");
 /// `key_id` (e.g. `ed25519:a1b2c3`) → [`SigningKeyRecord`].
 pub const SERVER_SIGNING_KEYS: Table<String, SigningKeyRecord> = Table::new(2, "server_signing_keys");
-/// `server_name | key_id` → [`RemoteKeyRecord`]: verified signing keys of other servers.
-pub const REMOTE_SERVER_KEYS: Table<(String, String), RemoteKeyRecord> = Table::new(3, "remote_server_keys");
+/// `server_name | key_id` → [`RemoteKeyRecord`]: verified signing keys of other servers
+/// (`OwnedServerName | String`; the key ID, e.g. `ed25519:abc`, stays a string).
+pub const REMOTE_SERVER_KEYS: Table<(OwnedServerName, String), RemoteKeyRecord> = Table::new(3, "remote_server_keys");
 /// `server_name` → the server's latest verified `/_matrix/key/v2/server` response, as it signed
-/// it (other signatures removed): what the key notary hands out.
-pub const REMOTE_KEY_RESPONSES: Table<String, serde_json::Value> = Table::new(4, "remote_key_responses");
+/// it (other signatures removed): what the key notary hands out. Keyed by `OwnedServerName`.
+pub const REMOTE_KEY_RESPONSES: Table<OwnedServerName, serde_json::Value> = Table::new(4, "remote_key_responses");
 /// Long identifier (room id, event id, `type|state_key`) → short numeric id.
 pub const SHORTIDS: Table<String, Counter> = Table::new(5, "shortids");
 /// Short numeric id → long identifier.
@@ -188,21 +191,26 @@ pub const REMOTE_INVITES: Table<(OwnedUserId, OwnedRoomId), RemoteInviteRecord> 
 
 /// `origin | txn_id` → `{"response": {"pdus": …}, "received_ts": ms}`: the answer to a
 /// processed `PUT /_matrix/federation/v1/send/{txnId}`, returned again when the origin
-/// retries the same transaction (spec: Server-Server API, "Transactions").
-pub const FEDERATION_RECEIVED_TXNS: Table<(String, String), serde_json::Value> =
+/// retries the same transaction (spec: Server-Server API, "Transactions"). Keyed
+/// `OwnedServerName | OwnedTransactionId`.
+pub const FEDERATION_RECEIVED_TXNS: Table<(OwnedServerName, OwnedTransactionId), serde_json::Value> =
     Table::new(47, "federation_received_txns");
 
-/// `destination | stream_pos` → `event_id`: local PDUs waiting to be sent to a server, in stream
-/// order (spec: Server-Server API "Transactions").
-pub const FEDERATION_PDU_QUEUE: Table<(String, u64), String> = Table::new(49, "federation_pdu_queue");
+/// `destination | stream_pos` → `event_id` (`OwnedServerName | u64` → `OwnedEventId`, a JSON
+/// string): local PDUs waiting to be sent to a server, in stream order (spec: Server-Server API
+/// "Transactions").
+pub const FEDERATION_PDU_QUEUE: Table<(OwnedServerName, u64), OwnedEventId> = Table::new(49, "federation_pdu_queue");
 /// `destination | seq` → the EDU (`{edu_type, content}`) waiting to be sent; `seq` orders the
-/// queue of one destination.
-pub const FEDERATION_EDU_QUEUE: Table<(String, u64), serde_json::Value> = Table::new(50, "federation_edu_queue");
+/// queue of one destination. Keyed `OwnedServerName | u64`.
+pub const FEDERATION_EDU_QUEUE: Table<(OwnedServerName, u64), serde_json::Value> =
+    Table::new(50, "federation_edu_queue");
 /// `destination` → [`OutgoingTxnRecord`]: the one transaction in flight to that server, re-sent
-/// with the same `txn_id` until it is accepted.
-pub const FEDERATION_OUTGOING_TXNS: Table<String, OutgoingTxnRecord> = Table::new(51, "federation_outgoing_txns");
-/// `destination` → [`BackoffRecord`]: consecutive failures and when to try again.
-pub const FEDERATION_BACKOFF: Table<String, BackoffRecord> = Table::new(52, "federation_backoff");
+/// with the same `txn_id` until it is accepted. Keyed by `OwnedServerName`.
+pub const FEDERATION_OUTGOING_TXNS: Table<OwnedServerName, OutgoingTxnRecord> =
+    Table::new(51, "federation_outgoing_txns");
+/// `destination` (`OwnedServerName`) → [`BackoffRecord`]: consecutive failures and when to try
+/// again.
+pub const FEDERATION_BACKOFF: Table<OwnedServerName, BackoffRecord> = Table::new(52, "federation_backoff");
 /// `user_id` (local) → [`DeviceStreamRecord`]: what the last `m.device_list_update` EDUs told
 /// other servers about the user's devices.
 pub const FEDERATION_DEVICE_STREAMS: Table<OwnedUserId, DeviceStreamRecord> =

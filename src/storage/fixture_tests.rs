@@ -162,6 +162,19 @@ fn the_fixture_holds_what_its_generator_wrote() {
             && d.display_name.as_ref().map(ToString::to_string).as_deref() == Some("Alice's first device")),
         "the renamed device"
     );
+
+    // B (carol's server) went away with work for it left: queued PDUs of events of the room,
+    // the transaction in flight and the backoff all name it, as did the keys fetched from it.
+    let carol = members.iter().find_map(|((_, u), _)| u.as_str().starts_with("@carol:").then(|| u.clone()));
+    let other = carol.map(|u| u.server_name().to_owned()).unwrap();
+    let queued = check(&db, catalog::FEDERATION_PDU_QUEUE, &mut covered);
+    assert!(queued.iter().all(|((dest, _), event_id)| *dest == other && event_id.as_str().starts_with('$')));
+    let in_flight = check(&db, catalog::FEDERATION_OUTGOING_TXNS, &mut covered);
+    assert!(in_flight.iter().any(|(dest, txn)| *dest == other && !txn.txn_id.as_str().is_empty()));
+    let backoff = check(&db, catalog::FEDERATION_BACKOFF, &mut covered);
+    assert!(backoff.iter().any(|(dest, b)| *dest == other && b.failures > 0));
+    let keys = check(&db, catalog::REMOTE_SERVER_KEYS, &mut covered);
+    assert!(keys.iter().any(|((server, id), _)| *server == other && id.starts_with("ed25519:")));
 }
 
 /// A key part or field as text, whether a `String` or a typed ID.

@@ -186,12 +186,45 @@ impl Storage {
         limit: usize,
     ) -> Result<Vec<(K, V)>> {
         let (prefix, start) = (tagged(table, &prefix.encode_key()), tagged(table, &start.encode_key()));
+        self.scan_range(&prefix, &start, reverse, limit)
+    }
+
+    /// Up to `limit` entries inside `prefix` strictly after the key `after` (from the prefix's
+    /// first entry when `None`), forwards in key order: for walking a table in chunks, or for
+    /// skipping an entity's rows (after `(entity, u64::MAX)`) without building a key between two.
+    pub fn scan_after<K: KeyCodec, V: ValueCodec, P: KeyEncode + ?Sized, S: KeyEncode<Key = K>>(
+        &self,
+        table: Table<K, V>,
+        prefix: &P,
+        after: Option<&S>,
+        limit: usize,
+    ) -> Result<Vec<(K, V)>> {
+        let prefix = tagged(table, &prefix.encode_key());
+        let start = match after {
+            // The least byte string greater than the key: the key followed by `00`.
+            Some(after) => {
+                let mut start = tagged(table, &after.encode_key());
+                start.push(0);
+                start
+            }
+            None => prefix.clone(),
+        };
+        self.scan_range(&prefix, &start, false, limit)
+    }
+
+    fn scan_range<K: KeyCodec, V: ValueCodec>(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<(K, V)>> {
         let direction = if reverse { Direction::Reverse } else { Direction::Forward };
-        let iter = self.inner.db.iterator(IteratorMode::From(&start, direction));
+        let iter = self.inner.db.iterator(IteratorMode::From(start, direction));
         let mut out = Vec::new();
         for item in iter {
             let (k, v) = item?;
-            if !k.starts_with(&prefix) || out.len() >= limit {
+            if !k.starts_with(prefix) || out.len() >= limit {
                 break;
             }
             out.push((K::decode(&k[2..])?, V::decode_value(&v)?));
@@ -569,6 +602,42 @@ mod tests {
         );
         assert_eq!(s.get(before, room).unwrap(), Some(serde_json::json!(0)));
         assert_eq!(s.get(middle, &(user, room_id!("!other:x"))).unwrap(), None);
+    }
+
+    #[test]
+    fn scan_after_starts_strictly_after_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path(), 8).unwrap();
+        let table = catalog::FEDERATION_EDU_QUEUE;
+        let (a, ab, b) = (ruma::server_name!("a"), ruma::server_name!("a.b"), ruma::server_name!("b"));
+        let mut batch = s.batch();
+        for (dest, seq) in [(a, 1), (a, 2), (a, u64::MAX), (ab, 0), (b, 3)] {
+            batch.put(table, &(dest, seq), &serde_json::json!(seq)).unwrap();
+        }
+        batch
+            .put(
+                catalog::FEDERATION_OUTGOING_TXNS,
+                a,
+                &records::OutgoingTxnRecord {
+                    txn_id: "t".into(),
+                    origin_server_ts: 0,
+                    pdus: Vec::new(),
+                    edus: Vec::new(),
+                },
+            )
+            .unwrap();
+        batch.commit().unwrap();
+        let keys = |rows: Vec<((ruma::OwnedServerName, u64), serde_json::Value)>| -> Vec<(String, u64)> {
+            rows.into_iter().map(|((d, n), _)| (d.to_string(), n)).collect()
+        };
+        let first = s.scan_after(table, &(), None::<&(ruma::OwnedServerName, u64)>, 2).unwrap();
+        assert_eq!(keys(first), [("a".to_owned(), 1), ("a".to_owned(), 2)], "from the table's start");
+        let next = s.scan_after(table, &(), Some(&(a, 1)), 10).unwrap();
+        assert_eq!(keys(next).len(), 4, "the key itself is left out");
+        let past_a = s.scan_after(table, &(), Some(&(a, u64::MAX)), 1).unwrap();
+        assert_eq!(keys(past_a), [("a.b".to_owned(), 0)], "past every row of `a`, to the next name");
+        let in_b = s.scan_after(table, b, Some(&(b, 3)), 10).unwrap();
+        assert!(in_b.is_empty(), "the scan stays inside its prefix and its table");
     }
 
     #[test]

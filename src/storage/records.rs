@@ -4,7 +4,7 @@
 use ruma::events::receipt::ReceiptType;
 use ruma::events::room::member::MembershipState;
 use ruma::presence::PresenceState;
-use ruma::{OwnedDeviceId, OwnedEventId, OwnedRoomId, OwnedTransactionId, OwnedUserId};
+use ruma::{OwnedDeviceId, OwnedEventId, OwnedRoomId, OwnedTransactionId, OwnedUserId, RoomVersionId};
 use serde::{Deserialize, Serialize};
 
 use super::codec::JsonValue;
@@ -138,7 +138,8 @@ impl JsonValue for SigningKeyRecord {}
 /// `rooms` value: one room this server knows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RoomRecord {
-    pub room_version: String,
+    /// Stored as its string (`"10"`); an unknown version reads back as ruma's custom one.
+    pub room_version: RoomVersionId,
     pub shortroomid: u64,
     /// State group of the room's current (resolved) state.
     pub current_state_group: u64,
@@ -184,7 +185,7 @@ pub struct EventMeta {
     /// The room's version, so that loading the event needs no read of its room (rows written
     /// before it was recorded lack it: then the room's record says).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub room_version: Option<String>,
+    pub room_version: Option<RoomVersionId>,
 }
 
 /// `state_groups` value: a state snapshot stored as a delta on its parent.
@@ -219,7 +220,7 @@ impl JsonValue for MembershipRecord {}
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RemoteInviteRecord {
     pub event_id: OwnedEventId,
-    pub room_version: String,
+    pub room_version: RoomVersionId,
     /// The invite PDU, signed by the inviting server and by us.
     pub event: serde_json::Value,
     /// The stripped state events the inviting server sent (`invite_room_state`).
@@ -301,7 +302,7 @@ impl JsonValue for FallbackKeyRecord {}
 /// "Transactions"), re-sent unchanged, with the same `txn_id`, until the destination accepts it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutgoingTxnRecord {
-    pub txn_id: String,
+    pub txn_id: OwnedTransactionId,
     pub origin_server_ts: u64,
     /// The PDUs, as stored (federation format).
     pub pdus: Vec<serde_json::Value>,
@@ -370,5 +371,18 @@ mod tests {
         assert_eq!(json["event_id"], "$e:x");
         assert_eq!(json["redacted_by"], "$r:x");
         assert_eq!(json["txn"], serde_json::json!(["D", "t1"]));
+        assert!(json.get("room_version").is_none(), "an unknown version is left out");
+        let meta = EventMeta { room_version: Some(ruma::RoomVersionId::V10), ..meta };
+        assert_eq!(serde_json::to_value(&meta).unwrap()["room_version"], "10", "a version is its string");
+        let custom = EventMeta::decode_value(
+            &serde_json::to_vec(&serde_json::json!({
+                "event_id": "$e:x", "shortroomid": 1, "stream_pos": 2, "depth": 3, "state_before": 4,
+                "state_after": 5, "room_version": "org.example.v1"
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+        let version = custom.room_version.unwrap();
+        assert_eq!((version.as_str(), version.rules().is_none()), ("org.example.v1", true), "read back as written");
     }
 }

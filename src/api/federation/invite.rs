@@ -17,7 +17,7 @@ pub async fn invite_v2(s: State, r: Ruma<invite::Request>) -> Result<RawJson> {
     let incoming = IncomingInvite {
         room_id: &b.room_id,
         event_id: &b.event_id,
-        room_version: b.room_version.as_str(),
+        room_version: &b.room_version,
         event: &b.event,
         invite_room_state: &b.invite_room_state,
     };

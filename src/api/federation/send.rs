@@ -18,7 +18,7 @@ pub async fn send_transaction(s: State, r: Ruma<send_txn::Request>) -> Result<Ra
     let origin = r.origin()?.to_owned();
     let b = r.body;
     let edus = b.edus.iter().filter_map(|e| serde_json::from_str(e.json().get()).ok()).collect();
-    Ok(RawJson(txn::receive(&s, &origin, b.transaction_id.as_str(), b.pdus, edus).await?))
+    Ok(RawJson(txn::receive(&s, &origin, &b.transaction_id, b.pdus, edus).await?))
 }
 
 /// `PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}`

@@ -205,10 +205,7 @@ impl Sender {
             return Ok(());
         }
         for dest in queue::destinations_with_work(&self.db)? {
-            match ServerName::parse(&dest) {
-                Ok(d) => self.notify(&d),
-                Err(_) => tracing::warn!(destination = %dest, "federation queue for an invalid server name"),
-            }
+            self.notify(&dest);
         }
         outbox::init(&self.db)?;
         let task = tokio::spawn(outbox::run(self.services.clone(), self.db.stream().subscribe()));

@@ -32,9 +32,9 @@ const OUTBOX: &str = "federation_outbox";
 /// On the very first start, changes older than now are not sent: the followed position starts at
 /// the committed one. Called before the task starts, so nothing after the call is missed.
 pub fn init(db: &crate::storage::Storage) -> Result<()> {
-    if db.get(COUNTERS, &OUTBOX.to_owned())?.is_none() {
+    if db.get(COUNTERS, OUTBOX)?.is_none() {
         let mut batch = db.batch();
-        batch.put(COUNTERS, &OUTBOX.to_owned(), &Counter(db.stream().committed()))?;
+        batch.put(COUNTERS, OUTBOX, &Counter(db.stream().committed()))?;
         batch.commit()?;
     }
     Ok(())
@@ -61,7 +61,7 @@ fn follow(s: &Services, reached: Option<u64>) -> Result<u64> {
     let upto = s.db.stream().committed();
     let from = match reached {
         Some(pos) => pos,
-        None => match s.db.get(COUNTERS, &OUTBOX.to_owned())? {
+        None => match s.db.get(COUNTERS, OUTBOX)? {
             Some(Counter(pos)) => pos,
             None => upto,
         },
@@ -93,7 +93,7 @@ fn follow(s: &Services, reached: Option<u64>) -> Result<u64> {
 
 fn save(s: &Services, pos: u64) -> Result<u64> {
     let mut batch = s.db.batch();
-    batch.put(COUNTERS, &OUTBOX.to_owned(), &Counter(pos))?;
+    batch.put(COUNTERS, OUTBOX, &Counter(pos))?;
     batch.commit()?;
     Ok(pos)
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ruma::{EventId, ServerName};
+use ruma::{EventId, OwnedServerName, ServerName};
 use serde_json::Value;
 
 use crate::error::Result;
@@ -25,32 +25,30 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 /// Queue a local event (by its stream position, so the queue is in stream order).
 pub fn push_pdu(batch: &mut Batch<'_>, destination: &ServerName, pos: u64, event_id: &EventId) -> Result<()> {
-    batch.put(FEDERATION_PDU_QUEUE, &(destination.to_string(), pos), &event_id.to_string())
+    batch.put(FEDERATION_PDU_QUEUE, &(destination, pos), &event_id.to_owned())
 }
 
 /// Queue EDUs after the destination's last queued one.
 pub fn push_edus(db: &Storage, batch: &mut Batch<'_>, destination: &ServerName, edus: &[Value]) -> Result<()> {
-    let dest = destination.to_string();
-    let last = db.scan_from(FEDERATION_EDU_QUEUE, &dest, &(dest.clone(), u64::MAX), true, 1)?;
+    let last = db.scan_from(FEDERATION_EDU_QUEUE, destination, &(destination, u64::MAX), true, 1)?;
     let mut seq = last.first().map_or(0, |((_, s), _)| *s);
     for edu in edus {
         seq += 1;
-        batch.put(FEDERATION_EDU_QUEUE, &(dest.clone(), seq), edu)?;
+        batch.put(FEDERATION_EDU_QUEUE, &(destination, seq), edu)?;
     }
     Ok(())
 }
 
 /// The transaction in flight to `destination`, if any.
 pub fn in_flight(db: &Storage, destination: &ServerName) -> Result<Option<OutgoingTxnRecord>> {
-    db.get(FEDERATION_OUTGOING_TXNS, &destination.to_string())
+    db.get(FEDERATION_OUTGOING_TXNS, destination)
 }
 
 /// Move the oldest ≤ 50 PDUs and ≤ 100 EDUs of the queue into a new in-flight transaction (one
 /// batch). `None` when nothing is queued.
 pub fn take(db: &Storage, destination: &ServerName) -> Result<Option<OutgoingTxnRecord>> {
-    let dest = destination.to_string();
-    let pdu_rows = db.scan_from(FEDERATION_PDU_QUEUE, &dest, &(dest.clone(), 0), false, MAX_PDUS)?;
-    let edu_rows = db.scan_from(FEDERATION_EDU_QUEUE, &dest, &(dest.clone(), 0), false, MAX_EDUS)?;
+    let pdu_rows = db.scan_from(FEDERATION_PDU_QUEUE, destination, &(destination, 0), false, MAX_PDUS)?;
+    let edu_rows = db.scan_from(FEDERATION_EDU_QUEUE, destination, &(destination, 0), false, MAX_EDUS)?;
     if pdu_rows.is_empty() && edu_rows.is_empty() {
         return Ok(None);
     }
@@ -68,15 +66,14 @@ pub fn take(db: &Storage, destination: &ServerName) -> Result<Option<OutgoingTxn
         batch.delete(FEDERATION_EDU_QUEUE, &key)?;
         edus.push(edu);
     }
-    let txn = OutgoingTxnRecord { txn_id: random_string(20), origin_server_ts: now_ms(), pdus, edus };
-    batch.put(FEDERATION_OUTGOING_TXNS, &dest, &txn)?;
+    let txn = OutgoingTxnRecord { txn_id: random_string(20).into(), origin_server_ts: now_ms(), pdus, edus };
+    batch.put(FEDERATION_OUTGOING_TXNS, destination, &txn)?;
     batch.commit()?;
     Ok(Some(txn))
 }
 
-fn stored_pdu(db: &Storage, event_id: &str) -> Result<Option<Value>> {
-    let Ok(event_id) = EventId::parse(event_id) else { return Ok(None) };
-    match crate::rooms::short::event_get(db, &event_id)? {
+fn stored_pdu(db: &Storage, event_id: &EventId) -> Result<Option<Value>> {
+    match crate::rooms::short::event_get(db, event_id)? {
         Some(short) => db.get(PDUS, &short),
         None => Ok(None),
     }
@@ -85,8 +82,8 @@ fn stored_pdu(db: &Storage, event_id: &str) -> Result<Option<Value>> {
 /// The destination accepted the transaction: forget it and the backoff, in one batch.
 pub fn complete(db: &Storage, destination: &ServerName) -> Result<()> {
     let mut batch = db.batch();
-    batch.delete(FEDERATION_OUTGOING_TXNS, &destination.to_string())?;
-    batch.delete(FEDERATION_BACKOFF, &destination.to_string())?;
+    batch.delete(FEDERATION_OUTGOING_TXNS, destination)?;
+    batch.delete(FEDERATION_BACKOFF, destination)?;
     batch.commit()
 }
 
@@ -102,13 +99,13 @@ pub fn failed(db: &Storage, destination: &ServerName) -> Result<Duration> {
     let wait = delay(failures);
     let record = BackoffRecord { failures, retry_at: now_ms() + wait.as_millis() as u64 };
     let mut batch = db.batch();
-    batch.put(FEDERATION_BACKOFF, &destination.to_string(), &record)?;
+    batch.put(FEDERATION_BACKOFF, destination, &record)?;
     batch.commit()?;
     Ok(wait)
 }
 
 pub fn backoff(db: &Storage, destination: &ServerName) -> Result<Option<BackoffRecord>> {
-    db.get(FEDERATION_BACKOFF, &destination.to_string())
+    db.get(FEDERATION_BACKOFF, destination)
 }
 
 /// Try `destination` now (it showed signs of life): its backoff is forgotten.
@@ -117,30 +114,30 @@ pub fn clear_backoff(db: &Storage, destination: &ServerName) -> Result<()> {
         return Ok(());
     }
     let mut batch = db.batch();
-    batch.delete(FEDERATION_BACKOFF, &destination.to_string())?;
+    batch.delete(FEDERATION_BACKOFF, destination)?;
     batch.commit()
 }
 
 /// Every destination with a transaction in flight or anything queued (one seek per destination).
-pub fn destinations_with_work(db: &Storage) -> Result<BTreeSet<String>> {
-    let mut out: BTreeSet<String> = db.scan_all(FEDERATION_OUTGOING_TXNS)?.into_iter().map(|(d, _)| d).collect();
+pub fn destinations_with_work(db: &Storage) -> Result<BTreeSet<OwnedServerName>> {
+    let mut out: BTreeSet<OwnedServerName> =
+        db.scan_all(FEDERATION_OUTGOING_TXNS)?.into_iter().map(|(d, _)| d).collect();
     out.extend(queue_destinations(db, FEDERATION_EDU_QUEUE)?);
     out.extend(queue_destinations(db, FEDERATION_PDU_QUEUE)?);
     Ok(out)
 }
 
-/// The distinct destinations of a `destination | seq` table: seek past each one's rows (server
-/// names are printable, so `name\u{1}` sorts after every key of `name` and before the next name).
+/// The distinct destinations of a `destination | seq` table: one seek past each one's rows (every
+/// key of `name` sorts at or before `name | u64::MAX`).
 fn queue_destinations<V: crate::storage::codec::ValueCodec>(
     db: &Storage,
-    table: crate::storage::catalog::Table<(String, u64), V>,
-) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    let mut from = String::new();
+    table: crate::storage::catalog::Table<(OwnedServerName, u64), V>,
+) -> Result<Vec<OwnedServerName>> {
+    let mut out: Vec<OwnedServerName> = Vec::new();
     loop {
-        let found = db.scan_from(table, &(), &(from.clone(), 0), false, 1)?;
+        let after = out.last().map(|dest| (dest.clone(), u64::MAX));
+        let found = db.scan_after(table, &(), after.as_ref(), 1)?;
         let Some(((dest, _), _)) = found.into_iter().next() else { return Ok(out) };
-        from = format!("{dest}\u{1}");
         out.push(dest);
     }
 }

@@ -32,12 +32,12 @@ struct Joined {
 async fn joined_room(history_visibility: &str) -> Joined {
     let (s, dir) = services();
     let room_id = RoomId::parse("!history:localhost").unwrap();
-    let rules = rules_for("10").unwrap();
+    let rules = rules_for(&ruma::RoomVersionId::V10).unwrap();
     let shortroomid = short::room(&s.db, &room_id).unwrap();
     let mut batch = s.db.batch();
     let empty = crate::rooms::state::new_empty(&s.db, &mut batch).unwrap();
     let record = RoomRecord {
-        room_version: "10".into(),
+        room_version: ruma::RoomVersionId::V10,
         shortroomid,
         current_state_group: empty,
         max_depth: 0,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use ruma::events::StateEventType;
-use ruma::{OwnedEventId, RoomId, UserId};
+use ruma::{OwnedEventId, RoomId, RoomVersionId, UserId};
 use serde_json::Value;
 
 use super::check::Checked;
@@ -22,11 +22,11 @@ use crate::storage::records::RoomRecord;
 
 /// Make sure the room has a record of version `version` (created empty: no events, an empty
 /// state group), so its events can be stored. A record of another version is an error.
-pub async fn prepare_room(s: &Services, room_id: &RoomId, version: &str) -> Result<()> {
+pub async fn prepare_room(s: &Services, room_id: &RoomId, version: &RoomVersionId) -> Result<()> {
     rules_for(version)?;
     let _guard = s.room_lock(room_id).await;
     match s.db.get(ROOMS, room_id)? {
-        Some(r) if r.room_version == version => Ok(()),
+        Some(r) if r.room_version == *version => Ok(()),
         Some(r) => Err(Error::forbidden(format!(
             "Room {room_id} is version {} here, but the resident server says {version}",
             r.room_version
@@ -34,7 +34,7 @@ pub async fn prepare_room(s: &Services, room_id: &RoomId, version: &str) -> Resu
         None => {
             let mut batch = s.db.batch();
             let record = RoomRecord {
-                room_version: version.to_owned(),
+                room_version: version.clone(),
                 shortroomid: short::room(&s.db, room_id)?,
                 current_state_group: state::new_empty(&s.db, &mut batch)?,
                 max_depth: 0,

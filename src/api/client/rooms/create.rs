@@ -28,7 +28,7 @@ pub async fn create_room(s: State, r: Ruma<create_room::v3::Request>) -> Result<
         initial_state.push(NewEvent::state(kind, state_key, content));
     }
     let req = CreateRoom {
-        room_version: b.room_version.map(|v| v.to_string()),
+        room_version: b.room_version,
         creation_content: b.creation_content.as_ref().map(raw_json).transpose()?,
         preset: b.preset.map(|p| p.as_str().to_owned()),
         public: b.visibility == Visibility::Public,
@@ -55,6 +55,6 @@ pub async fn upgrade(
     r: Ruma<ruma::api::client::room::upgrade_room::v3::Request>,
 ) -> Result<ruma::api::client::room::upgrade_room::v3::Response> {
     let user = r.auth()?.user_id.clone();
-    let new_room = crate::rooms::upgrade::upgrade(&s, &r.body.room_id, &user, r.body.new_version.as_str()).await?;
+    let new_room = crate::rooms::upgrade::upgrade(&s, &r.body.room_id, &user, &r.body.new_version).await?;
     Ok(ruma::api::client::room::upgrade_room::v3::Response::new(new_room))
 }
