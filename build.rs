@@ -39,12 +39,27 @@ fn main() {
         return;
     }
     let mut script = String::from("SECTIONS\n{\n  .text.hot :\n  {\n");
+    let mut exact = String::new();
     for pattern in patterns.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
         let _ = writeln!(script, "    *(.text.{pattern})");
+        if !pattern.contains('*') {
+            let _ = writeln!(exact, "{pattern}");
+        }
     }
     script.push_str("  }\n}\nINSERT BEFORE .text;\n");
     let path = Path::new(&out_dir).join("code-order.ld");
     if std::fs::write(&path, script).is_ok() {
         println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", path.display());
+    }
+    // Names without a hash (C and C++: RocksDB, mimalloc) also go to lld by symbol, which finds
+    // the section that holds them: a C++ constructor `C1` lives in its `C2`'s section, a
+    // `.localalias` or `.isra.0` in its original's, which the section patterns above miss. They
+    // land at the start of `.text`, right after `.text.hot`. rust-lld is the default linker of
+    // this target only.
+    let lld = std::env::var("TARGET").as_deref() == Ok("x86_64-unknown-linux-gnu");
+    let syms = Path::new(&out_dir).join("code-order.syms");
+    if lld && std::fs::write(&syms, exact).is_ok() {
+        println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}", syms.display());
+        println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
     }
 }
