@@ -26,6 +26,7 @@ use trellis::storage::Storage;
 use trellis::storage::catalog;
 
 use crate::federation::{Fed, Pki};
+use crate::keys::device_keys;
 use crate::server::{Resp, Session, TestServer, urlencode};
 
 const PW: &str = "password-fixture";
@@ -56,16 +57,6 @@ async fn login(s: &TestServer, user: &str, device: &str, refresh: bool) -> (Sess
     let r = s.post("/_matrix/client/v3/login", None, body).await;
     ok(&r, "login");
     (Session::from(&r.body), r.body)
-}
-
-fn device_keys(user: &str, device: &str) -> Value {
-    json!({
-        "user_id": user,
-        "device_id": device,
-        "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
-        "keys": { format!("curve25519:{device}"): format!("curve-{device}"), format!("ed25519:{device}"): format!("ed-{device}") },
-        "signatures": { user: { format!("ed25519:{device}"): format!("sig-{device}") } },
-    })
 }
 
 fn signed_key(user: &str, name: &str) -> Value {

@@ -10,7 +10,8 @@ use crate::server::{Session, TestServer};
 
 const PW: &str = "password1";
 
-fn device_keys(user: &str, device: &str) -> Value {
+/// A device-keys upload body with fake keys and signature (the server stores, not checks, them).
+pub(crate) fn device_keys(user: &str, device: &str) -> Value {
     json!({
         "user_id": user,
         "device_id": device,
