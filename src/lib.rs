@@ -8,6 +8,7 @@ pub mod error;
 pub mod federation;
 pub mod keys;
 pub mod locks;
+pub mod push;
 pub mod ratelimit;
 pub mod rooms;
 pub mod server_keys;

@@ -7,7 +7,7 @@
 //!   with a `receipt_changes` index by stream position.
 //! - [`presence`] and [`activity`]: stored presence, and the guards `/sync` holds while a user
 //!   is connected; the last guard dropping starts the idle timer that takes them offline.
-//! - [`unread`]: notification and highlight counts from the spec's default push rules ([`push`]).
+//! - [`unread`]: notification and highlight counts from the user's push rules ([`crate::push`]).
 //! - [`voip`]: TURN credentials.
 //!
 //! The `*_since` functions, [`sync_activity`] and [`unread_counts`] are what `/sync` reads. The
@@ -18,7 +18,6 @@
 
 pub mod activity;
 pub mod presence;
-pub mod push;
 pub mod receipts;
 pub mod typing;
 pub mod unread;

@@ -1,6 +1,6 @@
 //! Unread counts (spec: Client-Server API "Receiving notifications", "Unread notification
 //! counts", "Threaded read receipts"): how many events since the user's last read receipt the
-//! default push rules ([`super::push`]) say notify, and how many of those highlight.
+//! user's push rules ([`crate::push`]) say notify, and how many of those highlight.
 //!
 //! Main-timeline events count after the latest of the user's join, unthreaded receipts and
 //! `main` receipts; a thread's replies after the latest of the join, unthreaded receipts and that
@@ -17,13 +17,13 @@ use ruma::events::room::member::MembershipState;
 use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Map, Value, json};
 
-use super::push::{Evaluator, Outcome, flatten};
 use super::receipts::{self, MAIN, UNTHREADED, thread_of};
 use crate::cache::BoundedCache;
 use crate::error::Result;
+use crate::push::eval::{Evaluator, Outcome, flatten};
 use crate::rooms::{StoredEvent, load_by_short, read, room, short};
 use crate::services::Services;
-use crate::storage::catalog::{EVENT_META, RELATIONS, ROOM_MEMBERSHIPS, ROOM_TIMELINE, THREAD_ROOTS};
+use crate::storage::catalog::{ACCOUNT_DATA, EVENT_META, RELATIONS, ROOM_MEMBERSHIPS, ROOM_TIMELINE, THREAD_ROOTS};
 use crate::storage::codec::Counter;
 use crate::storage::records::RoomRecord;
 use ruma::push::FlattenedJson;
@@ -31,9 +31,9 @@ use ruma::push::FlattenedJson;
 /// Main-timeline counts per (room, user).
 pub struct Cache {
     main: BoundedCache<(OwnedRoomId, OwnedUserId), Counted>,
-    /// Push-rule evaluators per (room, user), with the current-state group they were built on:
-    /// building one reads the room's members and power levels, so it is reused until the room's
-    /// state moves.
+    /// Push-rule evaluators per (room, user), with the current-state group and the user's
+    /// account-data mark they were built on: building one reads the room's members and power
+    /// levels, so it is reused until the room's state or the user's push rules move.
     evaluators: BoundedCache<(OwnedRoomId, OwnedUserId), GroupEvaluator>,
     /// Events flattened for the push rules, by short event ID (each is counted for every member).
     flattened: BoundedCache<u64, Arc<FlattenedJson>>,
@@ -49,8 +49,8 @@ impl Cache {
     }
 }
 
-/// A push-rule evaluator with the current-state group it was built on.
-type GroupEvaluator = (u64, Arc<Evaluator>);
+/// A push-rule evaluator with the (current-state group, account-data mark) it was built on.
+type GroupEvaluator = ((u64, u64), Arc<Evaluator>);
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Counted {
@@ -199,14 +199,16 @@ impl Counting<'_> {
 
     fn evaluator(&self) -> Result<Arc<Evaluator>> {
         let key = (self.room_id.to_owned(), self.user_id.to_owned());
+        // Read before the rules, so a change after this read is not taken for this version.
+        let version = (self.state_group, self.s.db.mark(ACCOUNT_DATA, self.user_id));
         let cached = self.s.ephemeral.unread.evaluators.get(&key);
-        if let Some((group, eval)) = cached
-            && group == self.state_group
+        if let Some((built_on, eval)) = cached
+            && built_on == version
         {
             return Ok(eval);
         }
         let eval = Arc::new(Evaluator::new(self.s, self.room_id, self.user_id)?);
-        self.s.ephemeral.unread.evaluators.insert(key, (self.state_group, eval.clone()));
+        self.s.ephemeral.unread.evaluators.insert(key, (version, eval.clone()));
         Ok(eval)
     }
 }

@@ -13,6 +13,7 @@ pub mod wake;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ruma::events::GlobalAccountDataEventType;
 use ruma::events::room::member::MembershipState;
 use ruma::{OwnedRoomId, OwnedUserId, UserId};
 use serde_json::{Map, Value, json};
@@ -95,6 +96,17 @@ fn account_data(s: &Services, user: &UserId, since: u64, upto: u64) -> Result<Ac
         match change.room_id {
             None => global.push(event),
             Some(room_id) => per_room.push((room_id.into(), event)),
+        }
+    }
+    // The push rules as they are served (server defaults refreshed), and in every initial sync
+    // even if the user never changed one, as Synapse sends them.
+    let push_rules = GlobalAccountDataEventType::PushRules.to_string();
+    let stored = global.iter().position(|e| e["type"] == push_rules.as_str());
+    if stored.is_some() || since == 0 {
+        let event = json!({ "type": push_rules, "content": { "global": *crate::push::rules::ruleset(&s.db, user)? } });
+        match stored {
+            Some(i) => global[i] = event,
+            None => global.push(event),
         }
     }
     Ok((global, per_room))

@@ -16,6 +16,7 @@ mod keys;
 mod moderation;
 mod operator;
 mod profile;
+mod push_rules;
 mod relations;
 mod room_info;
 mod rooms;

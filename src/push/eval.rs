@@ -1,10 +1,10 @@
-//! Which events notify a user, and which highlight, by the spec's predefined push rules
-//! (spec: Client-Server API "Push Rules", "Predefined Rules"), evaluated with ruma.
+//! Which events notify a user, and which highlight, by the user's push rules
+//! (spec: Client-Server API "Push Rules"), evaluated with ruma.
 //!
-//! Users cannot edit push rules yet, so everyone has the server defaults: ruma's
-//! `Ruleset::server_default`, plus the legacy mention rules (`.m.rule.contains_display_name`,
-//! `.m.rule.contains_user_name`, `.m.rule.roomnotif`) that clients which do not send `m.mentions`
-//! still rely on. ruma skips those for events that carry `m.mentions`, as the spec says.
+//! The server-default rules are ruma's `Ruleset::server_default` plus the legacy mention rules
+//! (`.m.rule.contains_display_name`, `.m.rule.contains_user_name`, `.m.rule.roomnotif`) that
+//! clients which do not send `m.mentions` still rely on; ruma skips those for events that carry
+//! `m.mentions`, as the spec says. The user's own changes come from [`super::rules`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -49,8 +49,8 @@ pub struct Evaluator {
 }
 
 impl Evaluator {
-    /// The default rules of `user_id` in the room's current state (member count, the user's
-    /// display name there, power levels for `@room`).
+    /// The rules of `user_id` in the room's current state (member count, the user's display
+    /// name there, power levels for `@room`).
     pub fn new(s: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Evaluator> {
         let members = s.db.scan_prefix(ROOM_MEMBERSHIPS, room_id)?;
         let joined = members.iter().filter(|(_, m)| m.membership == MembershipState::Join).count();
@@ -64,12 +64,12 @@ impl Evaluator {
             display_name,
         );
         ctx.power_levels = Some(power_levels(s, room_id)?);
-        let rules = default_rules(user_id).iter().map(|r| r.to_owned()).collect();
+        let rules = super::rules::ruleset(&s.db, user_id)?.iter().map(|r| r.to_owned()).collect();
         Ok(Evaluator { rules, ctx, candidates: Mutex::default() })
     }
 
     fn candidates(&self, kind: &str) -> Arc<[usize]> {
-        let mut cache = super::lock(&self.candidates);
+        let mut cache = crate::ephemeral::lock(&self.candidates);
         if let Some(found) = cache.get(kind) {
             return found.clone();
         }
