@@ -12,13 +12,19 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     Forbidden,
-    UnknownToken { soft_logout: bool },
+    UnknownToken {
+        soft_logout: bool,
+    },
     MissingToken,
     BadJson,
     NotJson,
     NotFound,
-    LimitExceeded { retry_after_ms: u64 },
-    Unrecognized { method_not_allowed: bool },
+    LimitExceeded {
+        retry_after_ms: u64,
+    },
+    Unrecognized {
+        method_not_allowed: bool,
+    },
     Unknown,
     UserInUse,
     InvalidUsername,
@@ -39,6 +45,11 @@ pub enum ErrorKind {
     IncompatibleRoomVersion,
     UnableToAuthoriseJoin,
     UnableToGrantJoin,
+    /// 401 with `soft_logout: true`: the account is locked (spec: "Account locking").
+    UserLocked,
+    /// 403: the account is suspended and may not do this (spec: "Account suspension").
+    UserSuspended,
+    ThreepidMediumNotSupported,
 }
 
 impl ErrorKind {
@@ -73,6 +84,9 @@ impl ErrorKind {
             IncompatibleRoomVersion => "M_INCOMPATIBLE_ROOM_VERSION",
             UnableToAuthoriseJoin => "M_UNABLE_TO_AUTHORISE_JOIN",
             UnableToGrantJoin => "M_UNABLE_TO_GRANT_JOIN",
+            UserLocked => "M_USER_LOCKED",
+            UserSuspended => "M_USER_SUSPENDED",
+            ThreepidMediumNotSupported => "M_THREEPID_MEDIUM_NOT_SUPPORTED",
         }
     }
 
@@ -103,6 +117,8 @@ impl ErrorKind {
             IncompatibleRoomVersion,
             UnableToAuthoriseJoin,
             UnableToGrantJoin,
+            UserSuspended,
+            ThreepidMediumNotSupported,
         ]
         .into_iter()
         .find(|k| k.errcode() == errcode)
@@ -111,8 +127,8 @@ impl ErrorKind {
     pub fn status(self) -> StatusCode {
         use ErrorKind::*;
         match self {
-            Forbidden | UserDeactivated | GuestAccessForbidden => StatusCode::FORBIDDEN,
-            UnknownToken { .. } | MissingToken | Unauthorized => StatusCode::UNAUTHORIZED,
+            Forbidden | UserDeactivated | GuestAccessForbidden | UserSuspended => StatusCode::FORBIDDEN,
+            UnknownToken { .. } | MissingToken | Unauthorized | UserLocked => StatusCode::UNAUTHORIZED,
             NotFound => StatusCode::NOT_FOUND,
             LimitExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Unrecognized { method_not_allowed: true } => StatusCode::METHOD_NOT_ALLOWED,
@@ -240,7 +256,7 @@ impl Error {
             Error::Matrix { kind, message, status } => {
                 let mut body = json!({ "errcode": kind.errcode(), "error": message });
                 match kind {
-                    ErrorKind::UnknownToken { soft_logout: true } => {
+                    ErrorKind::UnknownToken { soft_logout: true } | ErrorKind::UserLocked => {
                         body["soft_logout"] = json!(true);
                     }
                     ErrorKind::LimitExceeded { retry_after_ms } => {

@@ -214,6 +214,10 @@ async fn prepare<T: IncomingRequest>(
         (_, Some(token)) => Some(tokens::authenticate(s, &token)?),
         (_, None) => None,
     };
+    // A locked account may only log out (spec: "Account locking").
+    if auth.as_ref().is_some_and(|a| a.locked) && !is_logout(parts.uri.path()) {
+        return Err(Error::new(ErrorKind::UserLocked, "Your account is locked"));
+    }
     if let Some(class) = rate {
         let key = match (&auth, client_ip) {
             (Some(a), _) if class == Class::Client => a.user_id.to_string(),
@@ -274,4 +278,9 @@ fn parse_error(e: FromHttpRequestError) -> Error {
         FromHttpRequestError::Deserialization(e) => Error::invalid_param(e.to_string()),
         other => Error::bad_json(other.to_string()),
     }
+}
+
+/// `POST /logout` and `/logout/all` under any version prefix.
+fn is_logout(path: &str) -> bool {
+    path.starts_with("/_matrix/client/") && (path.ends_with("/logout") || path.ends_with("/logout/all"))
 }

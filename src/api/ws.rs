@@ -72,7 +72,11 @@ pub async fn connect(
 }
 
 async fn authenticate(s: &State, token: String) -> Result<Auth, Error> {
-    tokens::authenticate(s, &token)
+    let auth = tokens::authenticate(s, &token)?;
+    if auth.locked {
+        return Err(Error::new(ErrorKind::UserLocked, "Your account is locked"));
+    }
+    Ok(auth)
 }
 
 struct Session {

@@ -150,6 +150,15 @@ impl Config {
         if !crate::rooms::create::creatable(&self.rooms.default_room_version) {
             return bad("rooms.default_room_version", "not a room version this server creates (1 to 12)");
         }
+        for contact in &self.well_known.support_contacts {
+            let key = "well_known.support_contacts";
+            if contact.role.is_empty() || (contact.matrix_id.is_none() && contact.email_address.is_none()) {
+                return bad(key, "each contact needs a role and a matrix_id or an email_address");
+            }
+            if contact.matrix_id.as_deref().is_some_and(|m| ruma::UserId::parse(m).is_err()) {
+                return bad(key, "matrix_id must be a user ID");
+            }
+        }
         if self.presence.idle_timeout_ms == 0 {
             return bad("presence.idle_timeout_ms", "must be positive");
         }

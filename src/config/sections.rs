@@ -381,6 +381,24 @@ pub struct WellKnownSection {
     /// Delegated federation `host:port`; default `<server_name>:<federation port>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// `/.well-known/matrix/support`: a page about getting help.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub support_page: Option<String>,
+    /// `/.well-known/matrix/support`: whom to contact (none: the endpoint answers 404).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub support_contacts: Vec<SupportContact>,
+}
+
+/// One contact of `[[well_known.support_contacts]]` (spec: `GET /.well-known/matrix/support`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupportContact {
+    /// `m.role.admin`, `m.role.security` or a namespaced role of your own.
+    pub role: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matrix_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_address: Option<String>,
 }
 
 /// `[rooms]`: room defaults.

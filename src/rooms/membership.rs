@@ -41,6 +41,18 @@ pub fn joined_rooms(s: &Services, user_id: &UserId) -> Result<Vec<OwnedRoomId>> 
     Ok(rows.into_iter().filter(|(_, m)| m.membership == MembershipState::Join).map(|((_, room), _)| room).collect())
 }
 
+/// Rooms both users are joined to, in room ID order (`GET /mutual_rooms`).
+pub fn mutual_rooms(s: &Services, user_id: &UserId, other: &UserId) -> Result<Vec<OwnedRoomId>> {
+    let mut rooms = Vec::new();
+    for room_id in joined_rooms(s, user_id)? {
+        if is_joined(s, &room_id, other)? {
+            rooms.push(room_id);
+        }
+    }
+    rooms.sort();
+    Ok(rooms)
+}
+
 /// Users who share at least one joined room with `user_id` (themselves included): who sees
 /// their presence, device-list changes and so on.
 pub fn shared_users(s: &Services, user_id: &UserId) -> Result<std::collections::BTreeSet<OwnedUserId>> {

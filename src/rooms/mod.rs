@@ -20,6 +20,7 @@ pub mod info;
 pub mod ingest;
 pub mod membership;
 pub mod pdu;
+pub mod peek;
 pub mod power;
 pub mod read;
 pub mod relations;

@@ -220,6 +220,14 @@ pub const FEDERATION_DEVICE_STREAMS: Table<OwnedUserId, DeviceStreamRecord> =
 pub const REMOTE_DEVICE_LISTS_STALE: Table<OwnedUserId, serde_json::Value> =
     Table::new(54, "remote_device_lists_stale");
 
+// Tables added after the storage fixture was written (`fixture_tests::NEWER_THAN_FIXTURE`).
+
+/// `sha256(openid_token)` → [`OpenIdTokenRecord`].
+pub const OPENID_TOKENS: Table<String, OpenIdTokenRecord> = Table::new(55, "openid_tokens");
+/// `user_id | report_id` → [`UserReportRecord`]: reports of a user (`POST
+/// /users/{userId}/report`); `report_id` is a stream position.
+pub const USER_REPORTS: Table<(OwnedUserId, u64), UserReportRecord> = Table::new(56, "user_reports");
+
 /// Every table.
 pub const ALL: &[Tag] = &[
     COUNTERS.tag(),
@@ -276,6 +284,8 @@ pub const ALL: &[Tag] = &[
     FEDERATION_BACKOFF.tag(),
     FEDERATION_DEVICE_STREAMS.tag(),
     REMOTE_DEVICE_LISTS_STALE.tag(),
+    OPENID_TOKENS.tag(),
+    USER_REPORTS.tag(),
 ];
 
 #[cfg(test)]

@@ -21,6 +21,17 @@ pub struct UserRecord {
     pub is_guest: bool,
     #[serde(default)]
     pub admin: bool,
+    /// Suspended by an admin: read-only (spec: "Account suspension"). Written only when set.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub suspended: bool,
+    /// Locked by an admin: every request but logout gets `M_USER_LOCKED` (spec: "Account
+    /// locking"). Written only when set.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub locked: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// `devices` value: one device (session) of a user.
@@ -63,6 +74,21 @@ pub struct RefreshTokenRecord {
 pub struct LoginTokenRecord {
     pub user_id: OwnedUserId,
     pub expires_at: u64,
+}
+
+/// `openid_tokens` value: whose token it is, until when.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpenIdTokenRecord {
+    pub user_id: OwnedUserId,
+    pub expires_at: u64,
+}
+
+/// `user_reports` value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserReportRecord {
+    pub reporter: OwnedUserId,
+    pub reason: String,
+    pub ts: u64,
 }
 
 /// `account_data` value.
@@ -113,6 +139,8 @@ impl JsonValue for LastSeenRecord {}
 impl JsonValue for AccessTokenRecord {}
 impl JsonValue for RefreshTokenRecord {}
 impl JsonValue for LoginTokenRecord {}
+impl JsonValue for OpenIdTokenRecord {}
+impl JsonValue for UserReportRecord {}
 impl JsonValue for AccountDataRecord {}
 impl JsonValue for AccountDataChange {}
 

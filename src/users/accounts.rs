@@ -49,6 +49,8 @@ pub fn create(db: &Storage, user_id: &UserId, new: NewAccount) -> Result<()> {
         deactivated: false,
         is_guest: new.is_guest,
         admin: new.admin,
+        suspended: false,
+        locked: false,
     };
     let displayname = new.displayname.unwrap_or_else(|| user_id.localpart().to_owned());
     let mut batch = db.batch();
@@ -63,6 +65,27 @@ pub fn set_password(db: &Storage, user_id: &UserId, password_hash: String) -> Re
     let mut batch = db.batch();
     batch.put(USERS, user_id, &record)?;
     batch.commit()
+}
+
+/// Suspend or unsuspend an account (spec: "Account suspension"); returns the new state.
+pub fn set_suspended(db: &Storage, user_id: &UserId, suspended: bool) -> Result<bool> {
+    let mut record = get_active(db, user_id)?;
+    record.suspended = suspended;
+    let mut batch = db.batch();
+    batch.put(USERS, user_id, &record)?;
+    batch.commit()?;
+    Ok(suspended)
+}
+
+/// Lock or unlock an account (spec: "Account locking"); returns the new state. A locked
+/// account's tokens stay valid, so unlocking it needs no new login.
+pub fn set_locked(db: &Storage, user_id: &UserId, locked: bool) -> Result<bool> {
+    let mut record = get_active(db, user_id)?;
+    record.locked = locked;
+    let mut batch = db.batch();
+    batch.put(USERS, user_id, &record)?;
+    batch.commit()?;
+    Ok(locked)
 }
 
 /// Deactivate: no more logins, every device and token gone; `erase` also drops the profile,

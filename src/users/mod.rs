@@ -6,8 +6,10 @@ pub mod account_data;
 pub mod accounts;
 pub mod devices;
 pub mod jwt;
+pub mod openid;
 pub mod password;
 pub mod profile;
+pub mod reports;
 pub mod tokens;
 
 use rand::Rng;

@@ -25,6 +25,22 @@ pub struct Auth {
     pub user_id: OwnedUserId,
     pub device_id: OwnedDeviceId,
     pub is_guest: bool,
+    /// The account is suspended: see [`Auth::ensure_not_suspended`].
+    pub suspended: bool,
+    /// The account is locked: only logging out is allowed (checked in `api::ruma::prepare`).
+    pub locked: bool,
+}
+
+impl Auth {
+    /// `M_USER_SUSPENDED` for what a suspended account may not do: send messages or state,
+    /// create, join, knock on or invite to rooms, change its profile (spec: "Account
+    /// suspension"; as Synapse). Reading, leaving, redacting and logging out stay allowed.
+    pub fn ensure_not_suspended(&self) -> Result<()> {
+        if self.suspended {
+            return Err(Error::new(ErrorKind::UserSuspended, "Your account is suspended"));
+        }
+        Ok(())
+    }
 }
 
 /// Resolve an access token: unknown or revoked → `M_UNKNOWN_TOKEN`; expired → the same with
@@ -84,7 +100,8 @@ fn resolve(db: &Storage, token_hash: &str, record: AccessTokenRecord) -> Result<
     if device.access_token_hash.as_deref() != Some(token_hash) {
         return Err(unknown());
     }
-    Ok((Auth { user_id, device_id, is_guest: user.is_guest }, expires_at))
+    let auth = Auth { user_id, device_id, is_guest: user.is_guest, suspended: user.suspended, locked: user.locked };
+    Ok((auth, expires_at))
 }
 
 /// Token lifetimes from `[login]`.

@@ -288,7 +288,7 @@ async fn login_by_email_for_an_account_created_with_the_cli() {
     assert_eq!(s.login("frank", "password9").await.errcode(), "M_USER_DEACTIVATED");
 }
 
-fn mac(secret: &str, nonce: &str, user: &str, password: &str, admin: bool) -> String {
+pub fn mac(secret: &str, nonce: &str, user: &str, password: &str, admin: bool) -> String {
     let mut m = Hmac::<Sha1>::new_from_slice(secret.as_bytes()).unwrap();
     m.update(format!("{nonce}\0{user}\0{password}\0{}", if admin { "admin" } else { "notadmin" }).as_bytes());
     hex::encode(m.finalize().into_bytes())

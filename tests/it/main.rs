@@ -2,6 +2,7 @@
 
 mod account_data;
 mod accounts;
+mod admin;
 mod basics;
 mod bodies;
 mod dag;

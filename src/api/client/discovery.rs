@@ -1,10 +1,12 @@
 //! `GET /_matrix/client/versions`, `GET /_matrix/client/v3/capabilities`,
-//! `GET /.well-known/matrix/client`, `GET /.well-known/matrix/server`
+//! `GET /.well-known/matrix/client`, `GET /.well-known/matrix/server`, `.../support`, `.../policy_server`
 //! (spec: "API Standards", "Capabilities negotiation", "Server Discovery").
 
 use std::collections::BTreeMap;
 
-use ruma::api::client::discovery::{discover_homeserver, get_capabilities, get_supported_versions};
+use ruma::api::client::discovery::{
+    discover_homeserver, discover_policy_server, discover_support, get_capabilities, get_supported_versions,
+};
 use ruma::api::federation::discovery::discover_homeserver as discover_server;
 use serde_json::json;
 
@@ -58,6 +60,25 @@ pub async fn well_known_client(s: State, _r: Ruma<discover_homeserver::Request>)
         (None, None) => return Err(Error::not_found("No client base URL is known")),
     };
     Ok(RawJson(json!({ "m.homeserver": { "base_url": base_url } })))
+}
+
+/// `GET /.well-known/matrix/support`: the contacts and page of `[well_known]`; 404 when none.
+pub async fn well_known_support(s: State, _r: Ruma<discover_support::Request>) -> Result<RawJson> {
+    let wk = &s.config.well_known;
+    if wk.support_contacts.is_empty() && wk.support_page.is_none() {
+        return Err(Error::not_found("No support information is configured"));
+    }
+    let mut body = json!({ "contacts": wk.support_contacts });
+    if let Some(page) = &wk.support_page {
+        body["support_page"] = json!(page);
+    }
+    Ok(RawJson(body))
+}
+
+/// `GET /.well-known/matrix/policy_server`: a homeserver is not a policy server (MSC4284), so
+/// there is nothing to announce.
+pub async fn well_known_policy_server(_s: State, _r: Ruma<discover_policy_server::Request>) -> Result<RawJson> {
+    Err(Error::not_found("This server is not a policy server"))
 }
 
 /// `GET /.well-known/matrix/server`

@@ -3,11 +3,14 @@
 
 pub mod account;
 pub mod account_data;
+pub mod admin;
 pub mod devices;
 pub mod discovery;
 pub mod ephemeral;
 pub mod keys;
 pub mod login;
+pub mod msisdn;
+pub mod openid;
 pub mod profile;
 pub mod push_rules;
 pub mod register;
@@ -28,6 +31,8 @@ pub fn routes(r: Router<State>) -> Router<State> {
     let r = route::<c::discovery::get_capabilities::v3::Request, _, _, _>(r, discovery::capabilities);
     let r = route::<c::discovery::discover_homeserver::Request, _, _, _>(r, discovery::well_known_client);
     let r = route::<fed_discovery::Request, _, _, _>(r, discovery::well_known_server);
+    let r = route::<c::discovery::discover_support::Request, _, _, _>(r, discovery::well_known_support);
+    let r = route::<c::discovery::discover_policy_server::Request, _, _, _>(r, discovery::well_known_policy_server);
 
     let r = route::<c::account::register::v3::Request, _, _, _>(r, register::register);
     let r = route::<c::account::get_username_availability::v3::Request, _, _, _>(r, register::available);
@@ -40,10 +45,20 @@ pub fn routes(r: Router<State>) -> Router<State> {
     let r = route::<c::session::logout::v3::Request, _, _, _>(r, session::logout);
     let r = route::<c::session::logout_all::v3::Request, _, _, _>(r, session::logout_all);
     let r = route::<c::account::whoami::v3::Request, _, _, _>(r, session::whoami);
+    let r = route::<c::account::request_openid_token::v3::Request, _, _, _>(r, openid::request_token);
+    let r = route::<c::admin::get_user_info::v3::Request, _, _, _>(r, admin::whois);
+    let r = route::<c::admin::is_user_suspended::v1::Request, _, _, _>(r, admin::is_suspended);
+    let r = route::<c::admin::suspend_user::v1::Request, _, _, _>(r, admin::suspend);
+    let r = route::<c::admin::is_user_locked::v1::Request, _, _, _>(r, admin::is_locked);
+    let r = route::<c::admin::lock_user::v1::Request, _, _, _>(r, admin::lock);
 
     let r = route::<c::account::change_password::v3::Request, _, _, _>(r, account::change_password);
     let r = route::<c::account::deactivate::v3::Request, _, _, _>(r, account::deactivate);
     let r = route::<c::account::get_3pids::v3::Request, _, _, _>(r, account::threepids);
+    let r = route::<c::account::request_3pid_management_token_via_msisdn::v3::Request, _, _, _>(r, msisdn::add_token);
+    let r = route::<c::account::request_registration_token_via_msisdn::v3::Request, _, _, _>(r, msisdn::register_token);
+    let r =
+        route::<c::account::request_password_change_token_via_msisdn::v3::Request, _, _, _>(r, msisdn::password_token);
 
     let r = route::<c::device::get_devices::v3::Request, _, _, _>(r, devices::list);
     let r = route::<c::device::get_device::v3::Request, _, _, _>(r, devices::get);

@@ -49,6 +49,7 @@ async fn remote(s: &State, user_id: OwnedUserId, field: Option<ProfileFieldName>
 /// `PUT /_matrix/client/v3/profile/{userId}/{keyName}`
 pub async fn set_field(s: State, r: Ruma<set_profile_field::v3::Request>) -> Result<set_profile_field::v3::Response> {
     ensure_self(&r.auth()?.user_id, &r.body.user_id, "the profile")?;
+    r.auth()?.ensure_not_suspended()?;
     let uid = r.body.user_id;
     let (field, value) = (r.body.value.field_name().as_str().to_owned(), r.body.value.value().into_owned());
     profile::set_field(&s.db, &uid, &field, value)?;
@@ -62,6 +63,7 @@ pub async fn delete_field(
     r: Ruma<delete_profile_field::v3::Request>,
 ) -> Result<delete_profile_field::v3::Response> {
     ensure_self(&r.auth()?.user_id, &r.body.user_id, "the profile")?;
+    r.auth()?.ensure_not_suspended()?;
     let (uid, field) = (r.body.user_id, r.body.field.as_str().to_owned());
     profile::delete_field(&s.db, &uid, &field)?;
     propagate(&s, &uid, &field).await?;

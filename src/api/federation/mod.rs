@@ -9,6 +9,7 @@ pub mod invite;
 pub mod keys;
 pub mod membership;
 pub mod notary;
+pub mod openid;
 pub mod profile;
 pub mod send;
 pub mod timestamp;
@@ -27,6 +28,7 @@ pub fn routes(r: Router<State>) -> Router<State> {
     let r = route::<f::discovery::get_remote_server_keys::v2::Request, _, _, _>(r, notary::query);
     let r = route::<f::discovery::get_remote_server_keys_batch::v2::Request, _, _, _>(r, notary::query_batch);
     let r = route::<f::query::get_profile_information::v1::Request, _, _, _>(r, profile::query_profile);
+    let r = route::<f::openid::get_openid_userinfo::v1::Request, _, _, _>(r, openid::userinfo);
     let r = route::<f::transactions::send_transaction_message::v1::Request, _, _, _>(r, send::send_transaction);
     let r = route::<f::membership::create_join_event::v2::Request, _, _, _>(r, send::join);
     let r = route::<f::membership::create_leave_event::v2::Request, _, _, _>(r, send::leave);

@@ -13,6 +13,7 @@ mod limits;
 mod lookups;
 mod notary;
 mod old_versions;
+mod openid;
 mod peer;
 mod receive;
 mod sender;

@@ -22,6 +22,7 @@ pub fn routes(r: Router<State>) -> Router<State> {
     let r = route::<c::read_marker::set_read_marker::v3::Request, _, _, _>(r, read_markers::set);
     let r = route::<c::room::report_content::v3::Request, _, _, _>(r, reports::event);
     let r = route::<c::room::report_room::v3::Request, _, _, _>(r, reports::room);
+    let r = route::<c::reporting::report_user::v3::Request, _, _, _>(r, reports::user);
     let r = route::<c::room::get_event_by_timestamp::v1::Request, _, _, _>(r, timestamp::get);
     let r = route::<c::room::get_summary::v1::Request, _, _, _>(r, summary::get);
     let r = route::<c::space::get_hierarchy::v1::Request, _, _, _>(r, hierarchy::get);

@@ -16,6 +16,7 @@ fn raw_json<T>(raw: &ruma::serde::Raw<T>) -> Result<Value> {
 
 /// `POST /_matrix/client/v3/createRoom`
 pub async fn create_room(s: State, r: Ruma<create_room::v3::Request>) -> Result<create_room::v3::Response> {
+    r.auth()?.ensure_not_suspended()?;
     let creator = r.auth()?.user_id.clone();
     let b = r.body;
     let mut initial_state = Vec::new();

@@ -32,6 +32,7 @@ pub async fn send_message(
     r: Ruma<send_message_event::v3::Request>,
 ) -> Result<send_message_event::v3::Response> {
     let auth = r.auth()?.clone();
+    auth.ensure_not_suspended()?;
     let b = r.body;
     let content = content_of(b.body.json().get())?;
     let new = NewEvent::message(b.event_type.clone(), content);
@@ -44,6 +45,7 @@ pub async fn send_message(
 
 /// `PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}`
 pub async fn put_state(s: State, r: Ruma<send_state_event::v3::Request>) -> Result<send_state_event::v3::Response> {
+    r.auth()?.ensure_not_suspended()?;
     let user = r.auth()?.user_id.clone();
     let b = r.body;
     let content = content_of(b.body.json().get())?;

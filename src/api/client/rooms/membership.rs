@@ -1,11 +1,12 @@
 //! `/join/{roomIdOrAlias}`, `/rooms/{roomId}/join`, `/invite`, `/leave`, `/forget`, `/kick`,
-//! `/ban`, `/unban`, `/knock/{roomIdOrAlias}`, `/joined_rooms` (spec: "Room membership").
+//! `/ban`, `/unban`, `/knock/{roomIdOrAlias}`, `/joined_rooms`, `/v1/mutual_rooms` (spec: "Room
+//! membership").
 
 use ruma::RoomOrAliasId;
 use ruma::api::client::knock::knock_room;
 use ruma::api::client::membership::{
-    ban_user, forget_room, invite_user, join_room_by_id, join_room_by_id_or_alias, joined_rooms, kick_user, leave_room,
-    unban_user,
+    ban_user, forget_room, get_mutual_rooms, invite_user, join_room_by_id, join_room_by_id_or_alias, joined_rooms,
+    kick_user, leave_room, unban_user,
 };
 
 use crate::api::ruma::Ruma;
@@ -17,6 +18,7 @@ use crate::services::State;
 /// `POST /_matrix/client/v3/rooms/{roomId}/join`: locally, or through another server
 /// (`federation::join`).
 pub async fn join_by_id(s: State, r: Ruma<join_room_by_id::v3::Request>) -> Result<join_room_by_id::v3::Response> {
+    r.auth()?.ensure_not_suspended()?;
     let user = r.auth()?.user_id.clone();
     let (room_id, reason) = (r.body.room_id, r.body.reason);
     let room_id = federation::join::join(&s, &user, <&RoomOrAliasId>::from(&*room_id), Vec::new(), reason).await?;
@@ -28,6 +30,7 @@ pub async fn join(
     s: State,
     r: Ruma<join_room_by_id_or_alias::v3::Request>,
 ) -> Result<join_room_by_id_or_alias::v3::Response> {
+    r.auth()?.ensure_not_suspended()?;
     let user = r.auth()?.user_id.clone();
     let b = r.body;
     let room_id = federation::join::join(&s, &user, &b.room_id_or_alias, b.via, b.reason).await?;
@@ -36,6 +39,7 @@ pub async fn join(
 
 /// `POST /_matrix/client/v3/rooms/{roomId}/invite`
 pub async fn invite(s: State, r: Ruma<invite_user::v3::Request>) -> Result<invite_user::v3::Response> {
+    r.auth()?.ensure_not_suspended()?;
     let sender = r.auth()?.user_id.clone();
     let invite_user::v3::InvitationRecipient::UserId(target) = r.body.recipient else {
         return Err(Error::forbidden("Third-party invites are not supported"));
@@ -92,10 +96,37 @@ pub async fn unban(s: State, r: Ruma<unban_user::v3::Request>) -> Result<unban_u
 /// `POST /_matrix/client/v3/knock/{roomIdOrAlias}?via=`: locally, or through another server
 /// (`federation::knock`).
 pub async fn knock(s: State, r: Ruma<knock_room::v3::Request>) -> Result<knock_room::v3::Response> {
+    r.auth()?.ensure_not_suspended()?;
     let user = r.auth()?.user_id.clone();
     let b = r.body;
     let room_id = federation::knock::knock(&s, &user, &b.room_id_or_alias, b.via, b.reason).await?;
     Ok(knock_room::v3::Response::new(room_id))
+}
+
+/// Rooms per page of `GET /mutual_rooms`.
+const MUTUAL_ROOMS_PAGE: usize = 100;
+
+/// `GET /_matrix/client/v1/mutual_rooms?user_id=&from=`: rooms shared with another user, 100 a
+/// page; `next_batch` is the last room of the page. An unknown user shares no rooms.
+pub async fn mutual_rooms(s: State, r: Ruma<get_mutual_rooms::v1::Request>) -> Result<get_mutual_rooms::v1::Response> {
+    let user = &r.auth()?.user_id;
+    let other = &r.body.user_id;
+    if other == user {
+        return Err(Error::invalid_param("user_id must be another user"));
+    }
+    let after = match r.body.from.as_deref() {
+        Some(from) => Some(ruma::RoomId::parse(from).map_err(|_| Error::invalid_param("Invalid from token"))?),
+        None => None,
+    };
+    let rooms = membership::mutual_rooms(&s, user, other)?;
+    let rest: Vec<_> = rooms.into_iter().filter(|r| after.as_ref().is_none_or(|a| r > a)).collect();
+    let count = ruma::UInt::try_from(rest.len()).unwrap_or(ruma::UInt::MAX);
+    let page = rest.iter().take(MUTUAL_ROOMS_PAGE).cloned().collect();
+    let mut response = get_mutual_rooms::v1::Response::new(count, page);
+    if rest.len() > MUTUAL_ROOMS_PAGE {
+        response.next_batch = response.joined.last().map(|r| r.to_string());
+    }
+    Ok(response)
 }
 
 /// `GET /_matrix/client/v3/joined_rooms`

@@ -4,6 +4,7 @@ pub mod create;
 pub mod directory;
 pub mod events;
 pub mod membership;
+pub mod peek;
 pub mod read;
 pub mod relations;
 
@@ -26,6 +27,7 @@ pub fn routes(r: Router<State>) -> Router<State> {
     let r = route::<c::membership::unban_user::v3::Request, _, _, _>(r, membership::unban);
     let r = route::<c::knock::knock_room::v3::Request, _, _, _>(r, membership::knock);
     let r = route::<c::membership::joined_rooms::v3::Request, _, _, _>(r, membership::joined_rooms);
+    let r = route::<c::membership::get_mutual_rooms::v1::Request, _, _, _>(r, membership::mutual_rooms);
 
     let r = route::<c::message::send_message_event::v3::Request, _, _, _>(r, events::send_message);
     let r = route::<c::state::send_state_event::v3::Request, _, _, _>(r, events::put_state);
@@ -36,6 +38,8 @@ pub fn routes(r: Router<State>) -> Router<State> {
 
     let r = route::<c::message::get_message_events::v3::Request, _, _, _>(r, read::messages);
     let r = route::<c::context::get_context::v3::Request, _, _, _>(r, read::context);
+    let r = route::<c::peeking::get_current_state::v3::Request, _, _, _>(r, peek::initial_sync);
+    let r = route::<c::peeking::listen_to_new_events::v3::Request, _, _, _>(r, peek::events);
     let r = route::<c::membership::get_member_events::v3::Request, _, _, _>(r, read::members);
     let r = route::<c::membership::joined_members::v3::Request, _, _, _>(r, read::joined);
 
