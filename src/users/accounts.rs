@@ -69,23 +69,24 @@ pub fn set_password(db: &Storage, user_id: &UserId, password_hash: String) -> Re
 
 /// Suspend or unsuspend an account (spec: "Account suspension"); returns the new state.
 pub fn set_suspended(db: &Storage, user_id: &UserId, suspended: bool) -> Result<bool> {
-    let mut record = get_active(db, user_id)?;
-    record.suspended = suspended;
-    let mut batch = db.batch();
-    batch.put(USERS, user_id, &record)?;
-    batch.commit()?;
+    update_active(db, user_id, |r| r.suspended = suspended)?;
     Ok(suspended)
 }
 
 /// Lock or unlock an account (spec: "Account locking"); returns the new state. A locked
 /// account's tokens stay valid, so unlocking it needs no new login.
 pub fn set_locked(db: &Storage, user_id: &UserId, locked: bool) -> Result<bool> {
+    update_active(db, user_id, |r| r.locked = locked)?;
+    Ok(locked)
+}
+
+/// Change an active account's record with `f` and store it.
+fn update_active(db: &Storage, user_id: &UserId, f: impl FnOnce(&mut UserRecord)) -> Result<()> {
     let mut record = get_active(db, user_id)?;
-    record.locked = locked;
+    f(&mut record);
     let mut batch = db.batch();
     batch.put(USERS, user_id, &record)?;
-    batch.commit()?;
-    Ok(locked)
+    batch.commit()
 }
 
 /// Deactivate: no more logins, every device and token gone; `erase` also drops the profile,

@@ -40,6 +40,14 @@ async function recordingFetch(input, init) {
   return response;
 }
 
+/** A message `body` from the owner of `token` into `roomId` through the plain HTTP API; resolves to its event ID. */
+async function sendAs(token, roomId, txnId, body) {
+  const path = `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${txnId}`;
+  const sent = await request(server.baseUrl, "PUT", path, { token, body: { msgtype: "m.text", body } });
+  assert.equal(sent.status, 200);
+  return sent.body.event_id;
+}
+
 /** Log in through the SDK as a new device and start the client; resolves once PREPARED. */
 async function startedClient(localpart) {
   const anonymous = sdk.createClient({ baseUrl: server.baseUrl, fetchFn: recordingFetch });
@@ -89,15 +97,11 @@ test("startClient reaches PREPARED and the sync loop delivers messages", async (
       30_000,
       "bob's message",
     );
-    const sent = await request(server.baseUrl, "PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/t1`, {
-      token: bob.access_token,
-      body: { msgtype: "m.text", body: "hello from bob" },
-    });
-    assert.equal(sent.status, 200);
+    const sentId = await sendAs(bob.access_token, roomId, "t1", "hello from bob");
     const [event, room] = await delivered;
     await syncing;
     assert.equal(event.getSender(), "@bob:localhost");
-    assert.equal(event.getId(), sent.body.event_id);
+    assert.equal(event.getId(), sentId);
     assert.equal(room.roomId, roomId);
     assert.equal(room.name, "Lunch");
     assert.equal(room.getJoinedMemberCount(), 2);
@@ -125,11 +129,7 @@ test("startClient reaches PREPARED and the sync loop delivers messages", async (
       30_000,
       "a highlight count of 1",
     );
-    const lunch = await request(server.baseUrl, "PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/t2`, {
-      token: bob.access_token,
-      body: { msgtype: "m.text", body: "lunch?" },
-    });
-    assert.equal(lunch.status, 200);
+    await sendAs(bob.access_token, roomId, "t2", "lunch?");
     await highlighted;
     assert.equal(room.getUnreadNotificationCount(sdk.NotificationCountType.Highlight), 1);
     assert.equal(room.getUnreadNotificationCount(sdk.NotificationCountType.Total), 2);
